@@ -1,0 +1,3 @@
+from clipdpo_cli.cli import main
+
+main()

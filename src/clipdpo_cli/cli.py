@@ -1,0 +1,97 @@
+"""The `clipdpo` command: a typer app whose subcommands live one per module in clipdpo_cli.commands.
+
+Heavy libraries (torch, open_clip, transformers) are imported inside the stage code, never here, so that
+`clipdpo --help` stays instant.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+
+import typer
+
+from clipdpo_cli import __version__
+from clipdpo_cli.io.errors import ClipdpoError
+
+# Order as in the pipeline; each module defines NAME, SUMMARY (one line for the command list) and
+# command, whose docstring starts with a one-line pipeline example (and optionally CONTEXT).
+COMMAND_MODULES = (
+    "caption",
+    "ask",
+    "score",
+    "categorize",
+    "filter",
+    "pair",
+    "train",
+    "eval_amber",
+    "eval_zeroshot",
+    "models",
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"clipdpo {__version__}")
+        raise typer.Exit()
+
+
+def build_app() -> typer.Typer:
+    app = typer.Typer(
+        name="clipdpo",
+        help="CLIP-DPO as composable commands over JSONL: caption | score | categorize | filter | pair, "
+        "then train with DPO and evaluate. Data on stdout, logs on stderr.",
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+        rich_markup_mode=None,
+    )
+
+    @app.callback()
+    def root(
+        version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show version."),
+    ) -> None:
+        """CLIP-DPO toolkit."""
+
+    for module_name in COMMAND_MODULES:
+        module = importlib.import_module(f"clipdpo_cli.commands.{module_name}")
+        app.command(
+            module.NAME,
+            short_help=getattr(module, "SUMMARY", None),
+            context_settings=getattr(module, "CONTEXT", None),
+        )(module.command)
+    return app
+
+
+def _stage_name(argv: list[str]) -> str:
+    return next((a for a in argv if not a.startswith("-")), "")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: runs the app and turns known failures into one line on stderr and an exit code."""
+    import click
+
+    args = sys.argv[1:] if argv is None else argv
+    prefix = f"clipdpo {_stage_name(args)}".rstrip()
+    code = 0
+    try:
+        result = build_app()(args=args, prog_name="clipdpo", standalone_mode=False)
+        code = result if isinstance(result, int) else 0
+    except ClipdpoError as exc:
+        print(f"{prefix}: error: {exc}", file=sys.stderr)
+        code = exc.exit_code
+    except click.exceptions.Exit as exc:
+        code = exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        code = exc.exit_code
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        print(f"{prefix}: interrupted", file=sys.stderr)
+        code = 130
+    except BrokenPipeError:
+        # The reader went away (`| head`): stop quietly, and keep Python from complaining at exit.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        code = 0
+    sys.exit(code)

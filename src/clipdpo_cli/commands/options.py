@@ -1,0 +1,104 @@
+"""Options shared by the stage commands, declared once and added to each command by `stage_command`."""
+
+import enum
+import functools
+import inspect
+from collections.abc import Callable
+from typing import Annotated, Any, Optional
+
+import typer
+
+from clipdpo_cli.io.runner import IOOptions
+
+
+class OnError(str, enum.Enum):
+    fail = "fail"
+    skip = "skip"
+
+
+_IO_PARAMS: list[tuple[str, Any, Any]] = [
+    (
+        "output",
+        Annotated[Optional[str], typer.Option("--output", "-o", help="Write here instead of stdout (.gz ok).")],
+        None,
+    ),
+    (
+        "on_error",
+        Annotated[
+            OnError,
+            typer.Option(help="On a bad input line or record: stop with exit 1 (fail), or skip and count it."),
+        ],
+        OnError.fail,
+    ),
+    (
+        "shard",
+        Annotated[
+            Optional[str],
+            typer.Option(
+                help="Process shard K of N (0-based 'K/N'); default from SLURM_ARRAY_TASK_ID/_COUNT.",
+                show_default=False,
+            ),
+        ],
+        None,
+    ),
+    (
+        "resume",
+        Annotated[bool, typer.Option("--resume", help="With -o FILE: append, skipping ids already in FILE.")],
+        False,
+    ),
+    (
+        "quiet",
+        Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no summary line on stderr.")],
+        False,
+    ),
+]
+
+_INPUT_HELP = "Input JSONL: a path, '-' for stdin (default); .jsonl.gz is read transparently."
+
+RejectsOpt = Annotated[
+    Optional[str], typer.Option(help="Also write every dropped record, with its reject_reason, to this file.")
+]
+
+
+def stage_command(input_help: str = _INPUT_HELP) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Give a command the INPUT argument and the shared I/O options; it receives them as `io=IOOptions`.
+
+    The decorated function declares only its own options plus a parameter `io`. A `rejects` parameter,
+    if declared, is copied into `io.rejects` too.
+    """
+
+    def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
+        sig = inspect.signature(func, eval_str=True)
+        own = [p for name, p in sig.parameters.items() if name != "io"]
+        input_param = inspect.Parameter(
+            "input",
+            inspect.Parameter.POSITIONAL_OR_KEYWORD,
+            annotation=Annotated[str, typer.Argument(help=input_help, show_default=True)],
+            default="-",
+        )
+        shared = [
+            inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=ann, default=default)
+            for name, ann, default in _IO_PARAMS
+        ]
+        own = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own]
+
+        @functools.wraps(func)
+        def wrapper(**kwargs: Any) -> Any:
+            io = IOOptions(
+                input=kwargs.pop("input"),
+                output=kwargs.pop("output"),
+                quiet=kwargs.pop("quiet"),
+                on_error=kwargs.pop("on_error").value,
+                shard=kwargs.pop("shard"),
+                resume=kwargs.pop("resume"),
+                rejects=kwargs.get("rejects"),
+            )
+            return func(io=io, **kwargs)
+
+        params = [input_param, *own, *shared]
+        wrapper.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]
+        wrapper.__annotations__ = {p.name: p.annotation for p in params}
+        del wrapper.__wrapped__  # typer must see the new signature, not the original
+        return wrapper
+
+    return decorate

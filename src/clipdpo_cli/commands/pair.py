@@ -1,0 +1,61 @@
+"""`clipdpo pair`: DPO preference pairs from scored captions and QA records (paper Sec. 4.2)."""
+
+import enum
+from typing import Annotated, Optional
+
+import typer
+
+from clipdpo_cli.commands.options import RejectsOpt, stage_command
+from clipdpo_cli.commands.values import optional_float
+from clipdpo_cli.io.runner import IOOptions, run_stage
+
+NAME = "pair"
+SUMMARY = "Turn scored captions and QA records into DPO preference pairs."
+
+
+class InputOrder(str, enum.Enum):
+    grouped = "grouped"
+    any = "any"
+
+
+@stage_command()
+def command(
+    io: IOOptions,
+    min_margin: Annotated[
+        float, typer.Option(help="Keep caption pairs whose score difference is greater than this (paper: 2.0).")
+    ] = 2.0,
+    max_length_diff: Annotated[
+        float,
+        typer.Option(min=0.0, max=1.0, help="Max word-count difference, as a fraction of the longer caption."),
+    ] = 0.25,
+    per_image: Annotated[int, typer.Option(min=1, help="Caption pairs emitted per image (best margins).")] = 1,
+    min_answer_score: Annotated[
+        str, typer.Option(help="Keep QA pairs whose answer (synthetic caption) score is at least this.")
+    ] = "28.0",
+    score_field: Annotated[str, typer.Option(help="Field holding the CLIP score.")] = "clip_score",
+    prompt: Annotated[
+        Optional[str], typer.Option(help="Give every caption pair this prompt (default: the chosen's prompt).")
+    ] = None,
+    input_order: Annotated[
+        InputOrder, typer.Option(help="'grouped': records of an image are adjacent (as score emits them); "
+                                 "'any': spill to disk first.")
+    ] = InputOrder.grouped,
+    rejects: RejectsOpt = None,
+) -> None:
+    """clipdpo filter ... | clipdpo pair > pairs.jsonl
+
+    Per image, the caption pairs with the largest CLIP-score margin (> --min-margin) and similar lengths,
+    plus the QA records whose answer passes --min-answer-score, as {image, prompt, chosen, rejected} pairs.
+    """
+    from clipdpo_cli.stages.pair import PairRules, pair_records
+
+    rules = PairRules(
+        min_margin=min_margin,
+        max_length_diff=max_length_diff,
+        per_image=per_image,
+        min_answer_score=optional_float(min_answer_score, "--min-answer-score"),
+        score_field=score_field,
+        prompt=prompt,
+        input_order=input_order.value,
+    )
+    run_stage(NAME, io, lambda records, ctx: pair_records(records, rules, ctx))

@@ -1,0 +1,197 @@
+"""Streaming JSONL reading and writing with orjson: constant memory, transparent .gz, safe appends."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import sys
+from collections.abc import Callable, Iterator
+from typing import IO, Any
+
+import orjson
+
+from clipdpo_cli.io.errors import InputError, UsageError
+from clipdpo_cli.io.records import FIELD_TYPES, content_id
+
+_DUMP_OPTS = orjson.OPT_APPEND_NEWLINE | orjson.OPT_SERIALIZE_NUMPY
+
+# Called with (line number, reason, message) for each unusable line; it raises to stop the run.
+BadLineHandler = Callable[[int, str, str], None]
+
+
+def open_binary(path: str) -> IO[bytes]:
+    """Open a path, '-' (stdin) or a .gz file for binary reading; a clear InputError otherwise."""
+    if path == "-":
+        return sys.stdin.buffer
+    if os.path.isdir(path):
+        raise InputError(f"{path} is a folder, not a JSONL file")
+    try:
+        return gzip.open(path, "rb") if path.endswith(".gz") else open(path, "rb")
+    except FileNotFoundError:
+        raise InputError(f"input file not found: {path}") from None
+    except OSError as exc:
+        raise InputError(f"cannot open {path}: {exc.strerror or exc}") from None
+
+
+class LineSource:
+    """Iterates (line number, bytes) over a binary stream and counts bytes read (for progress)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.bytes_read = 0
+        self.total_bytes: int | None = None
+        if path != "-" and not path.endswith(".gz"):
+            try:
+                self.total_bytes = os.path.getsize(path)
+            except OSError:
+                self.total_bytes = None
+
+    def __iter__(self) -> Iterator[tuple[int, bytes]]:
+        stream = open_binary(self.path)
+        lineno = 0
+        try:
+            for line in stream:
+                lineno += 1
+                self.bytes_read += len(line)
+                yield lineno, line
+        except (OSError, EOFError) as exc:  # e.g. a truncated .gz
+            raise InputError(f"{self.path}: read error after line {lineno}: {exc}") from None
+        finally:
+            if stream is not sys.stdin.buffer:
+                stream.close()
+
+
+def parse_lines(
+    lines: Iterator[tuple[int, bytes]],
+    on_bad_line: BadLineHandler,
+    schema: dict[str, str] | None = None,
+) -> Iterator[dict[str, Any]]:
+    """Decode JSON objects, give each a stable `id` (content hash when missing) and check `schema`.
+
+    `schema` maps a field name to a kind of records.FIELD_TYPES ('str', 'number', ...). Blank lines are
+    ignored. Each bad line goes to `on_bad_line`, which raises to stop or returns to skip it.
+    """
+    loads, decode_error = orjson.loads, orjson.JSONDecodeError
+    checks = [(f, FIELD_TYPES[k], k) for f, k in (schema or {}).items()]
+    for lineno, line in lines:
+        try:
+            record = loads(line)
+        except decode_error as exc:
+            if not line.strip():
+                continue
+            reason = "invalid UTF-8" if "UTF-8" in str(exc) else "invalid JSON"
+            on_bad_line(lineno, reason, f"{reason}: {exc}")
+            continue
+        if type(record) is not dict:
+            on_bad_line(lineno, "not a JSON object", f"not a JSON object (got {type(record).__name__})")
+            continue
+        if "id" not in record:
+            record = {"id": content_id(record), **record}
+        for field, types, kind in checks:
+            value = record.get(field)
+            if not isinstance(value, types) or (kind == "number" and isinstance(value, bool)):
+                if field not in record:
+                    on_bad_line(lineno, f"missing field '{field}'", f"missing field '{field}'")
+                else:
+                    got = "null" if value is None else type(value).__name__
+                    on_bad_line(
+                        lineno, f"mistyped field '{field}'", f"field '{field}' must be a {kind}, got {got}"
+                    )
+                break
+        else:
+            yield record
+
+
+def read_jsonl(path: str, schema: dict[str, str] | None = None) -> Iterator[dict[str, Any]]:
+    """Records of a JSONL file for library use: the first bad line raises InputError with its number."""
+
+    def fail(lineno: int, _reason: str, message: str) -> None:
+        raise InputError(f"{path}: line {lineno}: {message}")
+
+    return parse_lines(iter(LineSource(path)), fail, schema)
+
+
+class JsonlWriter:
+    """Writes one JSON object per line to stdout or a file; only whole lines ever reach a file."""
+
+    def __init__(self, path: str | None = None, append: bool = False) -> None:
+        self.path = None if path in (None, "-") else path
+        self.count = 0
+        if self.path is None:
+            self._fh: IO[bytes] = sys.stdout.buffer
+        else:
+            mode = "ab" if append else "wb"
+            try:
+                if self.path.endswith(".gz"):
+                    self._fh = gzip.open(self.path, mode)
+                else:
+                    self._fh = open(self.path, mode)  # noqa: SIM115 - closed in close()
+            except OSError as exc:
+                raise InputError(f"cannot write {self.path}: {exc.strerror or exc}") from None
+
+    def write(self, record: dict[str, Any]) -> None:
+        self._fh.write(orjson.dumps(record, option=_DUMP_OPTS))
+        self.count += 1
+
+    def flush(self) -> None:
+        self._fh.flush()
+
+    def close(self) -> None:
+        """Flush and close; a plain output file is cut back to its last complete line if need be."""
+        try:
+            self._fh.flush()
+        finally:
+            if self.path is not None:
+                self._fh.close()
+                if not self.path.endswith(".gz"):
+                    truncate_partial_line(self.path)
+
+    def __enter__(self) -> JsonlWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def truncate_partial_line(path: str) -> None:
+    """Cut a file back to just after its last newline (drops a line a crash left half-written)."""
+    try:
+        fh = open(path, "r+b")
+    except FileNotFoundError:
+        return
+    with fh:
+        size = fh.seek(0, os.SEEK_END)
+        if size == 0:
+            return
+        fh.seek(size - 1)
+        if fh.read(1) == b"\n":
+            return
+        pos, chunk = size, 1 << 16
+        while pos > 0:
+            start = max(0, pos - chunk)
+            fh.seek(start)
+            idx = fh.read(pos - start).rfind(b"\n")
+            if idx >= 0:
+                fh.truncate(start + idx + 1)
+                return
+            pos = start
+        fh.truncate(0)
+
+
+def done_ids(path: str) -> set[str]:
+    """Ids already in an output file (for --resume); repairs a half-written last line first."""
+    if path.endswith(".gz"):
+        raise UsageError("--resume needs an uncompressed -o file (a killed .gz stream cannot be appended)")
+    if not os.path.exists(path):
+        return set()
+    truncate_partial_line(path)
+    ids: set[str] = set()
+    with open(path, "rb") as fh:
+        for line in fh:
+            try:
+                record = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                continue
+            if isinstance(record, dict) and isinstance(record.get("id"), str):
+                ids.add(record["id"])
+    return ids

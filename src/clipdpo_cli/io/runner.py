@@ -1,0 +1,118 @@
+"""Runs a stage function between a record source and a JSONL sink: the CLI's one wiring of I/O."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from clipdpo_cli.io.errors import RecordFailure, UsageError
+from clipdpo_cli.io.images import list_images
+from clipdpo_cli.io.jsonl import JsonlWriter, LineSource, done_ids, parse_lines
+from clipdpo_cli.io.progress import Progress
+from clipdpo_cli.io.shard import Shard, shard_key
+from clipdpo_cli.io.stage import StageContext
+
+StageFn = Callable[[Iterator[dict[str, Any]], StageContext], Iterator[dict[str, Any]]]
+
+
+@dataclass
+class IOOptions:
+    """The options every stage command shares (see commands/options.py)."""
+
+    input: str = "-"
+    output: str | None = None
+    quiet: bool = False
+    on_error: str = "fail"
+    shard: str | None = None
+    resume: bool = False
+    rejects: str | None = None
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def open_source(
+    io: IOOptions, ctx: StageContext, schema: dict[str, str] | None, allow_folder: bool
+) -> tuple[Iterator[dict[str, Any]], Any]:
+    """Records from the input (a JSONL path, '-', or an image folder where allowed) and the line source."""
+    if allow_folder and io.input != "-" and os.path.isdir(io.input):
+        return list_images(io.input), None
+
+    def on_bad_line(lineno: int, reason: str, message: str) -> None:
+        if ctx.on_error == "fail":
+            name = "stdin" if io.input == "-" else io.input
+            raise RecordFailure(f"{name}: line {lineno}: {message} (use --on-error skip to skip such lines)")
+        ctx.stats.skipped[reason] += 1
+
+    source = LineSource(io.input)
+    return parse_lines(iter(source), on_bad_line, schema), source
+
+
+def select(
+    records: Iterator[dict[str, Any]], ctx: StageContext, shard: Shard, skip_done: bool
+) -> Iterator[dict[str, Any]]:
+    """Keep this shard's records, skip those already done (1:1 stages), count what goes in."""
+    stats, done = ctx.stats, ctx.done
+    whole = shard.is_whole
+    for record in records:
+        if not whole and not shard.owns(shard_key(record)):
+            continue
+        if skip_done and record["id"] in done:
+            stats.resumed += 1
+            continue
+        stats.n_in += 1
+        yield record
+
+
+def run_stage(
+    name: str,
+    io: IOOptions,
+    stage: StageFn,
+    *,
+    schema: dict[str, str] | None = None,
+    one_to_one: bool = False,
+    allow_folder: bool = False,
+) -> StageContext:
+    """Read, shard, resume, run `stage`, write, and print the summary line.
+
+    `one_to_one`: output ids equal input ids, so --resume skips done inputs before the stage sees them.
+    For other stages --resume still never writes an id twice; the stage may use ctx.done to skip work.
+    """
+    shard = Shard.parse(io.shard)
+    if io.resume and not io.output:
+        raise UsageError("--resume needs -o FILE (the ids already in FILE are skipped)")
+    done = done_ids(io.output) if io.resume and io.output else set()
+    writer = JsonlWriter(io.output, append=io.resume)
+    rejects = JsonlWriter(io.rejects, append=io.resume) if io.rejects else None
+    ctx = StageContext(name, io.on_error, rejects=rejects.write if rejects else None, log=log, done=done)
+    try:
+        records, source = open_source(io, ctx, schema, allow_folder)
+        with Progress(name, enabled=not io.quiet, total_bytes=getattr(source, "total_bytes", None)) as bar:
+            selected = select(bar.track(records, source), ctx, shard, skip_done=one_to_one)
+            write = writer.write
+            if done and not one_to_one:
+                for record in stage(selected, ctx):
+                    if record["id"] in done:
+                        ctx.stats.resumed += 1
+                    else:
+                        write(record)
+            else:
+                for record in stage(selected, ctx):
+                    write(record)
+    finally:
+        ctx.stats.n_out = writer.count
+        try:
+            writer.close()
+        finally:
+            if rejects is not None:
+                rejects.close()
+    stats = ctx.stats
+    if stats.n_in == 0 and not stats.skipped and not stats.resumed:
+        log(f"clipdpo {name}: warning: the input held no records")
+    if not io.quiet:
+        log(stats.summary())
+    return ctx

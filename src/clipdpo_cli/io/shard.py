@@ -1,0 +1,60 @@
+"""Deterministic sharding: `--shard K/N` or SLURM_ARRAY_TASK_ID / SLURM_ARRAY_TASK_COUNT."""
+
+from __future__ import annotations
+
+import os
+import zlib
+from dataclasses import dataclass
+from typing import Any
+
+from clipdpo_cli.io.errors import UsageError
+
+
+@dataclass(frozen=True)
+class Shard:
+    """Shard `index` (0-based) of `count`. Records are assigned by a CRC32 of their shard key."""
+
+    index: int = 0
+    count: int = 1
+
+    @property
+    def is_whole(self) -> bool:
+        return self.count == 1
+
+    def owns(self, key: str) -> bool:
+        return self.count == 1 or zlib.crc32(key.encode("utf-8")) % self.count == self.index
+
+    @classmethod
+    def parse(cls, spec: str | None, environ: dict[str, str] | None = None) -> Shard:
+        """Parse 'K/N'; without a spec, take SLURM's array variables when both are set."""
+        env = os.environ if environ is None else environ
+        if spec is None or spec == "":
+            task, count = env.get("SLURM_ARRAY_TASK_ID"), env.get("SLURM_ARRAY_TASK_COUNT")
+            if task is None or count is None:
+                return cls()
+            first = env.get("SLURM_ARRAY_TASK_MIN", "0")
+            try:
+                return cls._checked(int(task) - int(first), int(count))
+            except ValueError:
+                raise UsageError(
+                    f"cannot shard from SLURM_ARRAY_TASK_ID={task} SLURM_ARRAY_TASK_COUNT={count}"
+                ) from None
+        try:
+            k, n = spec.split("/")
+            return cls._checked(int(k), int(n))
+        except ValueError:
+            raise UsageError(f"--shard must look like K/N with 0 <= K < N, got '{spec}'") from None
+
+    @classmethod
+    def _checked(cls, index: int, count: int) -> Shard:
+        if count < 1 or not 0 <= index < count:
+            raise ValueError
+        return cls(index, count)
+
+
+def shard_key(record: dict[str, Any]) -> str:
+    """Records of one image always land in the same shard (grouped stages rely on it)."""
+    image = record.get("image")
+    if isinstance(image, str):
+        return image
+    return str(record.get("id", ""))

@@ -1,0 +1,1 @@
+"""Stages: plain functions from an iterator of records (and a StageContext) to an iterator of records."""

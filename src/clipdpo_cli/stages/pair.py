@@ -1,0 +1,226 @@
+"""Pair filtering (paper Sec. 4.2): the best/worst captions of each image, and the checked QA answers,
+become DPO preference pairs.
+
+Caption pairs: within one image, every ordered pair (a, b) with score(a) - score(b) > min_margin and
+similar lengths, |words(a) - words(b)| <= max_length_diff * max(words(a), words(b)), is a candidate.
+Candidates are ranked by margin (largest first; ties by chosen id, then rejected id) and the top
+`per_image` are emitted. A caption pair carries the chosen caption's own prompt (all prompts ask for a
+description, so the rejected caption answers it too); `prompt` fixes one prompt for every pair instead.
+
+QA records (kind "qa", from `ask`) already hold a positive and a negative answer: they become a pair when
+their answer score (the synthetic caption's CLIP score) is at least min_answer_score.
+
+Memory: the input is streamed one image group at a time (caption and score emit each image's records
+together). With input_order="any", records are first spilled to disk in buckets by image hash, so memory
+is bounded by one bucket, not by the input.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import tempfile
+import zlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from clipdpo_cli.io.errors import BadRecord, InputError
+from clipdpo_cli.io.records import make_id, require
+from clipdpo_cli.io.stage import StageContext
+from clipdpo_cli.stages.filter import word_count
+
+
+@dataclass(frozen=True)
+class PairRules:
+    min_margin: float = 2.0
+    max_length_diff: float = 0.25
+    per_image: int = 1
+    min_answer_score: float | None = 28.0
+    score_field: str = "clip_score"
+    prompt: str | None = None
+    input_order: str = "grouped"  # or "any"
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """What pairing needs of one caption record (never the whole record)."""
+
+    id: str
+    text: str
+    score: float
+    words: int
+    prompt: str
+
+
+def lengths_similar(a: int, b: int, max_diff: float) -> bool:
+    """The length rule: the word counts differ by at most max_diff of the longer one."""
+    return abs(a - b) <= max_diff * max(a, b)
+
+
+def caption_pairs(captions: list[Candidate], rules: PairRules) -> tuple[list[tuple[Candidate, Candidate]], str]:
+    """The top `per_image` (chosen, rejected) pairs of one image, and why there are none when empty."""
+    if len(captions) < 2:
+        return [], "image with < 2 captions"
+    ranked = []
+    any_margin = False
+    for a, b in itertools.permutations(captions, 2):
+        margin = a.score - b.score
+        if margin > rules.min_margin:
+            any_margin = True
+            if lengths_similar(a.words, b.words, rules.max_length_diff):
+                ranked.append((-margin, a.id, b.id, a, b))
+    if not ranked:
+        why = "no similar-length pair" if any_margin else f"no pair with margin > {rules.min_margin:g}"
+        return [], why
+    ranked.sort(key=lambda t: (t[0], t[1], t[2]))
+    return [(a, b) for _, _, _, a, b in ranked[: rules.per_image]], ""
+
+
+def _caption_candidate(record: dict[str, Any], rules: PairRules) -> Candidate:
+    text = require(record, "text")
+    score = require(record, rules.score_field, "number", hint=" (run `clipdpo score` first)")
+    prompt = record.get("prompt")
+    return Candidate(record["id"], text, float(score), word_count(text), prompt if isinstance(prompt, str) else "")
+
+
+def _qa_pair(record: dict[str, Any], rules: PairRules, ctx: StageContext) -> dict[str, Any] | None:
+    question = require(record, "question")
+    positive = require(record, "answer_pos")
+    negative = require(record, "answer_neg")
+    score = record.get(rules.score_field)
+    if rules.min_answer_score is not None:
+        score = require(record, rules.score_field, "number", hint=" (run `clipdpo score` first)")
+        if score < rules.min_answer_score:
+            ctx.drop(record, f"answer score < {rules.min_answer_score:g}")
+            return None
+    return {
+        "id": make_id("pair", record["id"]),
+        "image": record["image"],
+        "kind": "qa",
+        "prompt": question,
+        "chosen": positive,
+        "rejected": negative,
+        "chosen_score": score,
+        "rejected_score": None,
+        "margin": None,
+        "from": [record["id"]],
+    }
+
+
+def pairs_for_image(
+    image: str, records: list[dict[str, Any]], rules: PairRules, ctx: StageContext
+) -> Iterator[dict[str, Any]]:
+    """All pairs of one image's records (captions and QA)."""
+    captions: list[Candidate] = []
+    caption_records: list[dict[str, Any]] = []
+    for record in records:
+        try:
+            if record.get("kind") == "qa":
+                pair = _qa_pair(record, rules, ctx)
+                if pair is not None:
+                    yield pair
+            else:
+                captions.append(_caption_candidate(record, rules))
+                caption_records.append(record)
+        except BadRecord as exc:
+            ctx.bad(record, exc)
+    if not captions:
+        return
+    chosen_pairs, why = caption_pairs(captions, rules)
+    if not chosen_pairs:
+        for record in caption_records:
+            ctx.drop(record, why)
+        return
+    for chosen, rejected in chosen_pairs:
+        yield {
+            "id": make_id("pair", chosen.id, rejected.id),
+            "image": image,
+            "kind": "caption",
+            "prompt": rules.prompt if rules.prompt is not None else chosen.prompt,
+            "chosen": chosen.text,
+            "rejected": rejected.text,
+            "chosen_score": chosen.score,
+            "rejected_score": rejected.score,
+            "margin": round(chosen.score - rejected.score, 6),
+            "from": [chosen.id, rejected.id],
+        }
+
+
+def _image_of(record: dict[str, Any]) -> str:
+    return require(record, "image")
+
+
+def _contiguous_groups(
+    records: Iterable[dict[str, Any]], ctx: StageContext
+) -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    """Runs of records with the same image; an image that comes back after its run is an error."""
+    closed: set[int] = set()
+    current: str | None = None
+    group: list[dict[str, Any]] = []
+    for record in records:
+        try:
+            image = _image_of(record)
+        except BadRecord as exc:
+            ctx.bad(record, exc)
+            continue
+        if image != current:
+            if current is not None:
+                yield current, group
+                closed.add(hash(current))
+            if hash(image) in closed:
+                raise InputError(
+                    f"the input is not grouped by image ({image} appears again after other images); "
+                    "rerun with --input-order any (spills to disk), or sort the input by image"
+                )
+            current, group = image, []
+        group.append(record)
+    if current is not None:
+        yield current, group
+
+
+def _spilled_groups(
+    records: Iterable[dict[str, Any]], ctx: StageContext, buckets: int = 64
+) -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    """Group any order of records: spill them to `buckets` temp files by image hash, then group each file."""
+    with tempfile.TemporaryDirectory(prefix="clipdpo-pair-") as tmp:
+        paths = [os.path.join(tmp, f"{i}.jsonl") for i in range(buckets)]
+        files = [open(p, "wb") for p in paths]  # noqa: SIM115 - closed below
+        try:
+            for record in records:
+                try:
+                    image = _image_of(record)
+                except BadRecord as exc:
+                    ctx.bad(record, exc)
+                    continue
+                files[zlib.crc32(image.encode("utf-8")) % buckets].write(
+                    orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE)
+                )
+        finally:
+            for fh in files:
+                fh.close()
+        for path in paths:
+            groups: dict[str, list[dict[str, Any]]] = {}
+            with open(path, "rb") as fh:
+                for line in fh:
+                    record = orjson.loads(line)
+                    groups.setdefault(record["image"], []).append(record)
+            os.unlink(path)
+            yield from groups.items()
+
+
+def pair_records(
+    records: Iterable[dict[str, Any]], rules: PairRules, ctx: StageContext | None = None
+) -> Iterator[dict[str, Any]]:
+    """DPO pair records from scored (and filtered) caption and QA records."""
+    ctx = ctx or StageContext("pair")
+    if rules.input_order == "any":
+        groups = _spilled_groups(records, ctx)
+    elif rules.input_order == "grouped":
+        groups = _contiguous_groups(records, ctx)
+    else:
+        raise ValueError(f"input_order must be 'grouped' or 'any', not {rules.input_order!r}")
+    for image, group in groups:
+        yield from pairs_for_image(image, group, rules, ctx)
