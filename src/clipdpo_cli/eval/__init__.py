@@ -1,0 +1,1 @@
+"""Evaluation: AMBER and caption-based zero-shot classification."""

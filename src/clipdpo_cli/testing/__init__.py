@@ -1,0 +1,1 @@
+"""Builders of tiny random models of the real architecture classes (tests, demo, benchmarks)."""

@@ -1,0 +1,1 @@
+"""DPO training: TRL wrapper, loss variants, launcher."""
