@@ -125,7 +125,7 @@ class JsonlWriter:
                 if self.path.endswith(".gz"):
                     self._fh = gzip.open(self.path, mode)
                 else:
-                    self._fh = open(self.path, mode)  # noqa: SIM115 - closed in close()
+                    self._fh = open(self.path, mode)
             except OSError as exc:
                 raise InputError(f"cannot write {self.path}: {exc.strerror or exc}") from None
 

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from clipdpo_cli.io.errors import RecordFailure, UsageError
+from clipdpo_cli.io.errors import Interrupted, PipeClosed, RecordFailure, UsageError
 from clipdpo_cli.io.images import list_images
 from clipdpo_cli.io.jsonl import JsonlWriter, LineSource, done_ids, parse_lines
 from clipdpo_cli.io.progress import Progress
@@ -103,16 +103,27 @@ def run_stage(
             else:
                 for record in stage(selected, ctx):
                     write(record)
+    except KeyboardInterrupt:
+        raise Interrupted(f"interrupted after {writer.count:,} records written") from None
+    except BrokenPipeError:
+        raise PipeClosed("output closed") from None
     finally:
         ctx.stats.n_out = writer.count
-        try:
-            writer.close()
-        finally:
-            if rejects is not None:
-                rejects.close()
+        _close_quietly(writer, rejects)
     stats = ctx.stats
     if stats.n_in == 0 and not stats.skipped and not stats.resumed:
         log(f"clipdpo {name}: warning: the input held no records")
     if not io.quiet:
         log(stats.summary())
     return ctx
+
+
+def _close_quietly(*writers: JsonlWriter | None) -> None:
+    """Close outputs on whole lines; a reader that already went away is not an error."""
+    for writer in writers:
+        if writer is None:
+            continue
+        try:
+            writer.close()
+        except BrokenPipeError:
+            pass

@@ -34,7 +34,9 @@ class RunStats:
         if self.dropped:
             parts.append("dropped " + ", ".join(f"{n:,} {why}" for why, n in sorted(self.dropped.items())))
         if self.skipped:
-            parts.append("skipped bad " + ", ".join(f"{n:,} {why}" for why, n in sorted(self.skipped.items())))
+            parts.append(
+                "skipped bad " + ", ".join(f"{n:,} {why}" for why, n in sorted(self.skipped.items()))
+            )
         return f"clipdpo {self.stage}: " + "; ".join(parts) + f"; {seconds:.2f} s"
 
     def as_dict(self) -> dict[str, Any]:
