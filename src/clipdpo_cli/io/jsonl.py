@@ -65,11 +65,13 @@ def parse_lines(
     lines: Iterator[tuple[int, bytes]],
     on_bad_line: BadLineHandler,
     schema: dict[str, str] | None = None,
+    counter: list[int] | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Decode JSON objects, give each a stable `id` (content hash when missing) and check `schema`.
 
     `schema` maps a field name to a kind of records.FIELD_TYPES ('str', 'number', ...). Blank lines are
     ignored. Each bad line goes to `on_bad_line`, which raises to stop or returns to skip it.
+    `counter[0]`, when given, counts the records yielded.
     """
     loads, decode_error = orjson.loads, orjson.JSONDecodeError
     checks = [(f, FIELD_TYPES[k], k) for f, k in (schema or {}).items()]
@@ -87,6 +89,11 @@ def parse_lines(
             continue
         if "id" not in record:
             record = {"id": content_id(record), **record}
+        if not checks:
+            if counter is not None:
+                counter[0] += 1
+            yield record
+            continue
         for field, types, kind in checks:
             value = record.get(field)
             if not isinstance(value, types) or (kind == "number" and isinstance(value, bool)):
@@ -99,6 +106,8 @@ def parse_lines(
                     )
                 break
         else:
+            if counter is not None:
+                counter[0] += 1
             yield record
 
 

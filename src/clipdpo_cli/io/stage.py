@@ -22,6 +22,7 @@ class RunStats:
     n_in: int = 0
     n_out: int = 0
     resumed: int = 0
+    other_shards: int = 0
     dropped: Counter[str] = field(default_factory=Counter)
     skipped: Counter[str] = field(default_factory=Counter)
     started: float = field(default_factory=time.perf_counter)
