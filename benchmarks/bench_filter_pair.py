@@ -19,41 +19,11 @@ import orjson
 sys.path.insert(0, os.path.dirname(__file__))
 from common import best_of, table  # noqa: E402
 
-WORDS = [
-    "a",
-    "the",
-    "dog",
-    "cat",
-    "man",
-    "woman",
-    "red",
-    "blue",
-    "small",
-    "large",
-    "wooden",
-    "table",
-    "street",
-    "car",
-    "tree",
-    "sky",
-    "holding",
-    "sitting",
-    "standing",
-    "near",
-    "on",
-    "in",
-    "with",
-    "two",
-    "three",
-    "white",
-    "black",
-    "green",
-    "grass",
-    "building",
-    "window",
-    "road",
-    "sign",
-]
+WORDS = (
+    "a the dog cat man woman red blue small large wooden table street car tree sky holding "
+    "sitting standing near on in with two three white black green grass building window "
+    "road sign "
+).split()
 BARE_LOOP = (
     "import sys, orjson\n"
     "out = sys.stdout.buffer\n"
