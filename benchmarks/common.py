@@ -13,6 +13,7 @@ class Measurement:
     name: str
     seconds: float
     peak_rss_mb: float
+    cpu_seconds: float = 0.0
 
 
 def measure(
@@ -33,7 +34,7 @@ def measure(
         stdin.close()
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"{name}: command failed: {cmd}")
-    return Measurement(name, seconds, usage.ru_maxrss / 1024)
+    return Measurement(name, seconds, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime)
 
 
 def best_of(n: int, name: str, *args, **kwargs) -> Measurement:

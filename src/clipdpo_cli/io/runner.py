@@ -52,7 +52,8 @@ def open_source(
         ctx.stats.skipped[reason] += 1
 
     source = LineSource(io.input)
-    return parse_lines(iter(source), on_bad_line, schema, counter), source
+    name = "stdin" if io.input == "-" else io.input
+    return parse_lines(source.open(), on_bad_line, schema, counter, name), source
 
 
 def _counted(records: Iterator[dict[str, Any]], counter: list[int]) -> Iterator[dict[str, Any]]:
@@ -106,6 +107,7 @@ def run_stage(
     rejects = JsonlWriter(io.rejects, append=io.resume) if io.rejects else None
     ctx = StageContext(name, io.on_error, rejects=rejects.write if rejects else None, log=log, done=done)
     counter = [0]
+    source = None
     try:
         records, source = open_source(io, ctx, schema, allow_folder, counter)
         with Progress(name, enabled=not io.quiet, total_bytes=getattr(source, "total_bytes", None)) as bar:
@@ -125,6 +127,8 @@ def run_stage(
     except BrokenPipeError:
         raise PipeClosed("output closed") from None
     finally:
+        if source is not None:
+            source.close()
         stats = ctx.stats
         stats.n_out = writer.count
         stats.n_in = counter[0] - stats.other_shards - (stats.resumed if one_to_one else 0)
