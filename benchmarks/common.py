@@ -43,9 +43,16 @@ def best_of(n: int, name: str, *args, **kwargs) -> Measurement:
 
 
 def table(rows: list[Measurement], baseline: Measurement) -> str:
-    lines = [f"{'command':<34} {'seconds':>8} {'x baseline':>11} {'peak RSS MB':>12}"]
+    """Wall and CPU seconds (user + sys of the process) with ratios to the baseline, and peak RSS.
+
+    On a shared machine the CPU-time ratio is the steadier figure; both are printed.
+    """
+    lines = [f"{'command':<34} {'wall s':>7} {'x base':>7} {'cpu s':>7} {'x base':>7} {'peak RSS MB':>12}"]
     for m in rows:
+        wall_ratio = m.seconds / baseline.seconds
+        cpu_ratio = m.cpu_seconds / baseline.cpu_seconds if baseline.cpu_seconds else float("nan")
         lines.append(
-            f"{m.name:<34} {m.seconds:>8.2f} {m.seconds / baseline.seconds:>11.2f} {m.peak_rss_mb:>12.0f}"
+            f"{m.name:<34} {m.seconds:>7.2f} {wall_ratio:>7.2f} {m.cpu_seconds:>7.2f} {cpu_ratio:>7.2f}"
+            f" {m.peak_rss_mb:>12.0f}"
         )
     return "\n".join(lines)

@@ -78,10 +78,9 @@ def parse_lines(
     ignored. Each bad line goes to `on_bad_line`, which raises to stop or returns to skip it.
     `counter[0]`, when given, counts the records yielded.
     """
-    loads, decode_error = orjson.loads, orjson.JSONDecodeError
+    loads, decode_error, dict_, content = orjson.loads, orjson.JSONDecodeError, dict, content_id
     checks = [(f, FIELD_TYPES[k], k) for f, k in (schema or {}).items()]
-    counter = counter if counter is not None else [0]
-    lineno = 0
+    lineno = n = 0
     try:
         for line in lines:
             lineno += 1
@@ -93,26 +92,41 @@ def parse_lines(
                 reason = "invalid UTF-8" if "UTF-8" in str(exc) else "invalid JSON"
                 on_bad_line(lineno, reason, f"{reason}: {exc}")
                 continue
-            if record.__class__ is not dict:
+            if record.__class__ is not dict_:
                 on_bad_line(lineno, "not a JSON object", f"not a JSON object (got {type(record).__name__})")
                 continue
             if "id" not in record:
-                record = {"id": content_id(record), **record}
-            for field, types, kind in checks:
-                value = record.get(field)
-                if not isinstance(value, types) or (kind == "number" and isinstance(value, bool)):
-                    if field not in record:
-                        on_bad_line(lineno, f"missing field '{field}'", f"missing field '{field}'")
-                    else:
-                        got = "null" if value is None else type(value).__name__
-                        message = f"field '{field}' must be a {kind}, got {got}"
-                        on_bad_line(lineno, f"mistyped field '{field}'", message)
-                    break
-            else:
-                counter[0] += 1
-                yield record
+                record = {"id": content(record), **record}
+            if checks and not _fits(record, checks, lineno, on_bad_line):
+                continue
+            n += 1
+            yield record
     except (OSError, EOFError) as exc:  # e.g. a truncated .gz
         raise InputError(f"{name}: read error after line {lineno}: {exc}") from None
+    finally:
+        if counter is not None:
+            counter[0] += n
+
+
+def _fits(
+    record: dict[str, Any],
+    checks: list[tuple[str, tuple[type, ...], str]],
+    lineno: int,
+    on_bad_line: BadLineHandler,
+) -> bool:
+    """Whether the record has every schema field with the right type; reports the first problem."""
+    for field, types, kind in checks:
+        value = record.get(field)
+        if not isinstance(value, types) or (kind == "number" and isinstance(value, bool)):
+            if field not in record:
+                on_bad_line(lineno, f"missing field '{field}'", f"missing field '{field}'")
+            else:
+                got = "null" if value is None else type(value).__name__
+                on_bad_line(
+                    lineno, f"mistyped field '{field}'", f"field '{field}' must be a {kind}, got {got}"
+                )
+            return False
+    return True
 
 
 def read_jsonl(path: str, schema: dict[str, str] | None = None) -> Iterator[dict[str, Any]]:
@@ -149,6 +163,16 @@ class JsonlWriter:
     def write(self, record: dict[str, Any]) -> None:
         self._fh.write(orjson.dumps(record, option=_DUMP_OPTS))
         self.count += 1
+
+    def write_all(self, records: Iterable[dict[str, Any]]) -> None:
+        """Write every record (a tighter loop than calling write() per record)."""
+        write, dumps, n = self._fh.write, orjson.dumps, 0
+        try:
+            for record in records:
+                write(dumps(record, option=_DUMP_OPTS))
+                n += 1
+        finally:
+            self.count += n
 
     def flush(self) -> None:
         self._fh.flush()

@@ -120,8 +120,7 @@ def run_stage(
                     else:
                         write(record)
             else:
-                for record in stage(selected, ctx):
-                    write(record)
+                writer.write_all(stage(selected, ctx))
     except KeyboardInterrupt:
         raise Interrupted(f"interrupted after {writer.count:,} records written") from None
     except BrokenPipeError:

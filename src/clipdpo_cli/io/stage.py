@@ -69,6 +69,10 @@ class StageContext:
         self._log = log or (lambda msg: print(msg, file=sys.stderr))
         self.done = done  # ids already in the output (--resume): a stage may skip work for them
 
+    @property
+    def has_rejects(self) -> bool:
+        return self._rejects is not None
+
     def drop(self, record: dict[str, Any], reason: str) -> None:
         """Count a record that a rule removed; with --rejects it is written there with its reason."""
         self.stats.dropped[reason] += 1

@@ -17,6 +17,19 @@ def word_count(text: str) -> int:
     return len(text.split())
 
 
+def longer_than(text: str, max_words: int) -> bool:
+    """word_count(text) > max_words, without splitting in the common case.
+
+    A printable string has no whitespace but ' ', so it holds at most count(' ') + 1 words; only texts
+    with many spaces or other whitespace are split.
+    """
+    if len(text) <= 2 * max_words:  # L characters hold at most (L + 1) // 2 words
+        return False
+    if text.count(" ") < max_words and text.isprintable():
+        return False
+    return len(text.split()) > max_words
+
+
 def keep_fraction_hash(key: str) -> float:
     """A number in [0, 1) fixed by `key`: the same images are kept on every run and every shard."""
     return zlib.crc32(key.encode("utf-8")) / 2**32
@@ -59,8 +72,6 @@ def compile_rules(rules: FilterRules) -> Callable[[dict[str, Any]], str | None]:
     caption_reason = f"caption score < {min_caption:g}" if min_caption is not None else ""
     question_reason = f"question score < {min_question:g}" if min_question is not None else ""
     length_reason = f"caption > {max_length} words" if max_length is not None else ""
-    # A text of at most 2 * max_length + 1 characters cannot hold more than max_length words.
-    short_enough = 2 * max_length + 1 if max_length is not None else 0
     int_, float_ = int, float
 
     def reason(record: dict[str, Any]) -> str | None:
@@ -87,7 +98,7 @@ def compile_rules(rules: FilterRules) -> Callable[[dict[str, Any]], str | None]:
                 text = get(text_field)
                 if text.__class__ is not str:
                     raise BadRecord(f"field '{text_field}' must be a string", reason="bad text field")
-                if len(text) > short_enough and len(text.split()) > max_length:
+                if longer_than(text, max_length):
                     return length_reason
         for condition in where:
             if not condition.holds(record):
@@ -108,6 +119,19 @@ def filter_records(
     """Yield the records that pass every rule; each dropped one is counted (and sent to rejects) by reason."""
     ctx = ctx or StageContext("filter")
     reason_of, drop = compile_rules(rules), ctx.drop
+    if not ctx.has_rejects:  # count drops inline: the common, fast path
+        dropped = ctx.stats.dropped
+        for record in records:
+            try:
+                reason = reason_of(record)
+            except BadRecord as exc:
+                ctx.bad(record, exc)
+                continue
+            if reason is None:
+                yield record
+            else:
+                dropped[reason] += 1
+        return
     for record in records:
         try:
             reason = reason_of(record)

@@ -11,7 +11,12 @@ import random
 from dataclasses import dataclass
 
 COLOURS = {"red": (220, 40, 40), "green": (40, 170, 60), "blue": (40, 80, 220), "yellow": (235, 210, 40)}
-BACKGROUNDS = {"grass": (90, 160, 70), "sky": (150, 200, 240), "sand": (225, 205, 150), "wall": (200, 200, 200)}
+BACKGROUNDS = {
+    "grass": (90, 160, 70),
+    "sky": (150, 200, 240),
+    "sand": (225, 205, 150),
+    "wall": (200, 200, 200),
+}
 # object name -> shape drawn for it
 OBJECTS = {"ball": "circle", "box": "square", "kite": "triangle", "plate": "ellipse"}
 
@@ -55,7 +60,9 @@ def draw_scene(index: int, size: int = 64) -> tuple[object, Scene]:
         elif shape == "square":
             draw.rectangle(box, fill=COLOURS[colour])
         elif shape == "triangle":
-            draw.polygon([(x0, y0 + extent), (x0 + extent // 2, y0), (x0 + extent, y0 + extent)], fill=COLOURS[colour])
+            draw.polygon(
+                [(x0, y0 + extent), (x0 + extent // 2, y0), (x0 + extent, y0 + extent)], fill=COLOURS[colour]
+            )
         else:
             draw.ellipse((x0, y0 + extent // 4, x0 + extent, y0 + 3 * extent // 4), fill=COLOURS[colour])
     return image, Scene("", tuple(objects), tuple(colours), background)
