@@ -122,7 +122,7 @@ PREPOSITIONS = _words(
     "atop underneath"
 )
 MODALS = _words("can could will would shall should may might must cannot")
-SUBJECT_PRONOUNS = _words("i we you they")
+SUBJECT_PRONOUNS = _words("i we you they people men women children kids")
 THIRD_PERSON = _words("he she it who which")
 BE_FORMS = _words("is are was were be been being am 's")
 # Words after which an ambiguous adjective is a noun (it ends its phrase) rather than a modifier.
