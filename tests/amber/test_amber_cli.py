@@ -7,6 +7,11 @@ import json
 from conftest import run_cli
 
 
+def _annotations(root):
+    with open(f"{root}/data/annotations.json") as fh:
+        return json.load(fh)
+
+
 def _write_all_no(path, data, fmt="json"):
     items = [{"id": i, "response": "No"} for i in data.ids("discriminative")]
     if fmt == "json":
@@ -38,7 +43,8 @@ def test_amber_cli_jsonl_task_and_output_file(tmp_path, shared_amber, amber_data
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == "" and proc.stderr == ""
     result = json.loads(out.read_text())
-    assert list(k for k in result if k in ("existence", "attribute", "relation", "discriminative")) == ["existence"]
+    sections = ("existence", "attribute", "relation", "discriminative")
+    assert [k for k in result if k in sections] == ["existence"]
     assert result["existence"]["Accuracy"] == 100.0
     assert result["responses"]["outside_task"] == 14216 - 4924 and result["responses"]["missing"] == 0
 
@@ -50,7 +56,7 @@ def test_amber_cli_all_tasks_on_stand_in(tmp_path, tiny_amber):
         {"id": 2, "response": "A car on the road."},
         {"id": 3, "response": "A boat on the water."},
     ]
-    kinds = {a["id"]: a for a in json.load(open(f"{tiny_amber}/data/annotations.json"))}
+    kinds = {a["id"]: a for a in _annotations(tiny_amber)}
     for qid, a in kinds.items():
         if a["type"] != "generative":
             items.append({"id": qid, "response": "Yes" if a["truth"] == "yes" else "No"})
@@ -90,7 +96,7 @@ def test_amber_cli_errors(tmp_path, tiny_amber):
 
 
 def test_amber_cli_lowercase_and_normalize(tmp_path, tiny_amber):
-    kinds = {a["id"]: a for a in json.load(open(f"{tiny_amber}/data/annotations.json"))}
+    kinds = {a["id"]: a for a in _annotations(tiny_amber)}
     items = [{"id": q, "response": a["truth"] + "."} for q, a in kinds.items() if a["type"] != "generative"]
     path = tmp_path / "r.jsonl"
     path.write_text("".join(json.dumps(i) + "\n" for i in items))

@@ -26,7 +26,8 @@ def test_amber_loader_counts(amber_data):
     assert len(amber_data.ids("relation")) == 1664  # 'discriminative-relation' and 'relation' types
     assert amber_data.safe_words[0] == "orange" and len(amber_data.safe_words) == 9
     # the one known difference between query_all.json and the per-type query files
-    assert {q["id"]: q["query"] for q in amber_data.queries("all")}[13193] == "Is there a computer in this image?"
+    all_queries = {q["id"]: q["query"] for q in amber_data.queries("all")}
+    assert all_queries[13193] == "Is there a computer in this image?"
     existence = {q["id"]: q["query"] for q in amber_data.queries("existence")}
     assert existence[13193] == "Is there a chair in this image?"
 
@@ -73,10 +74,11 @@ def test_amber_per_type_figures_by_hand(amber_data):
     with the official 0.001 / 0.003 denominators."""
     kinds = {i: a["type"] for i, a in amber_data.annotations.items()}
     result = _score(amber_data, lambda i: "Yes" if kinds[i] == "discriminative-attribute-state" else "No")
-    truths = [a["truth"] for a in amber_data.annotations.values() if a["type"].startswith("discriminative-attr")]
+    annotations = amber_data.annotations.values()
+    truths = [a["truth"] for a in annotations if a["type"].startswith("discriminative-attr")]
     n_attr = len(truths)
     n_no = truths.count("no")
-    state = [a["truth"] for a in amber_data.annotations.values() if a["type"] == "discriminative-attribute-state"]
+    state = [a["truth"] for a in annotations if a["type"] == "discriminative-attribute-state"]
     state_yes, state_no = state.count("yes"), state.count("no")
     assert result["state"]["Accuracy"] == round(state_yes / (len(state) + 0.001) * 100, 1)
     assert result["state"]["Precision"] == 0.0 and result["state"]["Recall"] == 0.0

@@ -46,7 +46,9 @@ QUESTIONS = [
 QUERY_FILE_TYPES = {
     "query_generative.json": ("generative",),
     "query_discriminative-attribute.json": (
-        "discriminative-attribute-state", "discriminative-attribute-number", "discriminative-attribute-action",
+        "discriminative-attribute-state",
+        "discriminative-attribute-number",
+        "discriminative-attribute-action",
     ),
     "query_discriminative-existence.json": ("discriminative-hallucination",),
     "query_discriminative-relation.json": ("discriminative-relation", "relation"),
