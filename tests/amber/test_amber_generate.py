@@ -66,7 +66,8 @@ def test_amber_generate_prob_mode(data, tiny_amber):
     prob_calls = [c for c in lvlm.calls if c[0] == "probs"]
     assert [len(c[2]) for c in prob_calls] == [4, 4, 4, 4, 2]  # 18 questions in batches of 4
     assert prob_calls[0][3] == ["Yes", "No", "yes", "no"]
-    assert prob_calls[0][2][0] == "Is the sky clear in this image?\nAnswer the question using a single word or phrase."
+    suffix = "\nAnswer the question using a single word or phrase."
+    assert prob_calls[0][2][0] == "Is the sky clear in this image?" + suffix
     describe = [c for c in lvlm.calls if c[0] == "generate"]
     assert describe[0][3] == 20 and describe[0][4] == [1, 2, 3]  # seed + query id per row
     assert describe[0][1] == [(64, 48), (80, 48), (96, 48)]  # each query gets its own image
@@ -139,8 +140,8 @@ def test_amber_tiny_llava_end_to_end(tiny_llava_model, tiny_amber, tmp_path):
     assert len(responses.read_text().splitlines()) == 21
     # two shards in free-generation mode: each writes its images' answers and prints no metrics
     for k in range(2):
-        proc = invoke("eval-amber", "--amber-root", tiny_amber, "--model", tiny_llava_model, "--device", "cpu",
-                      "--task", "existence", "--yes-no", "generate", "--shard", f"{k}/2",
+        proc = invoke("eval-amber", "--amber-root", tiny_amber, "--model", tiny_llava_model,
+                      "--device", "cpu", "--task", "existence", "--yes-no", "generate", "--shard", f"{k}/2",
                       "-r", str(tmp_path / f"shard{k}.jsonl"))  # fmt: skip
         assert proc.exit_code == 0, proc.stderr
         assert proc.stdout == ""
