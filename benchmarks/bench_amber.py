@@ -52,7 +52,8 @@ def description(rng: random.Random, truth: list[str], hallu: list[str], safe: li
     for word in words:
         noun = plural(word) if rng.random() < 0.3 else word
         adjective = rng.choice(("a large", "a small", "an old", "the", "two", "several", "a bright"))
-        parts.append(f"{rng.choice(FILLERS)} {adjective} {noun} near the edge of the frame, which looks calm.")
+        filler = rng.choice(FILLERS)
+        parts.append(f"{filler} {adjective} {noun} near the edge of the frame, which looks calm.")
     return " ".join(parts)
 
 
@@ -104,7 +105,7 @@ def main() -> None:
     rng = random.Random(1)  # a stand-in table: random similarities, ~2% of pairs above 0.5
     sims = {(a, b): rng.random() for a in words for b in words if a < b}
     with open(table_path, "w") as fh:
-        json.dump(build_table(words, lambda a, b: sims[(a, b) if a < b else (b, a)] ** 40 + 0.0, "random"), fh)
+        json.dump(build_table(words, lambda a, b: sims[min(a, b), max(a, b)] ** 40, "random"), fh)
 
     def score(similarity):
         responses = read_responses(path)
@@ -128,7 +129,8 @@ def main() -> None:
     print(f"AMBER scoring benchmark: {n:,} responses ({len(data.ids('generative')):,} descriptions)")
     print(f"{'step':<32} {'wall s':>8} {'x base':>8} {'cpu s':>8} {'x base':>8}")
     for name, wall, cpu_s, _ in rows:
-        print(f"{name:<32} {wall:>8.3f} {wall / base[1]:>8.1f} {cpu_s:>8.3f} {cpu_s / max(base[2], 1e-9):>8.1f}")
+        cpu_ratio = cpu_s / max(base[2], 1e-9)
+        print(f"{name:<32} {wall:>8.3f} {wall / base[1]:>8.1f} {cpu_s:>8.3f} {cpu_ratio:>8.1f}")
     result = rows[1][3]
     g = result["generative"]
     print(f"figures (exact): CHAIR {g['CHAIR']} Cover {g['Cover']} Hal {g['Hal']} Cog {g['Cog']}; "

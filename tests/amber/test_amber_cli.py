@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import run_cli
+from .amber_helpers import run_cli
 
 
 def _annotations(root):

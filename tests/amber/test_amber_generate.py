@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import run_cli
 
 from clipdpo_cli.eval.amber.data import load_amber
 from clipdpo_cli.eval.amber.generate import GenerationSettings, done_response_ids, generate_responses
 from clipdpo_cli.io.shard import Shard
+
+from .amber_helpers import run_cli
 
 
 def invoke(*args: str):
