@@ -59,6 +59,7 @@ def test_amber_lemmatizer(lemmatizer, word, lemma):
         ("A white dove. The bird dove into the water.", ["dove", "bird", "water"]),
         ("A man wearing an orange shirt eats an orange.", ["man", "shirt", "orange"]),
         ("The sky is orange and the light is on.", ["sky", "light"]),
+        ("A light hangs from the ceiling above a light blue sofa.", ["light", "ceiling", "sofa"]),
         ("A man painting a wall next to a painting.", ["man", "wall", "painting"]),
         ("Two people watch the boats. She watches TV.", ["people", "boat", "TV"]),
         ("They want to ski down the hill on skis.", ["hill", "ski"]),

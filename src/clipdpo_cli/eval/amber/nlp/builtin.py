@@ -11,6 +11,7 @@ averaged-perceptron tagger, not a copy of it: see docs/amber.md for the known di
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 # --- tokenisation (modelled on NLTK's punkt sentence split + NLTKWordTokenizer) ---------------------
 
@@ -125,11 +126,6 @@ MODALS = _words("can could will would shall should may might must cannot")
 SUBJECT_PRONOUNS = _words("i we you they people men women children kids")
 THIRD_PERSON = _words("he she it who which")
 BE_FORMS = _words("is are was were be been being am 's")
-# Words after which an ambiguous adjective is a noun (it ends its phrase) rather than a modifier.
-PHRASE_ENDERS = _words(
-    "and or but nor is are was were be has have had that which who while as than to . , ; : ! ? ) '' "
-    "can could will would"
-) | PREPOSITIONS
 
 # Object words that are also common verbs (base form): after "to", a modal or a subject pronoun NLTK
 # tags them VB/VBP.
@@ -144,6 +140,14 @@ VERB_LIKE = _words(
 )
 # Object words that are also adjectives: a modifier before another word, or a predicate after "be".
 ADJECTIVE_LIKE = _words("orange light hot individual cream")
+COLOR_WORDS = _words(
+    "white black red blue green yellow brown gray grey pink purple orange beige tan gold golden silver "
+    "colored coloured"
+)
+# Nouns an adjective-like object word often modifies that are not object words themselves.
+MODIFIED_HEADS = _words(
+    "shirt jacket dress juice color colour hue tone tones fixture fixtures peel slice slices"
+)
 # Object words that are also gerunds: a verb after "be" or right after a noun phrase with an object.
 GERUND_LIKE = _words("sailing drawing painting building")
 # Only a noun right after a determiner or adjective ("a dove", "the leave"); otherwise a verb form.
@@ -151,7 +155,9 @@ NOUN_ONLY_AFTER_DETERMINER = _words("dove leave")
 CAN_COMPOUNDS = _words("soda trash garbage beer tin paint watering aluminum metal food coke oil")
 
 
-def _is_noun(tokens: list[str], i: int, lemma: str) -> bool:
+def _is_noun(
+    tokens: list[str], i: int, lemma: str, lemmatize: Callable[[str], str], vocabulary: frozenset[str]
+) -> bool:
     word = tokens[i]
     lower = word.lower()
     prev = tokens[i - 1].lower() if i > 0 else ""
@@ -164,9 +170,9 @@ def _is_noun(tokens: list[str], i: int, lemma: str) -> bool:
         return prev in DETERMINERS
     if lemma in ADJECTIVE_LIKE and word == lemma:
         if prev in BE_FORMS:
-            return False
-        if nxt not in PHRASE_ENDERS and nxt[:1].isalpha():
-            return False  # modifies the next word: "an orange shirt", "light blue"
+            return False  # a predicate: "the sky is orange"
+        if nxt in COLOR_WORDS or nxt in MODIFIED_HEADS or lemmatize(nxt) in vocabulary:
+            return False  # modifies the next word: "an orange shirt", "light blue", "a hot dog"
     if lemma in GERUND_LIKE and word == lemma:
         if prev in BE_FORMS:
             return False
@@ -193,14 +199,18 @@ class BuiltinNouns:
         self.lemmatizer = NounLemmatizer(vocabulary)
         self.vocabulary = vocabulary
 
+    def _lower_lemma(self, word: str) -> str:
+        return self.lemmatizer.lemmatize(word.lower())
+
     def nouns(self, text: str) -> list[str]:
         """Lemmas of the tokens tagged as nouns. Tokens whose lemma is outside the vocabulary are left
         out (the scorer drops them anyway), so this is exactly what AMBER scoring keeps."""
         out: list[str] = []
+        vocabulary = self.vocabulary
         for sentence in sentences(text):
             tokens = tokenize_sentence(sentence)
             for i, token in enumerate(tokens):
                 lemma = self.lemmatizer.lemmatize(token)
-                if lemma in self.vocabulary and _is_noun(tokens, i, lemma):
+                if lemma in vocabulary and _is_noun(tokens, i, lemma, self._lower_lemma, vocabulary):
                     out.append(lemma)
         return out
