@@ -149,3 +149,22 @@ def test_amber_tiny_llava_end_to_end(tiny_llava_model, tiny_amber, tmp_path):
     shard_ids = [json.loads(line)["id"] for k in range(2)
                  for line in (tmp_path / f"shard{k}.jsonl").read_text().splitlines()]  # fmt: skip
     assert sorted(shard_ids) == [13, 14, 15]
+
+
+def test_amber_run_eval_with_fake_model(monkeypatch, tiny_amber, tmp_path, capsys):
+    """run_eval wiring without a real model: --limit, in-memory responses, --generate-only."""
+    import clipdpo_cli.models.lvlm as lvlm_module
+    from clipdpo_cli.eval.amber.run import EvalOptions, run_eval
+
+    monkeypatch.setattr(lvlm_module, "load_lvlm", lambda name, device, dtype: FakeLvlm())
+    result = run_eval(EvalOptions(amber_root=tiny_amber, model="fake", limit=1, quiet=True))
+    # one query per part: description 1, attribute 4, existence 13, relation 16
+    assert result["responses"]["scored"] == 4 and result["complete"] is False
+    assert result["generative"]["counts"]["mentions"] == 2  # "A dog on the grass."
+    assert result["existence"]["counts"]["answered_no"] == 0  # p_yes 0.5 > p_no 0.45 for the cat
+    assert json.loads(capsys.readouterr().out)["responses"]["scored"] == 4
+    out = tmp_path / "r.jsonl"
+    assert run_eval(EvalOptions(amber_root=tiny_amber, model="fake", task="relation", responses_out=str(out),
+                                generate_only=True, quiet=True)) is None  # fmt: skip
+    assert capsys.readouterr().out == ""
+    assert [json.loads(line)["id"] for line in out.read_text().splitlines()] == [16, 17, 18, 19, 20, 21]
