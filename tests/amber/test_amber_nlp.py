@@ -140,3 +140,48 @@ def test_amber_official_backend_names_what_is_missing(amber_data):
         load_nlp("official", None, 0.8, amber_data)
     message = str(err.value)
     assert ("NLTK" in message) or ("spaCy" in message)
+
+
+def _fake_nltk(monkeypatch, missing=()):
+    """A stand-in `nltk` module: its data lookups, tokenizer, tagger and lemmatizer."""
+    import sys
+    import types
+
+    nltk = types.ModuleType("nltk")
+    stem = types.ModuleType("nltk.stem")
+
+    def find(path):
+        if any(name in path for name in missing):
+            raise LookupError(path)
+        return path
+
+    nltk.data = types.SimpleNamespace(find=find)
+    nltk.word_tokenize = lambda text: text.replace(".", " .").split()
+    tags = {"Dogs": "NNP", "run": "VBP", "orange": "JJ", "trees": "NNS", "under": "IN", ".": "."}
+    nltk.pos_tag = lambda tokens: [(t, tags.get(t, "NN")) for t in tokens]
+
+    class WordNetLemmatizer:
+        def lemmatize(self, word, pos="n"):
+            return word[:-1] if word.endswith("s") and word.islower() else word
+
+    stem.WordNetLemmatizer = WordNetLemmatizer
+    nltk.stem = stem
+    monkeypatch.setitem(sys.modules, "nltk", nltk)
+    monkeypatch.setitem(sys.modules, "nltk.stem", stem)
+
+
+def test_amber_official_nouns_wiring(monkeypatch):
+    from clipdpo_cli.eval.amber.nlp.official import OfficialNouns
+
+    _fake_nltk(monkeypatch)
+    # NN* tokens, lemmatised, case kept; JJ/VBP/punctuation dropped
+    assert OfficialNouns().nouns("Dogs run under orange trees.") == ["Dogs", "tree"]
+
+
+def test_amber_official_nouns_names_missing_data(monkeypatch):
+    from clipdpo_cli.eval.amber.nlp.official import OfficialNouns
+
+    _fake_nltk(monkeypatch, missing=("wordnet", "averaged_perceptron_tagger"))
+    with pytest.raises(InputError) as err:
+        OfficialNouns()
+    assert "NLTK data not installed: averaged_perceptron_tagger, wordnet" in str(err.value)
