@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from clipdpo_cli.eval.amber.data import ATTRIBUTE_GROUPS, group_of
 
@@ -246,6 +245,3 @@ def amber_score(chair: float, f1: float) -> float:
     """The paper's AMBER score: (100 - CHAIR + F1) / 2, rounded to one decimal."""
     return round((100 - chair + f1) / 2, 1)
 
-
-def score_answer_record(counters: AmberCounters, annotation: dict[str, Any], response: str) -> None:
-    counters.add_answer(annotation["type"], annotation["truth"], response)
