@@ -291,11 +291,17 @@ def read_food101(root: str, split: str) -> LabelledSet:
             metadata = json.load(fh)
     except FileNotFoundError:
         raise InputError(f"Food-101: {split_file} not found. Expected layout: {FOOD_LAYOUT}") from None
-    classes = sorted(metadata)  # torchvision's label order
-    samples = [
-        (str(base / "images" / f"{rel}.jpg"), label) for label, c in enumerate(classes) for rel in metadata[c]
-    ]
     ids = [line.strip() for line in _read_lines(base / "meta" / "classes.txt") if line.strip()]
+    # torchvision's label order is the sorted class ids of the split file; classes.txt lists the same
+    # 101 ids, so sorting it gives the same order even when a split file lacks some classes.
+    classes = sorted(ids)
+    unknown = sorted(set(metadata) - set(classes))
+    if unknown:
+        raise InputError(f"Food-101: {split_file} has classes missing from meta/classes.txt: {unknown[:3]}")
+    index = {c: i for i, c in enumerate(classes)}
+    samples = [
+        (str(base / "images" / f"{rel}.jpg"), index[c]) for c in sorted(metadata) for rel in metadata[c]
+    ]
     labels_path = base / "meta" / "labels.txt"
     if labels_path.exists():
         texts = [line.strip() for line in _read_lines(labels_path) if line.strip()]
