@@ -37,9 +37,7 @@ def test_argmax_and_topk():
 
 def test_metrics_hand_computed():
     # 6 samples, 3 classes; top-1 predictions 0,1,1,2,0,1 vs labels 0,0,1,2,2,2
-    topk = torch.tensor(
-        [[0, 1, 2], [1, 0, 2], [1, 2, 0], [2, 0, 1], [0, 1, 2], [1, 0, 2]]
-    )
+    topk = torch.tensor([[0, 1, 2], [1, 0, 2], [1, 2, 0], [2, 0, 1], [0, 1, 2], [1, 0, 2]])
     labels = [0, 0, 1, 2, 2, 2]
     m = metrics(topk, labels)
     assert m["n"] == 6 and m["classes_seen"] == 3

@@ -6,9 +6,9 @@ import struct
 import zlib
 
 import pytest
+from zeroshot_matwriter import write_mat
 
 from clipdpo_cli.eval.zeroshot.matfile import MatFormatError, load_mat, parse_mat, scalar
-from zeroshot_matwriter import write_mat
 
 
 @pytest.mark.parametrize("compress", [True, False])
@@ -18,14 +18,23 @@ def test_round_trip_of_the_types_the_datasets_use(tmp_path, compress, small_ints
     anns = [{"class": 3, "fname": "00001.jpg"}, {"class": 196, "fname": "b.jpg"}]
     write_mat(
         str(path),
-        {"class_names": ["AM General Hummer", "Ünïcode car"], "labels": [1.0, 102.0, 5.0], "annotations": anns,
-         "tstid": 7, "name": "hello"},
-        compress=compress, small_ints=small_ints,
-    )  # fmt: skip
+        {
+            "class_names": ["AM General Hummer", "Ünïcode car"],
+            "labels": [1.0, 102.0, 5.0],
+            "annotations": anns,
+            "tstid": 7,
+            "name": "hello",
+        },
+        compress=compress,
+        small_ints=small_ints,
+    )
     mat = load_mat(str(path))
     assert mat["class_names"] == ["AM General Hummer", "Ünïcode car"]
     assert mat["labels"] == [1, 102, 5]
-    assert [(scalar(a["class"]), a["fname"]) for a in mat["annotations"]] == [(3, "00001.jpg"), (196, "b.jpg")]
+    assert [(scalar(a["class"]), a["fname"]) for a in mat["annotations"]] == [
+        (3, "00001.jpg"),
+        (196, "b.jpg"),
+    ]
     assert mat["tstid"] == [7] and scalar(mat["tstid"]) == 7
     assert mat["name"] == "hello"
 

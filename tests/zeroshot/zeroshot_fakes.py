@@ -46,7 +46,8 @@ def fake_cars(root: Path) -> dict:
         ("cars_train", train, base / "devkit" / "cars_train_annos.mat"),
     ):
         anns = [
-            {"bbox_x1": 1, "bbox_y1": 2, "bbox_x2": 30, "bbox_y2": 40, "class": c, "fname": f} for f, c in rows
+            {"bbox_x1": 1, "bbox_y1": 2, "bbox_x2": 30, "bbox_y2": 40, "class": c, "fname": f}
+            for f, c in rows
         ]
         write_mat(str(mat), {"annotations": anns}, compress=split == "cars_test", small_ints=True)
         for f, _ in rows:
@@ -112,7 +113,11 @@ def fake_food(root: Path) -> dict:
     for rels in test.values():
         for rel in rels:
             put_image(base / "images" / f"{rel}.jpg")
-    samples = [(f"images/{ids[3]}/3001.jpg", 3), (f"images/{ids[3]}/3002.jpg", 3), (f"images/{ids[100]}/1001.jpg", 100)]
+    samples = [
+        (f"images/{ids[3]}/3001.jpg", 3),
+        (f"images/{ids[3]}/3002.jpg", 3),
+        (f"images/{ids[100]}/1001.jpg", 100),
+    ]
     return {"classes": ids, "samples": samples}
 
 
