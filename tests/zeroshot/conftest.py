@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 
 import pytest
@@ -37,3 +39,68 @@ def fake_cb(tmp_path, monkeypatch):
         importlib.invalidate_caches()
 
     return install
+
+
+# ---------------------------------------------------------------------------------------------- shapes
+
+SHAPES = {"red_circle": (220, 30, 30), "green_square": (30, 200, 40), "blue_triangle": (40, 60, 220)}
+PER_CLASS = 4
+
+
+def draw_shape(kind: str, color: tuple[int, int, int], offset: int):
+    from PIL import Image, ImageDraw
+
+    img = Image.new("RGB", (40, 40), (245, 245, 245))
+    d = ImageDraw.Draw(img)
+    a, b = 6 + offset, 30 + offset
+    if kind == "circle":
+        d.ellipse([a, a, b, b], fill=color)
+    elif kind == "square":
+        d.rectangle([a, a, b, b], fill=color)
+    else:
+        d.polygon([(a, b), ((a + b) // 2, a), (b, b)], fill=color)
+    return img
+
+
+@pytest.fixture(scope="session")
+def shapes_dir(tmp_path_factory):
+    """A synthetic labelled set in ImageFolder layout: 3 coloured-shape classes x 4 images."""
+    root = tmp_path_factory.mktemp("shapes") / "shapes"
+    for cls, color in SHAPES.items():
+        (root / cls).mkdir(parents=True)
+        for i in range(PER_CLASS):
+            draw_shape(cls.split("_")[1], color, i).save(root / cls / f"{cls}_{i}.png")
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory):
+    """Tiny random LLaVA and two tiny random open_clip CLIPs (different seeds), built once."""
+    from clipdpo_cli.testing.tiny_clip import build_tiny_clip
+    from clipdpo_cli.testing.tiny_llava import build_tiny_llava
+
+    base = tmp_path_factory.mktemp("tiny")
+    return {
+        "llava": build_tiny_llava(str(base / "llava")),
+        "clip": build_tiny_clip(str(base / "clip"), seed=0),
+        "clip2": build_tiny_clip(str(base / "clip2"), seed=1),
+    }
+
+
+SRC = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "src"))
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """The real `clipdpo` command in a subprocess (offline, one thread)."""
+    full_env = {
+        **os.environ,
+        "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", ""),
+        "HF_HUB_OFFLINE": "1",
+        "OMP_NUM_THREADS": "1",
+        **(env or {}),
+    }
+    full_env.pop("SLURM_ARRAY_TASK_ID", None)
+    return subprocess.run(
+        [sys.executable, "-m", "clipdpo_cli", *args],
+        capture_output=True, text=True, env=full_env, timeout=300,
+    )  # fmt: skip

@@ -12,7 +12,7 @@ NAME = "eval-zeroshot"
 SUMMARY = "Zero-shot classification from the LVLM's captions, vs. CLIP (paper Sec. 6.2, Table 3)."
 
 # A long-context SigLIP (64 text tokens; the 224 px SO400M SigLIP reads only 16): see docs/zeroshot.md.
-DEFAULT_TEXT_ENCODER = "siglip-so400m-384"
+DEFAULT_TEXT_ENCODER = "siglip-so400m"
 
 
 class Baseline(str, enum.Enum):
