@@ -125,6 +125,8 @@ def run_command(
         limit=limit, shard=Shard.parse(shard), batch_size=batch_size, max_new_tokens=max_new_tokens,
         device=device, precision=precision, dtype=dtype, seed=seed, on_error=on_error,
     )  # fmt: skip
+    if settings.model and not captions:
+        say("captions are not cached (pass --captions FILE to keep them for re-scoring)")
     if settings.model is None and not settings.shard.is_whole:
         raise UsageError("--shard splits the captioning: it needs --model")
     results = evaluate(sets, settings, say)
