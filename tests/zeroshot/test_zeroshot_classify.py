@@ -24,6 +24,9 @@ def fake_encode(texts):
 
 def test_prototype_is_renormalised_mean_of_normalised_template_embeddings():
     protos = class_prototypes(fake_encode, ["cat", "dog"], ["a {c}", "the {c}"], batch_size=3)
+    # one class per group (10 templates, batch 1) gives the same prototypes
+    grouped = class_prototypes(fake_encode, ["cat", "dog"], ["a {c}", "the {c}"] * 5, batch_size=1)
+    assert torch.allclose(protos, grouped, atol=1e-6)
     # cat: mean((1,0), (0,1)) = (.5,.5) -> (1/sqrt2, 1/sqrt2); unnormalised mean would lean to (3,1).
     s = 1 / math.sqrt(2)
     assert torch.allclose(protos, torch.tensor([[s, s], [-s, -s]]), atol=1e-6)

@@ -77,7 +77,8 @@ def test_hand_computed_numbers_and_captions_cache(shapes_dir, tmp_path):
     cache = tmp_path / "caps.jsonl"
     lvlm = FakeLvlm()
     results, log = run([make_set(shapes_dir)], lvlm=lvlm, model="fake-lvlm", captions=[str(cache)],
-                       captions_out=str(cache), baseline="clip", batch_size=5)  # fmt: skip
+                       captions_out=str(cache), baseline="clip", batch_size=5,
+                       predictions_out=str(tmp_path / "pred.jsonl"))  # fmt: skip
     (r,) = results
     assert r["n_classes"] == 3 and r["model"] == "fake-lvlm" and r["text_encoder"] == "fake-encoder"
     assert r["caption"]["n"] == 12
@@ -98,6 +99,14 @@ def test_hand_computed_numbers_and_captions_cache(shapes_dir, tmp_path):
     }
     blue = [rec for rec in records if rec["class"] == "blue_triangle"]
     assert all(rec["text"] == "a green shape in the middle" and rec["label"] == 0 for rec in blue)
+
+    preds = [json.loads(line) for line in (tmp_path / "pred.jsonl").read_text().splitlines()]
+    assert len(preds) == 12
+    for p in preds:
+        wrong = p["class"] == "blue_triangle"
+        assert p["caption_pred_class"] == ("green_square" if wrong else p["class"])
+        assert p["clip_pred_class"] == p["class"] and p["clip_pred"] == p["label"] == p["clip_top5"][0]
+        assert len(p["caption_top5"]) == 3 and p["caption"].startswith("a ")
 
     # Re-scoring: every caption is cached, so the LVLM is not loaded (with or without --model) and the
     # cache file is left as it was.

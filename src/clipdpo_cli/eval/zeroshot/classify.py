@@ -29,15 +29,21 @@ def encode_in_batches(encode: EncodeTexts, items: Sequence[Any], batch_size: int
 def class_prototypes(
     encode: EncodeTexts, classnames: Sequence[str], templates: Sequence[str], batch_size: int = 256
 ) -> Any:
-    """(n_classes, d): per class, the renormalised mean of its normalised template embeddings."""
+    """(n_classes, d): per class, the renormalised mean of its normalised template embeddings.
+
+    Classes are encoded a group at a time, so memory stays small for ImageNet's 1000 x 80 prompts.
+    """
     import torch
 
     if not classnames or not templates:
         raise ValueError("class prototypes need at least one class name and one template")
-    texts = [fill(t, c) for c in classnames for t in templates]
-    emb = encode_in_batches(encode, texts, batch_size)
-    emb = emb.view(len(classnames), len(templates), -1).mean(dim=1)
-    return torch.nn.functional.normalize(emb, dim=-1)
+    per_group = max(1, (8 * batch_size) // len(templates))
+    parts = []
+    for start in range(0, len(classnames), per_group):
+        group = classnames[start : start + per_group]
+        emb = encode_in_batches(encode, [fill(t, c) for c in group for t in templates], batch_size)
+        parts.append(emb.view(len(group), len(templates), -1).mean(dim=1))
+    return torch.nn.functional.normalize(torch.cat(parts), dim=-1)
 
 
 def top_k(queries: Any, prototypes: Any, k: int = 5) -> Any:

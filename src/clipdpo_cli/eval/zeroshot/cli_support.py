@@ -96,6 +96,8 @@ def run_command(
     dtype: str,
     seed: int,
     output: str | None,
+    chat_template: str | None = None,
+    predictions: str | None = None,
     on_error: str,
     quiet: bool,
     log: Callable[[str], None],
@@ -124,6 +126,7 @@ def run_command(
         use_captions=bool(model or captions), baseline=None if baseline == "none" else baseline,
         limit=limit, shard=Shard.parse(shard), batch_size=batch_size, max_new_tokens=max_new_tokens,
         device=device, precision=precision, dtype=dtype, seed=seed, on_error=on_error,
+        chat_template=chat_template, predictions_out=predictions,
     )  # fmt: skip
     if settings.model and not captions:
         say("captions are not cached (pass --captions FILE to keep them for re-scoring)")

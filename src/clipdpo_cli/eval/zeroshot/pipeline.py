@@ -59,6 +59,8 @@ class Settings:
     dtype: str = "auto"
     seed: int = 0
     on_error: str = "fail"
+    chat_template: str | None = None
+    predictions_out: str | None = None  # JSONL of per-image predictions
 
 
 def select_samples(data: LabelledSet, limit: int | None) -> list[Sample]:
@@ -116,7 +118,9 @@ def _load_lvlm(settings: Settings) -> Any:
     from clipdpo_cli.models.lvlm import load_lvlm
 
     assert settings.model is not None
-    return load_lvlm(settings.model, device=settings.device, dtype=settings.dtype)
+    return load_lvlm(
+        settings.model, device=settings.device, dtype=settings.dtype, chat_template=settings.chat_template
+    )
 
 
 def _load_text_encoder(settings: Settings) -> Any:
@@ -145,8 +149,10 @@ def score_dataset(
     settings: Settings,
     cache: CaptionCache | None,
     skips: _Skips,
+    predictions: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """Metrics of one dataset: caption-based (with a cache) and/or the CLIP image baseline."""
+    """Metrics of one dataset: caption-based (with a cache) and/or the CLIP image baseline.
+    With a `predictions` list, one record per image (caption, top-5 classes per method) is appended."""
     data = ev.data
     result: dict[str, Any] = {
         "dataset": data.name,
@@ -159,6 +165,7 @@ def score_dataset(
     prototypes = class_prototypes(
         encoder.encode_texts, ev.prompts.classnames, ev.prompts.templates, settings.text_batch_size
     )
+    per_image: dict[str, dict[str, Any]] = {}
     if cache is not None:
         kept = [s for s in samples if (s.dataset, s.key) not in skips.keys]
         texts = [cache.lookup(s, settings.prompt, settings.model) for s in kept]
@@ -171,15 +178,43 @@ def score_dataset(
             )
         result["model"] = settings.model or _cached_model(cache, kept, settings.prompt)
         result["prompt"] = settings.prompt
+        topk = None
         if kept:
             emb = encode_in_batches(encoder.encode_texts, texts, settings.text_batch_size)  # type: ignore[arg-type]
-            result["caption"] = metrics(top_k(emb, prototypes), [s.label for s in kept])
-        else:
-            result["caption"] = metrics(None, [])
+            topk = top_k(emb, prototypes)
+            for sample, text, row in zip(kept, texts, topk.tolist(), strict=True):
+                per_image.setdefault(sample.key, {})["caption"] = text
+                per_image[sample.key]["caption_top5"] = row
+        result["caption"] = metrics(topk, [s.label for s in kept])
     if settings.baseline == "clip":
-        result["clip"] = _image_baseline(samples, encoder, prototypes, settings, skips)
+        kept, topk = _image_baseline(samples, encoder, prototypes, settings, skips)
+        result["clip"] = metrics(topk, [s.label for s in kept])
+        for sample, row in zip(kept, topk.tolist() if topk is not None else [], strict=True):
+            per_image.setdefault(sample.key, {})["clip_top5"] = row
     result["n_skipped"] = sum(1 for s in samples if (s.dataset, s.key) in skips.keys)
+    if predictions is not None:
+        predictions += [_prediction(data, s, per_image[s.key]) for s in samples if s.key in per_image]
     return result
+
+
+def _prediction(data: LabelledSet, sample: Sample, found: dict[str, Any]) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "id": make_id("zeroshot-prediction", sample.dataset, sample.key),
+        "dataset": sample.dataset,
+        "key": sample.key,
+        "image": sample.image,
+        "label": sample.label,
+        "class": sample.cls,
+    }
+    for method in ("caption", "clip"):
+        top = found.get(f"{method}_top5")
+        if top is not None:
+            if method == "caption":
+                record["caption"] = found["caption"]
+            record[f"{method}_pred"] = top[0]
+            record[f"{method}_pred_class"] = data.classes[top[0]]
+            record[f"{method}_top5"] = top
+    return record
 
 
 def _cached_model(cache: CaptionCache, samples: Sequence[Sample], prompt: str) -> str | None:
@@ -192,20 +227,20 @@ def _cached_model(cache: CaptionCache, samples: Sequence[Sample], prompt: str) -
 
 def _image_baseline(
     samples: Sequence[Sample], encoder: Any, prototypes: Any, settings: Settings, skips: _Skips
-) -> dict[str, Any]:
-    """Usual CLIP zero-shot: image embedding against the same class prototypes."""
+) -> tuple[list[Sample], Any]:
+    """Usual CLIP zero-shot: image embeddings against the same class prototypes; (samples, top-k)."""
     import torch
 
     todo = [s for s in samples if (s.dataset, s.key) not in skips.keys]
-    embeddings, labels = [], []
+    embeddings, done = [], []
     for kept, images in prefetch_images(batched(todo, settings.batch_size), skips):
         if kept:
             emb = encoder.encode_images(images)
             embeddings.append(torch.nn.functional.normalize(emb.detach().float().cpu(), dim=-1))
-            labels += [s.label for s in kept]
+            done += kept
     if not embeddings:
-        return metrics(None, [])
-    return metrics(top_k(torch.cat(embeddings), prototypes), labels)
+        return [], None
+    return done, top_k(torch.cat(embeddings), prototypes)
 
 
 def evaluate(
@@ -239,11 +274,18 @@ def evaluate(
             return []
     encoder = load_text_encoder() if load_text_encoder is not None else _load_text_encoder(settings)
     results = []
+    predictions: list[dict[str, Any]] | None = [] if settings.predictions_out else None
     for ev in sets:
         start = time.monotonic()
-        result = score_dataset(ev, selected[ev.data.name], encoder, settings, cache, skips)
+        result = score_dataset(ev, selected[ev.data.name], encoder, settings, cache, skips, predictions)
         results.append(result)
         log(f"{ev.data.name}: scored {len(selected[ev.data.name])} images in {time.monotonic() - start:.1f}s")
+    if predictions is not None and settings.predictions_out:
+        from clipdpo_cli.io.jsonl import JsonlWriter
+
+        with JsonlWriter(settings.predictions_out) as writer:
+            for record in predictions:
+                writer.write(record)
     if len(results) > 1:
         results.append(average(results))
     return results
