@@ -194,3 +194,39 @@ def test_unreadable_image_fails_or_is_skipped(shapes_dir, tmp_path):
     results, _ = run([make_set(broken)], lvlm=FakeLvlm(), model="m", baseline="clip", on_error="skip")
     assert results[0]["n_skipped"] == 1
     assert results[0]["caption"]["n"] == 12 and results[0]["clip"]["n"] == 12
+
+
+def test_captions_of_several_models_need_model_choice(shapes_dir, tmp_path):
+    cache = tmp_path / "caps.jsonl"
+    for model in ("m1", "m2"):
+        run(
+            [make_set(shapes_dir)],
+            lvlm=FakeLvlm(),
+            model=model,
+            captions=[str(cache)],
+            captions_out=str(cache),
+        )
+    assert len(cache.read_text().splitlines()) == 24
+    with pytest.raises(UsageError, match=r"several models \(m1, m2\).*--model"):
+        run([make_set(shapes_dir)], captions=[str(cache)])
+    results, _ = run([make_set(shapes_dir)], model="m2", captions=[str(cache)], captions_out=str(cache))
+    assert results[0]["model"] == "m2" and results[0]["caption"]["n"] == 12
+
+
+def test_per_dataset_option_files(tmp_path):
+    from clipdpo_cli.eval.zeroshot.cli_support import per_dataset_files
+
+    assert per_dataset_files(["a.txt"], "--classnames", ["shapes"]) == {None: "a.txt"}
+    assert per_dataset_files(["flowers=f.txt", "Food-101=g.txt"], "--classnames", ["flowers", "food101"]) == {
+        "flowers": "f.txt",
+        "food101": "g.txt",
+    }
+    odd = tmp_path / "x=y.txt"
+    odd.write_text("n\n")
+    assert per_dataset_files([str(odd)], "--classnames", ["shapes"]) == {None: str(odd)}
+    with pytest.raises(UsageError, match="with several datasets, write --templates DATASET=FILE"):
+        per_dataset_files(["t.txt"], "--templates", ["a", "b"])
+    with pytest.raises(UsageError, match="'mnist' is not one of the datasets"):
+        per_dataset_files(["mnist=t.txt"], "--templates", ["a", "b"])
+    with pytest.raises(UsageError, match="'pets' is not one of the datasets"):
+        per_dataset_files(["pets=t.txt"], "--templates", ["flowers"])

@@ -30,9 +30,12 @@ def per_dataset_files(values: Sequence[str], option: str, names: Sequence[str]) 
             out[prefix] = rest
         elif sep and not os.path.exists(value):
             try:
-                out[find_spec(prefix).key] = rest
+                key = find_spec(prefix).key
             except UsageError:
-                raise UsageError(f"{option} {value}: '{prefix}' is not one of the datasets given") from None
+                key = None
+            if key not in names:
+                raise UsageError(f"{option} {value}: '{prefix}' is not one of the datasets given")
+            out[key] = rest
         else:
             out[None] = value
     if None in out and len(names) > 1:
