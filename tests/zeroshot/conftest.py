@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 
 import pytest
-from zeroshot_fakes import BUILDERS
+
+from .zeroshot_fakes import BUILDERS
 
 
 @pytest.fixture(scope="session")
@@ -31,7 +30,7 @@ def fake_cb(tmp_path, monkeypatch):
     """Install a FAKE clip_benchmark package (two JSON files) on sys.path; call it with the JSON contents."""
     import importlib
 
-    from zeroshot_fakes import fake_clip_benchmark
+    from .zeroshot_fakes import fake_clip_benchmark
 
     def install(classnames: dict, templates: dict) -> None:
         entry = fake_clip_benchmark(tmp_path / "site", classnames, templates)
@@ -85,22 +84,3 @@ def tiny_models(tmp_path_factory):
         "clip": build_tiny_clip(str(base / "clip"), seed=0),
         "clip2": build_tiny_clip(str(base / "clip2"), seed=1),
     }
-
-
-SRC = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "src"))
-
-
-def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    """The real `clipdpo` command in a subprocess (offline, one thread)."""
-    full_env = {
-        **os.environ,
-        "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", ""),
-        "HF_HUB_OFFLINE": "1",
-        "OMP_NUM_THREADS": "1",
-        **(env or {}),
-    }
-    full_env.pop("SLURM_ARRAY_TASK_ID", None)
-    return subprocess.run(
-        [sys.executable, "-m", "clipdpo_cli", *args],
-        capture_output=True, text=True, env=full_env, timeout=300,
-    )  # fmt: skip

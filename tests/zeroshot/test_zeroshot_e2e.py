@@ -10,7 +10,8 @@ import json
 
 import pytest
 import torch
-from conftest import run_cli
+
+from .zeroshot_helpers import run_cli
 
 pytestmark = pytest.mark.slow
 

@@ -166,7 +166,7 @@ def test_ucf_reports_videos_without_a_frame(nine_root):
 
 
 def test_image_folder_and_mapping_file(tmp_path):
-    from zeroshot_fakes import put_image
+    from .zeroshot_fakes import put_image
 
     for c in ("zebra_crossing", "apple", "Banana"):
         put_image(tmp_path / "set" / c / "a.png")

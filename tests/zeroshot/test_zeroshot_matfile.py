@@ -6,9 +6,10 @@ import struct
 import zlib
 
 import pytest
-from zeroshot_matwriter import write_mat
 
 from clipdpo_cli.eval.zeroshot.matfile import MatFormatError, load_mat, parse_mat, scalar
+
+from .zeroshot_matwriter import write_mat
 
 
 @pytest.mark.parametrize("compress", [True, False])

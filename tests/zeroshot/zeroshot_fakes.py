@@ -12,7 +12,7 @@ import json
 import os
 from pathlib import Path
 
-from zeroshot_matwriter import write_mat
+from .zeroshot_matwriter import write_mat
 
 
 def tiny_image_bytes(color: tuple[int, int, int] = (200, 30, 30)) -> bytes:
