@@ -154,7 +154,7 @@ def test_missing_captions_without_model_is_a_clear_error(shapes_dir, tmp_path):
         limit=3)  # fmt: skip
     with pytest.raises(InputError, match="9 of 12 images have no cached caption.*run with --model"):
         run([make_set(shapes_dir)], captions=[str(cache)])
-    with pytest.raises(UsageError, match="--shard needs --captions"):
+    with pytest.raises(UsageError, match=r"sharding \(--shard, or SLURM array variables\) needs --captions"):
         run([make_set(shapes_dir)], lvlm=FakeLvlm(), model="m", shard=Shard(0, 2))
     with pytest.raises(UsageError, match="nothing to evaluate"):
         run([make_set(shapes_dir)], use_captions=False)

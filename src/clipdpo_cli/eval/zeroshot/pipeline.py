@@ -255,7 +255,10 @@ def evaluate(
     if not settings.use_captions and settings.baseline is None:
         raise UsageError("nothing to evaluate: give --model or --captions, or --baseline clip")
     if not settings.shard.is_whole and not settings.captions_out:
-        raise UsageError("--shard needs --captions FILE: each shard writes its captions there")
+        raise UsageError(
+            "sharding (--shard, or SLURM array variables) needs --captions FILE: each shard writes its "
+            "captions there"
+        )
     selected = {ev.data.name: select_samples(ev.data, settings.limit) for ev in sets}
     skips = _Skips(settings.on_error)
     cache = None
