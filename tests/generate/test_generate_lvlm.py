@@ -106,7 +106,7 @@ def test_unknown_hub_id_offline_is_one_clear_error() -> None:
     import subprocess
     import sys
 
-    from conftest import SRC
+    from generate_helpers import SRC
 
     code = (
         "from clipdpo_cli.models.lvlm import load_lvlm\n"

@@ -138,8 +138,10 @@ def load_lvlm(
     torch_dtype = model_dtype(dtype, torch_device)
     processor = load_pretrained(AutoProcessor.from_pretrained, path, "model")
     if not hasattr(processor, "tokenizer") or not hasattr(processor, "apply_chat_template"):
-        raise InputError(f"model '{name_or_dir}' has no image-text processor (AutoProcessor gave "
-                         f"{type(processor).__name__}); is it an image-text-to-text model?")
+        raise InputError(
+            f"model '{name_or_dir}' has no image-text processor (AutoProcessor gave "
+            f"{type(processor).__name__}); is it an image-text-to-text model?"
+        )
     template = read_chat_template(chat_template)
     if template is not None:
         processor.chat_template = template
