@@ -25,3 +25,26 @@ def color_images():
 
     colors = ["red", "green", "blue", "white"]
     return [Image.new("RGB", (48 + 8 * i, 40), color) for i, color in enumerate(colors)]
+
+
+@pytest.fixture(scope="session")
+def tiny_llm_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
+    from clipdpo_cli.testing.tiny_llm import build_tiny_llm
+
+    return build_tiny_llm(str(tmp_path_factory.mktemp("tiny-llm")))
+
+
+@pytest.fixture(scope="session")
+def image_folder(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """Four good images (one in a subfolder, mixed sizes and formats) and one corrupt file."""
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("imgs")
+    (root / "sub").mkdir()
+    Image.new("RGB", (40, 30), "red").save(root / "a.png")
+    Image.new("RGB", (64, 64), "green").save(root / "b.jpg")
+    Image.new("L", (20, 50), 128).save(root / "c.webp")
+    Image.new("RGB", (33, 33), "blue").save(root / "sub" / "d.png")
+    (root / "broken.jpg").write_bytes(b"not an image at all")
+    (root / "notes.txt").write_text("ignored")
+    return str(root)
