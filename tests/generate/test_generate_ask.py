@@ -43,7 +43,7 @@ def captions(image: str, texts: list[str], **extra) -> list[dict]:
     ]  # fmt: skip
 
 
-# --- parsing -------------------------------------------------------------------------------------------------
+# --- parsing ---------------------------------------------------------------------------------------
 
 
 def test_parse_plain_json_limits_the_number() -> None:
@@ -55,12 +55,14 @@ def test_parse_plain_json_limits_the_number() -> None:
 
 
 def test_parse_code_fence_and_chatter() -> None:
-    reply = 'Sure! Here you go:\n```json\n[{"question": "Is it day?", "positive": "yes", "negative": "no"}]\n```\nBye'
+    item = '{"question": "Is it day?", "positive": "yes", "negative": "no"}'
+    reply = f"Sure! Here you go:\n```json\n[{item}]\n```\nBye"
     assert parse_questions(reply, 2) == [{"question": "Is it day?", "answer_pos": "yes", "answer_neg": "no"}]
 
 
 def test_parse_trailing_text_and_a_single_object() -> None:
-    reply = '{"question": "What is on the table?", "answer_pos": "a cup", "answer_neg": "a phone"} hope it helps {'
+    item = '{"question": "What is on the table?", "answer_pos": "a cup", "answer_neg": "a phone"}'
+    reply = item + " hope it helps {"
     assert parse_questions(reply, 2)[0]["answer_neg"] == "a phone"
 
 
@@ -98,7 +100,7 @@ def test_prompt_lists_the_captions_and_asks_for_json() -> None:
     assert '{"questions": [{"question": "...", "answer_pos": "...", "answer_neg": "..."}]}' in prompt
 
 
-# --- the stage -----------------------------------------------------------------------------------------------
+# --- the stage -------------------------------------------------------------------------------------
 
 
 def test_records_contract_and_caption_dedup() -> None:
@@ -179,7 +181,7 @@ def test_captions_without_text_are_bad_records() -> None:
     assert len(out) == 2 and dict(ctx.stats.skipped) == {"missing field 'text'": 1}
 
 
-# --- the CLI with the tiny random LLM (whose replies are never JSON) ------------------------------------------
+# --- the CLI with the tiny random LLM (whose replies are never JSON) -------------------------------
 
 
 def test_cli_tiny_llm_replies_are_counted_and_rejected(tiny_llm_dir, tmp_path) -> None:

@@ -116,9 +116,10 @@ def test_bad_records_fail_or_are_counted(tiny_lvlm, image_folder) -> None:
 def test_cli_folder_input_with_a_corrupt_image(tiny_llava_dir, image_folder, tmp_path) -> None:
     prompts = tmp_path / "prompts.txt"
     prompts.write_text("Describe it.\nWhat is shown?\nList the objects.\n")
-    args = ["caption", image_folder, "-m", tiny_llava_dir, "--prompts", str(prompts), "--samples-per-prompt", "2",
-            "--max-new-tokens", "3", "--seed", "1", "--batch-size", "5", "--device", "cpu"]  # fmt: skip
-    result = run_cli(*args, "--on-error", "skip")
+    args = ["caption", image_folder, "-m", tiny_llava_dir, "--prompts", str(prompts),
+            "--samples-per-prompt", "2", "--max-new-tokens", "3", "--seed", "1", "--batch-size", "5",
+            "--device", "cpu", "--on-error", "skip"]  # fmt: skip
+    result = run_cli(*args)
     assert result.returncode == 0, result.stderr
     out = lines(result.stdout)
     assert len(out) == 4 * 3 * 2
@@ -146,6 +147,7 @@ def test_cli_unknown_model_offline_is_one_line(image_folder) -> None:
     assert result.returncode == 1
     assert result.stdout == ""
     assert result.stderr.strip() == (
-        "clipdpo caption: error: model 'no-such-org/no-such-llava' is not a local directory and is not in the "
+        "clipdpo caption: error: model 'no-such-org/no-such-llava' is not a local directory and is not in "
+        "the "
         "Hugging Face cache (HF_HUB_OFFLINE=1: download it first, or pass a local directory)"
     )
