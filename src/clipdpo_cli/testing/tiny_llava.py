@@ -59,6 +59,7 @@ def build_tiny_llava(
         LlavaProcessor,
     )
 
+    from clipdpo_cli.models.hub import quiet_transformers
     from clipdpo_cli.testing.tokenizer import build_bpe_tokenizer
 
     if image_size % patch_size:
@@ -117,6 +118,7 @@ def build_tiny_llava(
         num_additional_image_tokens=1,
     )
     os.makedirs(out_dir, exist_ok=True)
-    model.save_pretrained(out_dir)
+    with quiet_transformers():
+        model.save_pretrained(out_dir)
     processor.save_pretrained(out_dir)
     return out_dir

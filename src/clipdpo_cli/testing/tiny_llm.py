@@ -29,6 +29,7 @@ def build_tiny_llm(
     import torch
     from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
 
+    from clipdpo_cli.models.hub import quiet_transformers
     from clipdpo_cli.testing.tokenizer import build_bpe_tokenizer
 
     tokenizer = build_bpe_tokenizer(vocab_size, extra_special=("<|im_start|>", "<|im_end|>"))
@@ -55,6 +56,7 @@ def build_tiny_llm(
         pad_token_id=tokenizer.pad_token_id,
     )
     os.makedirs(out_dir, exist_ok=True)
-    model.save_pretrained(out_dir)
+    with quiet_transformers():
+        model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
     return out_dir
