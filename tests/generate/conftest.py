@@ -48,3 +48,11 @@ def image_folder(tmp_path_factory: pytest.TempPathFactory) -> str:
     (root / "broken.jpg").write_bytes(b"not an image at all")
     (root / "notes.txt").write_text("ignored")
     return str(root)
+
+
+@pytest.fixture(scope="session")
+def tiny_llm_json_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A tiny Llama taught to answer every prompt with DEMO_REPLY (two questions as JSON)."""
+    from clipdpo_cli.testing.tiny_llm import DEMO_REPLY, build_tiny_llm
+
+    return build_tiny_llm(str(tmp_path_factory.mktemp("tiny-llm-json")), reply=DEMO_REPLY, num_layers=1)

@@ -181,19 +181,24 @@ def test_captions_without_text_are_bad_records() -> None:
     assert len(out) == 2 and dict(ctx.stats.skipped) == {"missing field 'text'": 1}
 
 
-# --- the CLI with the tiny random LLM (whose replies are never JSON) -------------------------------
+# --- the CLI with a tiny Llama taught to reply with DEMO_REPLY ---------------------------------------------
 
 
-def test_cli_tiny_llm_replies_are_counted_and_rejected(tiny_llm_dir, tmp_path) -> None:
-    recs = captions("a.jpg", ["A red car.", "A car on a road."]) + captions("b.jpg", ["A cat."])
+def test_cli_end_to_end_with_a_real_model(tiny_llm_json_dir, tmp_path) -> None:
+    recs = captions("a.jpg", ["A red car.", "A car on a road."], category="objects")
+    recs += captions("b.jpg", ["A cat."])
     src = tmp_path / "caps.jsonl"
     src.write_text("".join(json.dumps(r) + "\n" for r in recs))
-    rejects = tmp_path / "rejects.jsonl"
-    result = run_cli("ask", str(src), "-m", tiny_llm_dir, "--max-new-tokens", "12", "--seed", "0",
-                     "--rejects", str(rejects))  # fmt: skip
+    result = run_cli("ask", str(src), "-m", tiny_llm_json_dir, "--temperature", "0", "--max-new-tokens", "99")
     assert result.returncode == 0, result.stderr
-    assert result.stdout == ""
-    assert "3 in, 0 out; dropped 2 LLM reply not JSON" in result.stderr
-    rows = [json.loads(line) for line in rejects.read_text().splitlines()]
-    assert [r["image"] for r in rows] == ["a.jpg", "b.jpg"]
-    assert rows[0]["from"] == ["a.jpg-c0", "a.jpg-c1"] and isinstance(rows[0]["reply"], str)
+    out = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [(r["image"], r["question"]) for r in out] == [
+        ("a.jpg", "What color is the main object?"), ("a.jpg", "How many objects are in the picture?"),
+        ("b.jpg", "What color is the main object?"), ("b.jpg", "How many objects are in the picture?"),
+    ]  # fmt: skip
+    assert out[0]["answer_pos"] == "red" and out[0]["answer_neg"] == "blue"
+    assert out[0]["text"] == "The main object is red."
+    assert out[1]["text"] == "One objects in the picture."
+    assert out[0]["from"] == ["a.jpg-c0", "a.jpg-c1"] and out[0]["category"] == "objects"
+    assert out[0]["model"] == tiny_llm_json_dir
+    assert "3 in, 4 out" in result.stderr
