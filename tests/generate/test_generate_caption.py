@@ -12,7 +12,7 @@ from clipdpo_cli.io.errors import RecordFailure
 from clipdpo_cli.io.records import make_id
 from clipdpo_cli.io.stage import StageContext
 from clipdpo_cli.stages.batched import Group, run_in_batches
-from clipdpo_cli.stages.caption import CaptionSettings, caption_records, read_prompts
+from clipdpo_cli.stages.caption import CaptionSettings, caption_jobs, caption_records, read_prompts
 
 GOOD = ["a.png", "b.jpg", "c.webp", os.path.join("sub", "d.png")]
 FIELDS = {"id", "image", "kind", "text", "prompt", "model", "sample", "temperature", "top_p",
@@ -151,3 +151,24 @@ def test_cli_unknown_model_offline_is_one_line(image_folder) -> None:
         "the "
         "Hugging Face cache (HF_HUB_OFFLINE=1: download it first, or pass a local directory)"
     )
+
+
+def test_shards_together_give_the_unsharded_output(tiny_lvlm, image_folder) -> None:
+    from clipdpo_cli.io.shard import Shard, shard_key
+
+    recs = image_records(image_folder)
+    s = settings(seed=9, batch_size=3)
+    whole = list(caption_records(recs, tiny_lvlm, s))
+    parts = []
+    for k in range(2):
+        shard = Shard(k, 2)
+        parts += list(caption_records([r for r in recs if shard.owns(shard_key(r))], tiny_lvlm, s))
+    assert sorted(parts, key=lambda r: r["id"]) == sorted(whole, key=lambda r: r["id"])
+
+
+def test_resume_does_not_decode_images_already_done(tiny_lvlm, image_folder) -> None:
+    broken = image_records(image_folder, ["broken.jpg"])
+    done = {job.id for job in caption_jobs(broken[0]["image"], tiny_lvlm.name, settings(seed=1))}
+    ctx = StageContext("caption", done=done)  # --on-error fail: decoding broken.jpg would raise
+    assert list(caption_records(broken, tiny_lvlm, settings(seed=1), ctx)) == []
+    assert ctx.stats.resumed == 2
