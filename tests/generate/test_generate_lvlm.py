@@ -99,3 +99,22 @@ def test_model_without_chat_template_is_one_clear_error(tiny_llava_dir, tmp_path
     from PIL import Image
 
     assert lvlm.generate([Image.new("RGB", (32, 32))], ["x"], max_new_tokens=2, temperature=0)
+
+
+def test_a_dynamic_resolution_model_batches_like_single_rows(tmp_path) -> None:
+    """Qwen2-VL: images of different sizes give different numbers of image tokens, padded on the left."""
+    from generate_helpers import build_tiny_qwen2_vl
+    from PIL import Image
+
+    lvlm = load_lvlm(build_tiny_qwen2_vl(str(tmp_path / "qwen")), device="cpu")
+    assert type(lvlm.model).__name__ == "Qwen2VLForConditionalGeneration"
+    images = [Image.new("RGB", size, "red") for size in ((32, 32), (64, 48), (40, 64))]
+    prompts = ["a", "describe", "what"]
+    batch = lvlm.inputs(images, prompts)
+    image_id = lvlm.model.config.image_token_id
+    # sides rounded to multiples of 16 (patch 8 x merge 2), one token per 16x16: 2x2, 3x4, 2x4
+    assert (batch["input_ids"] == image_id).sum(-1).tolist() == [4, 12, 8]
+    batched = lvlm.generate(images, prompts, max_new_tokens=5, seed=[1, 2, 3])
+    rows = zip(images, prompts, [1, 2, 3], strict=True)
+    single = [lvlm.generate([i], [p], max_new_tokens=5, seed=[s])[0] for i, p, s in rows]
+    assert batched == single
