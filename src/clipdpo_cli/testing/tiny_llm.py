@@ -133,3 +133,12 @@ def teach_reply(model: Any, tokenizer: Any, reply: str, steps: int, seed: int = 
         optimizer.step()
         optimizer.zero_grad()
     model.eval()
+
+
+if __name__ == "__main__":  # python -m clipdpo_cli.testing.tiny_llm OUT_DIR [--demo-reply]
+    import sys
+
+    if "--demo-reply" in sys.argv[2:]:
+        print(build_tiny_llm(sys.argv[1], reply=DEMO_REPLY, num_layers=1))
+    else:
+        print(build_tiny_llm(sys.argv[1]))
