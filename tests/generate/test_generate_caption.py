@@ -47,8 +47,9 @@ def test_prompts_file_skips_comments_and_blanks(tmp_path) -> None:
 def test_run_in_batches_keeps_groups_whole_and_in_order() -> None:
     calls = []
 
-    def run(jobs):
-        calls.append(list(jobs))
+    def run(items):
+        jobs = [job for _, job in items]
+        calls.append(jobs)
         return [j * 10 for j in jobs]
 
     groups = [Group({"n": n}, list(range(n))) for n in (3, 1, 4, 2)]

@@ -212,7 +212,8 @@ def ask_records(
             record = {"image": image, **shared_fields(captions)}
             yield Group(record, [AskJob(key, prompt, seed, caption_ids)], payload=ids)
 
-    def run_batch(jobs: list[AskJob]) -> list[str]:
+    def run_batch(items: list[tuple[Group, AskJob]]) -> list[str]:
+        jobs = [job for _, job in items]
         return llm.generate(
             [job.prompt for job in jobs],
             max_new_tokens=settings.max_new_tokens,

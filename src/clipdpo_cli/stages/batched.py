@@ -61,11 +61,12 @@ def prefetch_images(
 
 
 def run_in_batches(
-    groups: Iterable[Group], batch_size: int, run_batch: Callable[[list[Any]], list[Any]]
+    groups: Iterable[Group], batch_size: int, run_batch: Callable[[list[tuple[Group, Any]]], list[Any]]
 ) -> Iterator[Group]:
     """Run the jobs of consecutive groups `batch_size` at a time; yield each group once all its jobs are done.
 
-    Groups come out in the order they came in, so records of one image stay adjacent in the output.
+    `run_batch` gets (group, job) pairs and returns one result per pair, which is appended to the group's
+    `results`. Groups come out in the order they came in, so records of one image stay adjacent.
     """
     if batch_size < 1:
         raise ValueError("batch_size must be >= 1")
@@ -74,7 +75,7 @@ def run_in_batches(
 
     def flush(limit: int) -> None:
         batch, rest = pending[:limit], pending[limit:]
-        outputs = run_batch([job for _, job in batch])
+        outputs = run_batch(batch)
         for (group, _), result in zip(batch, outputs, strict=True):
             group.results.append(result)
         pending[:] = rest

@@ -139,12 +139,7 @@ def caption_records(
             seed=None if settings.seed is None else [job.seed for _, job in items],
         )
 
-    def tagged() -> Iterator[Group]:
-        for group in groups():
-            group.jobs = [(group, job) for job in group.jobs]
-            yield group
-
-    for group in run_in_batches(tagged(), settings.batch_size, run_batch):
+    for group in run_in_batches(groups(), settings.batch_size, run_batch):
         group.payload = None  # release the image
-        for (_, job), text in zip(group.jobs, group.results, strict=True):
+        for job, text in zip(group.jobs, group.results, strict=True):
             yield caption_record(group.record, job, text, model, settings)
