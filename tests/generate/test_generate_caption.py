@@ -6,13 +6,14 @@ import json
 import os
 
 import pytest
-from generate_helpers import run_cli
 
 from clipdpo_cli.io.errors import RecordFailure
 from clipdpo_cli.io.records import make_id
 from clipdpo_cli.io.stage import StageContext
 from clipdpo_cli.stages.batched import Group, run_in_batches
 from clipdpo_cli.stages.caption import CaptionSettings, caption_jobs, caption_records, read_prompts
+
+from .generate_helpers import run_cli
 
 GOOD = ["a.png", "b.jpg", "c.webp", os.path.join("sub", "d.png")]
 FIELDS = {"id", "image", "kind", "text", "prompt", "model", "sample", "temperature", "top_p",

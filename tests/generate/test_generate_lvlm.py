@@ -103,8 +103,9 @@ def test_model_without_chat_template_is_one_clear_error(tiny_llava_dir, tmp_path
 
 def test_a_dynamic_resolution_model_batches_like_single_rows(tmp_path) -> None:
     """Qwen2-VL: images of different sizes give different numbers of image tokens, padded on the left."""
-    from generate_helpers import build_tiny_qwen2_vl
     from PIL import Image
+
+    from .generate_helpers import build_tiny_qwen2_vl
 
     lvlm = load_lvlm(build_tiny_qwen2_vl(str(tmp_path / "qwen")), device="cpu")
     assert type(lvlm.model).__name__ == "Qwen2VLForConditionalGeneration"
