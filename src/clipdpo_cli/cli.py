@@ -13,7 +13,7 @@ import sys
 import typer
 
 from clipdpo_cli import __version__
-from clipdpo_cli.io.errors import ClipdpoError
+from clipdpo_cli.io.errors import ClipdpoError, Interrupted, PipeClosed
 
 # Order as in the pipeline; each module defines NAME, SUMMARY (one line for the command list) and
 # command, whose docstring starts with a one-line pipeline example (and optionally CONTEXT).
@@ -50,7 +50,9 @@ def build_app() -> typer.Typer:
 
     @app.callback()
     def root(
-        version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show version."),
+        version: bool = typer.Option(
+            False, "--version", callback=_version, is_eager=True, help="Show version."
+        ),
     ) -> None:
         """CLIP-DPO toolkit."""
 
@@ -70,28 +72,18 @@ def _stage_name(argv: list[str]) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: runs the app and turns known failures into one line on stderr and an exit code."""
-    import click
-
     args = sys.argv[1:] if argv is None else argv
     prefix = f"clipdpo {_stage_name(args)}".rstrip()
-    code = 0
     try:
-        result = build_app()(args=args, prog_name="clipdpo", standalone_mode=False)
-        code = result if isinstance(result, int) else 0
-    except ClipdpoError as exc:
-        print(f"{prefix}: error: {exc}", file=sys.stderr)
-        code = exc.exit_code
-    except click.exceptions.Exit as exc:
-        code = exc.exit_code
-    except click.ClickException as exc:
-        exc.show()
-        code = exc.exit_code
-    except (KeyboardInterrupt, click.exceptions.Abort):
-        print(f"{prefix}: interrupted", file=sys.stderr)
-        code = 130
-    except BrokenPipeError:
+        build_app()(args=args, prog_name="clipdpo")
+    except PipeClosed:
         # The reader went away (`| head`): stop quietly, and keep Python from complaining at exit.
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
-        code = 0
-    sys.exit(code)
+        sys.exit(0)
+    except Interrupted as exc:
+        print(f"{prefix}: {exc}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+    except ClipdpoError as exc:
+        print(f"{prefix}: error: {exc}", file=sys.stderr)
+        sys.exit(exc.exit_code)

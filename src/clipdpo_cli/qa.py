@@ -24,12 +24,21 @@ _RULES: list[tuple[re.Pattern[str], str]] = [
     # "What color is the car" -> "the car is {a}"
     (re.compile(rf"^(?:what|which)\s+{_ATTRIBUTE}\s+(?P<be>{_BE})\s+(?P<rest>.+)$", re.I), "{rest} {be} {a}"),
     # "How many dogs are in the picture" -> "{a} dogs in the picture"
-    (re.compile(rf"^how\s+many\s+(?P<noun>.+?)\s+{_BE}\s+(?:there\s+)?(?P<rest>.*)$", re.I), "{a} {noun} {rest}"),
-    (re.compile(r"^how\s+many\s+(?P<noun>.+?)\s+(?:can|do|does)\s+you\s+see(?P<rest>.*)$", re.I), "{a} {noun}{rest}"),
+    (
+        re.compile(rf"^how\s+many\s+(?P<noun>.+?)\s+{_BE}(?:\s+there\b)?\s*(?P<rest>.*)$", re.I),
+        "{a} {noun} {rest}",
+    ),
+    (
+        re.compile(r"^how\s+many\s+(?P<noun>.+?)\s+(?:can|do|does)\s+you\s+see(?P<rest>.*)$", re.I),
+        "{a} {noun}{rest}",
+    ),
     # "Where is the cat" -> "the cat {a}"
     (re.compile(rf"^where\s+{_BE}\s+(?P<rest>.+)$", re.I), "{rest} {a}"),
     # "Who is standing near the car" / "What is on the table" -> "{a} standing near the car"
-    (re.compile(rf"^(?:what|who)\s+{_BE}\s+(?P<rest>(?:\w+ing|{'|'.join(_PREPOSITIONS)})\b.*)$", re.I), "{a} {rest}"),
+    (
+        re.compile(rf"^(?:what|who)\s+{_BE}\s+(?P<rest>(?:\w+ing|{'|'.join(_PREPOSITIONS)})\b.*)$", re.I),
+        "{a} {rest}",
+    ),
     # "What is the woman holding" -> "the woman holding {a}"
     (re.compile(rf"^(?:what|who|which)\s+{_BE}\s+(?P<rest>.+)$", re.I), "{rest} {a}"),
     # "What does the sign say" -> "the sign says {a}" is beyond regexes; keep the subject and the answer

@@ -1,6 +1,6 @@
 """`clipdpo filter`: global filtering of scored records (paper Sec. 4.2)."""
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -29,7 +29,7 @@ def command(
         typer.Option(min=0.0, max=1.0, help="Fraction of text-category images kept (fixed by image hash)."),
     ] = 0.25,
     where: Annotated[
-        Optional[list[str]],
+        list[str] | None,
         typer.Option(help="Keep only records where 'FIELD OP VALUE' holds (repeatable, all must hold)."),
     ] = None,
     score_field: Annotated[str, typer.Option(help="Field holding the caption score.")] = "clip_score",

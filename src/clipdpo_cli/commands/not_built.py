@@ -11,5 +11,5 @@ def placeholder(name: str, summary: str) -> Callable[..., Any]:
         typer.echo(f"clipdpo {name}: not built yet in this version ({summary}).", err=True)
         raise typer.Exit(2)
 
-    command.__doc__ = f"{summary} [not built yet: exits 2]"
+    command.__doc__ = f"clipdpo {name} ...  (not built yet: exits 2)\n\n{summary}."
     return command

@@ -4,7 +4,7 @@ import enum
 import functools
 import inspect
 from collections.abc import Callable
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
@@ -19,21 +19,23 @@ class OnError(str, enum.Enum):
 _IO_PARAMS: list[tuple[str, Any, Any]] = [
     (
         "output",
-        Annotated[Optional[str], typer.Option("--output", "-o", help="Write here instead of stdout (.gz ok).")],
+        Annotated[str | None, typer.Option("--output", "-o", help="Write here instead of stdout (.gz ok).")],
         None,
     ),
     (
         "on_error",
         Annotated[
             OnError,
-            typer.Option(help="On a bad input line or record: stop with exit 1 (fail), or skip and count it."),
+            typer.Option(
+                help="On a bad input line or record: stop with exit 1 (fail), or skip and count it."
+            ),
         ],
         OnError.fail,
     ),
     (
         "shard",
         Annotated[
-            Optional[str],
+            str | None,
             typer.Option(
                 help="Process shard K of N (0-based 'K/N'); default from SLURM_ARRAY_TASK_ID/_COUNT.",
                 show_default=False,
@@ -56,7 +58,7 @@ _IO_PARAMS: list[tuple[str, Any, Any]] = [
 _INPUT_HELP = "Input JSONL: a path, '-' for stdin (default); .jsonl.gz is read transparently."
 
 RejectsOpt = Annotated[
-    Optional[str], typer.Option(help="Also write every dropped record, with its reject_reason, to this file.")
+    str | None, typer.Option(help="Also write every dropped record, with its reject_reason, to this file.")
 ]
 
 

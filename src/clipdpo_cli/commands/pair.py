@@ -1,7 +1,7 @@
 """`clipdpo pair`: DPO preference pairs from scored captions and QA records (paper Sec. 4.2)."""
 
 import enum
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -22,23 +22,31 @@ class InputOrder(str, enum.Enum):
 def command(
     io: IOOptions,
     min_margin: Annotated[
-        float, typer.Option(help="Keep caption pairs whose score difference is greater than this (paper: 2.0).")
+        float,
+        typer.Option(help="Keep caption pairs whose score difference is greater than this (paper: 2.0)."),
     ] = 2.0,
     max_length_diff: Annotated[
         float,
-        typer.Option(min=0.0, max=1.0, help="Max word-count difference, as a fraction of the longer caption."),
+        typer.Option(
+            min=0.0, max=1.0, help="Max word-count difference, as a fraction of the longer caption."
+        ),
     ] = 0.25,
-    per_image: Annotated[int, typer.Option(min=1, help="Caption pairs emitted per image (best margins).")] = 1,
+    per_image: Annotated[
+        int, typer.Option(min=1, help="Caption pairs emitted per image (best margins).")
+    ] = 1,
     min_answer_score: Annotated[
         str, typer.Option(help="Keep QA pairs whose answer (synthetic caption) score is at least this.")
     ] = "28.0",
     score_field: Annotated[str, typer.Option(help="Field holding the CLIP score.")] = "clip_score",
     prompt: Annotated[
-        Optional[str], typer.Option(help="Give every caption pair this prompt (default: the chosen's prompt).")
+        str | None, typer.Option(help="Give every caption pair this prompt (default: the chosen's prompt).")
     ] = None,
     input_order: Annotated[
-        InputOrder, typer.Option(help="'grouped': records of an image are adjacent (as score emits them); "
-                                 "'any': spill to disk first.")
+        InputOrder,
+        typer.Option(
+            help="'grouped': records of an image are adjacent (as score emits them); "
+            "'any': spill to disk first."
+        ),
     ] = InputOrder.grouped,
     rejects: RejectsOpt = None,
 ) -> None:

@@ -27,3 +27,15 @@ class BadRecord(ClipdpoError):
 
 class RecordFailure(ClipdpoError):
     """A bad record under `--on-error fail`: stops the run with exit code 1."""
+
+
+class Interrupted(ClipdpoError):
+    """Ctrl-C: outputs were closed on a whole line; exit code 130 as shells expect."""
+
+    exit_code = 130
+
+
+class PipeClosed(ClipdpoError):
+    """The reader of stdout went away (`| head`): stop quietly with exit code 0."""
+
+    exit_code = 0

@@ -22,7 +22,8 @@ class Progress:
     def __enter__(self) -> Progress:
         if self.enabled:
             from rich.console import Console
-            from rich.progress import BarColumn, Progress as RichProgress, TextColumn, TimeElapsedColumn
+            from rich.progress import BarColumn, TextColumn, TimeElapsedColumn
+            from rich.progress import Progress as RichProgress
 
             columns = [TextColumn(f"[bold]{self._stage}[/]"), TextColumn("{task.fields[records]:,} records")]
             if self._total:

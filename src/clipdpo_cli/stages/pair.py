@@ -60,7 +60,9 @@ def lengths_similar(a: int, b: int, max_diff: float) -> bool:
     return abs(a - b) <= max_diff * max(a, b)
 
 
-def caption_pairs(captions: list[Candidate], rules: PairRules) -> tuple[list[tuple[Candidate, Candidate]], str]:
+def caption_pairs(
+    captions: list[Candidate], rules: PairRules
+) -> tuple[list[tuple[Candidate, Candidate]], str]:
     """The top `per_image` (chosen, rejected) pairs of one image, and why there are none when empty."""
     if len(captions) < 2:
         return [], "image with < 2 captions"
@@ -83,7 +85,9 @@ def _caption_candidate(record: dict[str, Any], rules: PairRules) -> Candidate:
     text = require(record, "text")
     score = require(record, rules.score_field, "number", hint=" (run `clipdpo score` first)")
     prompt = record.get("prompt")
-    return Candidate(record["id"], text, float(score), word_count(text), prompt if isinstance(prompt, str) else "")
+    return Candidate(
+        record["id"], text, float(score), word_count(text), prompt if isinstance(prompt, str) else ""
+    )
 
 
 def _qa_pair(record: dict[str, Any], rules: PairRules, ctx: StageContext) -> dict[str, Any] | None:
@@ -187,7 +191,7 @@ def _spilled_groups(
     """Group any order of records: spill them to `buckets` temp files by image hash, then group each file."""
     with tempfile.TemporaryDirectory(prefix="clipdpo-pair-") as tmp:
         paths = [os.path.join(tmp, f"{i}.jsonl") for i in range(buckets)]
-        files = [open(p, "wb") for p in paths]  # noqa: SIM115 - closed below
+        files = [open(p, "wb") for p in paths]
         try:
             for record in records:
                 try:

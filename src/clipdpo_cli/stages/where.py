@@ -23,7 +23,9 @@ _OPS: dict[str, Callable[[Any, Any], bool]] = {
     "in": lambda value, options: value in options,
     "contains": lambda value, part: part in value,
 }
-_PATTERN = re.compile(r"^\s*([A-Za-z_][\w.]*)\s*(==|!=|<=|>=|<|>|\s+in\s+|\s+contains\s+|\s+exists\b)\s*(.*)$")
+_PATTERN = re.compile(
+    r"^\s*([A-Za-z_][\w.]*)\s*(==|!=|<=|>=|<|>|\s+in\s+|\s+contains\s+|\s+exists\b)\s*(.*)$"
+)
 
 
 def _lookup(record: dict[str, Any], path: tuple[str, ...]) -> Any:

@@ -1,0 +1,175 @@
+import itertools
+import random
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from clipdpo_cli.io.errors import InputError
+from clipdpo_cli.io.records import make_id
+from clipdpo_cli.io.stage import StageContext
+from clipdpo_cli.stages.pair import PairRules, lengths_similar, pair_records
+
+
+def cap(cid, score, text=None, image="i.jpg", prompt="Describe."):
+    return {
+        "id": cid,
+        "image": image,
+        "kind": "caption",
+        "text": text or f"caption {cid} of four",
+        "clip_score": score,
+        "prompt": prompt,
+    }
+
+
+def run(records, **rules):
+    ctx = StageContext("pair")
+    return list(pair_records(iter(records), PairRules(**rules), ctx)), ctx
+
+
+def test_best_margin_pair_per_image():
+    out, _ = run([cap("a", 30.0), cap("b", 33.5, prompt="P-b"), cap("c", 29.0), cap("d", 31.0)])
+    assert len(out) == 1
+    p = out[0]
+    assert (p["chosen"], p["rejected"]) == ("caption b of four", "caption c of four")
+    assert p["margin"] == 4.5 and p["chosen_score"] == 33.5 and p["rejected_score"] == 29.0
+    assert p["prompt"] == "P-b" and p["kind"] == "caption" and p["from"] == ["b", "c"]
+    assert p["id"] == make_id("pair", "b", "c") and p["image"] == "i.jpg"
+
+
+def test_margin_must_be_strictly_greater():
+    out, ctx = run([cap("a", 32.0), cap("b", 30.0)])
+    assert out == [] and dict(ctx.stats.dropped) == {"no pair with margin > 2": 2}
+    out, _ = run([cap("a", 32.01), cap("b", 30.0)])
+    assert len(out) == 1
+
+
+def test_equal_scores_never_pair():
+    out, _ = run([cap("a", 30.0), cap("b", 30.0), cap("c", 30.0)])
+    assert out == []
+
+
+def test_length_rule():
+    assert lengths_similar(8, 6, 0.25) and not lengths_similar(8, 5, 0.25)
+    assert lengths_similar(4, 3, 0.25) and not lengths_similar(4, 2, 0.25)
+    long = "one two three four five six seven eight"
+    out, ctx = run([cap("a", 40.0, long), cap("b", 30.0, "one two three four five")])
+    assert out == [] and dict(ctx.stats.dropped) == {"no similar-length pair": 2}
+    # the similar-length pair wins even with a smaller margin
+    out, _ = run(
+        [cap("a", 40.0, long), cap("b", 30.0, "one two three four five"), cap("c", 35.0, "1 2 3 4 5 6 7")]
+    )
+    assert [(p["from"]) for p in out] == [["a", "c"]]
+
+
+def test_ties_broken_by_ids_and_per_image():
+    records = [cap("z", 35.0), cap("y", 35.0), cap("x", 30.0), cap("w", 30.0)]
+    out, _ = run(records, per_image=3)
+    assert [p["from"] for p in out] == [["y", "w"], ["y", "x"], ["z", "w"]]
+
+
+def test_groups_images_and_counts_singletons():
+    records = [cap("a", 35.0, image="1"), cap("b", 30.0, image="1"), cap("c", 40.0, image="2")]
+    out, ctx = run(records)
+    assert [p["image"] for p in out] == ["1"]
+    assert dict(ctx.stats.dropped) == {"image with < 2 captions": 1}
+
+
+def qa(qid, score, image="i.jpg"):
+    return {
+        "id": qid,
+        "image": image,
+        "kind": "qa",
+        "question": "What color is the car?",
+        "answer_pos": "red",
+        "answer_neg": "blue",
+        "text": "The car is red.",
+        "clip_score": score,
+    }
+
+
+def test_qa_pairs_threshold():
+    out, ctx = run([qa("q1", 29.0), qa("q2", 27.0), cap("a", 35.0), cap("b", 30.0)])
+    assert [p["kind"] for p in out] == ["qa", "caption"]
+    q = out[0]
+    assert (q["prompt"], q["chosen"], q["rejected"], q["chosen_score"]) == (
+        "What color is the car?",
+        "red",
+        "blue",
+        29.0,
+    )
+    assert q["from"] == ["q1"] and q["id"] == make_id("pair", "q1")
+    assert dict(ctx.stats.dropped) == {"answer score < 28": 1}
+
+
+def test_fixed_prompt():
+    out, _ = run([cap("a", 35.0), cap("b", 30.0)], prompt="Describe this image.")
+    assert out[0]["prompt"] == "Describe this image."
+
+
+def test_ungrouped_input_is_detected_and_any_order_works():
+    records = [
+        cap("a", 35.0, image="1"),
+        cap("c", 36.0, image="2"),
+        cap("b", 30.0, image="1"),
+        cap("d", 30.0, image="2"),
+    ]
+    with pytest.raises(InputError, match="not grouped by image"):
+        run(records)
+    out, _ = run(records, input_order="any")
+    assert sorted(p["id"] for p in out) == sorted([make_id("pair", "a", "b"), make_id("pair", "c", "d")])
+
+
+def brute_force(records, rules):
+    """Reference: all ordered pairs, filtered and ranked, per image."""
+    by_image = {}
+    for r in records:
+        by_image.setdefault(r["image"], []).append(r)
+    expected = set()
+    for rs in by_image.values():
+        cands = []
+        for a, b in itertools.permutations(rs, 2):
+            la, lb = len(a["text"].split()), len(b["text"].split())
+            m = a["clip_score"] - b["clip_score"]
+            if m > rules.min_margin and abs(la - lb) <= rules.max_length_diff * max(la, lb):
+                cands.append((-m, a["id"], b["id"]))
+        expected |= {(c[1], c[2]) for c in sorted(cands)[: rules.per_image]}
+    return expected
+
+
+caption_lists = st.lists(
+    st.tuples(st.integers(0, 5), st.floats(0, 50, allow_nan=False), st.integers(1, 12)),
+    min_size=0,
+    max_size=30,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(caption_lists, st.integers(1, 3), st.sampled_from([0.0, 0.25, 0.5]), st.sampled_from([0.0, 2.0, 5.0]))
+def test_properties_match_brute_force(items, k, max_diff, margin):
+    records = [
+        cap(f"c{i}", round(s, 3), " ".join(["w"] * n), image=f"img{img}")
+        for i, (img, s, n) in enumerate(sorted(items, key=lambda t: t[0]))
+    ]
+    rules = PairRules(per_image=k, max_length_diff=max_diff, min_margin=margin)
+    out = list(pair_records(iter(records), rules))
+    got = {tuple(p["from"]) for p in out}
+    assert got == brute_force(records, rules)
+    for p in out:
+        assert p["margin"] > margin and p["chosen_score"] - p["rejected_score"] > margin
+        la, lb = len(p["chosen"].split()), len(p["rejected"].split())
+        assert abs(la - lb) <= max_diff * max(la, lb)
+    counts = {}
+    for p in out:
+        counts[p["image"]] = counts.get(p["image"], 0) + 1
+    assert all(c <= k for c in counts.values())
+    # shuffled input through the disk-spilling path gives the same pairs
+    shuffled = records[:]
+    random.Random(0).shuffle(shuffled)
+    spilled = list(
+        pair_records(
+            iter(shuffled),
+            PairRules(per_image=k, max_length_diff=max_diff, min_margin=margin, input_order="any"),
+        )
+    )
+    assert sorted(p["id"] for p in spilled) == sorted(p["id"] for p in out)
