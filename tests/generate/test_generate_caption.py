@@ -41,7 +41,7 @@ def test_default_prompts_are_five_distinct_lines() -> None:
 
 def test_prompts_file_skips_comments_and_blanks(tmp_path) -> None:
     path = tmp_path / "p.txt"
-    path.write_text("# mine\n\nFirst prompt.\n  Second prompt.  \n")
+    path.write_text("# mine\n\nFirst prompt.\n  Second prompt.  \nFirst prompt.\n")
     assert read_prompts(str(path)) == ["First prompt.", "Second prompt."]
 
 

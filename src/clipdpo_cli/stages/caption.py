@@ -25,7 +25,7 @@ from clipdpo_cli.stages.batched import Group, prefetch_images, run_in_batches
 
 
 def read_prompts(path: str | None = None) -> list[str]:
-    """Prompts, one per line ('#' comment lines and blank lines ignored); the packaged five by default."""
+    """Prompts, one per line ('#' comments, blank lines and repeats ignored); by default the packaged five."""
     if path is None:
         text = (
             resources.files("clipdpo_cli").joinpath("data", "caption_prompts.txt").read_text(encoding="utf-8")
@@ -37,9 +37,8 @@ def read_prompts(path: str | None = None) -> list[str]:
         with open(path, encoding="utf-8") as fh:
             text = fh.read()
         where = path
-    prompts = [
-        line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")
-    ]
+    lines = (line.strip() for line in text.splitlines())
+    prompts = list(dict.fromkeys(line for line in lines if line and not line.startswith("#")))
     if not prompts:
         raise InputError(f"no prompts in {where}")
     return prompts
