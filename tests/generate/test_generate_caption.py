@@ -174,3 +174,12 @@ def test_resume_does_not_decode_images_already_done(tiny_lvlm, image_folder) -> 
     ctx = StageContext("caption", done=done)  # --on-error fail: decoding broken.jpg would raise
     assert list(caption_records(broken, tiny_lvlm, settings(seed=1), ctx)) == []
     assert ctx.stats.resumed == 2
+
+
+def test_cli_checks_input_and_resume_before_loading_the_model(tmp_path) -> None:
+    missing = run_cli("caption", str(tmp_path / "nothing.jsonl"), "-m", "no-such-org/no-such-llava")
+    assert (missing.returncode, missing.stderr.strip()) == (
+        1, f"clipdpo caption: error: input file not found: {tmp_path / 'nothing.jsonl'}"
+    )  # fmt: skip
+    resume = run_cli("ask", str(tmp_path), "-m", "no-such-org/no-such-llm", "--resume")
+    assert resume.returncode == 2 and "--resume needs -o FILE" in resume.stderr

@@ -1,8 +1,12 @@
 """Options shared by the model-backed generation commands (caption, ask), declared once."""
 
+import os
 from typing import Annotated
 
 import typer
+
+from clipdpo_cli.io.errors import InputError, UsageError
+from clipdpo_cli.io.runner import IOOptions
 
 DeviceOpt = Annotated[
     str, typer.Option(help="Torch device: auto (cuda if visible, else cpu), cpu, cuda:1, ...")
@@ -27,3 +31,11 @@ ChatTemplateOpt = Annotated[
         help="Jinja chat template file for a model that has none (or to replace its own).", show_default=False
     ),
 ]
+
+
+def check_before_loading(io: IOOptions) -> None:
+    """Fail on a missing input or a bad --resume now, not after minutes of loading a model."""
+    if io.input != "-" and not os.path.exists(io.input):
+        raise InputError(f"input file not found: {io.input}")
+    if io.resume and not io.output:
+        raise UsageError("--resume needs -o FILE (the ids already in FILE are skipped)")
