@@ -54,3 +54,14 @@ def test_missing_chat_template_and_missing_directory(tiny_llm_dir, tmp_path) -> 
         load_llm(str(copy))
     with pytest.raises(InputError, match="model directory not found: ./no/such/dir"):
         load_llm("./no/such/dir")
+
+
+def test_a_template_without_system_role_gets_the_system_text_in_the_user_turn(tiny_llm_dir) -> None:
+    template = (
+        "{% for m in messages %}{% if m['role'] == 'system' %}"
+        "{{ raise_exception('System role not supported') }}"
+        "{% endif %}[INST] {{ m['content'] }} [/INST]{% endfor %}"
+    )
+    llm = load_llm(tiny_llm_dir, device="cpu", chat_template=template)
+    assert llm.chat_text("Hi?", system="Be brief.") == "[INST] Be brief.\n\nHi? [/INST]"
+    assert llm.chat_text("Hi?") == "[INST] Hi? [/INST]"

@@ -28,10 +28,23 @@ class Llm:
         return self.model.device
 
     def chat_text(self, prompt: str, system: str | None = None) -> str:
-        """The prompt rendered by the tokenizer's chat template, ready for the assistant's answer."""
-        messages = [{"role": "system", "content": system}] if system else []
-        messages.append({"role": "user", "content": prompt})
-        return self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        """The prompt rendered by the tokenizer's chat template, ready for the assistant's answer.
+
+        A template that refuses a system turn (e.g. Mistral-Instruct's, Gemma's) gets the system text at the
+        top of the user turn instead.
+        """
+        from jinja2 import TemplateError
+
+        def render(messages: list[dict[str, str]]) -> str:
+            return self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+
+        user = {"role": "user", "content": prompt}
+        if system:
+            try:
+                return render([{"role": "system", "content": system}, user])
+            except TemplateError:
+                user = {"role": "user", "content": f"{system}\n\n{prompt}"}
+        return render([user])
 
     def inputs(self, prompts: Sequence[str], system: str | None = None) -> dict[str, Any]:
         """Chat-templated, left-padded inputs on the model's device."""
