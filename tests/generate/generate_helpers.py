@@ -91,3 +91,53 @@ def build_tiny_qwen2_vl(out_dir: str) -> str:
     Qwen2VLForConditionalGeneration(config).save_pretrained(out_dir)
     processor.save_pretrained(out_dir)
     return out_dir
+
+
+IDEFICS3_TEMPLATE = (
+    "<|im_start|>{% for message in messages %}{{ message['role'] | capitalize }}"
+    "{% if message['content'][0]['type'] == 'image' %}{{ ':' }}{% else %}{{ ': ' }}{% endif %}"
+    "{% for line in message['content'] %}{% if line['type'] == 'text' %}{{ line['text'] }}"
+    "{% elif line['type'] == 'image' %}{{ '<image>' }}{% endif %}{% endfor %}<end_of_utterance>\n{% endfor %}"
+    "{% if add_generation_prompt %}{{ 'Assistant:' }}{% endif %}"
+)
+
+
+def build_tiny_idefics3(out_dir: str) -> str:
+    """A tiny random Idefics3 (SmolVLM's architecture): images split into 32 px tiles plus a global view."""
+    from transformers import (
+        Idefics3Config,
+        Idefics3ForConditionalGeneration,
+        Idefics3ImageProcessor,
+        Idefics3Processor,
+    )
+
+    from clipdpo_cli.testing.tokenizer import build_bpe_tokenizer
+
+    tiles = tuple(f"<row_{r}_col_{c}>" for r in range(1, 5) for c in range(1, 5))
+    specials = ("<fake_token_around_image>", "<image>", "<global-img>", "<end_of_utterance>", *tiles)
+    tok = build_bpe_tokenizer(512, extra_special=specials)
+    tok.add_special_tokens({"additional_special_tokens": list(specials)})
+    vision = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2,
+              "image_size": 32, "patch_size": 8}  # fmt: skip
+    text = {
+        "model_type": "llama", "vocab_size": len(tok), "hidden_size": 64, "intermediate_size": 128,
+        "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 4,
+        "bos_token_id": tok.bos_token_id, "eos_token_id": tok.eos_token_id, "pad_token_id": tok.pad_token_id,
+    }  # fmt: skip
+    config = Idefics3Config(
+        vision_config=vision,
+        text_config=text,
+        image_token_id=tok.convert_tokens_to_ids("<image>"),
+        scale_factor=2,
+        pad_token_id=tok.pad_token_id,
+    )
+    image_processor = Idefics3ImageProcessor(
+        size={"longest_edge": 64}, max_image_size={"longest_edge": 32}, do_image_splitting=True
+    )
+    # (32 / 8) ** 2 patches per tile, merged 2 x 2 by the connector: 4 image tokens per tile
+    processor = Idefics3Processor(
+        image_processor=image_processor, tokenizer=tok, image_seq_len=4, chat_template=IDEFICS3_TEMPLATE
+    )
+    Idefics3ForConditionalGeneration(config).save_pretrained(out_dir)
+    processor.save_pretrained(out_dir)
+    return out_dir

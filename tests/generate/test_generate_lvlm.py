@@ -101,21 +101,44 @@ def test_model_without_chat_template_is_one_clear_error(tiny_llava_dir, tmp_path
     assert lvlm.generate([Image.new("RGB", (32, 32))], ["x"], max_new_tokens=2, temperature=0)
 
 
-def test_a_dynamic_resolution_model_batches_like_single_rows(tmp_path) -> None:
-    """Qwen2-VL: images of different sizes give different numbers of image tokens, padded on the left."""
+@pytest.mark.parametrize(
+    ("family", "image_tokens"),
+    [
+        # sides rounded to multiples of 16 (patch 8 x merge 2), one token per 16x16: 2x2, 3x4, 1x4
+        ("qwen2_vl", [4, 12, 4]),
+        # one 32 px tile (4 tokens) for a small image; else 2x2 or 2x1 tiles plus the global view
+        ("idefics3", [20, 20, 12]),
+    ],
+)
+def test_other_lvlm_families_batch_like_single_rows(family: str, image_tokens: list[int], tmp_path) -> None:
+    """Qwen2-VL and Idefics3 (SmolVLM): images of different sizes take different numbers of tokens."""
     from PIL import Image
 
-    from .generate_helpers import build_tiny_qwen2_vl
+    from . import generate_helpers
 
-    lvlm = load_lvlm(build_tiny_qwen2_vl(str(tmp_path / "qwen")), device="cpu")
-    assert type(lvlm.model).__name__ == "Qwen2VLForConditionalGeneration"
-    images = [Image.new("RGB", size, "red") for size in ((32, 32), (64, 48), (40, 64))]
+    build = getattr(generate_helpers, f"build_tiny_{family}")
+    lvlm = load_lvlm(build(str(tmp_path / family)), device="cpu")
+    images = [Image.new("RGB", size, "red") for size in ((32, 32), (64, 48), (20, 64))]
     prompts = ["a", "describe", "what"]
     batch = lvlm.inputs(images, prompts)
     image_id = lvlm.model.config.image_token_id
-    # sides rounded to multiples of 16 (patch 8 x merge 2), one token per 16x16: 2x2, 3x4, 2x4
-    assert (batch["input_ids"] == image_id).sum(-1).tolist() == [4, 12, 8]
+    assert (batch["input_ids"] == image_id).sum(-1).tolist() == image_tokens
+    assert batch["attention_mask"][:, -1].all() and not batch["attention_mask"][:, 0].all()  # left padding
     batched = lvlm.generate(images, prompts, max_new_tokens=5, seed=[1, 2, 3])
     rows = zip(images, prompts, [1, 2, 3], strict=True)
     single = [lvlm.generate([i], [p], max_new_tokens=5, seed=[s])[0] for i, p, s in rows]
     assert batched == single
+
+
+def test_a_missing_optional_package_is_one_line() -> None:
+    from clipdpo_cli.models.hub import load_pretrained
+
+    def loader(name, **kwargs):
+        raise ImportError("Package `num2words` is required to run SmolVLM processor.\nInstall it with pip.")
+
+    with pytest.raises(InputError) as info:
+        load_pretrained(loader, "HuggingFaceTB/SmolVLM2-2.2B-Instruct", "model")
+    assert str(info.value) == (
+        "cannot load model 'HuggingFaceTB/SmolVLM2-2.2B-Instruct': "
+        "Package `num2words` is required to run SmolVLM processor."
+    )
