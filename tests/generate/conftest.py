@@ -2,13 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import pytest
-
-SRC = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "src"))
 
 
 @pytest.fixture(scope="session")
@@ -33,22 +27,32 @@ def color_images():
     return [Image.new("RGB", (48 + 8 * i, 40), color) for i, color in enumerate(colors)]
 
 
-def run_cli(
-    *args: str, stdin: str | None = None, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess:
-    """The real `clipdpo` command in a subprocess (offline, one thread)."""
-    full_env = {
-        **os.environ,
-        "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", ""),
-        "HF_HUB_OFFLINE": "1",
-        "OMP_NUM_THREADS": "1",
-        **(env or {}),
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "clipdpo_cli", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        env=full_env,
-        timeout=300,
-    )
+@pytest.fixture(scope="session")
+def tiny_llm_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
+    from clipdpo_cli.testing.tiny_llm import build_tiny_llm
+
+    return build_tiny_llm(str(tmp_path_factory.mktemp("tiny-llm")))
+
+
+@pytest.fixture(scope="session")
+def image_folder(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """Four good images (one in a subfolder, mixed sizes and formats) and one corrupt file."""
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("imgs")
+    (root / "sub").mkdir()
+    Image.new("RGB", (40, 30), "red").save(root / "a.png")
+    Image.new("RGB", (64, 64), "green").save(root / "b.jpg")
+    Image.new("L", (20, 50), 128).save(root / "c.webp")
+    Image.new("RGB", (33, 33), "blue").save(root / "sub" / "d.png")
+    (root / "broken.jpg").write_bytes(b"not an image at all")
+    (root / "notes.txt").write_text("ignored")
+    return str(root)
+
+
+@pytest.fixture(scope="session")
+def tiny_llm_json_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A tiny Llama taught to answer every prompt with DEMO_REPLY (two questions as JSON)."""
+    from clipdpo_cli.testing.tiny_llm import DEMO_REPLY, build_tiny_llm
+
+    return build_tiny_llm(str(tmp_path_factory.mktemp("tiny-llm-json")), reply=DEMO_REPLY, num_layers=1)

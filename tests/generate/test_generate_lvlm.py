@@ -101,22 +101,44 @@ def test_model_without_chat_template_is_one_clear_error(tiny_llava_dir, tmp_path
     assert lvlm.generate([Image.new("RGB", (32, 32))], ["x"], max_new_tokens=2, temperature=0)
 
 
-def test_unknown_hub_id_offline_is_one_clear_error() -> None:
-    import os
-    import subprocess
-    import sys
+@pytest.mark.parametrize(
+    ("family", "image_tokens"),
+    [
+        # sides rounded to multiples of 16 (patch 8 x merge 2), one token per 16x16: 2x2, 3x4, 1x4
+        ("qwen2_vl", [4, 12, 4]),
+        # one 32 px tile (4 tokens) for a small image; else 2x2 or 2x1 tiles plus the global view
+        ("idefics3", [20, 20, 12]),
+    ],
+)
+def test_other_lvlm_families_batch_like_single_rows(family: str, image_tokens: list[int], tmp_path) -> None:
+    """Qwen2-VL and Idefics3 (SmolVLM): images of different sizes take different numbers of tokens."""
+    from PIL import Image
 
-    from conftest import SRC
+    from . import generate_helpers
 
-    code = (
-        "from clipdpo_cli.models.lvlm import load_lvlm\n"
-        "from clipdpo_cli.io.errors import InputError\n"
-        "try:\n    load_lvlm('nobody-here/no-such-model')\n"
-        "except InputError as exc:\n    print('ERR', exc)\n"
-    )
-    env = {**os.environ, "PYTHONPATH": SRC, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
-    assert out.stdout.strip() == (
-        "ERR model 'nobody-here/no-such-model' is not a local directory and is not in the Hugging Face cache "
-        "(HF_HUB_OFFLINE=1: download it first, or pass a local directory)"
+    build = getattr(generate_helpers, f"build_tiny_{family}")
+    lvlm = load_lvlm(build(str(tmp_path / family)), device="cpu")
+    images = [Image.new("RGB", size, "red") for size in ((32, 32), (64, 48), (20, 64))]
+    prompts = ["a", "describe", "what"]
+    batch = lvlm.inputs(images, prompts)
+    image_id = lvlm.model.config.image_token_id
+    assert (batch["input_ids"] == image_id).sum(-1).tolist() == image_tokens
+    assert batch["attention_mask"][:, -1].all() and not batch["attention_mask"][:, 0].all()  # left padding
+    batched = lvlm.generate(images, prompts, max_new_tokens=5, seed=[1, 2, 3])
+    rows = zip(images, prompts, [1, 2, 3], strict=True)
+    single = [lvlm.generate([i], [p], max_new_tokens=5, seed=[s])[0] for i, p, s in rows]
+    assert batched == single
+
+
+def test_a_missing_optional_package_is_one_line() -> None:
+    from clipdpo_cli.models.hub import load_pretrained
+
+    def loader(name, **kwargs):
+        raise ImportError("Package `num2words` is required to run SmolVLM processor.\nInstall it with pip.")
+
+    with pytest.raises(InputError) as info:
+        load_pretrained(loader, "HuggingFaceTB/SmolVLM2-2.2B-Instruct", "model")
+    assert str(info.value) == (
+        "cannot load model 'HuggingFaceTB/SmolVLM2-2.2B-Instruct': "
+        "Package `num2words` is required to run SmolVLM processor."
     )

@@ -38,18 +38,22 @@ def resolve_name(name: str, what: str) -> str:
     return name
 
 
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def load_failure(name: str, what: str, exc: BaseException) -> InputError:
     """One line saying why `name` could not be loaded."""
     if os.path.isdir(os.path.expanduser(name)):
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        return InputError(f"cannot load {what} from {name}: {first}")
+        return InputError(f"cannot load {what} from {name}: {_first_line(exc)}")
     if offline():
         return InputError(
             f"{what} '{name}' is not a local directory and is not in the Hugging Face cache "
             "(HF_HUB_OFFLINE=1: download it first, or pass a local directory)"
         )
-    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return InputError(f"cannot load {what} '{name}' (not a local directory; from the Hub: {first})")
+    reason = _first_line(exc)
+    return InputError(f"cannot load {what} '{name}' (not a local directory; from the Hub: {reason})")
 
 
 @contextlib.contextmanager
@@ -74,6 +78,8 @@ def load_pretrained(loader: Callable[..., Any], name: str, what: str, **kwargs: 
     try:
         with quiet_transformers():
             return loader(name, **kwargs)
+    except ImportError as exc:  # e.g. SmolVLM2's processor needs the num2words package
+        raise InputError(f"cannot load {what} '{name}': {_first_line(exc)}") from None
     except (OSError, ValueError, KeyError) as exc:
         raise load_failure(name, what, exc) from None
 

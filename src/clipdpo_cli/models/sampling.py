@@ -59,9 +59,10 @@ def make_row_sampler(seeds: list[int], temperature: float, top_p: float) -> Any:
             sorted_probs, order = torch.sort(probs, dim=-1, descending=True)
             cumulative = torch.cumsum(sorted_probs, dim=-1)
             # nucleus: keep the smallest prefix whose mass reaches top_p (always the first token)
-            outside = (cumulative - sorted_probs) >= top_p
-            sorted_probs = sorted_probs.masked_fill(outside, 0.0)
-            cumulative = torch.cumsum(sorted_probs, dim=-1)
+            if top_p < 1.0:
+                outside = (cumulative - sorted_probs) >= top_p
+                sorted_probs = sorted_probs.masked_fill(outside, 0.0)
+                cumulative = torch.cumsum(sorted_probs, dim=-1)
             draws = torch.cat([torch.rand(1, generator=g, dtype=torch.float64) for g in self.generators])
             targets = draws.to(cumulative.device) * cumulative[:, -1].double()
             picked = torch.searchsorted(cumulative.double().contiguous(), targets.unsqueeze(-1))

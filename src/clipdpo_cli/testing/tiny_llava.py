@@ -122,3 +122,9 @@ def build_tiny_llava(
         model.save_pretrained(out_dir)
     processor.save_pretrained(out_dir)
     return out_dir
+
+
+if __name__ == "__main__":  # python -m clipdpo_cli.testing.tiny_llava OUT_DIR
+    import sys
+
+    print(build_tiny_llava(sys.argv[1]))
