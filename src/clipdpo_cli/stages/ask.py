@@ -20,11 +20,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from clipdpo_cli.io.errors import BadRecord
+from clipdpo_cli.io.groups import contiguous_groups, spilled_groups
 from clipdpo_cli.io.records import make_id
 from clipdpo_cli.io.stage import StageContext
 from clipdpo_cli.qa import qa_to_caption
 from clipdpo_cli.stages.batched import Group, run_in_batches
-from clipdpo_cli.stages.pair import _contiguous_groups, _spilled_groups
 
 SYSTEM_PROMPT = (
     "You write question-answer pairs about images for a visual question answering dataset. "
@@ -181,9 +181,9 @@ def ask_records(
         raise ValueError("questions and max_captions must be >= 1")
     model = llm.name
     if settings.input_order == "any":
-        grouped = _spilled_groups(records, ctx)
+        grouped = spilled_groups(records, ctx)
     elif settings.input_order == "grouped":
-        grouped = _contiguous_groups(records, ctx)
+        grouped = contiguous_groups(records, ctx)
     else:
         raise ValueError(f"input_order must be 'grouped' or 'any', not {settings.input_order!r}")
 
