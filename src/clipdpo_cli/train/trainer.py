@@ -1,0 +1,398 @@
+"""DPO (and KTO) fine-tuning of an LVLM on pair records with TRL, under whatever accelerate launched us with.
+
+`run_training(settings)` is the whole `clipdpo train` minus option parsing: it validates the pairs, builds the
+TRL config (the paper's hyperparameters by default), loads the policy and, unless reference log-probs were
+precomputed, a reference copy from the same directory, trains, and saves model + processor to the output
+directory so that `clipdpo caption --model DIR` loads it like any other model.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from clipdpo_cli.io.errors import InputError, UsageError
+from clipdpo_cli.train.data import PairColumns, VisionPairCollator, collect_pairs, image_token_count, unpair
+from clipdpo_cli.train.losses import LossChoice, cdpo_loss, resolve_loss
+
+REF_MODES = ("auto", "live", "precomputed")
+
+
+@dataclass
+class TrainSettings:
+    """Everything `clipdpo train` needs; defaults are the paper's (Sec. 5) where it gives one."""
+
+    pairs: str
+    model: str
+    output_dir: str
+    loss: str = "dpo"
+    beta: float = 0.1
+    label_smoothing: float | None = None  # cdpo: 0.1 (paper, Table 5)
+    learning_rate: float = 5e-7
+    epochs: float = 1.0
+    max_steps: int = -1
+    batch_size: int = 256  # effective: per device x processes x accumulation
+    per_device_batch_size: int = 8
+    warmup_ratio: float = 0.01
+    weight_decay: float = 0.0
+    lr_scheduler: str = "cosine"
+    max_length: int | None = None  # text tokens; image tokens are never cut
+    precision: str = "auto"
+    gradient_checkpointing: bool = True
+    lora: bool = False
+    lora_r: int = 16
+    lora_alpha: int = 32
+    seed: int = 0
+    report_to: str = "none"
+    logging_steps: int = 10
+    save_steps: int = 500
+    resume_from_checkpoint: str | None = None
+    deepspeed: str | None = None
+    ref_logps: str = "auto"
+    image_root: str | None = None
+    skip_bad: bool = False
+    num_workers: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)  # --config YAML: more DPOConfig/KTOConfig fields
+    explicit: frozenset[str] = frozenset()  # config fields the user set on the command line (win over extra)
+
+
+@dataclass
+class TrainResult:
+    output_dir: str
+    pairs: int
+    skipped: dict[str, int]
+    steps: int
+    log_history: list[dict[str, Any]]
+    reference: str  # "live", "precomputed" or "adapter"
+
+
+def log(message: str) -> None:
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(f"clipdpo train: {message}", file=sys.stderr, flush=True)
+
+
+def world_size() -> int:
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def accumulation_steps(batch_size: int, per_device: int, processes: int) -> int:
+    """Gradient accumulation that reaches at least the effective batch size (rounded up)."""
+    if batch_size < 1 or per_device < 1:
+        raise UsageError("--batch-size and --per-device-batch-size must be at least 1")
+    return max(1, math.ceil(batch_size / (per_device * processes)))
+
+
+def use_bf16(precision: str) -> tuple[bool, bool]:
+    """(bf16, fp16) mixed-precision flags; 'auto' is bf16 on a GPU that has it, else fp32."""
+    import torch
+
+    if precision == "auto":
+        bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+        return bf16, False
+    if precision not in ("fp32", "bf16", "fp16"):
+        raise UsageError(f"--precision must be auto, fp32, bf16 or fp16, got '{precision}'")
+    return precision == "bf16", precision == "fp16"
+
+
+def config_kwargs(s: TrainSettings, choice: LossChoice, max_length: int | None) -> dict[str, Any]:
+    """TRL config fields from the settings; --config YAML fields fill in, command-line options win."""
+    import torch
+
+    bf16, fp16 = use_bf16(s.precision)
+    derived: dict[str, Any] = {
+        "output_dir": s.output_dir,
+        "num_train_epochs": s.epochs,
+        "max_steps": s.max_steps,
+        "per_device_train_batch_size": s.per_device_batch_size,
+        "gradient_accumulation_steps": accumulation_steps(s.batch_size, s.per_device_batch_size, world_size()),
+        "learning_rate": s.learning_rate,
+        "lr_scheduler_type": s.lr_scheduler,
+        "warmup_steps": s.warmup_ratio,  # a float in [0, 1) is a ratio of the total steps (transformers 5)
+        "weight_decay": s.weight_decay,
+        "optim": "adamw_torch",
+        "beta": s.beta,
+        "max_length": max_length,
+        "bf16": bf16,
+        "fp16": fp16,
+        "gradient_checkpointing": s.gradient_checkpointing,
+        "seed": s.seed,
+        "report_to": s.report_to,
+        "logging_steps": s.logging_steps,
+        "save_steps": s.save_steps,
+        "remove_unused_columns": False,  # the collator needs the raw columns (image path, texts, ref log-probs)
+        "dataloader_num_workers": s.num_workers,
+        "use_cpu": not torch.cuda.is_available(),
+        "deepspeed": s.deepspeed,
+        "disable_tqdm": not sys.stderr.isatty(),
+    }
+    if choice.trainer == "dpo":
+        derived["loss_type"] = ["sigmoid"] if choice.loss_type == "cdpo" else [choice.loss_type]
+        derived["label_smoothing"] = label_smoothing(s, choice)
+    else:
+        derived["loss_type"] = choice.loss_type
+    if s.max_steps > 0:
+        derived["num_train_epochs"] = 1.0
+    kwargs = {k: v for k, v in derived.items() if k not in s.extra or k in s.explicit}
+    for key, value in s.extra.items():
+        if key not in s.explicit:
+            kwargs[key] = value
+    if kwargs.get("deepspeed") is None:
+        kwargs.pop("deepspeed")
+    return kwargs
+
+
+def label_smoothing(s: TrainSettings, choice: LossChoice) -> float:
+    if s.label_smoothing is not None:
+        if not 0.0 <= s.label_smoothing < 0.5:
+            raise UsageError("--label-smoothing must be in [0, 0.5)")
+        return s.label_smoothing
+    return 0.1 if choice.loss_type == "cdpo" else 0.0
+
+
+def make_config(s: TrainSettings, choice: LossChoice, max_length: int | None) -> Any:
+    from trl import DPOConfig, KTOConfig
+
+    cls = DPOConfig if choice.trainer == "dpo" else KTOConfig
+    kwargs = config_kwargs(s, choice, max_length)
+    known = set(cls.__dataclass_fields__)
+    unknown = sorted(k for k in kwargs if k not in known)
+    if unknown:
+        raise UsageError(f"--config: unknown {cls.__name__} field(s): {', '.join(unknown)}")
+    try:
+        return cls(**kwargs)
+    except (ValueError, TypeError) as exc:
+        raise UsageError(f"invalid training configuration: {exc}") from None
+
+
+def load_policy(name: str, dtype: Any = None) -> Any:
+    """The LVLM to train, by the same rules as every other command: a local directory or a hub id (cache)."""
+    import torch
+    from transformers import AutoModelForImageTextToText
+
+    try:
+        model = AutoModelForImageTextToText.from_pretrained(name, dtype=dtype or torch.float32)
+    except (OSError, ValueError) as exc:
+        raise InputError(f"cannot load model '{name}': {str(exc).splitlines()[0]}") from None
+    if not getattr(model.config, "_name_or_path", ""):
+        raise InputError(f"model '{name}' has no name or path to reload the reference from; save it to a directory")
+    return model
+
+
+def load_processor(name: str) -> Any:
+    from transformers import AutoProcessor, ProcessorMixin
+
+    try:
+        processor = AutoProcessor.from_pretrained(name)
+    except (OSError, ValueError) as exc:
+        raise InputError(f"cannot load the processor of '{name}': {str(exc).splitlines()[0]}") from None
+    if not isinstance(processor, ProcessorMixin):
+        raise InputError(f"'{name}' has a text tokenizer only; train needs a vision-language model and processor")
+    if not getattr(processor, "chat_template", None):
+        raise InputError(
+            f"the processor of '{name}' has no chat template, so prompts and answers cannot be laid out as the model "
+            "expects; add one (chat_template.jinja in the model directory) and retry"
+        )
+    tokenizer = processor.tokenizer
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return processor
+
+
+def text_max_length(processor: Any, max_text: int | None) -> int | None:
+    """TRL's max_length for `--max-length` text tokens: the image's tokens come on top and are never cut."""
+    if max_text is None:
+        return None
+    if max_text < 1:
+        raise UsageError("--max-length must be at least 1 (or 'none')")
+    return max_text + image_token_count(processor)
+
+
+@contextlib.contextmanager
+def no_reference_load() -> Iterator[None]:
+    """While DPOTrainer initialises, make its 'load the reference from the policy's path' step a no-op.
+
+    TRL refuses precompute_ref_log_probs for vision data and otherwise always loads a reference copy. With
+    reference log-probs already in the batches we need neither: this keeps the copy from ever being loaded.
+    """
+    import trl.trainer.dpo_trainer as dpo_module
+
+    original = dpo_module.create_model_from_path
+    dpo_module.create_model_from_path = lambda *a, **k: None
+    try:
+        yield
+    finally:
+        dpo_module.create_model_from_path = original
+
+
+def clipdpo_dpo_trainer() -> type:
+    """DPOTrainer with cDPO and training on precomputed reference log-probs of vision data."""
+    import torch
+    from trl import DPOTrainer
+    from trl.models.utils import disable_gradient_checkpointing
+    from trl.trainer.utils import use_adapter
+
+    from clipdpo_cli.train.logps import completion_logps, split_pairs
+
+    class ClipdpoDPOTrainer(DPOTrainer):
+        def __init__(self, *args: Any, cdpo: bool = False, precomputed_ref: bool = False, **kwargs: Any) -> None:
+            self.cdpo = cdpo
+            if precomputed_ref:
+                if kwargs.get("ref_model") is not None:
+                    raise ValueError("precomputed reference log-probs and a reference model exclude each other")
+                with no_reference_load():
+                    super().__init__(*args, **kwargs)
+                if self.ref_model is not None:  # pragma: no cover - would mean TRL changed how it loads it
+                    raise RuntimeError("a reference model was loaded although log-probs are precomputed")
+                self.precompute_ref_logps = True  # DPOTrainer then reads ref_*_logps from each batch
+            else:
+                super().__init__(*args, **kwargs)
+
+        def reference_logps(self, inputs: dict[str, Any]) -> tuple[Any, Any]:
+            if self.precompute_ref_logps:
+                return inputs["ref_chosen_logps"], inputs["ref_rejected_logps"]
+            from accelerate.utils import is_peft_model
+
+            with torch.no_grad(), disable_gradient_checkpointing(self.model, self.args.gradient_checkpointing_kwargs):
+                if is_peft_model(self.model) and self.ref_model is None:
+                    unwrapped = self.accelerator.unwrap_model(self.model)
+                    name = "ref" if "ref" in unwrapped.peft_config else None
+                    with use_adapter(unwrapped, adapter_name=name):
+                        return split_pairs(completion_logps(self.model, inputs))
+                return split_pairs(completion_logps(self.ref_model, inputs))
+
+        def _compute_loss(self, model: Any, inputs: dict[str, Any], return_outputs: bool) -> Any:
+            if not self.cdpo:
+                return super()._compute_loss(model, inputs, return_outputs)
+            mode = "train" if self.model.training else "eval"
+            chosen, rejected = split_pairs(completion_logps(model, inputs))
+            ref_chosen, ref_rejected = self.reference_logps(inputs)
+            chosen_ratio, rejected_ratio = chosen - ref_chosen, rejected - ref_rejected
+            loss = cdpo_loss(chosen_ratio - rejected_ratio, self.beta, self.label_smoothing).mean()
+            gather = self.accelerator.gather
+            rewards_c, rewards_r = self.beta * chosen_ratio.detach(), self.beta * rejected_ratio.detach()
+            metrics = self._metrics[mode]
+            metrics["rewards/chosen"].append(gather(rewards_c).mean().item())
+            metrics["rewards/rejected"].append(gather(rewards_r).mean().item())
+            metrics["rewards/accuracies"].append(gather((rewards_c > rewards_r).float()).mean().item())
+            metrics["rewards/margins"].append(gather(rewards_c - rewards_r).mean().item())
+            metrics["logps/chosen"].append(gather(chosen.detach()).mean().item())
+            metrics["logps/rejected"].append(gather(rejected.detach()).mean().item())
+            return (loss, None) if return_outputs else loss
+
+    return ClipdpoDPOTrainer
+
+
+def reference_mode(s: TrainSettings, pairs: PairColumns, choice: LossChoice) -> str:
+    if s.ref_logps not in REF_MODES:
+        raise UsageError(f"--ref-logps must be one of {', '.join(REF_MODES)}")
+    if s.ref_logps == "precomputed" and not pairs.has_ref:
+        raise InputError("--ref-logps precomputed: not every pair has ref_chosen_logps and ref_rejected_logps")
+    wanted = s.ref_logps == "precomputed" or (s.ref_logps == "auto" and pairs.has_ref)
+    if not wanted:
+        return "adapter" if s.lora else "live"
+    if choice.trainer != "dpo":
+        raise UsageError("precomputed reference log-probs work with the DPO-family losses only, not KTO")
+    if s.lora:
+        raise UsageError("--lora computes the reference by disabling the adapter; use --ref-logps live")
+    if pairs.ref_model and os.path.abspath(pairs.ref_model) != os.path.abspath(s.model) and pairs.ref_model != s.model:
+        log(f"warning: reference log-probs were computed with '{pairs.ref_model}', training starts from '{s.model}'")
+    return "precomputed"
+
+
+def build_trainer(s: TrainSettings, pairs: PairColumns | None = None) -> tuple[Any, str, PairColumns]:
+    """The configured TRL trainer (not yet trained), the reference mode and the validated pairs."""
+    from clipdpo_cli.io.jsonl import read_jsonl
+    from clipdpo_cli.train.data import to_dataset
+
+    choice = resolve_loss(s.loss)
+    if pairs is None:
+        pairs = collect_pairs(read_jsonl(s.pairs), s.image_root, skip_bad=s.skip_bad)
+    if not len(pairs):
+        raise InputError(f"{s.pairs}: no usable pairs")
+    ref_mode = reference_mode(s, pairs, choice)
+    processor = load_processor(s.model)
+    config = make_config(s, choice, text_max_length(processor, s.max_length))  # before loading (ZeRO-3 init)
+    if choice.trainer == "kto" and config.per_device_train_batch_size < 2 and choice.loss_type == "kto":
+        raise UsageError("KTO needs --per-device-batch-size of at least 2 (its KL term compares examples)")
+    model = load_policy(s.model)
+    peft_config = None
+    if s.lora:
+        from peft import LoraConfig
+
+        peft_config = LoraConfig(
+            r=s.lora_r, lora_alpha=s.lora_alpha, lora_dropout=0.05, task_type="CAUSAL_LM",
+            target_modules=r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)",
+        )  # fmt: skip
+    ref_model = load_policy(s.model) if ref_mode == "live" else None
+    common = dict(
+        model=model, ref_model=ref_model, args=config, processing_class=processor, peft_config=peft_config
+    )
+    if choice.trainer == "kto":
+        from datasets import Dataset
+        from trl import KTOTrainer
+
+        dataset = Dataset.from_dict(unpair(pairs, config.per_device_train_batch_size // 2, s.seed))
+        collator = VisionPairCollator(
+            processor, config.max_length, unpaired=True, calculate_kl=choice.loss_type == "kto",
+            image_root=None,
+        )  # fmt: skip
+        trainer = KTOTrainer(train_dataset=dataset, data_collator=collator, **common)
+    else:
+        dataset = to_dataset(pairs, with_ref=ref_mode == "precomputed")
+        collator = VisionPairCollator(processor, config.max_length)
+        trainer = clipdpo_dpo_trainer()(
+            train_dataset=dataset,
+            data_collator=collator,
+            cdpo=choice.loss_type == "cdpo",
+            precomputed_ref=ref_mode == "precomputed",
+            **common,
+        )
+    return trainer, ref_mode, pairs
+
+
+def run_training(s: TrainSettings) -> TrainResult:
+    trainer, ref_mode, pairs = build_trainer(s)
+    args = trainer.args
+    effective = args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size
+    log(
+        f"{len(pairs)} pairs, loss {s.loss}, beta {args.beta}, lr {args.learning_rate}, effective batch {effective} "
+        f"({args.per_device_train_batch_size} x {args.gradient_accumulation_steps} accumulation x "
+        f"{args.world_size} processes), reference: {ref_mode}"
+    )
+    try:
+        trainer.train(resume_from_checkpoint=s.resume_from_checkpoint)
+    except ValueError as exc:
+        if "max_length" in str(exc) and "image" in str(exc):
+            raise InputError(str(exc)) from None
+        raise
+    save_model(trainer, s.output_dir, merge_lora=s.lora)
+    return TrainResult(
+        output_dir=s.output_dir,
+        pairs=len(pairs),
+        skipped=pairs.skipped,
+        steps=trainer.state.global_step,
+        log_history=list(trainer.state.log_history),
+        reference=ref_mode,
+    )
+
+
+def save_model(trainer: Any, output_dir: str, merge_lora: bool = False) -> None:
+    """Model + processor in `output_dir`, loadable by `--model DIR` (a LoRA adapter is merged in)."""
+    from accelerate.utils import is_peft_model
+
+    model = trainer.accelerator.unwrap_model(trainer.model)
+    if merge_lora and is_peft_model(model):
+        trainer.accelerator.wait_for_everyone()
+        if trainer.accelerator.is_main_process:
+            merged = model.merge_and_unload()
+            merged.save_pretrained(output_dir)
+    else:
+        trainer.save_model(output_dir)
+    if trainer.accelerator.is_main_process:
+        trainer.processing_class.save_pretrained(output_dir)
+    trainer.accelerator.wait_for_everyone()
