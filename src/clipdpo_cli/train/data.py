@@ -177,7 +177,10 @@ class VisionPairCollator:
 
     def examples(self, rows: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
         for row in rows:
-            example = {"images": [load_image(row["image"], self.image_root)], "prompt": user_message(row["prompt"])}
+            image = row["image"]
+            if isinstance(image, str):  # a path: opened now, for this batch only
+                image = load_image(image, self.image_root)
+            example = {"images": [image], "prompt": user_message(row["prompt"])}
             if self.unpaired:
                 example["completion"] = assistant_message(row["completion"])
                 example["label"] = row["label"]

@@ -54,9 +54,11 @@ class TrainSettings:
     resume_from_checkpoint: str | None = None
     deepspeed: str | None = None
     ref_logps: str = "auto"
+    ref_model: str | None = None  # reference policy; default: the starting model itself
     image_root: str | None = None
     skip_bad: bool = False
     num_workers: int = 0
+    chat_template: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # --config YAML: more DPOConfig/KTOConfig fields
     explicit: frozenset[str] = frozenset()  # config fields the user set on the command line (win over extra)
 
@@ -169,33 +171,37 @@ def make_config(s: TrainSettings, choice: LossChoice, max_length: int | None) ->
         raise UsageError(f"invalid training configuration: {exc}") from None
 
 
-def load_policy(name: str, dtype: Any = None) -> Any:
-    """The LVLM to train, by the same rules as every other command: a local directory or a hub id (cache)."""
+def load_policy(name: str) -> Any:
+    """The LVLM to train (fp32 master weights), by the same name rules as every other command."""
     import torch
     from transformers import AutoModelForImageTextToText
 
-    try:
-        model = AutoModelForImageTextToText.from_pretrained(name, dtype=dtype or torch.float32)
-    except (OSError, ValueError) as exc:
-        raise InputError(f"cannot load model '{name}': {str(exc).splitlines()[0]}") from None
+    from clipdpo_cli.models.hub import load_pretrained, resolve_name
+
+    model = load_pretrained(
+        AutoModelForImageTextToText.from_pretrained, resolve_name(name, "model"), "model", dtype=torch.float32
+    )
     if not getattr(model.config, "_name_or_path", ""):
         raise InputError(f"model '{name}' has no name or path to reload the reference from; save it to a directory")
     return model
 
 
-def load_processor(name: str) -> Any:
+def load_processor(name: str, chat_template: str | None = None) -> Any:
+    """The model's processor; a text-only tokenizer or a missing chat template is a clear error."""
     from transformers import AutoProcessor, ProcessorMixin
 
-    try:
-        processor = AutoProcessor.from_pretrained(name)
-    except (OSError, ValueError) as exc:
-        raise InputError(f"cannot load the processor of '{name}': {str(exc).splitlines()[0]}") from None
+    from clipdpo_cli.models.hub import load_pretrained, read_chat_template, resolve_name
+
+    processor = load_pretrained(AutoProcessor.from_pretrained, resolve_name(name, "model"), "model")
     if not isinstance(processor, ProcessorMixin):
         raise InputError(f"'{name}' has a text tokenizer only; train needs a vision-language model and processor")
+    template = read_chat_template(chat_template)
+    if template is not None:
+        processor.chat_template = template
     if not getattr(processor, "chat_template", None):
         raise InputError(
-            f"the processor of '{name}' has no chat template, so prompts and answers cannot be laid out as the model "
-            "expects; add one (chat_template.jinja in the model directory) and retry"
+            f"model '{name}' has no chat template, so prompts and answers cannot be laid out as the model expects; "
+            "pass one with --chat-template FILE (it is saved with the trained model)"
         )
     tokenizer = processor.tokenizer
     if tokenizer.pad_token is None:
@@ -299,8 +305,11 @@ def reference_mode(s: TrainSettings, pairs: PairColumns, choice: LossChoice) -> 
         raise UsageError("precomputed reference log-probs work with the DPO-family losses only, not KTO")
     if s.lora:
         raise UsageError("--lora computes the reference by disabling the adapter; use --ref-logps live")
-    if pairs.ref_model and os.path.abspath(pairs.ref_model) != os.path.abspath(s.model) and pairs.ref_model != s.model:
-        log(f"warning: reference log-probs were computed with '{pairs.ref_model}', training starts from '{s.model}'")
+    if s.ref_model and s.ref_logps == "auto":
+        log("note: using the reference log-probs stored in the pairs (--ref-logps live to run --ref-model)")
+    expected = s.ref_model or s.model
+    if pairs.ref_model and os.path.abspath(pairs.ref_model) != os.path.abspath(expected):
+        log(f"warning: reference log-probs were computed with '{pairs.ref_model}', the reference is '{expected}'")
     return "precomputed"
 
 
@@ -315,7 +324,7 @@ def build_trainer(s: TrainSettings, pairs: PairColumns | None = None) -> tuple[A
     if not len(pairs):
         raise InputError(f"{s.pairs}: no usable pairs")
     ref_mode = reference_mode(s, pairs, choice)
-    processor = load_processor(s.model)
+    processor = load_processor(s.model, s.chat_template)
     config = make_config(s, choice, text_max_length(processor, s.max_length))  # before loading (ZeRO-3 init)
     if choice.trainer == "kto" and config.per_device_train_batch_size < 2 and choice.loss_type == "kto":
         raise UsageError("KTO needs --per-device-batch-size of at least 2 (its KL term compares examples)")
@@ -328,7 +337,7 @@ def build_trainer(s: TrainSettings, pairs: PairColumns | None = None) -> tuple[A
             r=s.lora_r, lora_alpha=s.lora_alpha, lora_dropout=0.05, task_type="CAUSAL_LM",
             target_modules=r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)",
         )  # fmt: skip
-    ref_model = load_policy(s.model) if ref_mode == "live" else None
+    ref_model = load_policy(s.ref_model or s.model) if ref_mode == "live" else None
     common = dict(
         model=model, ref_model=ref_model, args=config, processing_class=processor, peft_config=peft_config
     )
