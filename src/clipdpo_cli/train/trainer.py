@@ -59,6 +59,7 @@ class TrainSettings:
     skip_bad: bool = False
     num_workers: int = 0
     chat_template: str | None = None
+    quiet: bool = False
     extra: dict[str, Any] = field(default_factory=dict)  # --config YAML: more DPOConfig/KTOConfig fields
     explicit: frozenset[str] = frozenset()  # config fields the user set on the command line (win over extra)
 
@@ -373,8 +374,10 @@ def run_training(s: TrainSettings) -> TrainResult:
         f"({args.per_device_train_batch_size} x {args.gradient_accumulation_steps} accumulation x "
         f"{args.world_size} processes), reference: {ref_mode}"
     )
+    quiet_callbacks(trainer, s.quiet)
+    resume = True if s.resume_from_checkpoint == "last" else s.resume_from_checkpoint
     try:
-        trainer.train(resume_from_checkpoint=s.resume_from_checkpoint)
+        trainer.train(resume_from_checkpoint=resume)
     except ValueError as exc:
         if "max_length" in str(exc) and "image" in str(exc):
             raise InputError(str(exc)) from None
@@ -405,3 +408,71 @@ def save_model(trainer: Any, output_dir: str, merge_lora: bool = False) -> None:
     if trainer.accelerator.is_main_process:
         trainer.processing_class.save_pretrained(output_dir)
     trainer.accelerator.wait_for_everyone()
+
+
+@contextlib.contextmanager
+def stdout_to_stderr() -> Iterator[None]:
+    """Send everything written to file descriptor 1 to stderr meanwhile (loggers hold sys.stdout itself)."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+def quiet_callbacks(trainer: Any, quiet: bool) -> None:
+    """Metrics as one compact line per log on stderr (rank 0); stdout stays for the JSON summary."""
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback, TrainerCallback
+
+    class StderrLog(TrainerCallback):
+        def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kw: Any) -> None:
+            if not state.is_world_process_zero or not logs:
+                return
+            keys = ("loss", "rewards/margins", "rewards/accuracies", "learning_rate", "train_runtime")
+            shown = ", ".join(f"{k} {logs[k]:.4g}" for k in keys if isinstance(logs.get(k), (int, float)))
+            log(f"step {state.global_step}/{state.max_steps}: {shown}")
+
+    trainer.remove_callback(PrinterCallback)
+    trainer.remove_callback(ProgressCallback)
+    if not quiet:
+        trainer.add_callback(StderrLog())
+
+
+def final_metrics(history: list[dict[str, Any]]) -> dict[str, Any]:
+    """First and last logged loss / reward margin, and the run's own train_* figures."""
+    logged = [h for h in history if "loss" in h]
+    out: dict[str, Any] = {}
+    if logged:
+        for key in ("loss", "rewards/margins", "rewards/accuracies"):
+            if key in logged[0]:
+                out[f"first_{key}"] = logged[0][key]
+                out[f"last_{key}"] = logged[-1][key]
+    for h in history:
+        for key in ("train_loss", "train_runtime", "train_samples_per_second"):
+            if key in h:
+                out[key] = h[key]
+    return out
+
+
+def summary(result: TrainResult) -> None:
+    """The JSON summary on stdout (rank 0) and in OUTPUT_DIR/train_summary.json."""
+    import json
+
+    if int(os.environ.get("RANK", "0")) != 0:
+        return
+    data = {
+        "output_dir": result.output_dir,
+        "pairs": result.pairs,
+        "skipped": result.skipped,
+        "steps": result.steps,
+        "reference": result.reference,
+        **final_metrics(result.log_history),
+    }
+    with open(os.path.join(result.output_dir, "train_summary.json"), "w") as fh:
+        json.dump({**data, "log_history": result.log_history}, fh, indent=1)
+    print(json.dumps(data), flush=True)
+    log(f"saved to {result.output_dir} ({result.steps} steps)")
