@@ -54,3 +54,13 @@ def run_cli(*args: str, timeout: int = 300):
 
     return subprocess.run([sys.executable, "-m", "clipdpo_cli", *args], capture_output=True, text=True,
                           env=cli_env(), timeout=timeout)
+
+
+def main_in_process(capsys, *args: str) -> tuple[int, str, str]:
+    """`clipdpo ARGS` through the real entry point in this process: (exit code, stdout, stderr)."""
+    from clipdpo_cli.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(list(args))
+    captured = capsys.readouterr()
+    return int(exit_info.value.code or 0), captured.out, captured.err

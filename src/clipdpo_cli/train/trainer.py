@@ -157,15 +157,27 @@ def label_smoothing(s: TrainSettings, choice: LossChoice) -> float:
     return 0.1 if choice.loss_type == "cdpo" else 0.0
 
 
-def make_config(s: TrainSettings, choice: LossChoice, max_length: int | None) -> Any:
+def config_class(choice: LossChoice) -> Any:
     from trl import DPOConfig, KTOConfig
 
-    cls = DPOConfig if choice.trainer == "dpo" else KTOConfig
-    kwargs = config_kwargs(s, choice, max_length)
-    known = set(cls.__dataclass_fields__)
-    unknown = sorted(k for k in kwargs if k not in known)
+    return DPOConfig if choice.trainer == "dpo" else KTOConfig
+
+
+def check_settings(s: TrainSettings, choice: LossChoice) -> None:
+    """Mistakes found before any model is loaded: unknown --config fields, impossible batch sizes."""
+    cls = config_class(choice)
+    unknown = sorted(k for k in s.extra if k not in cls.__dataclass_fields__)
     if unknown:
         raise UsageError(f"--config: unknown {cls.__name__} field(s): {', '.join(unknown)}")
+    accumulation_steps(s.batch_size, s.per_device_batch_size, world_size())
+    per_device = s.extra.get("per_device_train_batch_size", s.per_device_batch_size)
+    if choice.loss_type == "kto" and per_device < 2:
+        raise UsageError("KTO needs --per-device-batch-size of at least 2 (its KL term compares examples)")
+
+
+def make_config(s: TrainSettings, choice: LossChoice, max_length: int | None) -> Any:
+    cls = config_class(choice)
+    kwargs = config_kwargs(s, choice, max_length)
     try:
         return cls(**kwargs)
     except (ValueError, TypeError) as exc:
@@ -320,6 +332,7 @@ def build_trainer(s: TrainSettings, pairs: PairColumns | None = None) -> tuple[A
     from clipdpo_cli.train.data import to_dataset
 
     choice = resolve_loss(s.loss)
+    check_settings(s, choice)
     if pairs is None:
         pairs = collect_pairs(read_jsonl(s.pairs), s.image_root, skip_bad=s.skip_bad)
     if not len(pairs):
@@ -327,9 +340,10 @@ def build_trainer(s: TrainSettings, pairs: PairColumns | None = None) -> tuple[A
     ref_mode = reference_mode(s, pairs, choice)
     processor = load_processor(s.model, s.chat_template)
     config = make_config(s, choice, text_max_length(processor, s.max_length))  # before loading (ZeRO-3 init)
-    if choice.trainer == "kto" and config.per_device_train_batch_size < 2 and choice.loss_type == "kto":
-        raise UsageError("KTO needs --per-device-batch-size of at least 2 (its KL term compares examples)")
-    model = load_policy(s.model)
+    checkpoint = resolve_checkpoint(s.resume_from_checkpoint, s.output_dir)
+    # Resuming: the policy's weights come from the checkpoint through from_pretrained, which maps LLaVA's saved
+    # key names back (transformers' Trainer loads the raw state dict and would silently skip every key).
+    model = load_policy(checkpoint if checkpoint and not s.lora else s.model)
     peft_config = None
     if s.lora:
         from peft import LoraConfig
@@ -362,7 +376,25 @@ def build_trainer(s: TrainSettings, pairs: PairColumns | None = None) -> tuple[A
             precomputed_ref=ref_mode == "precomputed",
             **common,
         )
+    if checkpoint and not s.lora and not config.deepspeed:
+        trainer._load_from_checkpoint = lambda *a, **k: None  # weights already loaded above
     return trainer, ref_mode, pairs
+
+
+def resolve_checkpoint(value: str | None, output_dir: str) -> str | None:
+    """--resume-from-checkpoint: a folder, or 'last' for the newest checkpoint-N in the output directory."""
+    if value is None:
+        return None
+    if value == "last":
+        from transformers.trainer_utils import get_last_checkpoint
+
+        found = get_last_checkpoint(output_dir) if os.path.isdir(output_dir) else None
+        if found is None:
+            raise InputError(f"--resume-from-checkpoint last: no checkpoint-N folder in {output_dir}")
+        return found
+    if not os.path.isdir(value):
+        raise InputError(f"--resume-from-checkpoint: folder not found: {value}")
+    return value
 
 
 def run_training(s: TrainSettings) -> TrainResult:
@@ -375,7 +407,7 @@ def run_training(s: TrainSettings) -> TrainResult:
         f"{args.world_size} processes), reference: {ref_mode}"
     )
     quiet_callbacks(trainer, s.quiet)
-    resume = True if s.resume_from_checkpoint == "last" else s.resume_from_checkpoint
+    resume = resolve_checkpoint(s.resume_from_checkpoint, s.output_dir)
     try:
         trainer.train(resume_from_checkpoint=resume)
     except ValueError as exc:
