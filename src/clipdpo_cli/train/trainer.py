@@ -340,6 +340,8 @@ def build_trainer(s: TrainSettings, pairs: PairColumns | None = None) -> tuple[A
     ref_mode = reference_mode(s, pairs, choice)
     processor = load_processor(s.model, s.chat_template)
     config = make_config(s, choice, text_max_length(processor, s.max_length))  # before loading (ZeRO-3 init)
+    if config.deepspeed:
+        deepspeed_comm_ready()
     checkpoint = resolve_checkpoint(s.resume_from_checkpoint, s.output_dir)
     # Resuming: the policy's weights come from the checkpoint through from_pretrained, which maps LLaVA's saved
     # key names back (transformers' Trainer loads the raw state dict and would silently skip every key).
@@ -379,6 +381,17 @@ def build_trainer(s: TrainSettings, pairs: PairColumns | None = None) -> tuple[A
     if checkpoint and not s.lora and not config.deepspeed:
         trainer._load_from_checkpoint = lambda *a, **k: None  # weights already loaded above
     return trainer, ref_mode, pairs
+
+
+def deepspeed_comm_ready() -> None:
+    """Give DeepSpeed's communication layer the process group accelerate already started.
+
+    On CPU, accelerate starts torch.distributed itself (gloo) and DeepSpeed's own layer stays uninitialised, so
+    zero.Init (run by from_pretrained under ZeRO-3) would size its batch for a world of 1 process.
+    """
+    import deepspeed
+
+    deepspeed.init_distributed(auto_mpi_discovery=False)
 
 
 def resolve_checkpoint(value: str | None, output_dir: str) -> str | None:
