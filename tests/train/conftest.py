@@ -19,7 +19,7 @@ def tiny_llava(tmp_path_factory) -> str:
 
 
 def write_toy_pairs(folder: str, n: int = 8) -> str:
-    """A learnable toy preference: per image, 'red' (chosen) beats 'blue' (rejected); images differ by colour."""
+    """A learnable toy preference: per image, 'red ball' (chosen) beats 'blue cube' (rejected)."""
     from PIL import Image
 
     os.makedirs(folder, exist_ok=True)
@@ -28,16 +28,36 @@ def write_toy_pairs(folder: str, n: int = 8) -> str:
         for i in range(n):
             img = os.path.join(folder, f"img{i}.png")
             Image.new("RGB", (20 + i, 18), color=(40 * i % 255, 100, 200 - 10 * i)).save(img)
-            fh.write(json.dumps({
-                "id": f"p{i}", "image": img, "kind": "caption", "prompt": "Describe the image.",
-                "chosen": "a red ball on a table", "rejected": "a blue cube", "margin": 3.0,
-            }) + "\n")
+            fh.write(
+                json.dumps(
+                    {
+                        "id": f"p{i}",
+                        "image": img,
+                        "kind": "caption",
+                        "prompt": "Describe the image.",
+                        "chosen": "a red ball on a table",
+                        "rejected": "a blue cube",
+                        "margin": 3.0,
+                    }
+                )
+                + "\n"
+            )
     return path
 
 
 @pytest.fixture(scope="session")
 def toy_pairs(tmp_path_factory) -> str:
     return write_toy_pairs(str(tmp_path_factory.mktemp("pairs")))
+
+
+def read_json(path: str):
+    with open(path) as fh:
+        return json.load(fh)
+
+
+def read_lines(path: str) -> list[str]:
+    with open(path) as fh:
+        return fh.readlines()
 
 
 def cli_env() -> dict[str, str]:
@@ -52,8 +72,13 @@ def cli_env() -> dict[str, str]:
 def run_cli(*args: str, timeout: int = 300):
     import subprocess
 
-    return subprocess.run([sys.executable, "-m", "clipdpo_cli", *args], capture_output=True, text=True,
-                          env=cli_env(), timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "clipdpo_cli", *args],
+        capture_output=True,
+        text=True,
+        env=cli_env(),
+        timeout=timeout,
+    )
 
 
 def main_in_process(capsys, *args: str) -> tuple[int, str, str]:

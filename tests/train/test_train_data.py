@@ -24,7 +24,9 @@ def test_collect_pairs_validates_and_keeps_complete_reference_columns(toy_pairs,
     skipped = collect_pairs(bad, skip_bad=True)
     assert len(skipped) == 2 and skipped.skipped == {"image not found": 1, "missing field 'prompt'": 1}
 
-    with_ref = [{**r, "ref_chosen_logps": -1.5, "ref_rejected_logps": -2.0, "ref_model": "m"} for r in records]
+    with_ref = [
+        {**r, "ref_chosen_logps": -1.5, "ref_rejected_logps": -2.0, "ref_model": "m"} for r in records
+    ]
     assert collect_pairs(with_ref).has_ref and collect_pairs(with_ref).ref_model == "m"
     partial = with_ref[:3] + records[3:]  # some pairs lack them: none are used
     assert not collect_pairs(partial).has_ref

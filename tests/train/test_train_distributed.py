@@ -13,15 +13,29 @@ import json
 import os
 
 import pytest
+from conftest import read_json, run_cli
 
-from conftest import run_cli
-
-STEPS = ("--max-steps", "3", "--batch-size", "4", "--learning-rate", "1e-3", "--warmup-ratio", "0",
-         "--logging-steps", "1", "--no-gradient-checkpointing", "--num-workers", "0", "--save-steps", "100")
+STEPS = (
+    "--max-steps",
+    "3",
+    "--batch-size",
+    "4",
+    "--learning-rate",
+    "1e-3",
+    "--warmup-ratio",
+    "0",
+    "--logging-steps",
+    "1",
+    "--no-gradient-checkpointing",
+    "--num-workers",
+    "0",
+    "--save-steps",
+    "100",
+)
 
 
 def losses(out: str) -> list[float]:
-    history = json.load(open(os.path.join(out, "train_summary.json")))["log_history"]
+    history = read_json(os.path.join(out, "train_summary.json"))["log_history"]
     return [h["loss"] for h in history if "loss" in h]
 
 
@@ -40,9 +54,20 @@ def single(tiny_llava, toy_pairs, tmp_path_factory) -> tuple[list[float], str]:
     from clipdpo_cli.train.trainer import TrainSettings, run_training
 
     out = str(tmp_path_factory.mktemp("single"))
-    s = TrainSettings(pairs=toy_pairs, model=tiny_llava, output_dir=out, max_steps=3, batch_size=4,
-                      per_device_batch_size=2, learning_rate=1e-3, warmup_ratio=0.0, logging_steps=1,
-                      gradient_checkpointing=False, save_steps=100, quiet=True)
+    s = TrainSettings(
+        pairs=toy_pairs,
+        model=tiny_llava,
+        output_dir=out,
+        max_steps=3,
+        batch_size=4,
+        per_device_batch_size=2,
+        learning_rate=1e-3,
+        warmup_ratio=0.0,
+        logging_steps=1,
+        gradient_checkpointing=False,
+        save_steps=100,
+        quiet=True,
+    )
     history = run_training(s).log_history
     return [h["loss"] for h in history if "loss" in h], out
 
@@ -50,8 +75,20 @@ def single(tiny_llava, toy_pairs, tmp_path_factory) -> tuple[list[float], str]:
 @pytest.mark.slow
 def test_two_processes_ddp(single, tiny_llava, toy_pairs, tmp_path):
     out = str(tmp_path / "ddp")
-    proc = run_cli("train", toy_pairs, "--model", tiny_llava, "--output-dir", out, "--num-processes", "2",
-                   "--per-device-batch-size", "2", *STEPS, timeout=500)
+    proc = run_cli(
+        "train",
+        toy_pairs,
+        "--model",
+        tiny_llava,
+        "--output-dir",
+        out,
+        "--num-processes",
+        "2",
+        "--per-device-batch-size",
+        "2",
+        *STEPS,
+        timeout=500,
+    )
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert "launching 2 process(es)" in proc.stderr
     assert "(2 x 1 accumulation x 2 processes)" in proc.stderr
@@ -68,8 +105,20 @@ def test_deepspeed_zero3_one_process(single, tiny_llava, toy_pairs, tmp_path):
 
     root = os.path.join(os.path.dirname(__file__), "..", "..", "examples", "zero3.json")
     out = str(tmp_path / "zero3")
-    proc = run_cli("train", toy_pairs, "--model", tiny_llava, "--output-dir", out, "--deepspeed", root,
-                   "--per-device-batch-size", "2", *STEPS, timeout=500)
+    proc = run_cli(
+        "train",
+        toy_pairs,
+        "--model",
+        tiny_llava,
+        "--output-dir",
+        out,
+        "--deepspeed",
+        root,
+        "--per-device-batch-size",
+        "2",
+        *STEPS,
+        timeout=500,
+    )
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert "(2 x 2 accumulation x 1 processes)" in proc.stderr
     assert losses(out) == pytest.approx(single[0], abs=2e-4)
@@ -84,8 +133,22 @@ def test_deepspeed_zero3_one_process(single, tiny_llava, toy_pairs, tmp_path):
 def test_deepspeed_zero3_two_processes(single, tiny_llava, toy_pairs, tmp_path):
     root = os.path.join(os.path.dirname(__file__), "..", "..", "examples", "zero3.json")
     out = str(tmp_path / "zero3x2")
-    proc = run_cli("train", toy_pairs, "--model", tiny_llava, "--output-dir", out, "--deepspeed", root,
-                   "--num-processes", "2", "--per-device-batch-size", "2", *STEPS, timeout=500)
+    proc = run_cli(
+        "train",
+        toy_pairs,
+        "--model",
+        tiny_llava,
+        "--output-dir",
+        out,
+        "--deepspeed",
+        root,
+        "--num-processes",
+        "2",
+        "--per-device-batch-size",
+        "2",
+        *STEPS,
+        timeout=500,
+    )
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert "(2 x 1 accumulation x 2 processes)" in proc.stderr
     assert losses(out) == pytest.approx(single[0], abs=2e-4)

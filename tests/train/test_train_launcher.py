@@ -11,8 +11,18 @@ from clipdpo_cli.train import launcher
 
 
 def plan(env=None, **kw):
-    options = {k: kw.get(k) for k in ("num_processes", "num_machines", "machine_rank", "main_process_ip",
-                                      "main_process_port", "accelerate_config", "deepspeed")}
+    options = {
+        k: kw.get(k)
+        for k in (
+            "num_processes",
+            "num_machines",
+            "machine_rank",
+            "main_process_ip",
+            "main_process_port",
+            "accelerate_config",
+            "deepspeed",
+        )
+    }
     return launcher.plan_from_options(**options, env=env or {})
 
 
@@ -25,7 +35,9 @@ def test_one_process_runs_in_place_and_several_relaunch():
 
 def test_launch_command_line():
     p = plan(num_processes=4, main_process_port=29555)
-    cmd = launcher.launch_command(p, ["train", "pairs.jsonl", "--model", "m", "--num-processes", "4"], python="py")
+    cmd = launcher.launch_command(
+        p, ["train", "pairs.jsonl", "--model", "m", "--num-processes", "4"], python="py"
+    )
     assert cmd[:3] == ["py", "-m", "accelerate.commands.launch"]
     assert cmd[cmd.index("--num_processes") + 1] == "4" and "--multi_gpu" in cmd
     assert cmd[cmd.index("--main_process_port") + 1] == "29555"
@@ -36,10 +48,20 @@ def test_launch_command_line():
 def test_slurm_multi_node_variables_are_honoured(tmp_path):
     env = {"SLURM_NNODES": "2", "SLURM_NODEID": "1", "MASTER_ADDR": "node001", "MASTER_PORT": "29600"}
     p = plan(env, num_processes=16)
-    assert (p.num_machines, p.machine_rank, p.main_process_ip, p.main_process_port) == (2, 1, "node001", 29600)
+    assert (p.num_machines, p.machine_rank, p.main_process_ip, p.main_process_port) == (
+        2,
+        1,
+        "node001",
+        29600,
+    )
     cmd = launcher.launch_command(p, ["train"], python="py")
-    for flag, value in (("--num_machines", "2"), ("--machine_rank", "1"), ("--main_process_ip", "node001"),
-                        ("--main_process_port", "29600"), ("--num_processes", "16")):
+    for flag, value in (
+        ("--num_machines", "2"),
+        ("--machine_rank", "1"),
+        ("--main_process_ip", "node001"),
+        ("--main_process_port", "29600"),
+        ("--num_processes", "16"),
+    ):
         assert cmd[cmd.index(flag) + 1] == value
     assert plan(env, num_machines=1, machine_rank=0).num_machines == 1  # options win over the variables
     config = tmp_path / "acc.yaml"

@@ -43,8 +43,18 @@ def pairs(toy_pairs):
 
 
 def settings(model: str, ref: str, loss: str, tmp_path, **kw) -> TrainSettings:
-    return TrainSettings(pairs="-", model=model, ref_model=ref, output_dir=str(tmp_path), loss=loss, beta=BETA,
-                         per_device_batch_size=4, batch_size=4, gradient_checkpointing=False, **kw)
+    return TrainSettings(
+        pairs="-",
+        model=model,
+        ref_model=ref,
+        output_dir=str(tmp_path),
+        loss=loss,
+        beta=BETA,
+        per_device_batch_size=4,
+        batch_size=4,
+        gradient_checkpointing=False,
+        **kw,
+    )
 
 
 def plain_logps(model, input_ids, attention_mask, completion_mask, pixel_values) -> torch.Tensor:
@@ -115,7 +125,12 @@ def test_kto_loss_matches_formula(tiny_llava, ref_dir, pairs, tmp_path):
     batch = trainer.data_collator(rows)
     policy, ref = load_policy(tiny_llava), load_policy(ref_dir)
     main = (batch["input_ids"], batch["attention_mask"], batch["completion_mask"], batch["pixel_values"])
-    kl_args = (batch["KL_input_ids"], batch["KL_attention_mask"], batch["KL_completion_mask"], batch["pixel_values"])
+    kl_args = (
+        batch["KL_input_ids"],
+        batch["KL_attention_mask"],
+        batch["KL_completion_mask"],
+        batch["pixel_values"],
+    )
     ratio = plain_logps(policy, *main) - plain_logps(ref, *main)
     kl = (plain_logps(policy, *kl_args) - plain_logps(ref, *kl_args)).mean().clamp(min=0)
     labels = batch["label"].bool()
@@ -135,7 +150,9 @@ def test_precomputed_reference_gives_the_live_loss(loss, tiny_llava, ref_dir, to
     assert all(math.isfinite(r["ref_chosen_logps"]) and r["ref_model"] == ref_dir for r in with_ref)
     assert {k: v for k, v in with_ref[0].items() if not k.startswith("ref_")} == records[0]  # passes through
 
-    live, live_mode, _ = build_trainer(settings(tiny_llava, ref_dir, loss, tmp_path), collect_pairs(iter(records)))
+    live, live_mode, _ = build_trainer(
+        settings(tiny_llava, ref_dir, loss, tmp_path), collect_pairs(iter(records))
+    )
     pre_pairs = collect_pairs(iter(with_ref))
     pre, pre_mode, _ = build_trainer(settings(tiny_llava, None, loss, tmp_path), pre_pairs)
     assert (live_mode, pre_mode) == ("live", "precomputed")

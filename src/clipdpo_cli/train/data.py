@@ -1,4 +1,4 @@
-"""Pair records -> TRL's conversational vision preference data, with images opened only when a batch needs them.
+"""Pair records -> TRL's conversational vision preference data, images opened per batch.
 
 The dataset holds strings only (image path, prompt, chosen, rejected, optional reference log-probs), so 750K
 pairs cost a few hundred MB of Arrow memory and no decoded pixels. `VisionPairCollator` opens the images of
@@ -38,7 +38,9 @@ class PairColumns:
         return all(f in self.columns for f in REF_FIELDS) and len(self) > 0
 
 
-def pair_row(record: dict[str, Any], image_root: str | None = None, check_image: bool = True) -> dict[str, Any]:
+def pair_row(
+    record: dict[str, Any], image_root: str | None = None, check_image: bool = True
+) -> dict[str, Any]:
     """The training row of one pair record; BadRecord when a field is missing or the image does not exist."""
     row = {
         "id": str(record.get("id", "")),
@@ -107,10 +109,10 @@ def to_dataset(pairs: PairColumns, with_ref: bool | None = None) -> Any:
 def unpair(pairs: PairColumns, group: int, seed: int = 0) -> dict[str, list[Any]]:
     """KTO's unpaired format: each pair gives (chosen, label True) and (rejected, label False).
 
-    TRL's vision KTO collator estimates the KL term from each example's prompt with its neighbour's completion,
-    so the neighbour must come from another image. Pairs are shuffled (seeded) and laid out in blocks of `group`
-    pairs as [chosen_1..chosen_g, rejected_1..rejected_g]: with group = batch size / 2 and sequential sampling,
-    no example ever meets its own image's completion.
+    TRL's vision KTO collator estimates the KL term from each example's prompt with its neighbour's
+    completion, so the neighbour must come from another image. Pairs are shuffled (seeded) and laid out in
+    blocks of `group` pairs as [chosen_1..chosen_g, rejected_1..rejected_g]: with group = batch size / 2 and
+    sequential sampling, no example ever meets its own image's completion.
     """
     n = len(pairs)
     order = list(range(n))
@@ -150,7 +152,7 @@ def image_token_count(processor: Any) -> int:
 
 @dataclass
 class VisionPairCollator:
-    """Opens a batch's images and builds TRL vision batches (paired DPO, or unpaired KTO with `unpaired=True`).
+    """Opens a batch's images and builds TRL vision batches (paired DPO, or KTO's unpaired ones).
 
     Reference log-probs, when the rows carry them, come out as `ref_chosen_logps` / `ref_rejected_logps`
     tensors (what DPOTrainer reads when the reference is precomputed).
@@ -173,7 +175,9 @@ class VisionPairCollator:
         else:
             from trl.trainer.dpo_trainer import DataCollatorForVisionPreference
 
-            self._inner = DataCollatorForVisionPreference(processor=self.processor, max_length=self.max_length)
+            self._inner = DataCollatorForVisionPreference(
+                processor=self.processor, max_length=self.max_length
+            )
 
     def examples(self, rows: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
         for row in rows:

@@ -59,8 +59,10 @@ def plan_from_options(
     if processes < 1 or machines < 1:
         raise UsageError("--num-processes and --num-machines must be at least 1")
     if processes % machines:
-        raise UsageError(f"--num-processes ({processes}, all machines together) must be a multiple of "
-                         f"--num-machines ({machines})")
+        raise UsageError(
+            f"--num-processes ({processes}, all machines together) must be a multiple of "
+            f"--num-machines ({machines})"
+        )
     if machines > 1 and not ip:
         raise UsageError("several machines need --main-process-ip (or MASTER_ADDR) of the machine of rank 0")
     for path, what in ((accelerate_config, "--accelerate-config"), (deepspeed, "--deepspeed")):
@@ -104,8 +106,12 @@ def relaunch(plan: LaunchPlan, argv: Sequence[str]) -> int:
     cmd = launch_command(plan, argv)
     env = dict(os.environ)
     env[LAUNCHED_ENV] = "1"
-    print(f"clipdpo train: launching {plan.num_processes} process(es) on {plan.num_machines} machine(s) "
-          "with accelerate", file=sys.stderr, flush=True)
+    print(
+        f"clipdpo train: launching {plan.num_processes} process(es) on {plan.num_machines} machine(s) "
+        "with accelerate",
+        file=sys.stderr,
+        flush=True,
+    )
     return subprocess.call(cmd, env=env)
 
 

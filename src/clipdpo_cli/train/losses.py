@@ -6,7 +6,7 @@ Names users pick with `--loss` and what runs them:
     ipo   -> TRL DPOTrainer loss_type "ipo"       (d_c/|y_c| - d_r/|y_r| - 1/(2b))^2   (TRL length-normalises)
     slic  -> TRL DPOTrainer loss_type "hinge"     max(0, 1 - b * d)
     cdpo  -> our own (below)                      -(1-e) log s(b d) - e log s(-b d)
-    kto   -> TRL KTOTrainer loss_type "kto"       1 - s(b (r_c - z)) for desirable, 1 - s(b (z - r_r)) otherwise
+    kto   -> TRL KTOTrainer loss_type "kto"       1 - s(b (r - z)) if desirable, else 1 - s(b (z - r))
 
 with d = (log pi(y_c) - log ref(y_c)) - (log pi(y_r) - log ref(y_r)), b = beta, e = label smoothing and z the
 KL estimate. Any other TRL DPO loss_type (robust, exo_pair, bco_pair, apo_zero, ...) passes through by name.
@@ -37,7 +37,8 @@ LOSSES: dict[str, LossChoice] = {
 }
 
 TRL_DPO_LOSSES = (
-    "sigmoid", "hinge", "ipo", "exo_pair", "nca_pair", "robust", "bco_pair", "sppo_hard", "aot", "aot_unpaired",
+    "sigmoid", "hinge", "ipo", "exo_pair", "nca_pair", "robust", "bco_pair", "sppo_hard", "aot",
+    "aot_unpaired",
     "apo_zero", "apo_down", "discopop", "sft", "sigmoid_norm",
 )  # fmt: skip
 TRL_KTO_LOSSES = ("kto", "apo_zero_unpaired")
@@ -62,7 +63,9 @@ def cdpo_loss(delta: Any, beta: float, label_smoothing: float) -> Any:
     """Conservative DPO per pair: -(1-e) log sigmoid(b d) - e log sigmoid(-b d)."""
     import torch.nn.functional as F
 
-    return -(1.0 - label_smoothing) * F.logsigmoid(beta * delta) - label_smoothing * F.logsigmoid(-beta * delta)
+    return -(1.0 - label_smoothing) * F.logsigmoid(beta * delta) - label_smoothing * F.logsigmoid(
+        -beta * delta
+    )
 
 
 def dpo_loss(delta: Any, beta: float) -> Any:
@@ -77,7 +80,9 @@ def slic_loss(delta: Any, beta: float) -> Any:
     return torch.relu(1.0 - beta * delta)
 
 
-def ipo_loss(chosen_logratio: Any, rejected_logratio: Any, chosen_len: Any, rejected_len: Any, beta: float) -> Any:
+def ipo_loss(
+    chosen_logratio: Any, rejected_logratio: Any, chosen_len: Any, rejected_len: Any, beta: float
+) -> Any:
     """IPO (Azar et al. Eq. 17) on per-token average log-ratios, as TRL computes it."""
     return (chosen_logratio / chosen_len - rejected_logratio / rejected_len - 1.0 / (2.0 * beta)) ** 2
 
@@ -86,4 +91,6 @@ def kto_losses(logratio: Any, desirable: Any, kl: Any, beta: float) -> Any:
     """KTO (Ethayarajh et al. Eq. 7) per example, unit weights: desirable 1-s(b(r-z)), else 1-s(b(z-r))."""
     import torch
 
-    return torch.where(desirable, 1 - torch.sigmoid(beta * (logratio - kl)), 1 - torch.sigmoid(beta * (kl - logratio)))
+    return torch.where(
+        desirable, 1 - torch.sigmoid(beta * (logratio - kl)), 1 - torch.sigmoid(beta * (kl - logratio))
+    )

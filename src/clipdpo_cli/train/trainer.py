@@ -112,7 +112,9 @@ def config_kwargs(s: TrainSettings, choice: LossChoice, max_length: int | None) 
         "num_train_epochs": s.epochs,
         "max_steps": s.max_steps,
         "per_device_train_batch_size": s.per_device_batch_size,
-        "gradient_accumulation_steps": accumulation_steps(s.batch_size, s.per_device_batch_size, world_size()),
+        "gradient_accumulation_steps": accumulation_steps(
+            s.batch_size, s.per_device_batch_size, world_size()
+        ),
         "learning_rate": s.learning_rate,
         "lr_scheduler_type": s.lr_scheduler,
         "warmup_steps": s.warmup_ratio,  # a float in [0, 1) is a ratio of the total steps (transformers 5)
@@ -127,7 +129,7 @@ def config_kwargs(s: TrainSettings, choice: LossChoice, max_length: int | None) 
         "report_to": s.report_to,
         "logging_steps": s.logging_steps,
         "save_steps": s.save_steps,
-        "remove_unused_columns": False,  # the collator needs the raw columns (image path, texts, ref log-probs)
+        "remove_unused_columns": False,  # the collator needs the raw columns (image, texts, ref log-probs)
         "dataloader_num_workers": s.num_workers,
         "use_cpu": not torch.cuda.is_available(),
         "deepspeed": s.deepspeed,
@@ -195,7 +197,9 @@ def load_policy(name: str) -> Any:
         AutoModelForImageTextToText.from_pretrained, resolve_name(name, "model"), "model", dtype=torch.float32
     )
     if not getattr(model.config, "_name_or_path", ""):
-        raise InputError(f"model '{name}' has no name or path to reload the reference from; save it to a directory")
+        raise InputError(
+            f"model '{name}' has no name or path to reload the reference from; save it to a directory"
+        )
     return model
 
 
@@ -207,13 +211,15 @@ def load_processor(name: str, chat_template: str | None = None) -> Any:
 
     processor = load_pretrained(AutoProcessor.from_pretrained, resolve_name(name, "model"), "model")
     if not isinstance(processor, ProcessorMixin):
-        raise InputError(f"'{name}' has a text tokenizer only; train needs a vision-language model and processor")
+        raise InputError(
+            f"'{name}' has a text tokenizer only; train needs a vision-language model and processor"
+        )
     template = read_chat_template(chat_template)
     if template is not None:
         processor.chat_template = template
     if not getattr(processor, "chat_template", None):
         raise InputError(
-            f"model '{name}' has no chat template, so prompts and answers cannot be laid out as the model expects; "
+            f"model '{name}' has no chat template, so prompts and answers cannot be laid out as it expects; "
             "pass one with --chat-template FILE (it is saved with the trained model)"
         )
     tokenizer = processor.tokenizer
@@ -258,11 +264,15 @@ def clipdpo_dpo_trainer() -> type:
     from clipdpo_cli.train.logps import completion_logps, split_pairs
 
     class ClipdpoDPOTrainer(DPOTrainer):
-        def __init__(self, *args: Any, cdpo: bool = False, precomputed_ref: bool = False, **kwargs: Any) -> None:
+        def __init__(
+            self, *args: Any, cdpo: bool = False, precomputed_ref: bool = False, **kwargs: Any
+        ) -> None:
             self.cdpo = cdpo
             if precomputed_ref:
                 if kwargs.get("ref_model") is not None:
-                    raise ValueError("precomputed reference log-probs and a reference model exclude each other")
+                    raise ValueError(
+                        "precomputed reference log-probs and a reference model exclude each other"
+                    )
                 with no_reference_load():
                     super().__init__(*args, **kwargs)
                 if self.ref_model is not None:  # pragma: no cover - would mean TRL changed how it loads it
@@ -276,7 +286,10 @@ def clipdpo_dpo_trainer() -> type:
                 return inputs["ref_chosen_logps"], inputs["ref_rejected_logps"]
             from accelerate.utils import is_peft_model
 
-            with torch.no_grad(), disable_gradient_checkpointing(self.model, self.args.gradient_checkpointing_kwargs):
+            with (
+                torch.no_grad(),
+                disable_gradient_checkpointing(self.model, self.args.gradient_checkpointing_kwargs),
+            ):
                 if is_peft_model(self.model) and self.ref_model is None:
                     unwrapped = self.accelerator.unwrap_model(self.model)
                     name = "ref" if "ref" in unwrapped.peft_config else None
@@ -310,7 +323,9 @@ def reference_mode(s: TrainSettings, pairs: PairColumns, choice: LossChoice) -> 
     if s.ref_logps not in REF_MODES:
         raise UsageError(f"--ref-logps must be one of {', '.join(REF_MODES)}")
     if s.ref_logps == "precomputed" and not pairs.has_ref:
-        raise InputError("--ref-logps precomputed: not every pair has ref_chosen_logps and ref_rejected_logps")
+        raise InputError(
+            "--ref-logps precomputed: not every pair has ref_chosen_logps and ref_rejected_logps"
+        )
     wanted = s.ref_logps == "precomputed" or (s.ref_logps == "auto" and pairs.has_ref)
     if not wanted:
         return "adapter" if s.lora else "live"
@@ -322,7 +337,10 @@ def reference_mode(s: TrainSettings, pairs: PairColumns, choice: LossChoice) -> 
         log("note: using the reference log-probs stored in the pairs (--ref-logps live to run --ref-model)")
     expected = s.ref_model or s.model
     if pairs.ref_model and os.path.abspath(pairs.ref_model) != os.path.abspath(expected):
-        log(f"warning: reference log-probs were computed with '{pairs.ref_model}', the reference is '{expected}'")
+        log(
+            f"warning: reference log-probs were computed with '{pairs.ref_model}', "
+            f"the reference is '{expected}'"
+        )
     return "precomputed"
 
 
@@ -343,7 +361,7 @@ def build_trainer(s: TrainSettings, pairs: PairColumns | None = None) -> tuple[A
     if config.deepspeed:
         deepspeed_comm_ready()
     checkpoint = resolve_checkpoint(s.resume_from_checkpoint, s.output_dir)
-    # Resuming: the policy's weights come from the checkpoint through from_pretrained, which maps LLaVA's saved
+    # Resuming: the policy's weights come from the checkpoint through from_pretrained, which maps LLaVA's
     # key names back (transformers' Trainer loads the raw state dict and would silently skip every key).
     model = load_policy(checkpoint if checkpoint and not s.lora else s.model)
     peft_config = None
@@ -386,7 +404,7 @@ def build_trainer(s: TrainSettings, pairs: PairColumns | None = None) -> tuple[A
 def deepspeed_comm_ready() -> None:
     """Give DeepSpeed's communication layer the process group accelerate already started.
 
-    On CPU, accelerate starts torch.distributed itself (gloo) and DeepSpeed's own layer stays uninitialised, so
+    On CPU, accelerate starts torch.distributed itself (gloo) and DeepSpeed's own layer stays uninitialised,
     zero.Init (run by from_pretrained under ZeRO-3) would size its batch for a world of 1 process.
     """
     import deepspeed
@@ -415,7 +433,8 @@ def run_training(s: TrainSettings) -> TrainResult:
     args = trainer.args
     effective = args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size
     log(
-        f"{len(pairs)} pairs, loss {s.loss}, beta {args.beta}, lr {args.learning_rate}, effective batch {effective} "
+        f"{len(pairs)} pairs, loss {s.loss}, beta {args.beta}, lr {args.learning_rate}, "
+        f"effective batch {effective} "
         f"({args.per_device_train_batch_size} x {args.gradient_accumulation_steps} accumulation x "
         f"{args.world_size} processes), reference: {ref_mode}"
     )
@@ -474,7 +493,9 @@ def quiet_callbacks(trainer: Any, quiet: bool) -> None:
     from transformers.trainer_callback import PrinterCallback, ProgressCallback, TrainerCallback
 
     class StderrLog(TrainerCallback):
-        def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kw: Any) -> None:
+        def on_log(
+            self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kw: Any
+        ) -> None:
             if not state.is_world_process_zero or not logs:
                 return
             keys = ("loss", "rewards/margins", "rewards/accuracies", "learning_rate", "train_runtime")
