@@ -33,13 +33,16 @@ pairs_path, model_dir, out_dir, steps, per_device = sys.argv[1:6]
 rows = [json.loads(line) for line in open(pairs_path)]
 msg = lambda role, text: [{"role": role, "content": text}]
 data = {"image": [r["image"] for r in rows], "prompt": [msg("user", r["prompt"]) for r in rows],
-        "chosen": [msg("assistant", r["chosen"]) for r in rows], "rejected": [msg("assistant", r["rejected"]) for r in rows]}
+        "chosen": [msg("assistant", r["chosen"]) for r in rows],
+        "rejected": [msg("assistant", r["rejected"]) for r in rows]}
 turn = List({"role": Value("string"), "content": Value("string")})
-dataset = Dataset.from_dict(data, features=Features({"image": Image(), "prompt": turn, "chosen": turn, "rejected": turn}))
+features = Features({"image": Image(), "prompt": turn, "chosen": turn, "rejected": turn})
+dataset = Dataset.from_dict(data, features=features)
 model = AutoModelForImageTextToText.from_pretrained(model_dir, dtype=torch.float32)
 processor = AutoProcessor.from_pretrained(model_dir)
 args = DPOConfig(output_dir=out_dir, max_steps=int(steps), per_device_train_batch_size=int(per_device),
-                 gradient_accumulation_steps=1, learning_rate=1e-5, lr_scheduler_type="cosine", warmup_steps=0.01,
+                 gradient_accumulation_steps=1, learning_rate=1e-5, lr_scheduler_type="cosine",
+                 warmup_steps=0.01,
                  weight_decay=0.0, beta=0.1, max_length=None, bf16=False, gradient_checkpointing=False,
                  report_to="none", save_strategy="no", logging_steps=1, use_cpu=not torch.cuda.is_available(),
                  dataloader_num_workers=0, optim="adamw_torch", disable_tqdm=True)
@@ -53,7 +56,8 @@ print("RESULT " + json.dumps(result.metrics), flush=True)
 def write_pairs(folder: str, n: int) -> str:
     from PIL import Image
 
-    words = "dog cat ball table chair tree car house person bird cup plate window door lamp".split()
+    words = ["dog", "cat", "ball", "table", "chair", "tree", "car", "house", "person", "bird", "cup",
+             "plate", "window", "door", "lamp"]
     os.makedirs(folder, exist_ok=True)
     path = os.path.join(folder, "pairs.jsonl")
     with open(path, "w") as fh:
@@ -97,11 +101,12 @@ def main() -> None:
     from clipdpo_cli.testing.tiny_llava import build_tiny_llava
 
     work = tempfile.mkdtemp(prefix="bench-train-")
-    model = build_tiny_llava(os.path.join(work, "model"), hidden_size=args.hidden, num_layers=args.layers,
-                             num_heads=4, vision_hidden_size=128, vision_layers=2, image_size=64, patch_size=8)
+    sizes = dict(hidden_size=args.hidden, num_layers=args.layers, num_heads=4, vision_hidden_size=128,
+                 vision_layers=2, image_size=64, patch_size=8)
+    model = build_tiny_llava(os.path.join(work, "model"), **sizes)
     pairs = write_pairs(os.path.join(work, "data"), args.pairs)
-    env = {**os.environ, "PYTHONPATH": os.path.join(ROOT, "src") + os.pathsep + os.environ.get("PYTHONPATH", ""),
-           "TOKENIZERS_PARALLELISM": "false"}
+    path = os.path.join(ROOT, "src") + os.pathsep + os.environ.get("PYTHONPATH", "")
+    env = {**os.environ, "PYTHONPATH": path, "TOKENIZERS_PARALLELISM": "false"}
     py = sys.executable
     common = ["--max-steps", str(args.steps), "--per-device-batch-size", str(args.per_device),
               "--batch-size", str(args.per_device), "--learning-rate", "1e-5", "--precision", "fp32",
@@ -127,7 +132,8 @@ def main() -> None:
         assert summary["reference"] == ref, summary
         return summary["train_samples_per_second"], wall, rss
 
-    results: dict[str, list[tuple[float, float, float]]] = {"plain TRL": [], "clipdpo": [], "clipdpo precomputed": []}
+    names = ("plain TRL", "clipdpo", "clipdpo precomputed")
+    results: dict[str, list[tuple[float, float, float]]] = {name: [] for name in names}
     for i in range(args.repeats):  # interleaved, so that load changes hit all three alike
         results["plain TRL"].append(plain(i))
         results["clipdpo"].append(clipdpo(i, pairs, "live"))
@@ -136,11 +142,14 @@ def main() -> None:
     best = {name: (max(r[0] for r in runs), min(r[1] for r in runs), max(r[2] for r in runs))
             for name, runs in results.items()}
     base_sps, base_wall, base_rss = best["plain TRL"]
-    print(f"model: tiny LLaVA hidden {args.hidden} x {args.layers} layers, {args.pairs} pairs, {args.steps} steps x "
-          f"{args.per_device} pairs; threads {os.environ.get('OMP_NUM_THREADS', 'default')}; best of {args.repeats}")
+    threads = os.environ.get("OMP_NUM_THREADS", "default")
+    print(f"model: tiny LLaVA hidden {args.hidden} x {args.layers} layers, {args.pairs} pairs, "
+          f"{args.steps} steps x {args.per_device} pairs; threads {threads}; best of {args.repeats}")
     print(f"{'run':<22}{'samples/s':>10}{'ratio':>8}{'wall s':>9}{'peak RSS MiB':>14}{'RSS ratio':>11}")
     for name, (sps, wall, rss) in best.items():
         print(f"{name:<22}{sps:>10.2f}{sps / base_sps:>8.2f}{wall:>9.1f}{rss:>14.0f}{rss / base_rss:>11.2f}")
+    for name, runs in results.items():
+        print(f"  {name} runs: " + ", ".join(f"{r[0]:.2f}/s {r[1]:.0f}s {r[2]:.0f}MiB" for r in runs))
     print(f"reference pass (--write-ref-logps, once per starting model): {ref_wall:.1f} s wall, "
           f"peak RSS {ref_rss:.0f} MiB")
 

@@ -7,7 +7,7 @@ import json
 import os
 
 import pytest
-from conftest import main_in_process, read_json, read_lines, run_cli
+from train_helpers import main_in_process, read_json, read_lines, run_cli
 
 FAST = (
     "--batch-size",
@@ -201,3 +201,17 @@ def test_config_file_fills_in_and_options_win(tiny_llava, toy_pairs, tmp_path):
     ) == (5e-7, "cosine", 0.01, 0.0, 1.0)
     assert d.per_device_train_batch_size * d.gradient_accumulation_steps == 256 and d.loss_type == ["sigmoid"]
     assert d.max_length is None and d.beta == 0.1
+
+
+def test_lora_trains_and_saves_a_merged_model(tiny_llava, toy_pairs, tmp_path, capsys):
+    from clipdpo_cli.train.trainer import load_policy
+
+    out = str(tmp_path / "lora")
+    code, stdout, err = main_in_process(capsys, "train", toy_pairs, "--model", tiny_llava, "--output-dir",
+                                        out, "--max-steps", "2", "--lora", "--lora-r", "4", *FAST)
+    assert code == 0, err[-3000:]
+    assert json.loads(stdout)["reference"] == "adapter"
+    assert not os.path.exists(os.path.join(out, "adapter_config.json"))  # merged: a plain model directory
+    before, after = load_policy(tiny_llava).state_dict(), load_policy(out).state_dict()
+    changed = {k for k in before if not (before[k] == after[k]).all()}
+    assert changed and all("language_model" in k and "proj" in k for k in changed)

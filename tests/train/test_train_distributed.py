@@ -13,7 +13,7 @@ import json
 import os
 
 import pytest
-from conftest import read_json, run_cli
+from train_helpers import read_json, run_cli
 
 STEPS = (
     "--max-steps",
