@@ -89,6 +89,8 @@ def expected_paired(loss: str, c: torch.Tensor, r: torch.Tensor, lc: torch.Tenso
     elif loss == "cdpo":
         eps = 0.1
         per = -(1 - eps) * torch.log(torch.sigmoid(BETA * d)) - eps * torch.log(torch.sigmoid(-BETA * d))
+    elif loss == "dpo,slic":  # TRL combines several loss types, weight 1 each
+        per = -torch.log(torch.sigmoid(BETA * d)) + torch.clamp(1 - BETA * d, min=0)
     elif loss == "robust":  # passed through to TRL by name
         eps = 0.1
         per = (-(1 - eps) * F.logsigmoid(BETA * d) + eps * F.logsigmoid(-BETA * d)) / (1 - 2 * eps)
@@ -97,7 +99,7 @@ def expected_paired(loss: str, c: torch.Tensor, r: torch.Tensor, lc: torch.Tenso
     return float(per.mean())
 
 
-@pytest.mark.parametrize("loss", ["dpo", "ipo", "slic", "cdpo", "robust"])
+@pytest.mark.parametrize("loss", ["dpo", "ipo", "slic", "cdpo", "robust", "dpo,slic"])
 def test_paired_loss_matches_formula(loss, tiny_llava, ref_dir, pairs, tmp_path):
     extra = {"label_smoothing": 0.1} if loss == "robust" else {}
     trainer, mode, _ = build_trainer(settings(tiny_llava, ref_dir, loss, tmp_path, **extra), pairs)
@@ -107,6 +109,19 @@ def test_paired_loss_matches_formula(loss, tiny_llava, ref_dir, pairs, tmp_path)
     assert c.abs().max() > 0.05 and (c - r).abs().max() > 0.05  # the reference really differs
     want = expected_paired(loss, c, r, lc, lr)
     assert got == pytest.approx(want, rel=1e-4, abs=1e-5)
+
+
+def test_loss_names():
+    from clipdpo_cli.io.errors import UsageError
+    from clipdpo_cli.train.losses import LossChoice, resolve_loss
+
+    assert resolve_loss("SLiC") == LossChoice("dpo", "hinge")
+    assert resolve_loss("kto") == LossChoice("kto", "kto")
+    assert resolve_loss("apo_zero_unpaired") == LossChoice("kto", "apo_zero_unpaired")
+    assert resolve_loss("dpo, sft") == LossChoice("dpo", "sigmoid,sft")
+    for bad in ("nope", "cdpo,sft", "kto,dpo"):
+        with pytest.raises(UsageError):
+            resolve_loss(bad)
 
 
 def test_cdpo_default_label_smoothing_is_the_papers(tiny_llava, ref_dir, pairs, tmp_path):

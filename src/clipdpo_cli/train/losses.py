@@ -45,10 +45,16 @@ TRL_KTO_LOSSES = ("kto", "apo_zero_unpaired")
 
 
 def resolve_loss(name: str) -> LossChoice:
-    """A --loss value: one of LOSSES, or any TRL DPO / KTO loss_type by its TRL name."""
+    """A --loss value: one of LOSSES, any TRL DPO / KTO loss_type by its TRL name, or several TRL DPO
+    loss types joined by commas (combined by TRL, weights from `loss_weights` in --config; e.g. MPO)."""
     from clipdpo_cli.io.errors import UsageError
 
     key = name.strip().lower()
+    if "," in key:
+        parts = [LOSSES[p].loss_type if p in LOSSES else p for p in (x.strip() for x in key.split(","))]
+        if not all(p in TRL_DPO_LOSSES for p in parts):
+            raise UsageError(f"--loss {name}: only TRL DPO loss types combine ({', '.join(TRL_DPO_LOSSES)})")
+        return LossChoice("dpo", ",".join(parts))
     if key in LOSSES:
         return LOSSES[key]
     if key in TRL_DPO_LOSSES:

@@ -136,7 +136,7 @@ def config_kwargs(s: TrainSettings, choice: LossChoice, max_length: int | None) 
         "disable_tqdm": not sys.stderr.isatty(),
     }
     if choice.trainer == "dpo":
-        derived["loss_type"] = ["sigmoid"] if choice.loss_type == "cdpo" else [choice.loss_type]
+        derived["loss_type"] = ["sigmoid"] if choice.loss_type == "cdpo" else choice.loss_type.split(",")
         derived["label_smoothing"] = label_smoothing(s, choice)
     else:
         derived["loss_type"] = choice.loss_type
