@@ -1,0 +1,203 @@
+"""Pair records -> TRL's conversational vision preference data, images opened per batch.
+
+The dataset holds strings only (image path, prompt, chosen, rejected, optional reference log-probs), so 750K
+pairs cost a few hundred MB of Arrow memory and no decoded pixels. `VisionPairCollator` opens the images of
+one batch, turns the texts into chat messages (user: image + prompt, assistant: answer) and hands them to
+TRL's own vision collator, which applies the processor's chat template and image processing.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from clipdpo_cli.io.errors import BadRecord, InputError
+from clipdpo_cli.io.images import load_image, resolve_image
+from clipdpo_cli.io.records import require
+
+REF_FIELDS = ("ref_chosen_logps", "ref_rejected_logps")
+PAIR_COLUMNS = ("id", "image", "prompt", "chosen", "rejected")
+
+
+@dataclass
+class PairColumns:
+    """Validated pairs, column-wise (what datasets.Dataset.from_dict takes), plus what was skipped and why."""
+
+    columns: dict[str, list[Any]] = field(default_factory=lambda: {c: [] for c in PAIR_COLUMNS})
+    skipped: dict[str, int] = field(default_factory=dict)
+    ref_model: str | None = None
+
+    def __len__(self) -> int:
+        return len(self.columns["id"])
+
+    @property
+    def has_ref(self) -> bool:
+        return all(f in self.columns for f in REF_FIELDS) and len(self) > 0
+
+
+def pair_row(
+    record: dict[str, Any], image_root: str | None = None, check_image: bool = True
+) -> dict[str, Any]:
+    """The training row of one pair record; BadRecord when a field is missing or the image does not exist."""
+    row = {
+        "id": str(record.get("id", "")),
+        "image": resolve_image(require(record, "image"), image_root),
+        "prompt": require(record, "prompt"),
+        "chosen": require(record, "chosen"),
+        "rejected": require(record, "rejected"),
+    }
+    if not row["chosen"].strip() or not row["rejected"].strip():
+        raise BadRecord("empty chosen or rejected text", reason="empty answer")
+    if check_image and not os.path.isfile(row["image"]):
+        raise BadRecord(f"image not found: {row['image']}", reason="image not found")
+    for name in REF_FIELDS:
+        if name in record:
+            row[name] = float(require(record, name, "number"))
+    return row
+
+
+def collect_pairs(
+    records: Iterable[dict[str, Any]],
+    image_root: str | None = None,
+    skip_bad: bool = False,
+    check_images: bool = True,
+) -> PairColumns:
+    """Validate pair records into columns. A bad record stops with InputError, or is counted with skip_bad.
+
+    Reference log-probs (ref_chosen_logps, ref_rejected_logps) are kept only when every record has them.
+    """
+    out = PairColumns()
+    refs: dict[str, list[float]] = {f: [] for f in REF_FIELDS}
+    ref_complete = True
+    for n, record in enumerate(records, 1):
+        try:
+            row = pair_row(record, image_root, check_images)
+        except BadRecord as exc:
+            if not skip_bad:
+                raise InputError(f"pair {n} (id {record.get('id', '?')}): {exc}") from None
+            out.skipped[exc.reason] = out.skipped.get(exc.reason, 0) + 1
+            continue
+        for c in PAIR_COLUMNS:
+            out.columns[c].append(row[c])
+        if ref_complete and all(f in row for f in REF_FIELDS):
+            for f in REF_FIELDS:
+                refs[f].append(row[f])
+            out.ref_model = out.ref_model or record.get("ref_model")
+        else:
+            ref_complete = False
+    if ref_complete and len(out):
+        out.columns.update(refs)
+    else:
+        out.ref_model = None
+    return out
+
+
+def to_dataset(pairs: PairColumns, with_ref: bool | None = None) -> Any:
+    """A datasets.Dataset of the pairs (strings, plus reference log-probs when present and wanted)."""
+    from datasets import Dataset
+
+    columns = dict(pairs.columns)
+    if with_ref is False or not pairs.has_ref:
+        for f in REF_FIELDS:
+            columns.pop(f, None)
+    return Dataset.from_dict(columns)
+
+
+def unpair(pairs: PairColumns, group: int, seed: int = 0) -> dict[str, list[Any]]:
+    """KTO's unpaired format: each pair gives (chosen, label True) and (rejected, label False).
+
+    TRL's vision KTO collator estimates the KL term from each example's prompt with its neighbour's
+    completion, so the neighbour must come from another image. Pairs are shuffled (seeded) and laid out in
+    blocks of `group` pairs as [chosen_1..chosen_g, rejected_1..rejected_g]: with group = batch size / 2 and
+    sequential sampling, no example ever meets its own image's completion.
+    """
+    n = len(pairs)
+    order = list(range(n))
+    random.Random(seed).shuffle(order)
+    cols = pairs.columns
+    out: dict[str, list[Any]] = {"id": [], "image": [], "prompt": [], "completion": [], "label": []}
+    group = max(1, group)
+    for start in range(0, n, group):
+        block = order[start : start + group]
+        for answer, label in (("chosen", True), ("rejected", False)):
+            for i in block:
+                out["id"].append(f"{cols['id'][i]}:{answer}")
+                out["image"].append(cols["image"][i])
+                out["prompt"].append(cols["prompt"][i])
+                out["completion"].append(cols[answer][i])
+                out["label"].append(label)
+    return out
+
+
+def user_message(prompt: str) -> list[dict[str, Any]]:
+    return [{"role": "user", "content": prompt}]
+
+
+def assistant_message(text: str) -> list[dict[str, Any]]:
+    return [{"role": "assistant", "content": text}]
+
+
+def image_token_count(processor: Any) -> int:
+    """How many tokens one image takes in the processor's input ids (measured on a blank image)."""
+    from PIL import Image
+
+    image_token = getattr(processor, "image_token", None) or "<image>"
+    enc = processor(images=[Image.new("RGB", (64, 64))], text=[image_token], return_tensors="pt")
+    token_id = processor.tokenizer.convert_tokens_to_ids(image_token)
+    return int((enc["input_ids"] == token_id).sum())
+
+
+@dataclass
+class VisionPairCollator:
+    """Opens a batch's images and builds TRL vision batches (paired DPO, or KTO's unpaired ones).
+
+    Reference log-probs, when the rows carry them, come out as `ref_chosen_logps` / `ref_rejected_logps`
+    tensors (what DPOTrainer reads when the reference is precomputed).
+    """
+
+    processor: Any
+    max_length: int | None = None
+    unpaired: bool = False
+    calculate_kl: bool = True
+    image_root: str | None = None
+    _inner: Any = None
+
+    def __post_init__(self) -> None:
+        if self.unpaired:
+            from trl.trainer.kto_trainer import DataCollatorForVisionUnpairedPreference
+
+            self._inner = DataCollatorForVisionUnpairedPreference(
+                processor=self.processor, max_length=self.max_length, calculate_kl=self.calculate_kl
+            )
+        else:
+            from trl.trainer.dpo_trainer import DataCollatorForVisionPreference
+
+            self._inner = DataCollatorForVisionPreference(
+                processor=self.processor, max_length=self.max_length
+            )
+
+    def examples(self, rows: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        for row in rows:
+            image = row["image"]
+            if isinstance(image, str):  # a path: opened now, for this batch only
+                image = load_image(image, self.image_root)
+            example = {"images": [image], "prompt": user_message(row["prompt"])}
+            if self.unpaired:
+                example["completion"] = assistant_message(row["completion"])
+                example["label"] = row["label"]
+            else:
+                example["chosen"] = assistant_message(row["chosen"])
+                example["rejected"] = assistant_message(row["rejected"])
+            yield example
+
+    def __call__(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
+        import torch
+
+        batch = self._inner(list(self.examples(rows)))
+        if not self.unpaired and all(f in rows[0] for f in REF_FIELDS):
+            for f in REF_FIELDS:
+                batch[f] = torch.tensor([float(r[f]) for r in rows], dtype=torch.float32)
+        return batch

@@ -1,0 +1,544 @@
+"""DPO (and KTO) fine-tuning of an LVLM on pair records with TRL, under whatever accelerate launched us with.
+
+`run_training(settings)` is the whole `clipdpo train` minus option parsing: it validates the pairs, builds the
+TRL config (the paper's hyperparameters by default), loads the policy and, unless reference log-probs were
+precomputed, a reference copy from the same directory, trains, and saves model + processor to the output
+directory so that `clipdpo caption --model DIR` loads it like any other model.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from clipdpo_cli.io.errors import InputError, UsageError
+from clipdpo_cli.train.data import PairColumns, VisionPairCollator, collect_pairs, image_token_count, unpair
+from clipdpo_cli.train.losses import LossChoice, cdpo_loss, resolve_loss
+
+REF_MODES = ("auto", "live", "precomputed")
+
+
+@dataclass
+class TrainSettings:
+    """Everything `clipdpo train` needs; defaults are the paper's (Sec. 5) where it gives one."""
+
+    pairs: str
+    model: str
+    output_dir: str
+    loss: str = "dpo"
+    beta: float = 0.1
+    label_smoothing: float | None = None  # cdpo: 0.1 (paper, Table 5)
+    learning_rate: float = 5e-7
+    epochs: float = 1.0
+    max_steps: int = -1
+    batch_size: int = 256  # effective: per device x processes x accumulation
+    per_device_batch_size: int = 8
+    warmup_ratio: float = 0.01
+    weight_decay: float = 0.0
+    lr_scheduler: str = "cosine"
+    max_length: int | None = None  # text tokens; image tokens are never cut
+    precision: str = "auto"
+    gradient_checkpointing: bool = True
+    lora: bool = False
+    lora_r: int = 16
+    lora_alpha: int = 32
+    seed: int = 0
+    report_to: str = "none"
+    logging_steps: int = 10
+    save_steps: int = 500
+    resume_from_checkpoint: str | None = None
+    deepspeed: str | None = None
+    ref_logps: str = "auto"
+    ref_model: str | None = None  # reference policy; default: the starting model itself
+    image_root: str | None = None
+    skip_bad: bool = False
+    num_workers: int = 0
+    chat_template: str | None = None
+    quiet: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)  # --config YAML: more DPOConfig/KTOConfig fields
+    explicit: frozenset[str] = frozenset()  # config fields the user set on the command line (win over extra)
+
+
+@dataclass
+class TrainResult:
+    output_dir: str
+    pairs: int
+    skipped: dict[str, int]
+    steps: int
+    log_history: list[dict[str, Any]]
+    reference: str  # "live", "precomputed" or "adapter"
+
+
+def log(message: str) -> None:
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(f"clipdpo train: {message}", file=sys.stderr, flush=True)
+
+
+def world_size() -> int:
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def accumulation_steps(batch_size: int, per_device: int, processes: int) -> int:
+    """Gradient accumulation that reaches at least the effective batch size (rounded up)."""
+    if batch_size < 1 or per_device < 1:
+        raise UsageError("--batch-size and --per-device-batch-size must be at least 1")
+    return max(1, math.ceil(batch_size / (per_device * processes)))
+
+
+def use_bf16(precision: str) -> tuple[bool, bool]:
+    """(bf16, fp16) mixed-precision flags; 'auto' is bf16 on a GPU that has it, else fp32."""
+    import torch
+
+    if precision == "auto":
+        bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+        return bf16, False
+    if precision not in ("fp32", "bf16", "fp16"):
+        raise UsageError(f"--precision must be auto, fp32, bf16 or fp16, got '{precision}'")
+    return precision == "bf16", precision == "fp16"
+
+
+def config_kwargs(s: TrainSettings, choice: LossChoice, max_length: int | None) -> dict[str, Any]:
+    """TRL config fields from the settings; --config YAML fields fill in, command-line options win."""
+    import torch
+
+    bf16, fp16 = use_bf16(s.precision)
+    derived: dict[str, Any] = {
+        "output_dir": s.output_dir,
+        "num_train_epochs": s.epochs,
+        "max_steps": s.max_steps,
+        "per_device_train_batch_size": s.per_device_batch_size,
+        "gradient_accumulation_steps": accumulation_steps(
+            s.batch_size, s.per_device_batch_size, world_size()
+        ),
+        "learning_rate": s.learning_rate,
+        "lr_scheduler_type": s.lr_scheduler,
+        "warmup_steps": s.warmup_ratio,  # a float in [0, 1) is a ratio of the total steps (transformers 5)
+        "weight_decay": s.weight_decay,
+        "optim": "adamw_torch",
+        "beta": s.beta,
+        "max_length": max_length,
+        "bf16": bf16,
+        "fp16": fp16,
+        "gradient_checkpointing": s.gradient_checkpointing,
+        "seed": s.seed,
+        "report_to": s.report_to,
+        "logging_steps": s.logging_steps,
+        "save_steps": s.save_steps,
+        "remove_unused_columns": False,  # the collator needs the raw columns (image, texts, ref log-probs)
+        "dataloader_num_workers": s.num_workers,
+        "use_cpu": not torch.cuda.is_available(),
+        "deepspeed": s.deepspeed,
+        "disable_tqdm": not sys.stderr.isatty(),
+    }
+    if choice.trainer == "dpo":
+        derived["loss_type"] = ["sigmoid"] if choice.loss_type == "cdpo" else choice.loss_type.split(",")
+        derived["label_smoothing"] = label_smoothing(s, choice)
+    else:
+        derived["loss_type"] = choice.loss_type
+    if s.max_steps > 0:
+        derived["num_train_epochs"] = 1.0
+    kwargs = {k: v for k, v in derived.items() if k not in s.extra or k in s.explicit}
+    for key, value in s.extra.items():
+        if key not in s.explicit:
+            kwargs[key] = value
+    if kwargs.get("deepspeed") is None:
+        kwargs.pop("deepspeed")
+    return kwargs
+
+
+def label_smoothing(s: TrainSettings, choice: LossChoice) -> float:
+    if s.label_smoothing is not None:
+        if not 0.0 <= s.label_smoothing < 0.5:
+            raise UsageError("--label-smoothing must be in [0, 0.5)")
+        return s.label_smoothing
+    return 0.1 if choice.loss_type == "cdpo" else 0.0
+
+
+def config_class(choice: LossChoice) -> Any:
+    from trl import DPOConfig, KTOConfig
+
+    return DPOConfig if choice.trainer == "dpo" else KTOConfig
+
+
+def check_settings(s: TrainSettings, choice: LossChoice) -> None:
+    """Mistakes found before any model is loaded: unknown --config fields, impossible batch sizes."""
+    cls = config_class(choice)
+    unknown = sorted(k for k in s.extra if k not in cls.__dataclass_fields__)
+    if unknown:
+        raise UsageError(f"--config: unknown {cls.__name__} field(s): {', '.join(unknown)}")
+    accumulation_steps(s.batch_size, s.per_device_batch_size, world_size())
+    per_device = s.extra.get("per_device_train_batch_size", s.per_device_batch_size)
+    if choice.loss_type == "kto" and per_device < 2:
+        raise UsageError("KTO needs --per-device-batch-size of at least 2 (its KL term compares examples)")
+
+
+def make_config(s: TrainSettings, choice: LossChoice, max_length: int | None) -> Any:
+    cls = config_class(choice)
+    kwargs = config_kwargs(s, choice, max_length)
+    try:
+        return cls(**kwargs)
+    except (ValueError, TypeError) as exc:
+        raise UsageError(f"invalid training configuration: {exc}") from None
+
+
+def load_policy(name: str) -> Any:
+    """The LVLM to train (fp32 master weights), by the same name rules as every other command."""
+    import torch
+    from transformers import AutoModelForImageTextToText
+
+    from clipdpo_cli.models.hub import load_pretrained, resolve_name
+
+    model = load_pretrained(
+        AutoModelForImageTextToText.from_pretrained, resolve_name(name, "model"), "model", dtype=torch.float32
+    )
+    if not getattr(model.config, "_name_or_path", ""):
+        raise InputError(
+            f"model '{name}' has no name or path to reload the reference from; save it to a directory"
+        )
+    return model
+
+
+def load_processor(name: str, chat_template: str | None = None) -> Any:
+    """The model's processor; a text-only tokenizer or a missing chat template is a clear error."""
+    from transformers import AutoProcessor, ProcessorMixin
+
+    from clipdpo_cli.models.hub import load_pretrained, read_chat_template, resolve_name
+
+    processor = load_pretrained(AutoProcessor.from_pretrained, resolve_name(name, "model"), "model")
+    if not isinstance(processor, ProcessorMixin):
+        raise InputError(
+            f"'{name}' has a text tokenizer only; train needs a vision-language model and processor"
+        )
+    template = read_chat_template(chat_template)
+    if template is not None:
+        processor.chat_template = template
+    if not getattr(processor, "chat_template", None):
+        raise InputError(
+            f"model '{name}' has no chat template, so prompts and answers cannot be laid out as it expects; "
+            "pass one with --chat-template FILE (it is saved with the trained model)"
+        )
+    tokenizer = processor.tokenizer
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return processor
+
+
+def text_max_length(processor: Any, max_text: int | None) -> int | None:
+    """TRL's max_length for `--max-length` text tokens: the image's tokens come on top and are never cut."""
+    if max_text is None:
+        return None
+    if max_text < 1:
+        raise UsageError("--max-length must be at least 1 (or 'none')")
+    return max_text + image_token_count(processor)
+
+
+@contextlib.contextmanager
+def no_reference_load() -> Iterator[None]:
+    """While DPOTrainer initialises, make its 'load the reference from the policy's path' step a no-op.
+
+    TRL refuses precompute_ref_log_probs for vision data and otherwise always loads a reference copy. With
+    reference log-probs already in the batches we need neither: this keeps the copy from ever being loaded.
+    """
+    import trl.trainer.dpo_trainer as dpo_module
+
+    original = dpo_module.create_model_from_path
+    dpo_module.create_model_from_path = lambda *a, **k: None
+    try:
+        yield
+    finally:
+        dpo_module.create_model_from_path = original
+
+
+def clipdpo_dpo_trainer() -> type:
+    """DPOTrainer with cDPO and training on precomputed reference log-probs of vision data."""
+    import torch
+    from trl import DPOTrainer
+    from trl.models.utils import disable_gradient_checkpointing
+    from trl.trainer.utils import use_adapter
+
+    from clipdpo_cli.train.logps import completion_logps, split_pairs
+
+    class ClipdpoDPOTrainer(DPOTrainer):
+        def __init__(
+            self, *args: Any, cdpo: bool = False, precomputed_ref: bool = False, **kwargs: Any
+        ) -> None:
+            self.cdpo = cdpo
+            if precomputed_ref:
+                if kwargs.get("ref_model") is not None:
+                    raise ValueError(
+                        "precomputed reference log-probs and a reference model exclude each other"
+                    )
+                with no_reference_load():
+                    super().__init__(*args, **kwargs)
+                if self.ref_model is not None:  # pragma: no cover - would mean TRL changed how it loads it
+                    raise RuntimeError("a reference model was loaded although log-probs are precomputed")
+                self.precompute_ref_logps = True  # DPOTrainer then reads ref_*_logps from each batch
+            else:
+                super().__init__(*args, **kwargs)
+
+        def reference_logps(self, inputs: dict[str, Any]) -> tuple[Any, Any]:
+            if self.precompute_ref_logps:
+                return inputs["ref_chosen_logps"], inputs["ref_rejected_logps"]
+            from accelerate.utils import is_peft_model
+
+            with (
+                torch.no_grad(),
+                disable_gradient_checkpointing(self.model, self.args.gradient_checkpointing_kwargs),
+            ):
+                if is_peft_model(self.model) and self.ref_model is None:
+                    unwrapped = self.accelerator.unwrap_model(self.model)
+                    name = "ref" if "ref" in unwrapped.peft_config else None
+                    with use_adapter(unwrapped, adapter_name=name):
+                        return split_pairs(completion_logps(self.model, inputs))
+                return split_pairs(completion_logps(self.ref_model, inputs))
+
+        def _compute_loss(self, model: Any, inputs: dict[str, Any], return_outputs: bool) -> Any:
+            if not self.cdpo:
+                return super()._compute_loss(model, inputs, return_outputs)
+            mode = "train" if self.model.training else "eval"
+            chosen, rejected = split_pairs(completion_logps(model, inputs))
+            ref_chosen, ref_rejected = self.reference_logps(inputs)
+            chosen_ratio, rejected_ratio = chosen - ref_chosen, rejected - ref_rejected
+            loss = cdpo_loss(chosen_ratio - rejected_ratio, self.beta, self.label_smoothing).mean()
+            gather = self.accelerator.gather
+            rewards_c, rewards_r = self.beta * chosen_ratio.detach(), self.beta * rejected_ratio.detach()
+            metrics = self._metrics[mode]
+            metrics["rewards/chosen"].append(gather(rewards_c).mean().item())
+            metrics["rewards/rejected"].append(gather(rewards_r).mean().item())
+            metrics["rewards/accuracies"].append(gather((rewards_c > rewards_r).float()).mean().item())
+            metrics["rewards/margins"].append(gather(rewards_c - rewards_r).mean().item())
+            metrics["logps/chosen"].append(gather(chosen.detach()).mean().item())
+            metrics["logps/rejected"].append(gather(rejected.detach()).mean().item())
+            return (loss, None) if return_outputs else loss
+
+    return ClipdpoDPOTrainer
+
+
+def reference_mode(s: TrainSettings, pairs: PairColumns, choice: LossChoice) -> str:
+    if s.ref_logps not in REF_MODES:
+        raise UsageError(f"--ref-logps must be one of {', '.join(REF_MODES)}")
+    if s.ref_logps == "precomputed" and not pairs.has_ref:
+        raise InputError(
+            "--ref-logps precomputed: not every pair has ref_chosen_logps and ref_rejected_logps"
+        )
+    wanted = s.ref_logps == "precomputed" or (s.ref_logps == "auto" and pairs.has_ref)
+    if not wanted:
+        return "adapter" if s.lora else "live"
+    if choice.trainer != "dpo":
+        raise UsageError("precomputed reference log-probs work with the DPO-family losses only, not KTO")
+    if s.lora:
+        raise UsageError("--lora computes the reference by disabling the adapter; use --ref-logps live")
+    if s.ref_model and s.ref_logps == "auto":
+        log("note: using the reference log-probs stored in the pairs (--ref-logps live to run --ref-model)")
+    expected = s.ref_model or s.model
+    if pairs.ref_model and os.path.abspath(pairs.ref_model) != os.path.abspath(expected):
+        log(
+            f"warning: reference log-probs were computed with '{pairs.ref_model}', "
+            f"the reference is '{expected}'"
+        )
+    return "precomputed"
+
+
+def build_trainer(s: TrainSettings, pairs: PairColumns | None = None) -> tuple[Any, str, PairColumns]:
+    """The configured TRL trainer (not yet trained), the reference mode and the validated pairs."""
+    from clipdpo_cli.io.jsonl import read_jsonl
+    from clipdpo_cli.train.data import to_dataset
+
+    choice = resolve_loss(s.loss)
+    check_settings(s, choice)
+    if pairs is None:
+        pairs = collect_pairs(read_jsonl(s.pairs), s.image_root, skip_bad=s.skip_bad)
+    if not len(pairs):
+        raise InputError(f"{s.pairs}: no usable pairs")
+    ref_mode = reference_mode(s, pairs, choice)
+    processor = load_processor(s.model, s.chat_template)
+    config = make_config(s, choice, text_max_length(processor, s.max_length))  # before loading (ZeRO-3 init)
+    if config.deepspeed:
+        deepspeed_comm_ready()
+    checkpoint = resolve_checkpoint(s.resume_from_checkpoint, s.output_dir)
+    # Resuming: the policy's weights come from the checkpoint through from_pretrained, which maps LLaVA's
+    # key names back (transformers' Trainer loads the raw state dict and would silently skip every key).
+    model = load_policy(checkpoint if checkpoint and not s.lora else s.model)
+    peft_config = None
+    if s.lora:
+        from peft import LoraConfig
+
+        peft_config = LoraConfig(
+            r=s.lora_r, lora_alpha=s.lora_alpha, lora_dropout=0.05, task_type="CAUSAL_LM",
+            target_modules=r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)",
+        )  # fmt: skip
+    ref_model = load_policy(s.ref_model or s.model) if ref_mode == "live" else None
+    common = dict(
+        model=model, ref_model=ref_model, args=config, processing_class=processor, peft_config=peft_config
+    )
+    if choice.trainer == "kto":
+        from datasets import Dataset
+        from trl import KTOTrainer
+
+        dataset = Dataset.from_dict(unpair(pairs, config.per_device_train_batch_size // 2, s.seed))
+        collator = VisionPairCollator(
+            processor, config.max_length, unpaired=True, calculate_kl=choice.loss_type == "kto",
+            image_root=None,
+        )  # fmt: skip
+        trainer = KTOTrainer(train_dataset=dataset, data_collator=collator, **common)
+    else:
+        dataset = to_dataset(pairs, with_ref=ref_mode == "precomputed")
+        collator = VisionPairCollator(processor, config.max_length)
+        trainer = clipdpo_dpo_trainer()(
+            train_dataset=dataset,
+            data_collator=collator,
+            cdpo=choice.loss_type == "cdpo",
+            precomputed_ref=ref_mode == "precomputed",
+            **common,
+        )
+    if checkpoint and not s.lora and not config.deepspeed:
+        trainer._load_from_checkpoint = lambda *a, **k: None  # weights already loaded above
+    return trainer, ref_mode, pairs
+
+
+def deepspeed_comm_ready() -> None:
+    """Give DeepSpeed's communication layer the process group accelerate already started.
+
+    On CPU, accelerate starts torch.distributed itself (gloo) and DeepSpeed's own layer stays uninitialised,
+    zero.Init (run by from_pretrained under ZeRO-3) would size its batch for a world of 1 process.
+    """
+    import deepspeed
+
+    deepspeed.init_distributed(auto_mpi_discovery=False)
+
+
+def resolve_checkpoint(value: str | None, output_dir: str) -> str | None:
+    """--resume-from-checkpoint: a folder, or 'last' for the newest checkpoint-N in the output directory."""
+    if value is None:
+        return None
+    if value == "last":
+        from transformers.trainer_utils import get_last_checkpoint
+
+        found = get_last_checkpoint(output_dir) if os.path.isdir(output_dir) else None
+        if found is None:
+            raise InputError(f"--resume-from-checkpoint last: no checkpoint-N folder in {output_dir}")
+        return found
+    if not os.path.isdir(value):
+        raise InputError(f"--resume-from-checkpoint: folder not found: {value}")
+    return value
+
+
+def run_training(s: TrainSettings) -> TrainResult:
+    trainer, ref_mode, pairs = build_trainer(s)
+    args = trainer.args
+    effective = args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size
+    log(
+        f"{len(pairs)} pairs, loss {s.loss}, beta {args.beta}, lr {args.learning_rate}, "
+        f"effective batch {effective} "
+        f"({args.per_device_train_batch_size} x {args.gradient_accumulation_steps} accumulation x "
+        f"{args.world_size} processes), reference: {ref_mode}"
+    )
+    quiet_callbacks(trainer, s.quiet)
+    resume = resolve_checkpoint(s.resume_from_checkpoint, s.output_dir)
+    try:
+        trainer.train(resume_from_checkpoint=resume)
+    except ValueError as exc:
+        if "max_length" in str(exc) and "image" in str(exc):
+            raise InputError(str(exc)) from None
+        raise
+    save_model(trainer, s.output_dir, merge_lora=s.lora)
+    return TrainResult(
+        output_dir=s.output_dir,
+        pairs=len(pairs),
+        skipped=pairs.skipped,
+        steps=trainer.state.global_step,
+        log_history=list(trainer.state.log_history),
+        reference=ref_mode,
+    )
+
+
+def save_model(trainer: Any, output_dir: str, merge_lora: bool = False) -> None:
+    """Model + processor in `output_dir`, loadable by `--model DIR` (a LoRA adapter is merged in)."""
+    from accelerate.utils import is_peft_model
+
+    model = trainer.accelerator.unwrap_model(trainer.model)
+    if merge_lora and is_peft_model(model):
+        trainer.accelerator.wait_for_everyone()
+        if trainer.accelerator.is_main_process:
+            merged = model.merge_and_unload()
+            merged.save_pretrained(output_dir)
+    else:
+        trainer.save_model(output_dir)
+    if trainer.accelerator.is_main_process:
+        trainer.processing_class.save_pretrained(output_dir)
+    trainer.accelerator.wait_for_everyone()
+
+
+@contextlib.contextmanager
+def stdout_to_stderr() -> Iterator[None]:
+    """Send everything written to file descriptor 1 to stderr meanwhile (loggers hold sys.stdout itself)."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+def quiet_callbacks(trainer: Any, quiet: bool) -> None:
+    """Metrics as one compact line per log on stderr (rank 0); stdout stays for the JSON summary."""
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback, TrainerCallback
+
+    class StderrLog(TrainerCallback):
+        def on_log(
+            self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kw: Any
+        ) -> None:
+            if not state.is_world_process_zero or not logs:
+                return
+            keys = ("loss", "rewards/margins", "rewards/accuracies", "learning_rate", "train_runtime")
+            shown = ", ".join(f"{k} {logs[k]:.4g}" for k in keys if isinstance(logs.get(k), (int, float)))
+            log(f"step {state.global_step}/{state.max_steps}: {shown}")
+
+    trainer.remove_callback(PrinterCallback)
+    trainer.remove_callback(ProgressCallback)
+    if not quiet:
+        trainer.add_callback(StderrLog())
+
+
+def final_metrics(history: list[dict[str, Any]]) -> dict[str, Any]:
+    """First and last logged loss / reward margin, and the run's own train_* figures."""
+    logged = [h for h in history if "loss" in h]
+    out: dict[str, Any] = {}
+    if logged:
+        for key in ("loss", "rewards/margins", "rewards/accuracies"):
+            if key in logged[0]:
+                out[f"first_{key}"] = logged[0][key]
+                out[f"last_{key}"] = logged[-1][key]
+    for h in history:
+        for key in ("train_loss", "train_runtime", "train_samples_per_second"):
+            if key in h:
+                out[key] = h[key]
+    return out
+
+
+def summary(result: TrainResult) -> None:
+    """The JSON summary on stdout (rank 0) and in OUTPUT_DIR/train_summary.json."""
+    import json
+
+    if int(os.environ.get("RANK", "0")) != 0:
+        return
+    data = {
+        "output_dir": result.output_dir,
+        "pairs": result.pairs,
+        "skipped": result.skipped,
+        "steps": result.steps,
+        "reference": result.reference,
+        **final_metrics(result.log_history),
+    }
+    with open(os.path.join(result.output_dir, "train_summary.json"), "w") as fh:
+        json.dump({**data, "log_history": result.log_history}, fh, indent=1)
+    print(json.dumps(data), flush=True)
+    log(f"saved to {result.output_dir} ({result.steps} steps)")

@@ -1,0 +1,217 @@
+"""`clipdpo train` end to end in one process: it learns the toy preference, saves a model that reloads and
+generates, resumes from a checkpoint, trains on precomputed reference log-probs, and fails clearly."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+from train_helpers import main_in_process, read_json, read_lines, run_cli
+
+FAST = (
+    "--batch-size",
+    "4",
+    "--per-device-batch-size",
+    "2",
+    "--learning-rate",
+    "1e-3",
+    "--warmup-ratio",
+    "0",
+    "--logging-steps",
+    "1",
+    "--no-gradient-checkpointing",
+    "--num-workers",
+    "0",
+)
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_llava, toy_pairs, tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("trained"))
+    proc = run_cli(
+        "train",
+        toy_pairs,
+        "--model",
+        tiny_llava,
+        "--output-dir",
+        out,
+        "--max-steps",
+        "6",
+        "--save-steps",
+        "3",
+        *FAST[:-2],  # the default --num-workers 2: images are opened in DataLoader worker processes
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return out, proc
+
+
+def test_loss_falls_and_margin_rises(trained):
+    out, proc = trained
+    summary = json.loads(proc.stdout)  # stdout is exactly the JSON summary
+    assert summary["steps"] == 6 and summary["pairs"] == 8 and summary["reference"] == "live"
+    history = read_json(os.path.join(out, "train_summary.json"))["log_history"]
+    losses = [h["loss"] for h in history if "loss" in h]
+    margins = [h["rewards/margins"] for h in history if "rewards/margins" in h]
+    assert len(losses) == 6
+    assert losses[0] == pytest.approx(0.6931, abs=1e-3)  # policy == reference at step 1: log 2
+    assert losses[-1] < losses[0] - 0.15
+    assert all(b < a for a, b in zip(losses, losses[1:], strict=False))
+    assert margins[0] == pytest.approx(0.0, abs=1e-6) and margins[-1] > 0.4
+    assert "step 6/6: loss" in proc.stderr
+
+
+def test_saved_model_reloads_generates_and_prefers_chosen(trained, tiny_llava, toy_pairs):
+    from clipdpo_cli.io.images import load_image
+    from clipdpo_cli.io.jsonl import read_jsonl
+    from clipdpo_cli.models.lvlm import load_lvlm
+    from clipdpo_cli.train.refcache import RefScorer
+
+    out, _ = trained
+    for name in ("config.json", "model.safetensors", "processor_config.json", "tokenizer.json"):
+        assert os.path.exists(os.path.join(out, name)), name
+    record = next(iter(read_jsonl(toy_pairs)))
+    lvlm = load_lvlm(out, device="cpu")
+    texts = lvlm.generate([load_image(record["image"])], [record["prompt"]], max_new_tokens=4, temperature=0)
+    assert len(texts) == 1 and isinstance(texts[0], str)
+    row = {**record}
+    before_c, before_r = RefScorer(tiny_llava)([row])
+    after_c, after_r = RefScorer(out)([row])
+    # the saved weights are the trained ones: log p(chosen) - log p(rejected) grew by a lot
+    assert (after_c[0] - after_r[0]) - (before_c[0] - before_r[0]) > 3.0
+
+
+def test_resume_from_checkpoint_continues(trained, tiny_llava, toy_pairs, tmp_path, capsys):
+    import shutil
+
+    out, _ = trained
+    resumed = str(tmp_path / "resumed")
+    shutil.copytree(os.path.join(out, "checkpoint-3"), os.path.join(resumed, "checkpoint-3"))
+    code, _, err = main_in_process(
+        capsys,
+        "train",
+        toy_pairs,
+        "--model",
+        tiny_llava,
+        "--output-dir",
+        resumed,
+        "--max-steps",
+        "6",
+        "--save-steps",
+        "3",
+        "--resume-from-checkpoint",
+        "last",
+        *FAST,
+    )
+    assert code == 0, err[-3000:]
+    first = read_json(os.path.join(out, "train_summary.json"))["log_history"]
+    again = read_json(os.path.join(resumed, "train_summary.json"))["log_history"]
+    steps = [h["step"] for h in again if "loss" in h]
+    assert steps == [1, 2, 3, 4, 5, 6]  # the checkpoint's history, then the new steps
+    assert "step 4/6" in err and "step 1/6" not in err
+    want = {h["step"]: h["loss"] for h in first if "loss" in h}
+    for h in again:
+        if "loss" in h:  # the same trajectory as the run that never stopped
+            assert h["loss"] == pytest.approx(want[h["step"]], abs=1e-4)
+
+
+def test_precomputed_reference_run(tiny_llava, toy_pairs, tmp_path, capsys):
+    ref_pairs = str(tmp_path / "pairs.ref.jsonl")
+    code, _, err = main_in_process(
+        capsys,
+        "train",
+        toy_pairs,
+        "--model",
+        tiny_llava,
+        "--write-ref-logps",
+        ref_pairs,
+        "--ref-batch-size",
+        "3",
+    )
+    assert code == 0, err[-3000:]
+    records = [json.loads(line) for line in read_lines(ref_pairs)]
+    assert len(records) == 8 and all(
+        r["ref_chosen_logps"] < 0 and r["ref_model"] == tiny_llava for r in records
+    )
+    assert "8 in, 8 out" in err
+    out = str(tmp_path / "out")
+    code, stdout, err = main_in_process(
+        capsys, "train", ref_pairs, "--model", tiny_llava, "--output-dir", out, "--max-steps", "2", *FAST
+    )
+    assert code == 0, err[-3000:]
+    summary = json.loads(stdout)
+    assert summary["reference"] == "precomputed"
+    assert summary["first_loss"] == pytest.approx(0.6931, abs=1e-4)  # same start as with a live reference
+    assert summary["last_loss"] < summary["first_loss"]
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (("--model", "/no/such/model", "--output-dir", "o"), 1, "model directory not found: /no/such/model"),
+        (("--model", "MODEL", "--output-dir", "o", "--loss", "nope"), 2, "--loss: unknown loss 'nope'"),
+        (("--model", "MODEL"), 2, "--output-dir is required"),
+        (
+            ("--model", "MODEL", "--output-dir", "o", "--config", "CONFIG"),
+            2,
+            "unknown DPOConfig field(s): not_a_field",
+        ),
+        (("--model", "MODEL", "--output-dir", "o", "--ref-logps", "precomputed"), 1, "not every pair has"),
+        (
+            ("--model", "MODEL", "--output-dir", "o", "--loss", "kto", "--per-device-batch-size", "1"),
+            2,
+            "at least 2",
+        ),
+        (("--model", "MODEL", "--output-dir", "o", "--resume-from-checkpoint", "last"), 1, "no checkpoint-N"),
+    ],
+)
+def test_user_mistakes_are_one_line_errors(args, code, message, tiny_llava, toy_pairs, tmp_path, capsys):
+    config = tmp_path / "c.yaml"
+    config.write_text("not_a_field: 1\nbeta: 0.2\n")
+    args = tuple(tiny_llava if a == "MODEL" else str(config) if a == "CONFIG" else a for a in args)
+    args = tuple(str(tmp_path / "o") if a == "o" else a for a in args)
+    got, out, err = main_in_process(capsys, "train", toy_pairs, *args)
+    assert got == code, err[-2000:]
+    assert message in err and "Traceback" not in err and out == ""
+    assert len([line for line in err.splitlines() if "error" in line]) == 1
+
+
+def test_config_file_fills_in_and_options_win(tiny_llava, toy_pairs, tmp_path):
+    from clipdpo_cli.train.losses import resolve_loss
+    from clipdpo_cli.train.trainer import TrainSettings, make_config
+
+    s = TrainSettings(
+        pairs=toy_pairs,
+        model=tiny_llava,
+        output_dir=str(tmp_path),
+        beta=0.3,
+        extra={"beta": 0.2, "learning_rate": 1e-5, "max_grad_norm": 0.5},
+        explicit=frozenset({"beta"}),
+    )
+    config = make_config(s, resolve_loss("dpo"), None)
+    assert (config.beta, config.learning_rate, config.max_grad_norm) == (0.3, 1e-5, 0.5)
+    # the paper's defaults otherwise
+    d = make_config(TrainSettings(pairs="-", model="m", output_dir=str(tmp_path)), resolve_loss("dpo"), None)
+    assert (
+        d.learning_rate,
+        d.lr_scheduler_type.value,
+        d.warmup_steps,
+        d.weight_decay,
+        d.num_train_epochs,
+    ) == (5e-7, "cosine", 0.01, 0.0, 1.0)
+    assert d.per_device_train_batch_size * d.gradient_accumulation_steps == 256 and d.loss_type == ["sigmoid"]
+    assert d.max_length is None and d.beta == 0.1
+
+
+def test_lora_trains_and_saves_a_merged_model(tiny_llava, toy_pairs, tmp_path, capsys):
+    from clipdpo_cli.train.trainer import load_policy
+
+    out = str(tmp_path / "lora")
+    code, stdout, err = main_in_process(capsys, "train", toy_pairs, "--model", tiny_llava, "--output-dir",
+                                        out, "--max-steps", "2", "--lora", "--lora-r", "4", *FAST)
+    assert code == 0, err[-3000:]
+    assert json.loads(stdout)["reference"] == "adapter"
+    assert not os.path.exists(os.path.join(out, "adapter_config.json"))  # merged: a plain model directory
+    before, after = load_policy(tiny_llava).state_dict(), load_policy(out).state_dict()
+    changed = {k for k in before if not (before[k] == after[k]).all()}
+    assert changed and all("language_model" in k and "proj" in k for k in changed)
