@@ -28,7 +28,9 @@ def records_for(image_dir: str, per_image: int = 3, images: int = 4) -> list[dic
     for i in range(images):
         for j in range(per_image):
             text = CAPTIONS[(i + j) % len(CAPTIONS)]
-            out.append({"id": f"{i}-{j}", "image": os.path.join(image_dir, f"img{i}.png"), "text": text, "k": j})
+            out.append(
+                {"id": f"{i}-{j}", "image": os.path.join(image_dir, f"img{i}.png"), "text": text, "k": j}
+            )
     return out
 
 
@@ -59,7 +61,9 @@ def test_scores_equal_100_cosine_from_open_clip_directly(tiny_clip, reference, i
     assert [r["id"] for r in out] == [r["id"] for r in records]
     for rec, res in zip(records, out, strict=True):
         assert res == {**rec, "clip_score": res["clip_score"], "scorer": tiny_clip.name}
-        assert res["clip_score"] == pytest.approx(reference_score(reference, rec["image"], rec["text"]), abs=1e-4)
+        assert res["clip_score"] == pytest.approx(
+            reference_score(reference, rec["image"], rec["text"]), abs=1e-4
+        )
     assert len({r["clip_score"] for r in out}) > 6  # the scores really differ between texts and images
 
 
@@ -94,14 +98,18 @@ def test_short_context_gives_the_full_context_embeddings(tiny_clip):
     full = tiny_clip.encode_tokens(tokens, shorten=False)
     assert torch.allclose(short, full, atol=1e-5)
     # and the batched, length-sorted path keeps the input order
-    one_by_one = torch.cat([tiny_clip.encode_tokens(tiny_clip.tokenizer([c]), shorten=False) for c in CAPTIONS])
+    one_by_one = torch.cat(
+        [tiny_clip.encode_tokens(tiny_clip.tokenizer([c]), shorten=False) for c in CAPTIONS]
+    )
     assert torch.allclose(tiny_clip.encode_texts(CAPTIONS, batch_size=2), one_by_one, atol=1e-5)
 
 
 def test_short_context_really_runs_fewer_positions(tiny_clip, monkeypatch):
     seen: list[int] = []
     blocks = tiny_clip.model.transformer
-    hook = blocks.register_forward_pre_hook(lambda m, args, kwargs: seen.append(args[0].shape[1]), with_kwargs=True)
+    hook = blocks.register_forward_pre_hook(
+        lambda m, args, kwargs: seen.append(args[0].shape[1]), with_kwargs=True
+    )
     try:
         tiny_clip.encode_texts(["a cat", "a dog on a sofa"])
     finally:
@@ -133,7 +141,9 @@ def test_qa_records_score_their_answer_check_and_question(tiny_clip, reference, 
           "answer_neg": "blue", "text": qa_to_caption(question, answer)}  # fmt: skip
     (scored,) = score_records([qa], tiny_clip)
     assert scored["text"] == "The car is red."
-    assert scored["clip_score"] == pytest.approx(reference_score(reference, image, "The car is red."), abs=1e-4)
+    assert scored["clip_score"] == pytest.approx(
+        reference_score(reference, image, "The car is red."), abs=1e-4
+    )
     options = ScoreOptions(field="question", score_field="question_score")
     (both,) = score_records([scored], tiny_clip, options)
     assert both["clip_score"] == scored["clip_score"]
@@ -143,7 +153,9 @@ def test_qa_records_score_their_answer_check_and_question(tiny_clip, reference, 
 def test_template(tiny_clip, reference, image_dir):
     image = os.path.join(image_dir, "img2.png")
     options = ScoreOptions(template="a photo of a {label}, {style}", score_field="s")
-    (out,) = score_records([{"id": "t", "image": image, "label": "dog", "style": "blurry"}], tiny_clip, options)
+    (out,) = score_records(
+        [{"id": "t", "image": image, "label": "dog", "style": "blurry"}], tiny_clip, options
+    )
     assert out["s"] == pytest.approx(reference_score(reference, image, "a photo of a dog, blurry"), abs=1e-4)
     with pytest.raises(UsageError, match="uses no field"):
         list(score_records([], tiny_clip, ScoreOptions(template="a photo")))

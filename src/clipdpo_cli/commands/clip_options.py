@@ -21,12 +21,14 @@ ModelOpt = Annotated[
     typer.Option(
         "--model",
         "-m",
-        help="CLIP scorer: an alias (see `clipdpo models`), open_clip NAME:TAG, NAME:/path/ckpt, hf-hub:ORG/REPO "
-        "or local-dir:/path.",
+        help="CLIP scorer: an alias (see `clipdpo models`), open_clip NAME:TAG, NAME:/path/ckpt, "
+        "hf-hub:ORG/REPO or local-dir:/path.",
     ),
 ]
 DEFAULT_CLIP = DEFAULT_MODEL
-DeviceOpt = Annotated[str, typer.Option(help="'auto' (cuda when visible, else cpu), 'cpu', 'cuda', 'cuda:1'.")]
+DeviceOpt = Annotated[
+    str, typer.Option(help="'auto' (cuda when visible, else cpu), 'cpu', 'cuda', 'cuda:1'.")
+]
 PrecisionOpt = Annotated[
     Precision, typer.Option(help="fp32, or bf16/fp16 autocast (use bf16 on GPU; weights stay fp32).")
 ]
@@ -39,7 +41,9 @@ ImageRootOpt = Annotated[
 ]
 CacheDirOpt = Annotated[
     str | None,
-    typer.Option(help="Where to look for / download weights (default: the Hugging Face cache).", show_default=False),
+    typer.Option(
+        help="Where to look for / download weights (default: the Hugging Face cache).", show_default=False
+    ),
 ]
 
 
@@ -55,6 +59,9 @@ def list_models_and_exit(value: bool) -> None:
 ListModelsOpt = Annotated[
     bool,
     typer.Option(
-        "--list-models", callback=list_models_and_exit, is_eager=True, help="Print the CLIP model registry and exit."
+        "--list-models",
+        callback=list_models_and_exit,
+        is_eager=True,
+        help="Print the CLIP model registry and exit.",
     ),
 ]

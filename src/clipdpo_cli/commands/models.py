@@ -40,7 +40,9 @@ def print_registry(as_json: bool = False, cache_dir: str | None = None) -> None:
 
 
 def command(
-    json_lines: Annotated[bool, typer.Option("--json", help="One JSON object per alias instead of a table.")] = False,
+    json_lines: Annotated[
+        bool, typer.Option("--json", help="One JSON object per alias instead of a table.")
+    ] = False,
     cache_dir: Annotated[
         str | None, typer.Option(help="Look for cached weights here (default: the Hugging Face cache).")
     ] = None,

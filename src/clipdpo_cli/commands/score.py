@@ -28,11 +28,16 @@ def command(
     io: IOOptions,
     model: ModelOpt = DEFAULT_CLIP,
     field: Annotated[
-        str, typer.Option(help="Record field holding the text to score (a qa record's `text` is its answer check).")
+        str,
+        typer.Option(
+            help="Record field holding the text to score (a qa record's `text` is its answer check)."
+        ),
     ] = "text",
     template: Annotated[
         str | None,
-        typer.Option(help="Score this text instead, filled from the record: 'a photo of {text}'.", show_default=False),
+        typer.Option(
+            help="Score this text instead, filled from the record: 'a photo of {text}'.", show_default=False
+        ),
     ] = None,
     score_field: Annotated[str, typer.Option(help="Field the score is written to.")] = "clip_score",
     scorer_field: Annotated[str, typer.Option(help="Field the scorer's name is written to.")] = "scorer",
@@ -41,7 +46,9 @@ def command(
     ] = False,
     categorize: Annotated[
         bool,
-        typer.Option("--categorize", help="Also add the image category (as `clipdpo categorize`), same embeddings."),
+        typer.Option(
+            "--categorize", help="Also add the image category (as `clipdpo categorize`), same embeddings."
+        ),
     ] = False,
     prototypes: Annotated[
         str | None, typer.Option(help="With --categorize: category descriptions JSON.", show_default=False)
@@ -88,4 +95,6 @@ def command(
         def extra(record, image_embedding):  # noqa: ANN001, ANN202 - a local callback
             return protos.fields(image_embedding, cat_options)
 
-    run_stage(NAME, io, lambda records, ctx: score_records(records, clip, options, ctx, extra), one_to_one=True)
+    run_stage(
+        NAME, io, lambda records, ctx: score_records(records, clip, options, ctx, extra), one_to_one=True
+    )

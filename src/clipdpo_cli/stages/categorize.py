@@ -34,10 +34,7 @@ class CategorizeOptions:
 def load_descriptions(path: str | None = None) -> dict[str, list[str]]:
     """{category: [descriptions]} from a JSON file (default: the packaged category_prompts.json)."""
     try:
-        if path is None:
-            path_to_read = DEFAULT_PROTOTYPES
-        else:
-            path_to_read = os.path.expanduser(path)
+        path_to_read = DEFAULT_PROTOTYPES if path is None else os.path.expanduser(path)
         with open(path_to_read, encoding="utf-8") as fh:
             text = fh.read()
         data = json.loads(text)
@@ -49,7 +46,8 @@ def load_descriptions(path: str | None = None) -> dict[str, list[str]]:
         isinstance(data, dict)
         and data
         and all(
-            isinstance(v, list) and v and all(isinstance(s, str) and s.strip() for s in v) for v in data.values()
+            isinstance(v, list) and v and all(isinstance(s, str) and s.strip() for s in v)
+            for v in data.values()
         )
     )
     if not ok:

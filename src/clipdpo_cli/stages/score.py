@@ -110,8 +110,11 @@ def score_records(
             _check_fields(record, options, scorer)
             image_emb = chunk.embeddings[chunk.rows[entry.image or ""]]
             cosine = float(image_emb @ text_emb[position[id(entry)]])
-            out = {**record, options.score_field: round(SCORE_SCALE * cosine, DECIMALS), options.scorer_field: scorer}
+            out = {
+                **record,
+                options.score_field: round(SCORE_SCALE * cosine, DECIMALS),
+                options.scorer_field: scorer,
+            }
             if extra is not None:
                 out.update(extra(record, image_emb))
             yield out
-
