@@ -227,3 +227,21 @@ def test_plain_arch_with_quickgelu_tag_is_forced_to_quickgelu(tiny_tag):
     with pytest.warns(UserWarning, match="QuickGELU mismatch"):
         plain = open_clip.create_model("Tiny-CLIP", "tiny", cache_dir=tiny_tag)
     assert not isinstance(plain.transformer.resblocks[0].mlp.gelu, open_clip.transformer.QuickGELU)
+
+
+def test_checkpoint_file_paths_load_the_same_model(tiny_tag, tiny_clip_name, tiny_clip):
+    """A file beside its config, and ARCH:/path/file, load the same weights as the directory."""
+    import torch
+
+    from clipdpo_cli.models.clip import load_clip
+
+    weights = os.path.join(tiny_clip_name.split(":", 1)[1], "open_clip_model.safetensors")
+    texts = ["a cat on a mat", "two dogs"]
+    expected = tiny_clip.encode_texts(texts)
+    for name in (weights, f"Tiny-CLIP-quickgelu:{weights}"):
+        clip = load_clip(name, device="cpu")
+        assert clip.source.checkpoint == weights
+        if name == weights:  # same architecture, so the same embeddings
+            assert torch.allclose(clip.encode_texts(texts), expected, atol=1e-6)
+        else:  # QuickGELU architecture on the same weights: loads, but computes something else
+            assert not torch.allclose(clip.encode_texts(texts), expected, atol=1e-3)
