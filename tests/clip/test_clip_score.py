@@ -192,3 +192,13 @@ def test_bad_records_follow_the_error_policy(tiny_clip, image_dir):
     assert next(results)["id"] == "0-0"  # records before the bad one come out first
     with pytest.raises(RecordFailure, match=r"record corrupt \(image .*bad.png\): cannot decode image"):
         next(results)
+
+
+def test_bf16_autocast_is_close_to_fp32(tiny_clip_name, image_dir):
+    from clipdpo_cli.models.clip import load_clip
+
+    records = records_for(image_dir, per_image=2, images=3)
+    fp32 = [r["clip_score"] for r in score_records(records, load_clip(tiny_clip_name, "cpu", "fp32"))]
+    bf16 = [r["clip_score"] for r in score_records(records, load_clip(tiny_clip_name, "cpu", "bf16"))]
+    diffs = [abs(a - b) for a, b in zip(fp32, bf16, strict=True)]
+    assert 0 < max(diffs) < 2.0  # really computed in bf16, and still the same scores to ~1%

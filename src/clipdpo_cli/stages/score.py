@@ -55,7 +55,13 @@ def text_getter(field: str = "text", template: str | None = None) -> Callable[[d
     names = template_fields(template)
 
     def fill(record: dict[str, Any]) -> str:
-        return template.format(**{name: require(record, name) for name in names})
+        values = {}
+        for name in names:
+            value = record.get(name)
+            if isinstance(value, (dict, list)) or value is None:
+                require(record, name)  # raises BadRecord: missing, or not a string
+            values[name] = value
+        return template.format(**values)
 
     return fill
 
