@@ -245,3 +245,26 @@ def test_checkpoint_file_paths_load_the_same_model(tiny_tag, tiny_clip_name, tin
             assert torch.allclose(clip.encode_texts(texts), expected, atol=1e-6)
         else:  # QuickGELU architecture on the same weights: loads, but computes something else
             assert not torch.allclose(clip.encode_texts(texts), expected, atol=1e-3)
+
+
+def test_hf_hub_repo_loads_from_the_cache_and_never_falls_back_to_random(
+    tmp_path, monkeypatch, tiny_clip_name, tiny_clip
+):
+    import torch
+    from huggingface_hub import constants
+
+    from clipdpo_cli.models.clip import load_clip
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    directory = tiny_clip_name.split(":", 1)[1]
+    config = os.path.join(directory, "open_clip_config.json")
+    weights = os.path.join(directory, "open_clip_model.safetensors")
+    _fake_hub_cache(
+        tmp_path, "org/tiny", {"open_clip_config.json": config, "open_clip_model.safetensors": weights}
+    )
+    clip = load_clip("hf-hub:org/tiny", device="cpu", cache_dir=str(tmp_path))
+    assert torch.allclose(clip.encode_texts(["a red bus"]), tiny_clip.encode_texts(["a red bus"]), atol=1e-6)
+    # config cached but no weights: open_clip alone would warn and build random weights; we stop
+    _fake_hub_cache(tmp_path, "org/noweights", {"open_clip_config.json": config})
+    with pytest.raises(InputError, match="'hf-hub:org/noweights' weights are not on this machine"):
+        load_clip("hf-hub:org/noweights", device="cpu", cache_dir=str(tmp_path))
