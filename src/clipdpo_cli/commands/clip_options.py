@@ -32,7 +32,9 @@ DeviceOpt = Annotated[
 PrecisionOpt = Annotated[
     Precision, typer.Option(help="fp32, or bf16/fp16 autocast (use bf16 on GPU; weights stay fp32).")
 ]
-BatchSizeOpt = Annotated[int, typer.Option(min=1, help="Distinct images encoded per batch (texts: 4x this).")]
+BatchSizeOpt = Annotated[
+    int, typer.Option(min=1, help="Distinct images per batch; texts go in length-sorted batches this size.")
+]
 WorkersOpt = Annotated[
     int, typer.Option(min=0, help="DataLoader processes decoding images ahead of the model (0: in-process).")
 ]
