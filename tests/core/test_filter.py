@@ -147,3 +147,26 @@ def test_missing_score_is_bad_record():
     ctx = StageContext("filter", on_error="skip")
     assert list(filter_records(iter([bad, cap(30)]), FilterRules(), ctx)) == [cap(30)]
     assert dict(ctx.stats.skipped) == {"bad field 'clip_score'": 1}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "one",
+        "a b c d e",
+        "a  b  c  d  e  f",
+        "a\tb\nc d e f",
+        "a\u00a0b c d e f g",
+        "   a b c   d e f   ",
+        "word " * 5,
+        "word " * 6,
+        "x" * 40,
+        "a b\u2003c d e f g",
+    ],
+)
+def test_longer_than_agrees_with_split(text):
+    from clipdpo_cli.stages.filter import longer_than
+
+    for n in range(0, 9):
+        assert longer_than(text, n) == (len(text.split()) > n), (text, n)

@@ -16,13 +16,9 @@ from clipdpo_cli.io.records import content_id, make_id, require
 from clipdpo_cli.io.shard import Shard
 
 
-def lines(*raw: bytes):
-    return list(enumerate(raw, 1))
-
-
 def collect(*raw, schema=None):
     bad = []
-    out = list(parse_lines(iter(lines(*raw)), lambda n, reason, msg: bad.append((n, reason)), schema))
+    out = list(parse_lines(iter(raw), lambda n, reason, msg: bad.append((n, reason)), schema))
     return out, bad
 
 
@@ -93,7 +89,15 @@ def test_line_source_counts_bytes(tmp_path):
     p = tmp_path / "a.jsonl"
     p.write_bytes(b'{"a":1}\n{"a":2}\n')
     src = LineSource(str(p))
-    assert len(list(src)) == 2 and src.bytes_read == src.total_bytes == 16
+    assert len(list(src.open())) == 2 and src.bytes_read == src.total_bytes == 16
+    src.close()
+
+
+def test_truncated_gz_is_input_error(tmp_path):
+    p = tmp_path / "t.jsonl.gz"
+    p.write_bytes(gzip.compress(b'{"a":1}\n' * 1000)[:-30])
+    with pytest.raises(InputError, match="read error"):
+        list(read_jsonl(str(p)))
 
 
 def test_truncate_partial_line(tmp_path):

@@ -1,8 +1,81 @@
-"""`clipdpo ask`: not built yet."""
+"""`clipdpo ask`: per-image questions with positive and negative answers, written by a text LLM (Sec. 4.1)."""
 
-from clipdpo_cli.commands.not_built import placeholder
+import enum
+from typing import Annotated
+
+import typer
+
+from clipdpo_cli.commands.generation import (
+    BatchSizeOpt,
+    ChatTemplateOpt,
+    DeviceOpt,
+    DtypeOpt,
+    MaxNewTokensOpt,
+    SeedOpt,
+    TemperatureOpt,
+    TopPOpt,
+    check_before_loading,
+)
+from clipdpo_cli.commands.options import RejectsOpt, stage_command
+from clipdpo_cli.io.runner import IOOptions, run_stage
 
 NAME = "ask"
-CONTEXT = {"allow_extra_args": True, "ignore_unknown_options": True}
-SUMMARY = "LLM questions with positive and negative answers (issue: generation stages) [not built yet]"
-command = placeholder(NAME, "LLM questions with positive and negative answers (issue: generation stages)")
+SUMMARY = "Questions with positive and negative answers per image, from its captions, by an LLM."
+
+
+class InputOrder(str, enum.Enum):
+    grouped = "grouped"
+    any = "any"
+
+
+@stage_command()
+def command(
+    io: IOOptions,
+    model: Annotated[
+        str, typer.Option("--model", "-m", help="Chat LLM: Hugging Face id or local directory (causal LM).")
+    ] = "teknium/OpenHermes-2.5-Mistral-7B",
+    questions: Annotated[int, typer.Option(min=1, help="Questions asked per image.")] = 2,
+    max_captions: Annotated[
+        int, typer.Option(min=1, help="Captions of an image shown to the LLM (first N).")
+    ] = 5,
+    temperature: TemperatureOpt = 0.7,
+    top_p: TopPOpt = 0.95,
+    max_new_tokens: MaxNewTokensOpt = 256,
+    seed: SeedOpt = None,
+    batch_size: BatchSizeOpt = 8,
+    input_order: Annotated[
+        InputOrder,
+        typer.Option(
+            help="'grouped': an image's captions are adjacent (as caption writes them); 'any': spill."
+        ),
+    ] = InputOrder.grouped,
+    device: DeviceOpt = "auto",
+    dtype: DtypeOpt = "auto",
+    chat_template: ChatTemplateOpt = None,
+    rejects: RejectsOpt = None,
+) -> None:
+    """clipdpo caption imgs/ | clipdpo ask -m teknium/OpenHermes-2.5-Mistral-7B | clipdpo score > qa.jsonl
+
+    Reads caption records, groups them by image, and asks the LLM for --questions questions per image, each
+    with a positive answer (consistent with the captions) and a plausible wrong one. Writes one record per
+    question: {id, image, kind: "qa", question, answer_pos, answer_neg, text, from}. A reply that is not
+    usable JSON is dropped and counted (with --rejects, written there with the raw reply).
+    """
+    from clipdpo_cli.models.llm import load_llm
+    from clipdpo_cli.models.sampling import check_sampling
+    from clipdpo_cli.stages.ask import AskSettings, ask_records
+
+    check_sampling(temperature, top_p, max_new_tokens)
+    settings = AskSettings(
+        questions=questions,
+        max_captions=max_captions,
+        temperature=temperature,
+        top_p=top_p,
+        max_new_tokens=max_new_tokens,
+        seed=seed,
+        batch_size=batch_size,
+        input_order=input_order.value,
+    )
+    check_before_loading(io)
+    llm = load_llm(model, device=device, dtype=dtype, chat_template=chat_template)
+    run_stage(NAME, io, lambda records, ctx: ask_records(records, llm, settings, ctx))

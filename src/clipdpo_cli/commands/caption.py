@@ -1,8 +1,77 @@
-"""`clipdpo caption`: not built yet."""
+"""`clipdpo caption`: LVLM captions of images, several prompts and samples per image (paper Sec. 4.1)."""
 
-from clipdpo_cli.commands.not_built import placeholder
+from typing import Annotated
+
+import typer
+
+from clipdpo_cli.commands.generation import (
+    BatchSizeOpt,
+    ChatTemplateOpt,
+    DeviceOpt,
+    DtypeOpt,
+    MaxNewTokensOpt,
+    SeedOpt,
+    TemperatureOpt,
+    TopPOpt,
+    check_before_loading,
+)
+from clipdpo_cli.commands.options import stage_command
+from clipdpo_cli.io.runner import IOOptions, run_stage
 
 NAME = "caption"
-CONTEXT = {"allow_extra_args": True, "ignore_unknown_options": True}
-SUMMARY = "LVLM captions of images (issue: generation stages) [not built yet]"
-command = placeholder(NAME, "LVLM captions of images (issue: generation stages)")
+SUMMARY = "Caption images with an LVLM: several prompts x samples per image."
+
+
+_INPUT = "An image folder (recursive), or JSONL records with an 'image' field; '-' is stdin."
+
+
+@stage_command(input_help=_INPUT)
+def command(
+    io: IOOptions,
+    model: Annotated[
+        str,
+        typer.Option("--model", "-m", help="LVLM: Hugging Face id or local directory (image-text-to-text)"),
+    ] = "llava-hf/llava-1.5-7b-hf",
+    prompts: Annotated[
+        str | None, typer.Option(help="File of prompts, one per line ('#' comments); default: 5 built-in.")
+    ] = None,
+    samples_per_prompt: Annotated[
+        int, typer.Option(min=1, help="Captions sampled per prompt and image.")
+    ] = 1,
+    temperature: TemperatureOpt = 0.7,
+    top_p: TopPOpt = 0.95,
+    max_new_tokens: MaxNewTokensOpt = 128,
+    seed: SeedOpt = None,
+    batch_size: BatchSizeOpt = 16,
+    workers: Annotated[int, typer.Option(min=0, help="Threads decoding images ahead of the model.")] = 4,
+    image_root: Annotated[
+        str | None, typer.Option(help="Resolve relative 'image' paths of JSONL input against this folder.")
+    ] = None,
+    device: DeviceOpt = "auto",
+    dtype: DtypeOpt = "auto",
+    chat_template: ChatTemplateOpt = None,
+) -> None:
+    """clipdpo caption imgs/ -m llava-hf/llava-1.5-7b-hf --seed 0 | clipdpo score > scored.jsonl
+
+    One record per image x prompt x sample: {id, image, kind: "caption", text, prompt, model, sample, and the
+    sampling settings}. Records of one image are written together. With --seed the output is reproducible.
+    """
+    from clipdpo_cli.models.lvlm import load_lvlm
+    from clipdpo_cli.models.sampling import check_sampling
+    from clipdpo_cli.stages.caption import CaptionSettings, caption_records, read_prompts
+
+    check_sampling(temperature, top_p, max_new_tokens)
+    settings = CaptionSettings(
+        prompts=tuple(read_prompts(prompts)),
+        samples_per_prompt=samples_per_prompt,
+        temperature=temperature,
+        top_p=top_p,
+        max_new_tokens=max_new_tokens,
+        seed=seed,
+        batch_size=batch_size,
+        image_root=image_root,
+        workers=workers,
+    )
+    check_before_loading(io)
+    lvlm = load_lvlm(model, device=device, dtype=dtype, chat_template=chat_template)
+    run_stage(NAME, io, lambda records, ctx: caption_records(records, lvlm, settings, ctx), allow_folder=True)

@@ -1,8 +1,135 @@
-"""`clipdpo eval-amber`: not built yet."""
+"""`clipdpo eval-amber`: the AMBER hallucination benchmark (paper Sec. 6.1, Table 2)."""
 
-from clipdpo_cli.commands.not_built import placeholder
+import enum
+from typing import Annotated
+
+import typer
 
 NAME = "eval-amber"
-CONTEXT = {"allow_extra_args": True, "ignore_unknown_options": True}
-SUMMARY = "AMBER hallucination benchmark (issue: eval-amber) [not built yet]"
-command = placeholder(NAME, "AMBER hallucination benchmark (issue: eval-amber)")
+SUMMARY = "AMBER hallucination benchmark: generate responses and score them as the official scorer."
+
+
+class Task(str, enum.Enum):
+    all = "all"
+    generative = "generative"
+    discriminative = "discriminative"
+    existence = "existence"
+    attribute = "attribute"
+    relation = "relation"
+
+
+class YesNo(str, enum.Enum):
+    prob = "prob"
+    generate = "generate"
+
+
+class Nlp(str, enum.Enum):
+    builtin = "builtin"
+    official = "official"
+
+
+def command(
+    amber_root: Annotated[
+        str,
+        typer.Option(help="The AMBER folder: data/annotations.json, relation.json, safe_words.txt, "
+                     "query/, and image/AMBER_N.jpg (see docs/amber.md)."),
+    ],
+    model: Annotated[
+        str | None, typer.Option(help="LVLM (Hub id or local directory) that answers the queries.")
+    ] = None,
+    responses: Annotated[
+        str | None,
+        typer.Option(help="Score these responses instead: a JSON list of {id, response} (the official "
+                     "format) or JSONL."),
+    ] = None,
+    task: Annotated[Task, typer.Option(help="Which queries to answer and figures to report.")] = Task.all,
+    responses_out: Annotated[
+        str | None,
+        typer.Option("--responses-out", "-r", help="With --model: write the responses here (JSONL)."),
+    ] = None,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="With --responses-out: skip the ids already in that file.")
+    ] = False,
+    shard: Annotated[
+        str | None,
+        typer.Option(help="Answer shard K of N (0-based 'K/N', by image; default from SLURM array "
+                     "variables); only writes responses.", show_default=False),
+    ] = None,
+    generate_only: Annotated[bool, typer.Option(help="Write the responses, do not score them.")] = False,
+    yes_no: Annotated[
+        YesNo,
+        typer.Option(help="Yes/no queries: compare the next-token probabilities of Yes and No (prob), or "
+                     "generate freely and take the leading yes/no (generate)."),
+    ] = YesNo.prob,
+    yes_no_suffix: Annotated[
+        str, typer.Option(help="Appended to each yes/no query.")
+    ] = "\nAnswer the question using a single word or phrase.",
+    max_new_tokens: Annotated[int, typer.Option(min=1, help="Token budget of a description.")] = 512,
+    temperature: Annotated[float, typer.Option(min=0.0, help="0 is greedy decoding.")] = 0.0,
+    top_p: Annotated[float, typer.Option(min=0.0, max=1.0)] = 1.0,
+    seed: Annotated[int, typer.Option(help="Sampling seed (query id is added per row).")] = 0,
+    batch_size: Annotated[int, typer.Option(min=1, help="Queries per forward pass.")] = 8,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:1, ...")] = "auto",
+    dtype: Annotated[str, typer.Option(help="auto, fp32, bf16 or fp16.")] = "auto",
+    limit: Annotated[
+        int | None,
+        typer.Option(min=1, help="Answer only the first N queries of each part (a quick check; the "
+                     "figures then cover a subset).", show_default=False),
+    ] = None,
+    image_dir: Annotated[
+        str | None, typer.Option(help="Images folder if not AMBER_ROOT/image.", show_default=False)
+    ] = None,
+    nlp: Annotated[
+        Nlp,
+        typer.Option(help="Noun extraction and similarity: builtin (no downloads) or official (NLTK + "
+                     "spaCy en_core_web_lg, as the benchmark's scorer)."),
+    ] = Nlp.builtin,
+    similarity_table: Annotated[
+        str | None,
+        typer.Option(help="Precomputed word-similarity table (from --build-similarity-table).",
+                     show_default=False),
+    ] = None,
+    similarity_threshold: Annotated[float, typer.Option(help="A word is similar above this.")] = 0.8,
+    build_similarity_table: Annotated[
+        str | None,
+        typer.Option(help="Write the similarity table of the benchmark's vocabulary from spaCy "
+                     "en_core_web_lg to this file, then exit.", show_default=False),
+    ] = None,
+    normalize_answers: Annotated[
+        bool,
+        typer.Option(help="Map answers such as 'yes.', 'Yes, there is' to Yes/No before scoring (off: "
+                     "the official scorer counts only exact 'Yes'/'No')."),
+    ] = False,
+    output: Annotated[
+        str | None, typer.Option("--output", "-o", help="Write the metrics JSON here, not stdout.")
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No table or summary on stderr.")] = False,
+) -> None:
+    """clipdpo eval-amber --model out/ --amber-root AMBER/ -r responses.jsonl > amber.json
+
+    Answer AMBER's queries with an LVLM (--model) or read responses made elsewhere (--responses), then
+    score them with the official algorithm: CHAIR, Cover, Hal, Cog; Accuracy, Precision, Recall, F1 (per
+    type too); AMBER score. The metrics go to stdout as JSON, a table to stderr.
+    """
+    from clipdpo_cli.eval.amber.generate import GenerationSettings
+
+    if build_similarity_table:
+        from clipdpo_cli.eval.amber.table import build_similarity_file
+
+        build_similarity_file(amber_root, build_similarity_table, quiet=quiet)
+        return
+    from clipdpo_cli.eval.amber.run import EvalOptions, run_eval
+
+    run_eval(
+        EvalOptions(
+            amber_root=amber_root, task=task.value, model=model, responses=responses,
+            responses_out=responses_out, resume=resume, shard=shard, generate_only=generate_only,
+            limit=limit, image_dir=image_dir, device=device, dtype=dtype,
+            generation=GenerationSettings(
+                yes_no=yes_no.value, yes_no_suffix=yes_no_suffix, max_new_tokens=max_new_tokens,
+                temperature=temperature, top_p=top_p, seed=seed, batch_size=batch_size,
+            ),
+            nlp=nlp.value, similarity_table=similarity_table, similarity_threshold=similarity_threshold,
+            normalize_answers=normalize_answers, output=output, quiet=quiet,
+        )
+    )  # fmt: skip

@@ -5,7 +5,7 @@ from __future__ import annotations
 import gzip
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import IO, Any
 
 import orjson
@@ -34,72 +34,99 @@ def open_binary(path: str) -> IO[bytes]:
 
 
 class LineSource:
-    """Iterates (line number, bytes) over a binary stream and counts bytes read (for progress)."""
+    """An input file (or stdin) read as binary lines; knows its size and position for progress."""
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self.bytes_read = 0
         self.total_bytes: int | None = None
+        self._stream: IO[bytes] | None = None
         if path != "-" and not path.endswith(".gz"):
             try:
                 self.total_bytes = os.path.getsize(path)
             except OSError:
                 self.total_bytes = None
 
-    def __iter__(self) -> Iterator[tuple[int, bytes]]:
-        stream = open_binary(self.path)
-        lineno = 0
+    def open(self) -> IO[bytes]:
+        self._stream = open_binary(self.path)
+        return self._stream
+
+    @property
+    def bytes_read(self) -> int:
+        """Bytes consumed so far (0 when the input is not a plain file)."""
+        if self._stream is None or self.total_bytes is None:
+            return 0
         try:
-            for line in stream:
-                lineno += 1
-                self.bytes_read += len(line)
-                yield lineno, line
-        except (OSError, EOFError) as exc:  # e.g. a truncated .gz
-            raise InputError(f"{self.path}: read error after line {lineno}: {exc}") from None
-        finally:
-            if stream is not sys.stdin.buffer:
-                stream.close()
+            return self._stream.tell()
+        except (OSError, ValueError):
+            return 0
+
+    def close(self) -> None:
+        if self._stream is not None and self._stream is not sys.stdin.buffer:
+            self._stream.close()
 
 
 def parse_lines(
-    lines: Iterator[tuple[int, bytes]],
+    lines: Iterable[bytes],
     on_bad_line: BadLineHandler,
     schema: dict[str, str] | None = None,
+    counter: list[int] | None = None,
+    name: str = "input",
 ) -> Iterator[dict[str, Any]]:
     """Decode JSON objects, give each a stable `id` (content hash when missing) and check `schema`.
 
     `schema` maps a field name to a kind of records.FIELD_TYPES ('str', 'number', ...). Blank lines are
     ignored. Each bad line goes to `on_bad_line`, which raises to stop or returns to skip it.
+    `counter[0]`, when given, counts the records yielded.
     """
-    loads, decode_error = orjson.loads, orjson.JSONDecodeError
+    loads, decode_error, dict_, content = orjson.loads, orjson.JSONDecodeError, dict, content_id
     checks = [(f, FIELD_TYPES[k], k) for f, k in (schema or {}).items()]
-    for lineno, line in lines:
-        try:
-            record = loads(line)
-        except decode_error as exc:
-            if not line.strip():
+    lineno = n = 0
+    try:
+        for line in lines:
+            lineno += 1
+            try:
+                record = loads(line)
+            except decode_error as exc:
+                if not line.strip():
+                    continue
+                reason = "invalid UTF-8" if "UTF-8" in str(exc) else "invalid JSON"
+                on_bad_line(lineno, reason, f"{reason}: {exc}")
                 continue
-            reason = "invalid UTF-8" if "UTF-8" in str(exc) else "invalid JSON"
-            on_bad_line(lineno, reason, f"{reason}: {exc}")
-            continue
-        if type(record) is not dict:
-            on_bad_line(lineno, "not a JSON object", f"not a JSON object (got {type(record).__name__})")
-            continue
-        if "id" not in record:
-            record = {"id": content_id(record), **record}
-        for field, types, kind in checks:
-            value = record.get(field)
-            if not isinstance(value, types) or (kind == "number" and isinstance(value, bool)):
-                if field not in record:
-                    on_bad_line(lineno, f"missing field '{field}'", f"missing field '{field}'")
-                else:
-                    got = "null" if value is None else type(value).__name__
-                    on_bad_line(
-                        lineno, f"mistyped field '{field}'", f"field '{field}' must be a {kind}, got {got}"
-                    )
-                break
-        else:
+            if record.__class__ is not dict_:
+                on_bad_line(lineno, "not a JSON object", f"not a JSON object (got {type(record).__name__})")
+                continue
+            if "id" not in record:
+                record = {"id": content(record), **record}
+            if checks and not _fits(record, checks, lineno, on_bad_line):
+                continue
+            n += 1
             yield record
+    except (OSError, EOFError) as exc:  # e.g. a truncated .gz
+        raise InputError(f"{name}: read error after line {lineno}: {exc}") from None
+    finally:
+        if counter is not None:
+            counter[0] += n
+
+
+def _fits(
+    record: dict[str, Any],
+    checks: list[tuple[str, tuple[type, ...], str]],
+    lineno: int,
+    on_bad_line: BadLineHandler,
+) -> bool:
+    """Whether the record has every schema field with the right type; reports the first problem."""
+    for field, types, kind in checks:
+        value = record.get(field)
+        if not isinstance(value, types) or (kind == "number" and isinstance(value, bool)):
+            if field not in record:
+                on_bad_line(lineno, f"missing field '{field}'", f"missing field '{field}'")
+            else:
+                got = "null" if value is None else type(value).__name__
+                on_bad_line(
+                    lineno, f"mistyped field '{field}'", f"field '{field}' must be a {kind}, got {got}"
+                )
+            return False
+    return True
 
 
 def read_jsonl(path: str, schema: dict[str, str] | None = None) -> Iterator[dict[str, Any]]:
@@ -108,7 +135,11 @@ def read_jsonl(path: str, schema: dict[str, str] | None = None) -> Iterator[dict
     def fail(lineno: int, _reason: str, message: str) -> None:
         raise InputError(f"{path}: line {lineno}: {message}")
 
-    return parse_lines(iter(LineSource(path)), fail, schema)
+    source = LineSource(path)
+    try:
+        yield from parse_lines(source.open(), fail, schema, name=path)
+    finally:
+        source.close()
 
 
 class JsonlWriter:
@@ -132,6 +163,16 @@ class JsonlWriter:
     def write(self, record: dict[str, Any]) -> None:
         self._fh.write(orjson.dumps(record, option=_DUMP_OPTS))
         self.count += 1
+
+    def write_all(self, records: Iterable[dict[str, Any]]) -> None:
+        """Write every record (a tighter loop than calling write() per record)."""
+        write, dumps, n = self._fh.write, orjson.dumps, 0
+        try:
+            for record in records:
+                write(dumps(record, option=_DUMP_OPTS))
+                n += 1
+        finally:
+            self.count += n
 
     def flush(self) -> None:
         self._fh.flush()

@@ -36,11 +36,14 @@ def log(message: str) -> None:
 
 
 def open_source(
-    io: IOOptions, ctx: StageContext, schema: dict[str, str] | None, allow_folder: bool
+    io: IOOptions, ctx: StageContext, schema: dict[str, str] | None, allow_folder: bool, counter: list[int]
 ) -> tuple[Iterator[dict[str, Any]], Any]:
-    """Records from the input (a JSONL path, '-', or an image folder where allowed) and the line source."""
+    """Records from the input (a JSONL path, '-', or an image folder where allowed) and the line source.
+
+    `counter[0]` counts the records read.
+    """
     if allow_folder and io.input != "-" and os.path.isdir(io.input):
-        return list_images(io.input), None
+        return _counted(list_images(io.input), counter), None
 
     def on_bad_line(lineno: int, reason: str, message: str) -> None:
         if ctx.on_error == "fail":
@@ -49,22 +52,36 @@ def open_source(
         ctx.stats.skipped[reason] += 1
 
     source = LineSource(io.input)
-    return parse_lines(iter(source), on_bad_line, schema), source
+    name = "stdin" if io.input == "-" else io.input
+    return parse_lines(source.open(), on_bad_line, schema, counter, name), source
+
+
+def _counted(records: Iterator[dict[str, Any]], counter: list[int]) -> Iterator[dict[str, Any]]:
+    for record in records:
+        counter[0] += 1
+        yield record
 
 
 def select(
     records: Iterator[dict[str, Any]], ctx: StageContext, shard: Shard, skip_done: bool
 ) -> Iterator[dict[str, Any]]:
-    """Keep this shard's records, skip those already done (1:1 stages), count what goes in."""
-    stats, done = ctx.stats, ctx.done
-    whole = shard.is_whole
+    """Keep this shard's records and skip those already done (1:1 stages), counting what is left out."""
+    if shard.is_whole and not (skip_done and ctx.done):
+        return records
+    return _selected(records, ctx, shard, skip_done)
+
+
+def _selected(
+    records: Iterator[dict[str, Any]], ctx: StageContext, shard: Shard, skip_done: bool
+) -> Iterator[dict[str, Any]]:
+    stats, done, whole = ctx.stats, ctx.done, shard.is_whole
     for record in records:
         if not whole and not shard.owns(shard_key(record)):
+            stats.other_shards += 1
             continue
         if skip_done and record["id"] in done:
             stats.resumed += 1
             continue
-        stats.n_in += 1
         yield record
 
 
@@ -89,8 +106,10 @@ def run_stage(
     writer = JsonlWriter(io.output, append=io.resume)
     rejects = JsonlWriter(io.rejects, append=io.resume) if io.rejects else None
     ctx = StageContext(name, io.on_error, rejects=rejects.write if rejects else None, log=log, done=done)
+    counter = [0]
+    source = None
     try:
-        records, source = open_source(io, ctx, schema, allow_folder)
+        records, source = open_source(io, ctx, schema, allow_folder, counter)
         with Progress(name, enabled=not io.quiet, total_bytes=getattr(source, "total_bytes", None)) as bar:
             selected = select(bar.track(records, source), ctx, shard, skip_done=one_to_one)
             write = writer.write
@@ -101,14 +120,17 @@ def run_stage(
                     else:
                         write(record)
             else:
-                for record in stage(selected, ctx):
-                    write(record)
+                writer.write_all(stage(selected, ctx))
     except KeyboardInterrupt:
         raise Interrupted(f"interrupted after {writer.count:,} records written") from None
     except BrokenPipeError:
         raise PipeClosed("output closed") from None
     finally:
-        ctx.stats.n_out = writer.count
+        if source is not None:
+            source.close()
+        stats = ctx.stats
+        stats.n_out = writer.count
+        stats.n_in = counter[0] - stats.other_shards - (stats.resumed if one_to_one else 0)
         _close_quietly(writer, rejects)
     stats = ctx.stats
     if stats.n_in == 0 and not stats.skipped and not stats.resumed:

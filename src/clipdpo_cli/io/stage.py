@@ -22,6 +22,7 @@ class RunStats:
     n_in: int = 0
     n_out: int = 0
     resumed: int = 0
+    other_shards: int = 0
     dropped: Counter[str] = field(default_factory=Counter)
     skipped: Counter[str] = field(default_factory=Counter)
     started: float = field(default_factory=time.perf_counter)
@@ -67,6 +68,10 @@ class StageContext:
         self._rejects = rejects
         self._log = log or (lambda msg: print(msg, file=sys.stderr))
         self.done = done  # ids already in the output (--resume): a stage may skip work for them
+
+    @property
+    def has_rejects(self) -> bool:
+        return self._rejects is not None
 
     def drop(self, record: dict[str, Any], reason: str) -> None:
         """Count a record that a rule removed; with --rejects it is written there with its reason."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,12 +11,23 @@ from clipdpo_cli.io.errors import BadRecord
 from clipdpo_cli.io.stage import StageContext
 from clipdpo_cli.stages.where import Condition
 
-_NUMBER = (int, float)
-
 
 def word_count(text: str) -> int:
     """Caption length in whitespace-separated words (the unit of --max-length)."""
     return len(text.split())
+
+
+def longer_than(text: str, max_words: int) -> bool:
+    """word_count(text) > max_words, without splitting in the common case.
+
+    A printable string has no whitespace but ' ', so it holds at most count(' ') + 1 words; only texts
+    with many spaces or other whitespace are split.
+    """
+    if len(text) <= 2 * max_words:  # L characters hold at most (L + 1) // 2 words
+        return False
+    if text.count(" ") < max_words and text.isprintable():
+        return False
+    return len(text.split()) > max_words
 
 
 def keep_fraction_hash(key: str) -> float:
@@ -38,44 +49,68 @@ class FilterRules:
     text_field: str = "text"
 
 
-def _number(record: dict[str, Any], field: str, rule: str) -> float:
+def _bad_number(record: dict[str, Any], field: str, rule: str) -> BadRecord:
     value = record.get(field)
-    if isinstance(value, _NUMBER) and not isinstance(value, bool):
-        return value
     what = "missing" if field not in record else f"not a number ({type(value).__name__})"
-    raise BadRecord(f"field '{field}' is {what}; needed by {rule}", reason=f"bad field '{field}'")
+    return BadRecord(f"field '{field}' is {what}; needed by {rule}", reason=f"bad field '{field}'")
+
+
+def compile_rules(rules: FilterRules) -> Callable[[dict[str, Any]], str | None]:
+    """A function record -> reject reason (None to keep), specialised to `rules` for speed.
+
+    Records with kind "qa" are questions: the question-score rule applies to them; every other record is a
+    caption: the caption-score and length rules apply. Down-sampling and --where apply to all. Raises
+    BadRecord when a field a rule needs is missing or mistyped.
+    """
+    min_caption, min_question, max_length = (
+        rules.min_caption_score,
+        rules.min_question_score,
+        rules.max_length,
+    )
+    score_field, question_field, text_field = rules.score_field, rules.question_score_field, rules.text_field
+    text_keep, where = rules.text_keep, rules.where
+    caption_reason = f"caption score < {min_caption:g}" if min_caption is not None else ""
+    question_reason = f"question score < {min_question:g}" if min_question is not None else ""
+    length_reason = f"caption > {max_length} words" if max_length is not None else ""
+    int_, float_ = int, float
+
+    def reason(record: dict[str, Any]) -> str | None:
+        get = record.get
+        if text_keep < 1.0 and get("category") == "text":
+            key = get("image")
+            if keep_fraction_hash(key if isinstance(key, str) else str(get("id"))) >= text_keep:
+                return "text image down-sampled"
+        if get("kind") == "qa":
+            if min_question is not None:
+                score = get(question_field)
+                if score.__class__ is not float_ and score.__class__ is not int_:
+                    raise _bad_number(record, question_field, "--min-question-score")
+                if score < min_question:
+                    return question_reason
+        else:
+            if min_caption is not None:
+                score = get(score_field)
+                if score.__class__ is not float_ and score.__class__ is not int_:
+                    raise _bad_number(record, score_field, "--min-caption-score")
+                if score < min_caption:
+                    return caption_reason
+            if max_length is not None:
+                text = get(text_field)
+                if text.__class__ is not str:
+                    raise BadRecord(f"field '{text_field}' must be a string", reason="bad text field")
+                if longer_than(text, max_length):
+                    return length_reason
+        for condition in where:
+            if not condition.holds(record):
+                return f"where {condition.text}"
+        return None
+
+    return reason
 
 
 def reject_reason(record: dict[str, Any], rules: FilterRules) -> str | None:
-    """Why the rules drop this record, or None to keep it. Raises BadRecord if a needed field is unusable.
-
-    Records with kind "qa" are questions: the question-score rule applies to them; every other record is a
-    caption: the caption-score and length rules apply. Down-sampling and --where apply to all.
-    """
-    if rules.text_keep < 1.0 and record.get("category") == "text":
-        key = record.get("image")
-        if keep_fraction_hash(key if isinstance(key, str) else str(record.get("id"))) >= rules.text_keep:
-            return "text image down-sampled"
-    if record.get("kind") == "qa":
-        if rules.min_question_score is not None:
-            score = _number(record, rules.question_score_field, "--min-question-score")
-            if score < rules.min_question_score:
-                return f"question score < {rules.min_question_score:g}"
-    else:
-        if rules.min_caption_score is not None:
-            score = _number(record, rules.score_field, "--min-caption-score")
-            if score < rules.min_caption_score:
-                return f"caption score < {rules.min_caption_score:g}"
-        if rules.max_length is not None:
-            text = record.get(rules.text_field)
-            if not isinstance(text, str):
-                raise BadRecord(f"field '{rules.text_field}' must be a string", reason="bad text field")
-            if word_count(text) > rules.max_length:
-                return f"caption > {rules.max_length} words"
-    for condition in rules.where:
-        if not condition.holds(record):
-            return f"where {condition.text}"
-    return None
+    """Why the rules drop this record, or None to keep it (see compile_rules)."""
+    return compile_rules(rules)(record)
 
 
 def filter_records(
@@ -83,13 +118,27 @@ def filter_records(
 ) -> Iterator[dict[str, Any]]:
     """Yield the records that pass every rule; each dropped one is counted (and sent to rejects) by reason."""
     ctx = ctx or StageContext("filter")
+    reason_of, drop = compile_rules(rules), ctx.drop
+    if not ctx.has_rejects:  # count drops inline: the common, fast path
+        dropped = ctx.stats.dropped
+        for record in records:
+            try:
+                reason = reason_of(record)
+            except BadRecord as exc:
+                ctx.bad(record, exc)
+                continue
+            if reason is None:
+                yield record
+            else:
+                dropped[reason] += 1
+        return
     for record in records:
         try:
-            reason = reject_reason(record, rules)
+            reason = reason_of(record)
         except BadRecord as exc:
             ctx.bad(record, exc)
             continue
         if reason is None:
             yield record
         else:
-            ctx.drop(record, reason)
+            drop(record, reason)

@@ -18,16 +18,12 @@ is bounded by one bucket, not by the input.
 from __future__ import annotations
 
 import itertools
-import os
-import tempfile
-import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
-
-from clipdpo_cli.io.errors import BadRecord, InputError
+from clipdpo_cli.io.errors import BadRecord
+from clipdpo_cli.io.groups import contiguous_groups, spilled_groups
 from clipdpo_cli.io.records import make_id, require
 from clipdpo_cli.io.stage import StageContext
 from clipdpo_cli.stages.filter import word_count
@@ -153,77 +149,15 @@ def pairs_for_image(
         }
 
 
-def _image_of(record: dict[str, Any]) -> str:
-    return require(record, "image")
-
-
-def _contiguous_groups(
-    records: Iterable[dict[str, Any]], ctx: StageContext
-) -> Iterator[tuple[str, list[dict[str, Any]]]]:
-    """Runs of records with the same image; an image that comes back after its run is an error."""
-    closed: set[int] = set()
-    current: str | None = None
-    group: list[dict[str, Any]] = []
-    for record in records:
-        try:
-            image = _image_of(record)
-        except BadRecord as exc:
-            ctx.bad(record, exc)
-            continue
-        if image != current:
-            if current is not None:
-                yield current, group
-                closed.add(hash(current))
-            if hash(image) in closed:
-                raise InputError(
-                    f"the input is not grouped by image ({image} appears again after other images); "
-                    "rerun with --input-order any (spills to disk), or sort the input by image"
-                )
-            current, group = image, []
-        group.append(record)
-    if current is not None:
-        yield current, group
-
-
-def _spilled_groups(
-    records: Iterable[dict[str, Any]], ctx: StageContext, buckets: int = 64
-) -> Iterator[tuple[str, list[dict[str, Any]]]]:
-    """Group any order of records: spill them to `buckets` temp files by image hash, then group each file."""
-    with tempfile.TemporaryDirectory(prefix="clipdpo-pair-") as tmp:
-        paths = [os.path.join(tmp, f"{i}.jsonl") for i in range(buckets)]
-        files = [open(p, "wb") for p in paths]
-        try:
-            for record in records:
-                try:
-                    image = _image_of(record)
-                except BadRecord as exc:
-                    ctx.bad(record, exc)
-                    continue
-                files[zlib.crc32(image.encode("utf-8")) % buckets].write(
-                    orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE)
-                )
-        finally:
-            for fh in files:
-                fh.close()
-        for path in paths:
-            groups: dict[str, list[dict[str, Any]]] = {}
-            with open(path, "rb") as fh:
-                for line in fh:
-                    record = orjson.loads(line)
-                    groups.setdefault(record["image"], []).append(record)
-            os.unlink(path)
-            yield from groups.items()
-
-
 def pair_records(
     records: Iterable[dict[str, Any]], rules: PairRules, ctx: StageContext | None = None
 ) -> Iterator[dict[str, Any]]:
     """DPO pair records from scored (and filtered) caption and QA records."""
     ctx = ctx or StageContext("pair")
     if rules.input_order == "any":
-        groups = _spilled_groups(records, ctx)
+        groups = spilled_groups(records, ctx)
     elif rules.input_order == "grouped":
-        groups = _contiguous_groups(records, ctx)
+        groups = contiguous_groups(records, ctx)
     else:
         raise ValueError(f"input_order must be 'grouped' or 'any', not {rules.input_order!r}")
     for image, group in groups:

@@ -1,0 +1,41 @@
+"""Options shared by the model-backed generation commands (caption, ask), declared once."""
+
+import os
+from typing import Annotated
+
+import typer
+
+from clipdpo_cli.io.errors import InputError, UsageError
+from clipdpo_cli.io.runner import IOOptions
+
+DeviceOpt = Annotated[
+    str, typer.Option(help="Torch device: auto (cuda if visible, else cpu), cpu, cuda:1, ...")
+]
+DtypeOpt = Annotated[
+    str,
+    typer.Option(help="Weights: auto (bf16 on GPU if supported, else fp16; fp32 on CPU), fp32, bf16, fp16."),
+]
+BatchSizeOpt = Annotated[int, typer.Option(min=1, help="Rows (prompts) generated together in one batch.")]
+TemperatureOpt = Annotated[float, typer.Option(min=0.0, help="Sampling temperature; 0 = greedy.")]
+TopPOpt = Annotated[
+    float, typer.Option(min=0.0, max=1.0, help="Nucleus sampling: keep the top tokens of this mass.")
+]
+MaxNewTokensOpt = Annotated[int, typer.Option(min=1, help="Longest generated text, in tokens.")]
+SeedOpt = Annotated[
+    int | None,
+    typer.Option(help="Each output is sampled from its own stream seeded by this and its id (reproducible)."),
+]
+ChatTemplateOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Jinja chat template file for a model that has none (or to replace its own).", show_default=False
+    ),
+]
+
+
+def check_before_loading(io: IOOptions) -> None:
+    """Fail on a missing input or a bad --resume now, not after minutes of loading a model."""
+    if io.input != "-" and not os.path.exists(io.input):
+        raise InputError(f"input file not found: {io.input}")
+    if io.resume and not io.output:
+        raise UsageError("--resume needs -o FILE (the ids already in FILE are skipped)")

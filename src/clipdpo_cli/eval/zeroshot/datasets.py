@@ -1,0 +1,460 @@
+"""Labelled image sets read from disk: ImageFolder, JSONL (image, label), and the paper's nine datasets.
+
+Each of the nine is read from its usual distributed layout, the way torchvision's dataset class for it does
+(same files, same label order), without downloading anything. See docs/zeroshot.md for the layouts.
+A reader returns a LabelledSet: raw class ids in label order, (image, label) samples, and readable class
+names when the dataset's own files hold them (Flowers-102 ships none; they come from a package or
+--classnames, see resources.py).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from clipdpo_cli.io.errors import InputError
+from clipdpo_cli.io.images import IMAGE_EXTENSIONS
+
+
+@dataclass
+class LabelledSet:
+    """A labelled evaluation set. Sample images are paths; `root` is what cache keys are relative to."""
+
+    name: str
+    title: str
+    root: str
+    classes: list[str]
+    samples: list[tuple[str, int]]
+    classnames: list[str] | None = None
+    classnames_source: str = ""
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.classes)
+
+    def key(self, image: str) -> str:
+        """The image path relative to the set's root (portable cache key)."""
+        try:
+            return Path(image).relative_to(self.root).as_posix()
+        except ValueError:
+            return Path(image).as_posix()
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """One of the paper's nine datasets: where it lives under --data-root and how to read it."""
+
+    key: str
+    title: str
+    n_classes: int
+    folder: str
+    reader: Callable[[str, str], LabelledSet]
+    layout: str
+    aliases: tuple[str, ...] = ()
+    clip_benchmark: str | None = None  # key in clip-benchmark's class-name / template files
+    clip_benchmark_drop_first: bool = False  # its list has an extra first class (Caltech's background)
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+
+
+def _is_image(name: str) -> bool:
+    return name.lower().endswith(IMAGE_EXTENSIONS) and not name.startswith(".")
+
+
+def _images_under(folder: Path) -> list[str]:
+    """Image files under `folder`, recursively, in sorted order."""
+    found: list[str] = []
+    for root, dirs, files in os.walk(folder):
+        dirs.sort()
+        found.extend(os.path.join(root, f) for f in sorted(files) if _is_image(f))
+    return found
+
+
+def _class_dirs(folder: Path) -> list[str]:
+    try:
+        return sorted(e.name for e in os.scandir(folder) if e.is_dir() and not e.name.startswith("."))
+    except FileNotFoundError:
+        raise InputError(f"folder not found: {folder}") from None
+
+
+def _read_lines(path: Path) -> list[str]:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return [line.rstrip("\r\n") for line in fh]
+    except FileNotFoundError:
+        raise InputError(f"file not found: {path}") from None
+
+
+def split_camel(name: str) -> str:
+    """'ApplyEyeMakeup' -> 'Apply Eye Makeup', 'SeaLake' -> 'Sea Lake' (used for folder-named classes)."""
+    spaced = re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", " ", name)
+    return spaced.replace("_", " ").strip()
+
+
+def underscores(name: str) -> str:
+    return name.replace("_", " ").strip()
+
+
+def _locate(root: str, spec_folder: str, marker: str, title: str, layout: str) -> Path:
+    """The dataset folder: ROOT/<folder> (torchvision's convention) or ROOT itself, holding `marker`."""
+    base = Path(root)
+    for candidate in (base / spec_folder, base):
+        if (candidate / marker).exists():
+            return candidate
+    raise InputError(
+        f"{title}: {base / spec_folder / marker} not found. Expected layout under --data-root: {layout}"
+    )
+
+
+def _make(
+    name: str,
+    title: str,
+    root: Path,
+    classes: list[str],
+    samples: list[tuple[str, int]],
+    classnames: list[str] | None,
+    source: str,
+    notes: list[str] | None = None,
+) -> LabelledSet:
+    return LabelledSet(name, title, str(root), classes, samples, classnames, source, notes or [])
+
+
+# ---------------------------------------------------------------------------------------------- generic
+
+
+def read_image_folder(folder: str, name: str | None = None, skip: tuple[str, ...] = ()) -> LabelledSet:
+    """ImageFolder layout: one sub-folder per class (sorted = label order), images anywhere below it."""
+    base = Path(folder)
+    if not base.is_dir():
+        raise InputError(f"image folder not found: {folder}")
+    classes = [c for c in _class_dirs(base) if c not in skip]
+    if not classes:
+        raise InputError(f"{folder}: no class sub-folders (expected FOLDER/<class>/<image>)")
+    samples = [(path, label) for label, c in enumerate(classes) for path in _images_under(base / c)]
+    if not samples:
+        raise InputError(f"{folder}: no images in its class folders")
+    title = name or base.name
+    return _make(title, title, base, classes, samples, [underscores(c) for c in classes], "folder names")
+
+
+def read_jsonl_set(path: str, image_root: str | None = None, name: str | None = None) -> LabelledSet:
+    """JSONL lines {"image": PATH, "label": NAME-or-INDEX}; relative images are under `image_root` or the
+    file's folder. String labels give the classes (sorted); integer labels need --classnames."""
+    from clipdpo_cli.io.jsonl import read_jsonl
+
+    root = Path(image_root) if image_root else Path(path).resolve().parent
+    rows: list[tuple[str, Any]] = []
+    for lineno, record in enumerate(read_jsonl(path), 1):
+        image, label = record.get("image"), record.get("label")
+        if not isinstance(image, str):
+            raise InputError(f"{path}: line {lineno}: field 'image' must be a string")
+        if isinstance(label, bool) or not isinstance(label, (str, int)):
+            raise InputError(f"{path}: line {lineno}: field 'label' must be a class name or an integer index")
+        rows.append((image if os.path.isabs(image) else str(root / image), label))
+    if not rows:
+        raise InputError(f"{path}: no records")
+    title = name or Path(path).name.split(".")[0]
+    if all(isinstance(label, str) for _, label in rows):
+        classes = sorted({label for _, label in rows})
+        index = {c: i for i, c in enumerate(classes)}
+        samples = [(img, index[label]) for img, label in rows]
+        return _make(title, title, root, classes, samples, list(classes), "labels in the JSONL")
+    if not all(isinstance(label, int) for _, label in rows):
+        raise InputError(f"{path}: labels must be all class names or all integer indices, not a mix")
+    n = max(label for _, label in rows) + 1
+    if min(label for _, label in rows) < 0:
+        raise InputError(f"{path}: negative label index")
+    return _make(title, title, root, [str(i) for i in range(n)], rows, None, "")  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------------------------------------- the nine
+
+
+def _load_mat(path: Path) -> dict[str, Any]:
+    from clipdpo_cli.eval.zeroshot.matfile import MatFormatError, load_mat
+
+    try:
+        return load_mat(str(path))
+    except FileNotFoundError:
+        raise InputError(f"file not found: {path}") from None
+    except MatFormatError as exc:
+        raise InputError(str(exc)) from None
+
+
+def _mat_var(mat: dict[str, Any], name: str, path: Path) -> Any:
+    if name not in mat:
+        raise InputError(f"{path}: no variable '{name}' (found: {', '.join(sorted(mat)) or 'none'})")
+    return mat[name]
+
+
+CARS_LAYOUT = (
+    "stanford_cars/{devkit/cars_meta.mat, devkit/cars_train_annos.mat, cars_train/, cars_test/, "
+    "cars_test_annos_withlabels.mat}"
+)
+
+
+def read_stanford_cars(root: str, split: str) -> LabelledSet:
+    from clipdpo_cli.eval.zeroshot.matfile import scalar
+
+    base = _locate(root, "stanford_cars", "devkit/cars_meta.mat", "StanfordCars", CARS_LAYOUT)
+    if split == "train":
+        annos, images = base / "devkit" / "cars_train_annos.mat", base / "cars_train"
+    else:
+        annos, images = base / "cars_test_annos_withlabels.mat", base / "cars_test"
+    meta_path = base / "devkit" / "cars_meta.mat"
+    classes = [str(scalar(c)) for c in _mat_var(_load_mat(meta_path), "class_names", meta_path)]
+    samples = []
+    for ann in _mat_var(_load_mat(annos), "annotations", annos):
+        try:
+            fname, label = str(scalar(ann["fname"])), int(scalar(ann["class"])) - 1  # 1-based in the file
+        except (KeyError, TypeError, ValueError):
+            raise InputError(f"{annos}: annotations need 'fname' and 'class' fields") from None
+        samples.append((str(images / fname), label))
+    return _make("cars", "StanfordCars", base, classes, samples, list(classes), "cars_meta.mat")
+
+
+PETS_LAYOUT = "oxford-iiit-pet/{images/<Breed>_<n>.jpg, annotations/trainval.txt, annotations/test.txt}"
+
+
+def read_oxford_pets(root: str, split: str) -> LabelledSet:
+    base = _locate(root, "oxford-iiit-pet", "annotations", "OxfordPets", PETS_LAYOUT)
+    split = "trainval" if split == "train" else split
+    names: dict[int, str] = {}
+    samples = []
+    lists = [base / "annotations" / f"{split}.txt"]
+    lists += [p for p in (base / "annotations" / "list.txt",) if p.exists()]
+    for i, path in enumerate(lists):
+        for line in _read_lines(path):
+            if not line.strip() or line.startswith("#"):
+                continue
+            image_id, label_text = line.split()[:2]
+            label = int(label_text) - 1  # 1-based CLASS-ID in the file
+            names.setdefault(label, image_id.rsplit("_", 1)[0])
+            if i == 0:
+                samples.append((str(base / "images" / f"{image_id}.jpg"), label))
+    n = max(names) + 1
+    raw = [names.get(i, f"class {i + 1}") for i in range(n)]
+    readable = [" ".join(part.title() for part in r.split("_")) for r in raw]  # as torchvision does
+    return _make("pets", "OxfordPets", base, raw, samples, readable, "image file names")
+
+
+FLOWERS_LAYOUT = "flowers-102/{jpg/image_00001.jpg..., imagelabels.mat, setid.mat}"
+
+
+def read_oxford_flowers(root: str, split: str) -> LabelledSet:
+    base = _locate(root, "flowers-102", "imagelabels.mat", "OxfordFlowers", FLOWERS_LAYOUT)
+    split_var = {"train": "trnid", "val": "valid", "test": "tstid"}.get(split)
+    if split_var is None:
+        raise InputError(f"OxfordFlowers: --split must be train, val or test, not '{split}'")
+    setid_path, labels_path = base / "setid.mat", base / "imagelabels.mat"
+    image_ids = [int(i) for i in _mat_var(_load_mat(setid_path), split_var, setid_path)]
+    labels = [int(v) - 1 for v in _mat_var(_load_mat(labels_path), "labels", labels_path)]  # 1-based
+    samples = [(str(base / "jpg" / f"image_{i:05d}.jpg"), labels[i - 1]) for i in image_ids]
+    classes = [str(i + 1) for i in range(max(102, max(labels) + 1))]
+    return _make("flowers", "OxfordFlowers", base, classes, samples, None, "")
+
+
+IMAGENET_LAYOUT = "imagenet/val/<wnid>/*.JPEG (1000 WordNet-id folders, e.g. n01440764; train/ likewise)"
+
+
+def read_imagenet(root: str, split: str) -> LabelledSet:
+    folder = "train" if split == "train" else "val"
+    base = _locate(root, "imagenet", folder, "ImageNet", IMAGENET_LAYOUT)
+    data = read_image_folder(str(base / folder), "imagenet")
+    readable = None
+    mapping = base / "LOC_synset_mapping.txt"  # "n01440764 tench, Tinca tinca" (Kaggle distribution)
+    if mapping.exists():
+        names = dict(line.split(" ", 1) for line in _read_lines(mapping) if " " in line)
+        readable = [names.get(w, w).split(",")[0].strip() for w in data.classes]
+    return _make("imagenet", "Imagenet", base, data.classes, data.samples, readable,
+                 "LOC_synset_mapping.txt" if readable else "")  # fmt: skip
+
+
+FOOD_LAYOUT = (
+    "food-101/{images/<class>/<id>.jpg, meta/classes.txt, meta/labels.txt, meta/train.json, meta/test.json}"
+)
+
+
+def read_food101(root: str, split: str) -> LabelledSet:
+    import json
+
+    base = _locate(root, "food-101", "meta/classes.txt", "Food-101", FOOD_LAYOUT)
+    split_file = base / "meta" / f"{'train' if split == 'train' else 'test'}.json"
+    try:
+        with open(split_file, encoding="utf-8") as fh:
+            metadata = json.load(fh)
+    except FileNotFoundError:
+        raise InputError(f"Food-101: {split_file} not found. Expected layout: {FOOD_LAYOUT}") from None
+    ids = [line.strip() for line in _read_lines(base / "meta" / "classes.txt") if line.strip()]
+    # torchvision's label order is the sorted class ids of the split file; classes.txt lists the same
+    # 101 ids, so sorting it gives the same order even when a split file lacks some classes.
+    classes = sorted(ids)
+    unknown = sorted(set(metadata) - set(classes))
+    if unknown:
+        raise InputError(f"Food-101: {split_file} has classes missing from meta/classes.txt: {unknown[:3]}")
+    index = {c: i for i, c in enumerate(classes)}
+    samples = [
+        (str(base / "images" / f"{rel}.jpg"), index[c]) for c in sorted(metadata) for rel in metadata[c]
+    ]
+    labels_path = base / "meta" / "labels.txt"
+    if labels_path.exists():
+        texts = [line.strip() for line in _read_lines(labels_path) if line.strip()]
+        by_id = dict(zip(ids, texts, strict=False))
+        readable, source = [by_id.get(c, underscores(c)) for c in classes], "meta/labels.txt"
+    else:
+        readable, source = [underscores(c) for c in classes], "meta/classes.txt"
+    return _make("food101", "Food-101", base, classes, samples, readable, source)
+
+
+EUROSAT_LAYOUT = "eurosat/2750/<Class>/*.jpg (10 folders: AnnualCrop, Forest, ...)"
+
+
+def read_eurosat(root: str, split: str) -> LabelledSet:
+    base = _locate(root, "eurosat", "2750", "EuroSAT", EUROSAT_LAYOUT)
+    data = read_image_folder(str(base / "2750"), "eurosat")
+    readable = [split_camel(c) for c in data.classes]
+    notes = ["EuroSAT has no official test split: all images are used (see --limit)"]
+    return _make("eurosat", "Eurosat", base / "2750", data.classes, data.samples, readable, "folder names",
+                 notes)  # fmt: skip
+
+
+CALTECH_LAYOUT = "caltech101/101_ObjectCategories/<category>/image_0001.jpg (BACKGROUND_Google is left out)"
+
+
+def read_caltech101(root: str, split: str) -> LabelledSet:
+    base = _locate(root, "caltech101", "101_ObjectCategories", "Caltech-101", CALTECH_LAYOUT)
+    data = read_image_folder(str(base / "101_ObjectCategories"), "caltech101", skip=("BACKGROUND_Google",))
+    notes = ["Caltech-101 has no official test split: all images of the 101 classes are used"]
+    return _make("caltech101", "Caltech-101", base / "101_ObjectCategories", data.classes, data.samples,
+                 [underscores(c) for c in data.classes], "folder names", notes)  # fmt: skip
+
+
+UCF_LAYOUT = (
+    "ucf101/{ucfTrainTestlist/classInd.txt, ucfTrainTestlist/testlist01.txt, "
+    "UCF-101-midframes/<Class>/<video>.jpg} (one middle frame per video, named like the video)"
+)
+
+
+def read_ucf101(root: str, split: str) -> LabelledSet:
+    base = _locate(root, "ucf101", "ucfTrainTestlist/classInd.txt", "UCF-101", UCF_LAYOUT)
+    entries = []
+    for line in _read_lines(base / "ucfTrainTestlist" / "classInd.txt"):
+        if line.strip():
+            index, name = line.split()[:2]
+            entries.append((int(index), name))
+    classes = [name for _, name in sorted(entries)]
+    by_name = {c.lower(): i for i, c in enumerate(classes)}
+    frames = base / "UCF-101-midframes"
+    if not frames.is_dir():
+        raise InputError(f"UCF-101: {frames} not found (extract the middle frame of each video there). "
+                         f"Expected layout: {UCF_LAYOUT}")  # fmt: skip
+    list_name = {"train": "trainlist01.txt", "test": "testlist01.txt"}.get(split)
+    samples: list[tuple[str, int]] = []
+    notes: list[str] = []
+    if list_name and (base / "ucfTrainTestlist" / list_name).exists():
+        missing = 0
+        for line in _read_lines(base / "ucfTrainTestlist" / list_name):
+            if not line.strip():
+                continue
+            video = line.split()[0]
+            folder, stem = video.split("/")[0], Path(video).stem
+            image = next(
+                (frames / folder / f"{stem}{ext}" for ext in (".jpg", ".png")
+                 if (frames / folder / f"{stem}{ext}").exists()), None,
+            )  # fmt: skip
+            if image is None:
+                missing += 1
+                continue
+            samples.append((str(image), by_name[folder.lower()]))
+        if missing:
+            notes.append(f"UCF-101: {missing} videos of {list_name} have no frame in {frames}")
+    else:
+        for folder in _class_dirs(frames):
+            if folder.lower() not in by_name:
+                raise InputError(f"UCF-101: frame folder '{folder}' is not a class of classInd.txt")
+            samples += [(p, by_name[folder.lower()]) for p in _images_under(frames / folder)]
+    if not samples:
+        raise InputError(f"UCF-101: no frames found under {frames}. Expected layout: {UCF_LAYOUT}")
+    return _make("ucf101", "UCF-101", base, classes, samples, [split_camel(c) for c in classes],
+                 "classInd.txt", notes)  # fmt: skip
+
+
+SUN_LAYOUT = "SUN397/{ClassName.txt, a/abbey/sun_*.jpg, ...} (+ optional Testing_01.txt from Partitions.zip)"
+
+
+def sun_readable(name: str) -> str:
+    """'apartment_building/outdoor' -> 'apartment building outdoor'."""
+    return " ".join(underscores(part) for part in name.split("/"))
+
+
+def read_sun397(root: str, split: str) -> LabelledSet:
+    base = _locate(root, "SUN397", "ClassName.txt", "SUN397", SUN_LAYOUT)
+    classes = [line[3:].strip() for line in _read_lines(base / "ClassName.txt") if line.strip()]  # "/a/abbey"
+    index = {c: i for i, c in enumerate(classes)}
+    partition = base / ("Training_01.txt" if split == "train" else "Testing_01.txt")
+    notes = []
+    if partition.exists():
+        paths = [base / line.strip().lstrip("/") for line in _read_lines(partition) if line.strip()]
+    else:
+        paths = sorted(base.rglob("sun_*.jpg"))
+        notes.append(f"SUN397: no {partition.name}: all images are used")
+    samples = []
+    for path in paths:
+        cls = "/".join(path.relative_to(base).parts[1:-1])
+        if cls not in index:
+            raise InputError(f"SUN397: {path} is not in a class of ClassName.txt")
+        samples.append((str(path), index[cls]))
+    return _make("sun397", "SUN397", base, classes, samples, [sun_readable(c) for c in classes],
+                 "ClassName.txt", notes)  # fmt: skip
+
+
+# The nine datasets of the paper's Table 3, in its column order.
+DATASETS: tuple[DatasetSpec, ...] = (
+    DatasetSpec("cars", "StanfordCars", 196, "stanford_cars", read_stanford_cars, CARS_LAYOUT,
+                ("stanfordcars", "stanford_cars"), "cars"),
+    DatasetSpec("pets", "OxfordPets", 37, "oxford-iiit-pet", read_oxford_pets, PETS_LAYOUT,
+                ("oxfordpets", "oxford-iiit-pet", "oxfordiiitpet"), "pets"),
+    DatasetSpec("flowers", "OxfordFlowers", 102, "flowers-102", read_oxford_flowers, FLOWERS_LAYOUT,
+                ("oxfordflowers", "flowers102", "flowers-102"), "flowers"),
+    DatasetSpec("imagenet", "Imagenet", 1000, "imagenet", read_imagenet, IMAGENET_LAYOUT,
+                ("imagenet1k", "ilsvrc2012"), "imagenet1k"),
+    DatasetSpec("food101", "Food-101", 101, "food-101", read_food101, FOOD_LAYOUT, ("food",), "food101"),
+    DatasetSpec("eurosat", "Eurosat", 10, "eurosat", read_eurosat, EUROSAT_LAYOUT, (), "eurosat"),
+    DatasetSpec("caltech101", "Caltech-101", 101, "caltech101", read_caltech101, CALTECH_LAYOUT,
+                ("caltech",), "caltech101", clip_benchmark_drop_first=True),
+    DatasetSpec("ucf101", "UCF-101", 101, "ucf101", read_ucf101, UCF_LAYOUT, ("ucf",), None),
+    DatasetSpec("sun397", "SUN397", 397, "SUN397", read_sun397, SUN_LAYOUT, ("sun",), "sun397"),
+)  # fmt: skip
+
+
+def _norm(name: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", name.lower())
+
+
+def find_spec(name: str) -> DatasetSpec:
+    """The dataset spec for a name or alias (case, '-', '_' ignored); UsageError listing the names."""
+    from clipdpo_cli.io.errors import UsageError
+
+    wanted = _norm(name)
+    for spec in DATASETS:
+        if wanted in {_norm(spec.key), _norm(spec.title), *(_norm(a) for a in spec.aliases)}:
+            return spec
+    names = ", ".join(s.key for s in DATASETS)
+    raise UsageError(f"unknown dataset '{name}' (known: {names}, or 'all')")
+
+
+def read_dataset(spec: DatasetSpec, root: str, split: str = "test") -> LabelledSet:
+    """Read one of the nine from `root` (the folder holding its distributed layout, or the layout itself)."""
+    data = spec.reader(root, split)
+    if not data.samples:
+        raise InputError(f"{spec.title}: no images found for split '{split}' under {data.root}")
+    bad = [lbl for _, lbl in data.samples if not 0 <= lbl < data.n_classes]
+    if bad:
+        raise InputError(f"{spec.title}: label {bad[0]} is outside 0..{data.n_classes - 1}")
+    return data

@@ -1,0 +1,80 @@
+"""Grouping records by image: streamed runs for grouped input, or a disk spill for any order.
+
+Used by every stage that works on all records of one image at a time (`ask`, `pair`).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import zlib
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import orjson
+
+from clipdpo_cli.io.errors import BadRecord, InputError
+from clipdpo_cli.io.records import require
+from clipdpo_cli.io.stage import StageContext
+
+
+def _image_of(record: dict[str, Any]) -> str:
+    return require(record, "image")
+
+
+def contiguous_groups(
+    records: Iterable[dict[str, Any]], ctx: StageContext
+) -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    """Runs of records with the same image; an image that comes back after its run is an error."""
+    closed: set[int] = set()
+    current: str | None = None
+    group: list[dict[str, Any]] = []
+    for record in records:
+        try:
+            image = _image_of(record)
+        except BadRecord as exc:
+            ctx.bad(record, exc)
+            continue
+        if image != current:
+            if current is not None:
+                yield current, group
+                closed.add(hash(current))
+            if hash(image) in closed:
+                raise InputError(
+                    f"the input is not grouped by image ({image} appears again after other images); "
+                    "rerun with --input-order any (spills to disk), or sort the input by image"
+                )
+            current, group = image, []
+        group.append(record)
+    if current is not None:
+        yield current, group
+
+
+def spilled_groups(
+    records: Iterable[dict[str, Any]], ctx: StageContext, buckets: int = 64
+) -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    """Group any order of records: spill them to `buckets` temp files by image hash, then group each file."""
+    with tempfile.TemporaryDirectory(prefix="clipdpo-pair-") as tmp:
+        paths = [os.path.join(tmp, f"{i}.jsonl") for i in range(buckets)]
+        files = [open(p, "wb") for p in paths]
+        try:
+            for record in records:
+                try:
+                    image = _image_of(record)
+                except BadRecord as exc:
+                    ctx.bad(record, exc)
+                    continue
+                files[zlib.crc32(image.encode("utf-8")) % buckets].write(
+                    orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE)
+                )
+        finally:
+            for fh in files:
+                fh.close()
+        for path in paths:
+            groups: dict[str, list[dict[str, Any]]] = {}
+            with open(path, "rb") as fh:
+                for line in fh:
+                    record = orjson.loads(line)
+                    groups.setdefault(record["image"], []).append(record)
+            os.unlink(path)
+            yield from groups.items()

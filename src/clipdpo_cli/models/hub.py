@@ -1,0 +1,109 @@
+"""Resolving a transformers model name (Hub id or local directory) with one clear line on failure.
+
+A name is a local directory when one exists at that path; otherwise it is a Hugging Face Hub id, loaded
+from the cache or downloaded exactly as transformers does (HF_HUB_OFFLINE=1 and HF_HOME are respected).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from clipdpo_cli.io.errors import InputError
+
+
+def looks_like_path(name: str) -> bool:
+    """A name meant as a folder: absolute, relative with ./ or ../, ~, or with more than one '/'."""
+    return name.startswith(("/", "./", "../", "~", ".\\")) or name.count("/") > 1 or name in (".", "..")
+
+
+def offline() -> bool:
+    """True under HF_HUB_OFFLINE=1 (or TRANSFORMERS_OFFLINE=1)."""
+    from huggingface_hub import constants
+
+    return bool(constants.HF_HUB_OFFLINE) or os.environ.get("TRANSFORMERS_OFFLINE", "") in ("1", "true")
+
+
+def resolve_name(name: str, what: str) -> str:
+    """The name to hand to from_pretrained: an expanded local path, or the Hub id unchanged."""
+    if not name or not name.strip():
+        raise InputError(f"no {what} given")
+    expanded = os.path.expanduser(name)
+    if os.path.isdir(expanded):
+        return expanded
+    if looks_like_path(name):
+        raise InputError(f"{what} directory not found: {name}")
+    return name
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def load_failure(name: str, what: str, exc: BaseException) -> InputError:
+    """One line saying why `name` could not be loaded."""
+    if os.path.isdir(os.path.expanduser(name)):
+        return InputError(f"cannot load {what} from {name}: {_first_line(exc)}")
+    if offline():
+        return InputError(
+            f"{what} '{name}' is not a local directory and is not in the Hugging Face cache "
+            "(HF_HUB_OFFLINE=1: download it first, or pass a local directory)"
+        )
+    reason = _first_line(exc)
+    return InputError(f"cannot load {what} '{name}' (not a local directory; from the Hub: {reason})")
+
+
+@contextlib.contextmanager
+def quiet_transformers() -> Iterator[None]:
+    """No weight-loading progress bars or info chatter from transformers while loading."""
+    from transformers.utils import logging as hf_logging
+
+    bars = hf_logging.is_progress_bar_enabled()
+    level = hf_logging.get_verbosity()
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(level)
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
+def load_pretrained(loader: Callable[..., Any], name: str, what: str, **kwargs: Any) -> Any:
+    """`loader(name, **kwargs)` with hub/path errors turned into InputError."""
+    try:
+        with quiet_transformers():
+            return loader(name, **kwargs)
+    except ImportError as exc:  # e.g. SmolVLM2's processor needs the num2words package
+        raise InputError(f"cannot load {what} '{name}': {_first_line(exc)}") from None
+    except (OSError, ValueError, KeyError) as exc:
+        raise load_failure(name, what, exc) from None
+
+
+def model_dtype(dtype: str, device: Any) -> Any:
+    """torch dtype of 'auto' (bf16 on a GPU that has it, fp16 on other GPUs, fp32 on CPU) or of a name."""
+    import torch
+
+    from clipdpo_cli.models.device import resolve_dtype
+
+    if dtype == "auto":
+        if device.type == "cuda":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.float32
+    return resolve_dtype(dtype)
+
+
+def read_chat_template(value: str | None) -> str | None:
+    """A Jinja chat template given as a file path or as the template text itself."""
+    if value is None:
+        return None
+    if os.path.isfile(value):
+        with open(value, encoding="utf-8") as fh:
+            return fh.read()
+    if "{" not in value:
+        raise InputError(f"chat template file not found: {value}")
+    return value

@@ -1,0 +1,103 @@
+"""Loading a text LLM (AutoModelForCausalLM + AutoTokenizer) and generating from chat prompts in batches.
+
+>>> llm = load_llm("teknium/OpenHermes-2.5-Mistral-7B", device="cuda", dtype="bf16")   # doctest: +SKIP
+>>> llm.generate(["Two questions about: a dog on a lawn."], seed=[7])   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from clipdpo_cli.io.errors import InputError
+from clipdpo_cli.models.hub import load_pretrained, model_dtype, read_chat_template, resolve_name
+from clipdpo_cli.models.sampling import check_sampling, decode_new_tokens, generation_kwargs, row_seeds
+
+
+@dataclass
+class Llm:
+    """A loaded chat LLM: the transformers model, its tokenizer, and the name it was loaded by."""
+
+    model: Any
+    tokenizer: Any
+    name: str
+
+    @property
+    def device(self) -> Any:
+        return self.model.device
+
+    def chat_text(self, prompt: str, system: str | None = None) -> str:
+        """The prompt rendered by the tokenizer's chat template, ready for the assistant's answer.
+
+        A template that refuses a system turn (e.g. Mistral-Instruct's, Gemma's) gets the system text at the
+        top of the user turn instead.
+        """
+        from jinja2 import TemplateError
+
+        def render(messages: list[dict[str, str]]) -> str:
+            return self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+
+        user = {"role": "user", "content": prompt}
+        if system:
+            try:
+                return render([{"role": "system", "content": system}, user])
+            except TemplateError:
+                user = {"role": "user", "content": f"{system}\n\n{prompt}"}
+        return render([user])
+
+    def inputs(self, prompts: Sequence[str], system: str | None = None) -> dict[str, Any]:
+        """Chat-templated, left-padded inputs on the model's device."""
+        texts = [self.chat_text(p, system) for p in prompts]
+        bos = self.tokenizer.bos_token
+        # a template that writes BOS itself must not get a second one from the tokenizer
+        add_special = not (bos and texts[0].startswith(bos))
+        batch = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=add_special)
+        return {k: v.to(self.device) for k, v in batch.items()}
+
+    def generate(
+        self,
+        prompts: Sequence[str],
+        max_new_tokens: int = 256,
+        temperature: float = 1.0,
+        top_p: float = 1.0,
+        seed: int | Sequence[int] | None = None,
+        system: str | None = None,
+    ) -> list[str]:
+        """One answer per prompt (batched); `seed` as in Lvlm.generate (a list: one seed per row)."""
+        import torch
+
+        check_sampling(temperature, top_p, max_new_tokens)
+        if not prompts:
+            return []
+        batch = self.inputs(prompts, system)
+        seeds = row_seeds(seed, len(prompts))
+        kwargs = generation_kwargs(self.model, self.tokenizer, max_new_tokens, temperature, top_p, seeds)
+        with torch.inference_mode():
+            output = self.model.generate(**batch, **kwargs)
+        return decode_new_tokens(self.tokenizer, output, batch["input_ids"].shape[1])
+
+
+def load_llm(
+    name_or_dir: str, device: str | Any = "auto", dtype: str = "auto", chat_template: str | None = None
+) -> Llm:
+    """Load a causal LM by Hub id or local directory; InputError (one line) if missing or template-less."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from clipdpo_cli.models.device import resolve_device
+
+    path = resolve_name(name_or_dir, "model")
+    torch_device = resolve_device(device) if isinstance(device, str) else device
+    torch_dtype = model_dtype(dtype, torch_device)
+    tokenizer = load_pretrained(AutoTokenizer.from_pretrained, path, "model")
+    template = read_chat_template(chat_template)
+    if template is not None:
+        tokenizer.chat_template = template
+    if not getattr(tokenizer, "chat_template", None):
+        raise InputError(f"model '{name_or_dir}' has no chat template; pass one with --chat-template FILE")
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model = load_pretrained(AutoModelForCausalLM.from_pretrained, path, "model", dtype=torch_dtype)
+    model.to(torch_device).eval()
+    return Llm(model=model, tokenizer=tokenizer, name=name_or_dir)

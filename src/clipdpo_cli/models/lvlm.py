@@ -1,0 +1,155 @@
+"""Loading an image-text-to-text model (LVLM) and running it in batches: generation, next-token probabilities.
+
+Any transformers model that AutoModelForImageTextToText and AutoProcessor load works (LLaVA-1.5, Qwen2-VL,
+SmolVLM, ... by Hub id or local directory). Prompts go through the processor's own chat template with one
+image per prompt; batches are left-padded so every row ends where generation starts.
+
+    >>> lvlm = load_lvlm("llava-hf/llava-1.5-7b-hf", device="cuda", dtype="bf16")       # doctest: +SKIP
+    >>> lvlm.generate([img1, img2], ["Describe the image.", "What is shown?"], seed=[1, 2])  # doctest: +SKIP
+    >>> lvlm.next_token_probs([img1], ["Is there a dog? Answer yes or no."])           # doctest: +SKIP
+    [{'Yes': 0.81, 'No': 0.12}]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from clipdpo_cli.io.errors import InputError
+from clipdpo_cli.models.hub import load_pretrained, model_dtype, read_chat_template, resolve_name
+from clipdpo_cli.models.sampling import check_sampling, decode_new_tokens, generation_kwargs, row_seeds
+
+
+def user_message(image: Any, prompt: str) -> list[dict[str, Any]]:
+    """A one-turn conversation: the image, then the prompt (the order LLaVA and Qwen2-VL were trained on)."""
+    content = [{"type": "image", "image": image}, {"type": "text", "text": prompt}]
+    return [{"role": "user", "content": content}]
+
+
+def candidate_token_ids(tokenizer: Any, candidate: str) -> list[int]:
+    """Token ids that start `candidate` as the first word of an answer ("Yes" and, when one token, " Yes")."""
+    ids: list[int] = []
+    for variant in (candidate, " " + candidate):
+        encoded = tokenizer.encode(variant, add_special_tokens=False)
+        if encoded and (variant == candidate or len(encoded) == 1) and encoded[0] not in ids:
+            ids.append(encoded[0])
+    if not ids:
+        raise ValueError(f"candidate {candidate!r} encodes to no token")
+    return ids
+
+
+@dataclass
+class Lvlm:
+    """A loaded LVLM: the transformers model, its processor, and the name it was loaded by."""
+
+    model: Any
+    processor: Any
+    name: str
+
+    @property
+    def tokenizer(self) -> Any:
+        return self.processor.tokenizer
+
+    @property
+    def device(self) -> Any:
+        return self.model.device
+
+    def inputs(self, images: Sequence[Any], prompts: Sequence[str]) -> Any:
+        """Chat-templated, left-padded model inputs for one image and one prompt per row, on the device."""
+        if len(images) != len(prompts):
+            raise ValueError(f"{len(images)} images for {len(prompts)} prompts")
+        conversations = [user_message(image, prompt) for image, prompt in zip(images, prompts, strict=True)]
+        batch = self.processor.apply_chat_template(
+            conversations,
+            add_generation_prompt=True,
+            tokenize=True,
+            return_dict=True,
+            return_tensors="pt",
+            processor_kwargs={"padding": True},
+        )
+        dtype = self.model.dtype
+        return {
+            k: (v.to(self.device, dtype=dtype) if v.is_floating_point() else v.to(self.device))
+            for k, v in batch.items()
+        }
+
+    def generate(
+        self,
+        images: Sequence[Any],
+        prompts: Sequence[str],
+        max_new_tokens: int = 64,
+        temperature: float = 1.0,
+        top_p: float = 1.0,
+        seed: int | Sequence[int] | None = None,
+    ) -> list[str]:
+        """One continuation per (image, prompt) row. temperature 0 is greedy.
+
+        `seed`: a list gives each row its own seed (a row's text then does not depend on its batch); an int
+        seeds row i with seed + i; None draws fresh seeds.
+        """
+        import torch
+
+        check_sampling(temperature, top_p, max_new_tokens)
+        if not prompts:
+            return []
+        batch = self.inputs(images, prompts)
+        seeds = row_seeds(seed, len(prompts))
+        kwargs = generation_kwargs(self.model, self.tokenizer, max_new_tokens, temperature, top_p, seeds)
+        with torch.inference_mode():
+            output = self.model.generate(**batch, **kwargs)
+        return decode_new_tokens(self.tokenizer, output, batch["input_ids"].shape[1])
+
+    def next_token_probs(
+        self, images: Sequence[Any], prompts: Sequence[str], candidates: Sequence[str] = ("Yes", "No")
+    ) -> list[dict[str, float]]:
+        """Per row, the probability (softmax over the vocabulary) that the answer starts with each candidate.
+
+        A candidate's probability sums its first token with and without a leading space, when the spaced form
+        is one token too. The values are not renormalised over the candidates.
+        """
+        import torch
+
+        if not prompts:
+            return []
+        token_ids = {c: candidate_token_ids(self.tokenizer, c) for c in candidates}
+        batch = self.inputs(images, prompts)
+        with torch.inference_mode():
+            logits = self.model(**batch).logits[:, -1, :]
+        probs = torch.softmax(logits.float(), dim=-1).cpu()
+        return [{c: float(row[ids].sum()) for c, ids in token_ids.items()} for row in probs]
+
+
+def load_lvlm(
+    name_or_dir: str, device: str | Any = "auto", dtype: str = "auto", chat_template: str | None = None
+) -> Lvlm:
+    """Load an LVLM by Hub id or local directory with AutoModelForImageTextToText and AutoProcessor.
+
+    `dtype`: 'auto' (bf16 on a GPU with bf16, fp16 on other GPUs, fp32 on CPU), 'fp32', 'bf16' or 'fp16'.
+    `chat_template`: a Jinja template (text or file) for models whose processor has none.
+    A missing model or a processor without a chat template raises InputError (one line).
+    """
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    from clipdpo_cli.models.device import resolve_device
+
+    path = resolve_name(name_or_dir, "model")
+    torch_device = resolve_device(device) if isinstance(device, str) else device
+    torch_dtype = model_dtype(dtype, torch_device)
+    processor = load_pretrained(AutoProcessor.from_pretrained, path, "model")
+    if not hasattr(processor, "tokenizer") or not hasattr(processor, "apply_chat_template"):
+        raise InputError(
+            f"model '{name_or_dir}' has no image-text processor (AutoProcessor gave "
+            f"{type(processor).__name__}); is it an image-text-to-text model?"
+        )
+    template = read_chat_template(chat_template)
+    if template is not None:
+        processor.chat_template = template
+    if not getattr(processor, "chat_template", None):
+        raise InputError(f"model '{name_or_dir}' has no chat template; pass one with --chat-template FILE")
+    processor.tokenizer.padding_side = "left"
+    if processor.tokenizer.pad_token is None:
+        processor.tokenizer.pad_token = processor.tokenizer.eos_token
+    model = load_pretrained(AutoModelForImageTextToText.from_pretrained, path, "model", dtype=torch_dtype)
+    model.to(torch_device).eval()
+    return Lvlm(model=model, processor=processor, name=name_or_dir)

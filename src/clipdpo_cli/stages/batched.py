@@ -1,0 +1,96 @@
+"""Batching shared by the model-backed generation stages: images decoded ahead in worker threads, and jobs of
+consecutive groups (one group per image) run in fixed-size batches, each group emitted whole and in order.
+"""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from clipdpo_cli.io.errors import BadRecord
+from clipdpo_cli.io.images import load_image
+
+
+@dataclass
+class Group:
+    """One unit of output that must stay together (e.g. all captions of one image)."""
+
+    record: dict[str, Any]
+    jobs: list[Any]
+    payload: Any = None
+    results: list[Any] = field(default_factory=list)
+
+
+def prefetch_images(
+    items: Iterable[tuple[dict[str, Any], Any]],
+    image_root: str | None = None,
+    workers: int = 4,
+    lookahead: int = 64,
+) -> Iterator[tuple[dict[str, Any], Any, Any]]:
+    """(record, extra, PIL image or BadRecord) in input order, decoded by `workers` threads ahead of use."""
+
+    def load(record: dict[str, Any]) -> Any:
+        try:
+            image = record.get("image")
+            if not isinstance(image, str):
+                raise BadRecord(
+                    "missing field 'image'" if image is None else "field 'image' must be a str",
+                    reason="missing field 'image'" if image is None else "mistyped field 'image'",
+                )
+            return load_image(image, image_root)
+        except BadRecord as exc:
+            return exc
+
+    if workers <= 0:
+        for record, extra in items:
+            yield record, extra, load(record)
+        return
+    queue: collections.deque[tuple[dict[str, Any], Any, Future[Any]]] = collections.deque()
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="clipdpo-image") as pool:
+        for record, extra in items:
+            queue.append((record, extra, pool.submit(load, record)))
+            if len(queue) >= lookahead:
+                record0, extra0, future = queue.popleft()
+                yield record0, extra0, future.result()
+        while queue:
+            record0, extra0, future = queue.popleft()
+            yield record0, extra0, future.result()
+
+
+def run_in_batches(
+    groups: Iterable[Group], batch_size: int, run_batch: Callable[[list[tuple[Group, Any]]], list[Any]]
+) -> Iterator[Group]:
+    """Run the jobs of consecutive groups `batch_size` at a time; yield each group once all its jobs are done.
+
+    `run_batch` gets (group, job) pairs and returns one result per pair, which is appended to the group's
+    `results`. Groups come out in the order they came in, so records of one image stay adjacent.
+    """
+    if batch_size < 1:
+        raise ValueError("batch_size must be >= 1")
+    waiting: collections.deque[Group] = collections.deque()
+    pending: list[tuple[Group, Any]] = []
+
+    def flush(limit: int) -> None:
+        batch, rest = pending[:limit], pending[limit:]
+        outputs = run_batch(batch)
+        for (group, _), result in zip(batch, outputs, strict=True):
+            group.results.append(result)
+        pending[:] = rest
+
+    def finished() -> Iterator[Group]:
+        while waiting and len(waiting[0].results) == len(waiting[0].jobs):
+            yield waiting.popleft()
+
+    for group in groups:
+        waiting.append(group)
+        pending.extend((group, job) for job in group.jobs)
+        while len(pending) >= batch_size:
+            flush(batch_size)
+            yield from finished()
+        yield from finished()
+    while pending:
+        flush(batch_size)
+    yield from finished()

@@ -1,0 +1,144 @@
+"""Caption generation (paper Sec. 4.1): each image is described by the LVLM under several prompts and samples.
+
+For every input image, one record per (prompt, sample): its id is make_id("caption", image, model, prompt,
+sample, seed, temperature, top_p, max_new_tokens), so the same command gives the same ids, and changing the
+model or a sampling setting gives new ones. The rows of all images are generated in batches of
+`batch_size` (across image boundaries); the records of one image are emitted together, in prompt order.
+
+Reproducibility: with a seed, every caption is sampled from its own random stream, seeded from the seed and
+the caption's id (models.sampling). A caption then does not depend on the batch size, the order of the input,
+sharding or resuming, up to the last-bit differences that batched matrix products can make in the logits.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any
+
+from clipdpo_cli.io.errors import BadRecord, InputError
+from clipdpo_cli.io.records import make_id
+from clipdpo_cli.io.stage import StageContext
+from clipdpo_cli.stages.batched import Group, prefetch_images, run_in_batches
+
+
+def read_prompts(path: str | None = None) -> list[str]:
+    """Prompts, one per line ('#' comments, blank lines and repeats ignored); by default the packaged five."""
+    if path is None:
+        text = (
+            resources.files("clipdpo_cli").joinpath("data", "caption_prompts.txt").read_text(encoding="utf-8")
+        )
+        where = "the default prompts"
+    else:
+        if not os.path.isfile(path):
+            raise InputError(f"prompts file not found: {path}")
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+        where = path
+    lines = (line.strip() for line in text.splitlines())
+    prompts = list(dict.fromkeys(line for line in lines if line and not line.startswith("#")))
+    if not prompts:
+        raise InputError(f"no prompts in {where}")
+    return prompts
+
+
+@dataclass(frozen=True)
+class CaptionSettings:
+    prompts: tuple[str, ...] = field(default_factory=lambda: tuple(read_prompts()))
+    samples_per_prompt: int = 1
+    temperature: float = 0.7
+    top_p: float = 0.95
+    max_new_tokens: int = 128
+    seed: int | None = None
+    batch_size: int = 16
+    image_root: str | None = None
+    workers: int = 4
+
+
+@dataclass(frozen=True)
+class CaptionJob:
+    id: str
+    prompt: str
+    sample: int
+    seed: int | None
+
+
+def caption_jobs(image: str, model: str, settings: CaptionSettings) -> list[CaptionJob]:
+    """Every (prompt, sample) row of one image, with its id and its own seed."""
+    jobs = []
+    for prompt in settings.prompts:
+        for sample in range(settings.samples_per_prompt):
+            cid = make_id(
+                "caption", image, model, prompt, sample, settings.seed,
+                settings.temperature, settings.top_p, settings.max_new_tokens,
+            )  # fmt: skip
+            seed = None if settings.seed is None else int(make_id("seed", settings.seed, cid), 16) >> 1
+            jobs.append(CaptionJob(cid, prompt, sample, seed))
+    return jobs
+
+
+def caption_record(
+    record: dict[str, Any], job: CaptionJob, text: str, model: str, s: CaptionSettings
+) -> dict:
+    """The output record: the input's own fields, then the caption contract fields."""
+    out = {k: v for k, v in record.items() if k != "id"}
+    out.update(
+        id=job.id,
+        image=record["image"],
+        kind="caption",
+        text=text,
+        prompt=job.prompt,
+        model=model,
+        sample=job.sample,
+        temperature=s.temperature,
+        top_p=s.top_p,
+        max_new_tokens=s.max_new_tokens,
+        seed=s.seed,
+    )
+    return {"id": out.pop("id"), **out}
+
+
+def caption_records(
+    records: Iterable[dict[str, Any]], lvlm: Any, settings: CaptionSettings, ctx: StageContext | None = None
+) -> Iterator[dict[str, Any]]:
+    """Caption records for image records ({"image": path, ...}) with `lvlm` (a models.lvlm.Lvlm)."""
+    ctx = ctx or StageContext("caption")
+    if settings.samples_per_prompt < 1:
+        raise ValueError("samples_per_prompt must be >= 1")
+    model = lvlm.name
+
+    def with_jobs() -> Iterator[tuple[dict[str, Any], list[CaptionJob]]]:
+        for record in records:
+            image = record.get("image")
+            if not isinstance(image, str):
+                yield record, []  # the image loader reports it
+                continue
+            jobs = caption_jobs(image, model, settings)
+            todo = [job for job in jobs if job.id not in ctx.done]
+            ctx.stats.resumed += len(jobs) - len(todo)
+            if todo:
+                yield record, todo
+
+    def groups() -> Iterator[Group]:
+        for record, jobs, image in prefetch_images(with_jobs(), settings.image_root, settings.workers):
+            if isinstance(image, BadRecord):
+                ctx.bad(record, image)
+                continue
+            yield Group(record, jobs, payload=image)
+
+    def run_batch(items: list[tuple[Group, CaptionJob]]) -> list[str]:
+        return lvlm.generate(
+            [group.payload for group, _ in items],
+            [job.prompt for _, job in items],
+            max_new_tokens=settings.max_new_tokens,
+            temperature=settings.temperature,
+            top_p=settings.top_p,
+            seed=None if settings.seed is None else [job.seed for _, job in items],
+        )
+
+    for group in run_in_batches(groups(), settings.batch_size, run_batch):
+        group.payload = None  # release the image
+        for job, text in zip(group.jobs, group.results, strict=True):
+            yield caption_record(group.record, job, text, model, settings)

@@ -1,0 +1,55 @@
+"""A small byte-level BPE tokenizer trained offline, shared by the tiny LLaVA and tiny Llama builders.
+
+Byte-level BPE encodes any text (every byte is in the base alphabet), so prompts, JSON and captions a random
+model writes all round-trip. The merges are learnt from a fixed English corpus, so the tokenizer is the same
+on every machine.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+BOS, EOS, PAD, UNK = "<s>", "</s>", "<pad>", "<unk>"
+
+_CORPUS = """
+a photo of a dog sitting on a green lawn next to a red ball in the afternoon sun
+the image shows a woman holding an umbrella while walking down a busy city street
+two cats are sleeping on a brown sofa near the window of a small living room
+a man riding a bicycle along the road with trees and cars in the background
+describe this image in detail. what is in the picture? how many people are there?
+the kitchen has white cabinets, a wooden table, and a bowl of fruit on the counter
+question answer positive negative yes no color shape size left right top bottom
+{"question": "What color is the car?", "answer_pos": "red", "answer_neg": "blue"}
+a plate of food with rice, vegetables and chicken on a table in a restaurant
+children playing football in a park on a sunny day with clouds in the blue sky
+"""
+
+
+def build_bpe_tokenizer(vocab_size: int = 512, extra_special: tuple[str, ...] = ()) -> Any:
+    """A transformers PreTrainedTokenizerFast (byte-level BPE) that adds BOS in front of every text."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    specials = [PAD, BOS, EOS, UNK, *extra_special]
+    tok = Tokenizer(models.BPE(unk_token=None))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=specials,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator([line for line in _CORPUS.splitlines() if line], trainer=trainer)
+    tok.post_processor = processors.TemplateProcessing(
+        single=f"{BOS} $A", pair=f"{BOS} $A {BOS} $B", special_tokens=[(BOS, tok.token_to_id(BOS))]
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        bos_token=BOS,
+        eos_token=EOS,
+        pad_token=PAD,
+        unk_token=UNK,
+        extra_special_tokens={},
+        padding_side="left",
+    )

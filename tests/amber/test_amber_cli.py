@@ -1,0 +1,110 @@
+"""`clipdpo eval-amber --responses`: the real command in a subprocess."""
+
+from __future__ import annotations
+
+import json
+
+from .amber_helpers import run_cli
+
+
+def _annotations(root):
+    with open(f"{root}/data/annotations.json") as fh:
+        return json.load(fh)
+
+
+def _write_all_no(path, data, fmt="json"):
+    items = [{"id": i, "response": "No"} for i in data.ids("discriminative")]
+    if fmt == "json":
+        path.write_text(json.dumps(items))
+    else:
+        path.write_text("".join(json.dumps(item) + "\n" for item in items))
+    return str(path)
+
+
+def test_amber_cli_reference_figures_json_list(tmp_path, shared_amber, amber_data):
+    responses = _write_all_no(tmp_path / "r.json", amber_data)
+    proc = run_cli("eval-amber", "--amber-root", str(shared_amber), "--responses", responses,
+                   "--task", "discriminative")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    d = result["discriminative"]
+    assert (d["Accuracy"], d["Precision"], d["Recall"], d["F1"]) == (66.3, 66.3, 100.0, 79.7)
+    assert result["nlp"]["backend"] == "builtin" and result["nlp"]["similarity"] == "exact"
+    assert {"existence", "attribute", "state", "number", "action", "relation"} <= result.keys()
+    assert "generative" not in result and "AMBER" not in result
+    assert "Acc." in proc.stderr and "79.7" in proc.stderr and "14,216 responses scored" in proc.stderr
+
+
+def test_amber_cli_jsonl_task_and_output_file(tmp_path, shared_amber, amber_data):
+    responses = _write_all_no(tmp_path / "r.jsonl", amber_data, fmt="jsonl")
+    out = tmp_path / "m.json"
+    proc = run_cli("eval-amber", "--amber-root", str(shared_amber), "--responses", responses,
+                   "--task", "existence", "-o", str(out), "-q")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "" and proc.stderr == ""
+    result = json.loads(out.read_text())
+    sections = ("existence", "attribute", "relation", "discriminative")
+    assert [k for k in result if k in sections] == ["existence"]
+    assert result["existence"]["Accuracy"] == 100.0
+    assert result["responses"]["outside_task"] == 14216 - 4924 and result["responses"]["missing"] == 0
+
+
+def test_amber_cli_all_tasks_on_stand_in(tmp_path, tiny_amber):
+    """Stand-in benchmark: every figure checked by hand, AMBER score included."""
+    items = [
+        {"id": 1, "response": "A dog on the grass under a tree with a cat."},  # cat hallucinated
+        {"id": 2, "response": "A car on the road."},
+        {"id": 3, "response": "A boat on the water."},
+    ]
+    kinds = {a["id"]: a for a in _annotations(tiny_amber)}
+    for qid, a in kinds.items():
+        if a["type"] != "generative":
+            items.append({"id": qid, "response": "Yes" if a["truth"] == "yes" else "No"})
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps(items))
+    proc = run_cli("eval-amber", "--amber-root", tiny_amber, "--responses", str(path))
+    assert proc.returncode == 0, proc.stderr
+    r = json.loads(proc.stdout)
+    g = r["generative"]
+    # mentions: dog grass tree cat | car road | boat water = 8, one hallucinated
+    assert g["counts"]["mentions"] == 8 and g["counts"]["hallucinated_mentions"] == 1
+    assert g["CHAIR"] == round(1 / 8.001 * 100, 1)
+    # covered: image 1 dog and tree of 4 ("grass" is first found among tree's associated words);
+    # image 2 car of 3 ("road" is associated with car); image 3 boat of 3 ("water" likewise)
+    assert g["counts"]["covered_truth_objects"] == 4
+    assert g["Cover"] == round(4 / 10.001 * 100, 1) == 40.0
+    assert g["Hal"] == round(100 - 2 / 3.001 * 100, 1)
+    assert g["Cog"] == round(1 / 7.001 * 100, 1)
+    assert r["discriminative"]["Accuracy"] == round(18 / 18.001 * 100, 1)
+    assert r["AMBER"] == round((100 - g["CHAIR"] + r["discriminative"]["F1"]) / 2, 1)
+    assert "CHAIR" in proc.stderr and "AMBER" in proc.stderr
+
+
+def test_amber_cli_errors(tmp_path, tiny_amber):
+    proc = run_cli("eval-amber", "--amber-root", tiny_amber)
+    assert proc.returncode == 2 and "exactly one of --model" in proc.stderr
+    proc = run_cli("eval-amber", "--amber-root", str(tmp_path / "nope"), "--responses", "x.json")
+    assert proc.returncode == 1 and "folder not found" in proc.stderr
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps([{"id": 99999, "response": "No"}]))
+    proc = run_cli("eval-amber", "--amber-root", tiny_amber, "--responses", str(bad))
+    assert proc.returncode == 1 and "99999 is not an AMBER question id" in proc.stderr
+    bad.write_text(json.dumps([{"id": 4, "answer": "No"}]))
+    proc = run_cli("eval-amber", "--amber-root", tiny_amber, "--responses", str(bad))
+    assert proc.returncode == 1 and "field 'response'" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_amber_cli_lowercase_and_normalize(tmp_path, tiny_amber):
+    kinds = {a["id"]: a for a in _annotations(tiny_amber)}
+    items = [{"id": q, "response": a["truth"] + "."} for q, a in kinds.items() if a["type"] != "generative"]
+    path = tmp_path / "r.jsonl"
+    path.write_text("".join(json.dumps(i) + "\n" for i in items))
+    plain = json.loads(run_cli("eval-amber", "--amber-root", tiny_amber, "--responses", str(path),
+                               "--task", "discriminative", "-q").stdout)  # fmt: skip
+    assert plain["discriminative"]["Accuracy"] == 0.0
+    assert plain["discriminative"]["counts"]["not_yes_no"] == 18
+    fixed = json.loads(run_cli("eval-amber", "--amber-root", tiny_amber, "--responses", str(path),
+                               "--task", "discriminative", "-q", "--normalize-answers").stdout)  # fmt: skip
+    assert fixed["discriminative"]["Accuracy"] == round(18 / 18.001 * 100, 1)
+    assert fixed["responses"]["normalized_answers"] == 18

@@ -1,0 +1,170 @@
+"""Response generation: a fake LVLM for exact behaviour, then the tiny LLaVA end to end through the CLI."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from clipdpo_cli.eval.amber.data import load_amber
+from clipdpo_cli.eval.amber.generate import GenerationSettings, done_response_ids, generate_responses
+from clipdpo_cli.io.shard import Shard
+
+from .amber_helpers import run_cli
+
+
+def invoke(*args: str):
+    """The command in-process through typer's CliRunner (stdout and stderr kept apart)."""
+    from typer.testing import CliRunner
+
+    from clipdpo_cli.cli import build_app
+
+    return CliRunner().invoke(build_app(), list(args), catch_exceptions=False)
+
+
+class FakeLvlm:
+    """Answers by rule and records every call (image sizes identify the stand-in images)."""
+
+    name = "fake-lvlm"
+
+    def __init__(self):
+        self.calls = []
+
+    def generate(self, images, prompts, max_new_tokens, temperature, top_p, seed):
+        self.calls.append(("generate", [im.size for im in images], list(prompts), max_new_tokens, seed))
+        return [" yes, it is." if "sky" in p else "A dog on the grass." if "Describe" in p else "Maybe"
+                for p in prompts]  # fmt: skip
+
+    def next_token_probs(self, images, prompts, candidates):
+        self.calls.append(("probs", [im.size for im in images], list(prompts), list(candidates)))
+        return [{"Yes": 0.3, "yes": 0.2, "No": 0.45, "no": 0.0} if "cat" in p else
+                {"Yes": 0.1, "yes": 0.0, "No": 0.05, "no": 0.01} for p in prompts]  # fmt: skip
+
+
+@pytest.fixture()
+def data(tiny_amber):
+    return load_amber(tiny_amber)
+
+
+def _run(data, tiny_amber, **kw):
+    lvlm, out = FakeLvlm(), []
+    settings = kw.pop("settings", GenerationSettings(batch_size=4, max_new_tokens=20))
+    n = generate_responses(lvlm, data, data.queries(kw.pop("task", "all")), f"{tiny_amber}/image", settings,
+                           out.append, **kw)  # fmt: skip
+    assert n == len(out)
+    return lvlm, out
+
+
+def test_amber_generate_prob_mode(data, tiny_amber):
+    lvlm, out = _run(data, tiny_amber)
+    assert [r["id"] for r in out] == list(range(1, 22))  # descriptions first, then the yes/no questions
+    by_id = {r["id"]: r for r in out}
+    assert by_id[1]["response"] == "A dog on the grass." and by_id[1]["mode"] == "describe"
+    # existence question "Is there a cat ...": p_yes = 0.3 + 0.2 = 0.5 > p_no = 0.45
+    assert by_id[13]["response"] == "Yes" and by_id[13]["p_yes"] == 0.5 and by_id[13]["p_no"] == 0.45
+    assert by_id[4]["response"] == "Yes" and by_id[4]["task"] == "attribute"  # 0.1 > 0.06
+    assert {r["model"] for r in out} == {"fake-lvlm"}
+    prob_calls = [c for c in lvlm.calls if c[0] == "probs"]
+    assert [len(c[2]) for c in prob_calls] == [4, 4, 4, 4, 2]  # 18 questions in batches of 4
+    assert prob_calls[0][3] == ["Yes", "No", "yes", "no"]
+    suffix = "\nAnswer the question using a single word or phrase."
+    assert prob_calls[0][2][0] == "Is the sky clear in this image?" + suffix
+    describe = [c for c in lvlm.calls if c[0] == "generate"]
+    assert describe[0][3] == 20 and describe[0][4] == [1, 2, 3]  # seed + query id per row
+    assert describe[0][1] == [(64, 48), (80, 48), (96, 48)]  # each query gets its own image
+
+
+def test_amber_generate_free_yes_no_mode(data, tiny_amber):
+    settings = GenerationSettings(yes_no="generate", yes_no_suffix=" Yes or no?", batch_size=8)
+    lvlm, out = _run(data, tiny_amber, settings=settings, task="attribute")
+    by_id = {r["id"]: r for r in out}
+    assert by_id[4]["response"] == "Yes" and by_id[4]["text"] == " yes, it is."  # normalised, raw kept
+    assert by_id[7]["response"] == "Maybe" and by_id[7]["mode"] == "yes_no_generate"
+    assert all(c[3] == 8 for c in lvlm.calls)  # a short budget for yes/no answers
+    assert lvlm.calls[0][2][0].endswith("image? Yes or no?")
+
+
+def test_amber_generate_shards_and_resume(data, tiny_amber, tmp_path):
+    _, whole = _run(data, tiny_amber)
+    parts = [_run(data, tiny_amber, shard=Shard(k, 2))[1] for k in range(2)]
+    ids = sorted(r["id"] for part in parts for r in part)
+    assert ids == sorted(r["id"] for r in whole)  # the shards partition the queries
+    images = [{r["image"] for r in part} for part in parts]
+    assert not images[0] & images[1]  # by image
+    path = tmp_path / "r.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in whole[:5]) + '{"id": 6, "resp')  # killed mid-line
+    done = done_response_ids(str(path))
+    assert done == {1, 2, 3, 4, 5}
+    assert path.read_text().endswith("}\n")  # the half-written line is gone
+    _, rest = _run(data, tiny_amber, done=done)
+    assert [r["id"] for r in rest] == list(range(6, 22))
+
+
+def test_amber_generate_missing_image(data, tmp_path):
+    from clipdpo_cli.io.errors import InputError
+
+    with pytest.raises(InputError, match="image not found"):
+        generate_responses(FakeLvlm(), data, data.queries("generative"), str(tmp_path), GenerationSettings(),
+                           lambda r: None)  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def tiny_llava_model(tmp_path_factory):
+    tiny = pytest.importorskip("clipdpo_cli.testing.tiny_llava")
+    return tiny.build_tiny_llava(str(tmp_path_factory.mktemp("amber-llava")))
+
+
+@pytest.mark.slow
+def test_amber_tiny_llava_end_to_end(tiny_llava_model, tiny_amber, tmp_path):
+    responses = tmp_path / "responses.jsonl"
+    common = ("eval-amber", "--amber-root", tiny_amber, "--model", tiny_llava_model, "--device", "cpu",
+              "--max-new-tokens", "6", "-r", str(responses))  # fmt: skip
+    proc = run_cli(*common)
+    assert proc.returncode == 0, proc.stderr
+    metrics = json.loads(proc.stdout)
+    lines = [json.loads(line) for line in responses.read_text().splitlines()]
+    assert [r["id"] for r in lines] == list(range(1, 22))
+    assert all(r["response"] in ("Yes", "No") and 0 <= r["p_yes"] <= 1 for r in lines if r["id"] > 3)
+    assert metrics["responses"]["scored"] == 21 and metrics["complete"] is True
+    assert metrics["model"] == tiny_llava_model and metrics["yes_no"] == "prob"
+    assert "21 responses generated" in proc.stderr and "CHAIR" in proc.stderr
+    # scoring the written file gives the same figures
+    rescored = json.loads(run_cli("eval-amber", "--amber-root", tiny_amber, "--responses", str(responses),
+                                  "-q").stdout)  # fmt: skip
+    for section in ("generative", "discriminative", "existence", "attribute", "relation"):
+        assert rescored[section] == metrics[section]
+    # the same command in-process (no second torch start-up): resuming a complete file generates
+    # nothing and scores the same
+    proc = invoke(*common, "--resume")
+    assert proc.exit_code == 0 and "0 responses generated, 21 already done" in proc.stderr
+    assert json.loads(proc.stdout)["discriminative"] == metrics["discriminative"]
+    assert len(responses.read_text().splitlines()) == 21
+    # two shards in free-generation mode: each writes its images' answers and prints no metrics
+    for k in range(2):
+        proc = invoke("eval-amber", "--amber-root", tiny_amber, "--model", tiny_llava_model,
+                      "--device", "cpu", "--task", "existence", "--yes-no", "generate", "--shard", f"{k}/2",
+                      "-r", str(tmp_path / f"shard{k}.jsonl"))  # fmt: skip
+        assert proc.exit_code == 0, proc.stderr
+        assert proc.stdout == ""
+    shard_ids = [json.loads(line)["id"] for k in range(2)
+                 for line in (tmp_path / f"shard{k}.jsonl").read_text().splitlines()]  # fmt: skip
+    assert sorted(shard_ids) == [13, 14, 15]
+
+
+def test_amber_run_eval_with_fake_model(monkeypatch, tiny_amber, tmp_path, capsys):
+    """run_eval wiring without a real model: --limit, in-memory responses, --generate-only."""
+    import clipdpo_cli.models.lvlm as lvlm_module
+    from clipdpo_cli.eval.amber.run import EvalOptions, run_eval
+
+    monkeypatch.setattr(lvlm_module, "load_lvlm", lambda name, device, dtype: FakeLvlm())
+    result = run_eval(EvalOptions(amber_root=tiny_amber, model="fake", limit=1, quiet=True))
+    # one query per part: description 1, attribute 4, existence 13, relation 16
+    assert result["responses"]["scored"] == 4 and result["complete"] is False
+    assert result["generative"]["counts"]["mentions"] == 2  # "A dog on the grass."
+    assert result["existence"]["counts"]["answered_no"] == 0  # p_yes 0.5 > p_no 0.45 for the cat
+    assert json.loads(capsys.readouterr().out)["responses"]["scored"] == 4
+    out = tmp_path / "r.jsonl"
+    assert run_eval(EvalOptions(amber_root=tiny_amber, model="fake", task="relation", responses_out=str(out),
+                                generate_only=True, quiet=True)) is None  # fmt: skip
+    assert capsys.readouterr().out == ""
+    assert [json.loads(line)["id"] for line in out.read_text().splitlines()] == [16, 17, 18, 19, 20, 21]
