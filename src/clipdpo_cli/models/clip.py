@@ -180,21 +180,23 @@ def _tokenizer(source: ClipSource, cache_dir: str | None) -> Any:
     return open_clip.get_tokenizer(source.arch, cache_dir=cache_dir)
 
 
-def locate_weights(source: ClipSource, cache_dir: str | None = None) -> str | None:
-    """The local weights file, downloading it (as open_clip would) only when the Hub is reachable.
+def locate_weights(source: ClipSource, cache_dir: str | None = None) -> str:
+    """The local weights file; downloaded (by open_clip's own downloader) only when the Hub is reachable.
 
-    Returns None for hf-hub sources that are not cached but may be fetched by open_clip itself.
+    For hf-hub sources the repository's open_clip_config.json is fetched too, so that open_clip never
+    falls back to random weights because a download failed (it only logs a warning then).
     """
     found = find_cached_weights(source, cache_dir)
-    if found:
+    if found and (source.kind != "hf-hub" or cached_hub_file(source.hf_repo or "", CONFIG_NAME, cache_dir)):
         return found
     if source.kind in ("local-dir", "file") or hub_offline():
         raise InputError(missing_weights_message(source, cache_dir))
-    if source.kind == "hf-hub":
-        return None
-    from open_clip.pretrained import download_pretrained, get_pretrained_cfg
+    from open_clip.pretrained import download_pretrained, download_pretrained_from_hf, get_pretrained_cfg
 
     try:
+        if source.kind == "hf-hub":
+            download_pretrained_from_hf(source.hf_repo, filename=CONFIG_NAME, cache_dir=cache_dir)
+            return download_pretrained_from_hf(source.hf_repo, cache_dir=cache_dir)
         return download_pretrained(get_pretrained_cfg(source.arch, source.pretrained), cache_dir=cache_dir)
     except Exception as exc:  # network or hub errors: one line, not a traceback
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -212,14 +214,11 @@ def load_clip(
     resolve_dtype(precision)  # validates the name
     source = resolve_clip(name)
     torch_device = resolve_device(device) if isinstance(device, str) else device
-    hub_config = source.kind == "hf-hub" and cached_hub_file(source.hf_repo or "", CONFIG_NAME, cache_dir)
-    if source.kind == "hf-hub" and hub_offline() and not hub_config:
-        raise InputError(missing_weights_message(source, cache_dir))
     weights = locate_weights(source, cache_dir)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
-            model, preprocess = _create(source, weights or "", torch_device, cache_dir)
+            model, preprocess = _create(source, weights, torch_device, cache_dir)
             tokenizer = _tokenizer(source, cache_dir)
     except ImportError as exc:
         raise InputError(f"CLIP model '{name}' needs a missing package: {exc}") from None

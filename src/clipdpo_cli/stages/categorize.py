@@ -1,0 +1,108 @@
+"""Image categories for global filtering (paper Sec. 4.2): text, people, objects, scenes.
+
+Each category's prototype is the mean of the L2-normalised CLIP text embeddings of its descriptions
+(10 each in data/category_prompts.json; `--prototypes FILE` replaces them), normalised again; an image
+gets the category whose prototype has the highest cosine similarity with its embedding.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from clipdpo_cli.io.errors import InputError
+from clipdpo_cli.io.stage import StageContext
+from clipdpo_cli.models.clip_images import encode_image_chunks
+
+DECIMALS = 5
+DEFAULT_PROTOTYPES = os.path.join(os.path.dirname(os.path.dirname(__file__)), "data", "category_prompts.json")
+
+
+@dataclass(frozen=True)
+class CategorizeOptions:
+    field: str = "category"
+    sim_field: str = "category_sim"
+    all_field: str | None = None  # e.g. "category_sims": {"text": 0.1, ...}
+    batch_size: int = 64
+    workers: int = 0
+    image_root: str | None = None
+
+
+def load_descriptions(path: str | None = None) -> dict[str, list[str]]:
+    """{category: [descriptions]} from a JSON file (default: the packaged category_prompts.json)."""
+    try:
+        path_to_read = DEFAULT_PROTOTYPES if path is None else os.path.expanduser(path)
+        with open(path_to_read, encoding="utf-8") as fh:
+            text = fh.read()
+        data = json.loads(text)
+    except FileNotFoundError:
+        raise InputError(f"prototypes file not found: {path}") from None
+    except (OSError, ValueError) as exc:
+        raise InputError(f"cannot read prototypes file {path}: {exc}") from None
+    ok = (
+        isinstance(data, dict)
+        and data
+        and all(
+            isinstance(v, list) and v and all(isinstance(s, str) and s.strip() for s in v)
+            for v in data.values()
+        )
+    )
+    if not ok:
+        raise InputError(
+            f"prototypes file {path or 'category_prompts.json'} must map each category to a non-empty list "
+            'of descriptions, e.g. {"text": ["a scanned document", ...], "people": [...]}'
+        )
+    return data
+
+
+class CategoryPrototypes:
+    """One normalised prototype per category, built from the descriptions with the model's text tower."""
+
+    def __init__(self, clip: Any, descriptions: dict[str, list[str]]) -> None:
+        import torch
+        import torch.nn.functional as F
+
+        self.names = list(descriptions)
+        protos = [clip.encode_texts(descriptions[name]).mean(dim=0) for name in self.names]
+        self.matrix = F.normalize(torch.stack(protos), dim=-1)  # [categories, d]
+
+    def similarities(self, image_embedding: Any) -> dict[str, float]:
+        sims = self.matrix @ image_embedding
+        return {name: float(s) for name, s in zip(self.names, sims, strict=True)}
+
+    def fields(self, image_embedding: Any, options: CategorizeOptions) -> dict[str, Any]:
+        """The fields categorize adds for one image embedding."""
+        sims = self.similarities(image_embedding)
+        best = max(self.names, key=lambda n: sims[n])
+        out: dict[str, Any] = {options.field: best, options.sim_field: round(sims[best], DECIMALS)}
+        if options.all_field:
+            out[options.all_field] = {n: round(s, DECIMALS) for n, s in sims.items()}
+        return out
+
+
+def categorize_records(
+    records: Iterable[dict[str, Any]],
+    clip: Any,
+    prototypes: CategoryPrototypes,
+    options: CategorizeOptions | None = None,
+    ctx: StageContext | None = None,
+) -> Iterator[dict[str, Any]]:
+    """Records with their image's category and its similarity added (one embedding per distinct image)."""
+    options = options or CategorizeOptions()
+    ctx = ctx or StageContext("categorize")
+    chunks = encode_image_chunks(
+        records, clip, batch_size=options.batch_size, workers=options.workers, image_root=options.image_root
+    )
+    for chunk in chunks:
+        cache: dict[str, dict[str, Any]] = {}
+        for entry in chunk.entries:
+            if entry.error is not None or entry.image in chunk.failed:
+                ctx.bad(entry.record, entry.error or chunk.failed[entry.image or ""])
+                continue
+            image = entry.image or ""
+            if image not in cache:
+                cache[image] = prototypes.fields(chunk.embeddings[chunk.rows[image]], options)
+            yield {**entry.record, **cache[image]}

@@ -1,0 +1,34 @@
+"""Fixtures for the CLIP stage tests: one tiny open_clip model and a few images, built once per session."""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def tiny_clip_name(tmp_path_factory: pytest.TempPathFactory) -> str:
+    from clipdpo_cli.testing.tiny_clip import build_tiny_clip
+
+    return build_tiny_clip(str(tmp_path_factory.mktemp("tiny-clip")))
+
+
+@pytest.fixture(scope="session")
+def tiny_clip(tiny_clip_name: str):
+    from clipdpo_cli.models.clip import load_clip
+
+    return load_clip(tiny_clip_name, device="cpu")
+
+
+@pytest.fixture(scope="session")
+def image_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """Five small RGB images of different sizes and content, plus a corrupt one (bad.png)."""
+    import numpy as np
+    from PIL import Image
+
+    folder = tmp_path_factory.mktemp("images")
+    rng = np.random.default_rng(0)
+    for i, (w, h) in enumerate([(40, 30), (32, 32), (64, 48), (20, 50), (33, 41)]):
+        pixels = rng.integers(0, 256, size=(h, w, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(folder / f"img{i}.png")
+    (folder / "bad.png").write_bytes(b"not an image at all")
+    return str(folder)
