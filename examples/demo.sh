@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 out=${DEMO_OUT:-demo-out}
 mkdir -p "$out"
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2} HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
+export PYTHONWARNINGS=${PYTHONWARNINGS:-ignore::FutureWarning}
 step() { printf '\n\033[1m== %s\033[0m\n' "$*" >&2; }
 
 step "0. tiny random models (real LLaVA / Llama / open_clip classes) and synthetic scenes -> $out/"
@@ -15,7 +16,7 @@ echo "LVLM $LLAVA | LLM $LLM | CLIP $CLIP | $(ls "$IMAGES" | wc -l) images in $I
 step "1. caption: 5 prompts x 2 samples per image | tee captions | ask: 2 questions per image"
 clipdpo caption "$IMAGES" --model "$LLAVA" --samples-per-prompt 2 --max-new-tokens 24 --seed 0 \
   | tee "$out/captions.jsonl" \
-  | clipdpo ask --model "$LLM" --max-new-tokens 120 --rejects "$out/ask-rejects.jsonl" > "$out/questions.jsonl"
+  | clipdpo ask --model "$LLM" --temperature 0 --max-new-tokens 200 --rejects "$out/ask-rejects.jsonl" > "$out/questions.jsonl"
 
 step "2. score captions with CLIP (+ categorize in the same pass); score the questions and their answers"
 clipdpo score "$out/captions.jsonl" --model "$CLIP" --categorize > "$out/scored-captions.jsonl"
@@ -24,11 +25,12 @@ clipdpo score "$out/questions.jsonl" --model "$CLIP" --field question --score-fi
   | clipdpo categorize --model "$CLIP" \
   | clipdpo score --model "$CLIP" > "$out/scored-questions.jsonl"
 
-# Random tiny models give near-zero cosines: the paper's thresholds (28 / 25 / margin 2.0, on 100 x cosine)
-# would drop everything, so the demo rescales them. Real runs keep the defaults.
+# Random tiny models give arbitrary scores and categories: the paper's thresholds (28 / 25 / margin 2.0 on
+# 100 x cosine) and text-image down-sampling would keep nothing meaningful, so the demo turns the score
+# thresholds off and keeps every category. Real runs keep the defaults (see examples/pipeline.sh).
 step "3. filter (global filtering) | pair (best/worst caption per image, checked QA answers)"
 cat "$out/scored-captions.jsonl" "$out/scored-questions.jsonl" \
-  | clipdpo filter --min-caption-score none --min-question-score none --max-length 60 --text-keep 0.25 \
+  | clipdpo filter --min-caption-score none --min-question-score none --max-length 60 --text-keep 1 \
       --rejects "$out/filter-rejects.jsonl" \
   | clipdpo pair --input-order any --min-margin 0.5 --min-answer-score none > "$out/pairs.jsonl"
 echo "$(wc -l < "$out/pairs.jsonl") pairs -> $out/pairs.jsonl; the first:" >&2

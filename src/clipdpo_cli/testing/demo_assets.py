@@ -41,7 +41,7 @@ def build_demo_assets(out_dir: str, n_images: int = 12, per_class: int = 3) -> D
     if not os.path.exists(os.path.join(llava_dir, "config.json")):
         build_tiny_llava(llava_dir)
     if not os.path.exists(os.path.join(llm_dir, "config.json")):
-        build_tiny_llm(llm_dir, reply=DEMO_REPLY)
+        build_tiny_llm(llm_dir, reply=DEMO_REPLY, num_layers=1)
 
     images = os.path.join(out_dir, "images")
     if not os.path.isdir(images):
@@ -75,7 +75,17 @@ def _zeroshot_set(out_dir: str, classes: list[str], per_class: int) -> None:
 def main() -> None:
     if len(sys.argv) != 2:
         sys.exit("usage: python -m clipdpo_cli.testing.demo_assets OUT_DIR")
-    print(build_demo_assets(sys.argv[1]).shell())
+    # Libraries log to stdout while building (e.g. DeepSpeed's logger): keep stdout for the variables.
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        assets = build_demo_assets(sys.argv[1])
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+    print(assets.shell())
 
 
 if __name__ == "__main__":
