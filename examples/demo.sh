@@ -10,7 +10,8 @@ export PYTHONWARNINGS=${PYTHONWARNINGS:-ignore::FutureWarning}
 step() { printf '\n\033[1m== %s\033[0m\n' "$*" >&2; }
 
 step "0. tiny random models (real LLaVA / Llama / open_clip classes) and synthetic scenes -> $out/"
-eval "$(python -m clipdpo_cli.testing.demo_assets "$out")"
+assets=$(python -m clipdpo_cli.testing.demo_assets "$out")
+eval "$assets"
 echo "LVLM $LLAVA | LLM $LLM | CLIP $CLIP | $(ls "$IMAGES" | wc -l) images in $IMAGES" >&2
 
 step "1. caption: 5 prompts x 2 samples per image | tee captions | ask: 2 questions per image"
