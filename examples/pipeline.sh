@@ -5,6 +5,7 @@
 # Paper: LLaVA-1.5 7B or MobileVLM-v2 captions its own SFT images (5 prompts), OpenHermes-2.5-Mistral-7B
 # writes 2 questions per image, ViT-H-14 DFN ranks, rules filter, DPO for 1 epoch (see docs/reproducing.md).
 set -euo pipefail
+# shellcheck disable=SC2086  # the *_ARGS variables are word-split on purpose
 IMAGES=${IMAGES:?set IMAGES to a folder of training images}
 OUT=${OUT:-clipdpo-run}
 LVLM=${LVLM:-llava-hf/llava-1.5-7b-hf}
@@ -12,36 +13,42 @@ LLM=${LLM:-teknium/OpenHermes-2.5-Mistral-7B}
 SCORER=${SCORER:-dfn-h14}
 AMBER=${AMBER:-}        # your copy of the AMBER benchmark (data/ + image/), optional
 ZS_ROOT=${ZS_ROOT:-}    # folder with the nine zero-shot datasets, optional
+# Per-stage options (override to experiment; tests/e2e/test_e2e_scripts.py runs this script on tiny models)
+CAPTION_ARGS=${CAPTION_ARGS:---samples-per-prompt 1 --temperature 1.0 --top-p 0.9 --max-new-tokens 256 --batch-size 32}
+ASK_ARGS=${ASK_ARGS:---questions 2 --batch-size 32}
+SCORE_ARGS=${SCORE_ARGS:---precision bf16}
+FILTER_ARGS=${FILTER_ARGS:-}   # the paper's thresholds are the defaults
+PAIR_ARGS=${PAIR_ARGS:-}
+TRAIN_ARGS=${TRAIN_ARGS:---num-processes 8 --deepspeed examples/zero3.json --per-device-batch-size 4}
+EVAL_ARGS=${EVAL_ARGS:-}
 mkdir -p "$OUT"
 
 # 1. generation: captions (5 prompts x 1 sample) and questions with positive/negative answers
-clipdpo caption "$IMAGES" --model "$LVLM" --samples-per-prompt 1 --temperature 1.0 --top-p 0.9 \
-    --max-new-tokens 256 --batch-size 32 --seed 0 -o "$OUT/captions.jsonl" --resume
-clipdpo ask "$OUT/captions.jsonl" --model "$LLM" --questions 2 --batch-size 32 --rejects "$OUT/ask-rejects.jsonl" \
+clipdpo caption "$IMAGES" --model "$LVLM" $CAPTION_ARGS --seed 0 -o "$OUT/captions.jsonl" --resume
+clipdpo ask "$OUT/captions.jsonl" --model "$LLM" $ASK_ARGS --rejects "$OUT/ask-rejects.jsonl" \
     -o "$OUT/questions.jsonl" --resume
 
 # 2. annotation: CLIP scores (ViT-H-14 DFN, 100 x cosine) and image categories in one pass
-clipdpo score "$OUT/captions.jsonl" --model "$SCORER" --categorize --precision bf16 -o "$OUT/scored-captions.jsonl" --resume
+clipdpo score "$OUT/captions.jsonl" --model "$SCORER" --categorize $SCORE_ARGS -o "$OUT/scored-captions.jsonl" --resume
 clipdpo score "$OUT/questions.jsonl" --model "$SCORER" --field question --score-field question_score \
-    --scorer-field question_scorer --precision bf16 \
-  | clipdpo categorize --model "$SCORER" --precision bf16 \
-  | clipdpo score --model "$SCORER" --precision bf16 -o "$OUT/scored-questions.jsonl"
+    --scorer-field question_scorer $SCORE_ARGS \
+  | clipdpo categorize --model "$SCORER" $SCORE_ARGS \
+  | clipdpo score --model "$SCORER" $SCORE_ARGS -o "$OUT/scored-questions.jsonl"
 
 # 3. global filtering and pair filtering, with the paper's thresholds (the defaults)
 cat "$OUT/scored-captions.jsonl" "$OUT/scored-questions.jsonl" \
-  | clipdpo filter --rejects "$OUT/filter-rejects.jsonl" \
-  | clipdpo pair --input-order any > "$OUT/pairs.jsonl"
+  | clipdpo filter $FILTER_ARGS --rejects "$OUT/filter-rejects.jsonl" \
+  | clipdpo pair --input-order any $PAIR_ARGS > "$OUT/pairs.jsonl"
 
 # 4. DPO training with the paper's hyperparameters (defaults) under DeepSpeed ZeRO-3 on 8 GPUs
-clipdpo train "$OUT/pairs.jsonl" --model "$LVLM" --output-dir "$OUT/model" \
-    --num-processes 8 --deepspeed examples/zero3.json --per-device-batch-size 4
+clipdpo train "$OUT/pairs.jsonl" --model "$LVLM" --output-dir "$OUT/model" $TRAIN_ARGS > "$OUT/train-summary.json"
 
 # 5. evaluation
 if [ -n "$AMBER" ]; then
   clipdpo eval-amber --model "$OUT/model" --amber-root "$AMBER" -r "$OUT/amber-responses.jsonl" --resume \
-    > "$OUT/amber.json"
+    $EVAL_ARGS > "$OUT/amber.json"
 fi
 if [ -n "$ZS_ROOT" ]; then
   clipdpo eval-zeroshot --dataset all --data-root "$ZS_ROOT" --model "$OUT/model" \
-    --captions "$OUT/zeroshot-captions.jsonl" > "$OUT/zeroshot.jsonl"
+    --captions "$OUT/zeroshot-captions.jsonl" $EVAL_ARGS > "$OUT/zeroshot.jsonl"
 fi

@@ -1,0 +1,167 @@
+"""The shipped shell recipes (examples/pipeline.sh, examples/slurm/*) run on tiny models, with a fake SLURM
+environment (array variables, and `srun` / `scontrol` stand-ins), so that they cannot rot."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+
+import orjson
+import pytest
+
+from tests.conftest import REPO, cli_env
+
+pytestmark = pytest.mark.slow
+
+SRUN = """#!/bin/bash
+# stand-in for srun: drop srun's own options, run the command once
+while [[ "${1:-}" == --* ]]; do shift; done
+exec "$@"
+"""
+SCONTROL = """#!/bin/bash
+echo localhost
+"""
+
+
+def read(path):
+    with open(path, "rb") as fh:
+        return [orjson.loads(line) for line in fh]
+
+
+@pytest.fixture(scope="module")
+def assets(tmp_path_factory):
+    from clipdpo_cli.testing.demo_assets import build_demo_assets
+
+    out = tmp_path_factory.mktemp("assets")
+    return build_demo_assets(str(out), n_images=6, per_class=1)
+
+
+@pytest.fixture(scope="module")
+def shell_env(tmp_path_factory):
+    bin_dir = tmp_path_factory.mktemp("fake-slurm-bin")
+    for name, text in (("srun", SRUN), ("scontrol", SCONTROL)):
+        path = bin_dir / name
+        path.write_text(text)
+        path.chmod(path.stat().st_mode | stat.S_IEXEC)
+    env = cli_env(HF_HUB_OFFLINE="1", PYTHONWARNINGS="ignore::FutureWarning")
+    env["PATH"] = os.pathsep.join([str(bin_dir), os.path.dirname(sys.executable), env["PATH"]])
+    return env
+
+
+def run(script, env, *args, **extra):
+    r = subprocess.run(
+        ["bash", str(REPO / script), *args], capture_output=True, env={**env, **extra}, cwd=REPO, timeout=900
+    )
+    assert r.returncode == 0, r.stderr.decode()[-3000:]
+    return r
+
+
+def test_slurm_caption_score_arrays_then_merge(assets, shell_env, tmp_path):
+    out = tmp_path / "run"
+    tiny = {
+        "LVLM": assets.llava,
+        "SCORER": assets.clip,
+        "CAPTION_ARGS": "--samples-per-prompt 1 --max-new-tokens 8",
+        "SCORE_ARGS": "--precision fp32 --workers 0",
+    }
+    for task in ("0", "1"):  # an array of 2 tasks
+        slurm = {"SLURM_ARRAY_TASK_ID": task, "SLURM_ARRAY_TASK_COUNT": "2", "SLURM_ARRAY_TASK_MIN": "0"}
+        run("examples/slurm/caption.sbatch", shell_env, assets.images, str(out), **tiny, **slurm)
+        run("examples/slurm/score.sbatch", shell_env, str(out), **tiny, **slurm)
+    shards = [read(out / "shards" / f"captions.{k}.jsonl") for k in (0, 1)]
+    images = sorted(os.listdir(assets.images))
+    # every image is captioned in exactly one shard, the one its shard key picks, with its 5 prompts
+    from clipdpo_cli.io.shard import Shard
+
+    owners = {}
+    for k, shard in enumerate(shards):
+        for r in shard:
+            assert owners.setdefault(r["image"], k) == k
+            assert Shard(k, 2).owns(r["image"])
+    assert sorted(os.path.basename(i) for i in owners) == images
+    assert sum(map(len, shards)) == len(images) * 5
+    scored = [read(out / "shards" / f"scored.{k}.jsonl") for k in (0, 1)]
+    assert [[r["id"] for r in s] for s in scored] == [[r["id"] for r in s] for s in shards]
+    assert all("clip_score" in r and "category" in r for s in scored for r in s)
+    run(
+        "examples/slurm/merge.sh",
+        shell_env,
+        str(out),
+        FILTER_ARGS="--min-caption-score none --text-keep 1",
+        PAIR_ARGS="--min-margin 0.1 --max-length-diff 1",
+    )
+    assert len(read(out / "scored.jsonl")) == len(images) * 5
+    pairs = read(out / "pairs.jsonl")
+    assert 0 < len(pairs) <= len(images) and len({p["image"] for p in pairs}) == len(pairs)
+
+
+def test_slurm_train_sbatch_single_node(assets, shell_env, tmp_path):
+    pairs = tmp_path / "pairs.jsonl"
+    images = sorted(os.path.join(assets.images, f) for f in os.listdir(assets.images))
+    with open(pairs, "wb") as fh:
+        for i, image in enumerate(images[:4]):
+            fh.write(
+                orjson.dumps(
+                    {
+                        "id": f"p{i}",
+                        "image": image,
+                        "kind": "caption",
+                        "prompt": "Describe the image.",
+                        "chosen": "a red ball",
+                        "rejected": "a green kite",
+                    }
+                )
+                + b"\n"
+            )
+    out = tmp_path / "model"
+    run(
+        "examples/slurm/train.sbatch",
+        shell_env,
+        PAIRS=str(pairs),
+        MODEL=assets.llava,
+        OUT=str(out),
+        GPUS_PER_NODE="1",
+        SLURM_NNODES="1",
+        SLURM_NODEID="0",
+        SLURM_JOB_NODELIST="localhost",
+        MASTER_PORT="29611",
+        REPORT_TO="none",
+        TRAIN_ARGS="--max-steps 1 --per-device-batch-size 2",
+    )
+    ref = read(tmp_path / "pairs.ref.jsonl")
+    assert [r["id"] for r in ref] == ["p0", "p1", "p2", "p3"]
+    assert all(
+        isinstance(r["ref_chosen_logps"], float) and isinstance(r["ref_rejected_logps"], float) for r in ref
+    )
+    assert (out / "config.json").exists() and any(p.name.endswith(".safetensors") for p in out.iterdir())
+
+
+def test_pipeline_sh_with_tiny_models(assets, shell_env, tmp_path):
+    out = tmp_path / "run"
+    run(
+        "examples/pipeline.sh",
+        shell_env,
+        IMAGES=assets.images,
+        OUT=str(out),
+        LVLM=assets.llava,
+        LLM=assets.llm,
+        SCORER=assets.clip,
+        AMBER=assets.amber,
+        CAPTION_ARGS="--samples-per-prompt 1 --max-new-tokens 8",
+        ASK_ARGS="--temperature 0 --max-new-tokens 200",
+        SCORE_ARGS="--precision fp32",
+        FILTER_ARGS="--min-caption-score none --min-question-score none --text-keep 1",
+        PAIR_ARGS="--min-margin 0.1 --max-length-diff 1 --min-answer-score none",
+        TRAIN_ARGS="--max-steps 1 --per-device-batch-size 2 --batch-size 2",
+        EVAL_ARGS="--max-new-tokens 8",
+    )
+    n_images = len(os.listdir(assets.images))
+    assert len(read(out / "captions.jsonl")) == n_images * 5
+    assert len(read(out / "scored-captions.jsonl")) == n_images * 5
+    questions = read(out / "scored-questions.jsonl")
+    assert len(questions) == len(read(out / "questions.jsonl")) > 0
+    assert len(read(out / "pairs.jsonl")) >= len(questions)
+    assert orjson.loads((out / "train-summary.json").read_bytes())["steps"] == 1
+    assert orjson.loads((out / "amber.json").read_bytes())["benchmark"] == "AMBER"
