@@ -219,20 +219,27 @@ def truncate_partial_line(path: str) -> None:
         fh.truncate(0)
 
 
-def done_ids(path: str) -> set[str]:
-    """Ids already in an output file (for --resume); repairs a half-written last line first."""
-    if path.endswith(".gz"):
-        raise UsageError("--resume needs an uncompressed -o file (a killed .gz stream cannot be appended)")
-    if not os.path.exists(path):
-        return set()
-    truncate_partial_line(path)
-    ids: set[str] = set()
+def existing_records(path: str, repair: bool = True) -> Iterator[dict[str, Any]]:
+    """The objects already in an output file (to resume it); a half-written last line is cut first.
+
+    Lines that do not decode are passed over: the file is our own output, and only its tail can be torn.
+    """
+    if repair:
+        truncate_partial_line(path)
     with open(path, "rb") as fh:
         for line in fh:
             try:
                 record = orjson.loads(line)
             except orjson.JSONDecodeError:
                 continue
-            if isinstance(record, dict) and isinstance(record.get("id"), str):
-                ids.add(record["id"])
-    return ids
+            if isinstance(record, dict):
+                yield record
+
+
+def done_ids(path: str) -> set[str]:
+    """Ids already in an output file (for --resume); repairs a half-written last line first."""
+    if path.endswith(".gz"):
+        raise UsageError("--resume needs an uncompressed -o file (a killed .gz stream cannot be appended)")
+    if not os.path.exists(path):
+        return set()
+    return {r["id"] for r in existing_records(path) if isinstance(r.get("id"), str)}

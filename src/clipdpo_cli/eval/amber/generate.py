@@ -9,13 +9,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
-
 from clipdpo_cli.eval.amber.data import GENERATIVE, AmberData, task_of
 from clipdpo_cli.eval.amber.responses import normalize_answer
 from clipdpo_cli.io.errors import BadRecord, InputError
 from clipdpo_cli.io.images import load_image
-from clipdpo_cli.io.jsonl import truncate_partial_line
+from clipdpo_cli.io.jsonl import existing_records
 from clipdpo_cli.io.shard import Shard
 
 YES_NO_MODES = ("prob", "generate")
@@ -39,17 +37,7 @@ def done_response_ids(path: str | None) -> set[int]:
     """AMBER ids already in a responses JSONL (for --resume); a half-written last line is cut first."""
     if not path or not os.path.exists(path):
         return set()
-    truncate_partial_line(path)
-    done: set[int] = set()
-    with open(path, "rb") as fh:
-        for line in fh:
-            try:
-                record = orjson.loads(line)
-            except orjson.JSONDecodeError:
-                continue
-            if isinstance(record, dict) and isinstance(record.get("id"), int):
-                done.add(record["id"])
-    return done
+    return {r["id"] for r in existing_records(path) if isinstance(r.get("id"), int)}
 
 
 class _ImageCache:

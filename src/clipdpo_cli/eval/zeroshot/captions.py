@@ -62,22 +62,14 @@ class CaptionCache:
             self._load(path, repair=path == write_path)
 
     def _load(self, path: str, repair: bool) -> None:
-        from clipdpo_cli.io.jsonl import truncate_partial_line
+        from clipdpo_cli.io.jsonl import existing_records
 
         if not os.path.exists(path):
             if not repair:
                 raise InputError(f"captions file not found: {path}")
             return
-        if repair:
-            truncate_partial_line(path)  # a killed run may have left half a line
-        with open(path, "rb") as fh:
-            for line in fh:
-                try:
-                    record = orjson.loads(line)
-                except orjson.JSONDecodeError:
-                    continue
-                if isinstance(record, dict):
-                    self._index(record)
+        for record in existing_records(path, repair=repair):  # a killed run may have left half a line
+            self._index(record)
 
     def _index(self, record: dict[str, Any]) -> None:
         fields = [record.get(f) for f in ("id", "dataset", "key", "prompt", "model", "text")]
