@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from train_helpers import SRC, write_toy_pairs
-
-# Other folders' tests do `from conftest import SRC`; under pytest's default import mode whichever conftest.py
-# was imported last is the module `conftest`, so this one offers SRC too.
-__all__ = ["SRC"]
+from train_helpers import write_toy_pairs
 
 
 @pytest.fixture(scope="session")
