@@ -173,3 +173,24 @@ def test_properties_match_brute_force(items, k, max_diff, margin):
         )
     )
     assert sorted(p["id"] for p in spilled) == sorted(p["id"] for p in out)
+
+
+def test_groups_by_image_orders_and_bad_records():
+    from clipdpo_cli.io.groups import groups_by_image
+
+    records = [
+        cap("a", 1, image="1"),
+        {"id": "x", "kind": "caption"},
+        cap("b", 2, image="1"),
+        cap("c", 3, image="2"),
+    ]
+    ctx = StageContext("pair", on_error="skip")
+    grouped = [(image, [r["id"] for r in rs]) for image, rs in groups_by_image(iter(records), ctx)]
+    assert grouped == [("1", ["a", "b"]), ("2", ["c"])]
+    assert dict(ctx.stats.skipped) == {"missing field 'image'": 1}
+    spilled = sorted(
+        (image, [r["id"] for r in rs]) for image, rs in groups_by_image(iter(records[::-1]), ctx, "any")
+    )
+    assert spilled == [("1", ["b", "a"]), ("2", ["c"])]
+    with pytest.raises(ValueError, match="input_order"):
+        groups_by_image(iter(records), ctx, "sorted")

@@ -1,6 +1,5 @@
 """`clipdpo ask`: per-image questions with positive and negative answers, written by a text LLM (Sec. 4.1)."""
 
-import enum
 from typing import Annotated
 
 import typer
@@ -16,16 +15,11 @@ from clipdpo_cli.commands.generation import (
     TopPOpt,
     check_before_loading,
 )
-from clipdpo_cli.commands.options import RejectsOpt, stage_command
+from clipdpo_cli.commands.options import InputOrder, InputOrderOpt, RejectsOpt, stage_command
 from clipdpo_cli.io.runner import IOOptions, run_stage
 
 NAME = "ask"
 SUMMARY = "Questions with positive and negative answers per image, from its captions, by an LLM."
-
-
-class InputOrder(str, enum.Enum):
-    grouped = "grouped"
-    any = "any"
 
 
 @stage_command()
@@ -43,12 +37,7 @@ def command(
     max_new_tokens: MaxNewTokensOpt = 256,
     seed: SeedOpt = None,
     batch_size: BatchSizeOpt = 8,
-    input_order: Annotated[
-        InputOrder,
-        typer.Option(
-            help="'grouped': an image's captions are adjacent (as caption writes them); 'any': spill."
-        ),
-    ] = InputOrder.grouped,
+    input_order: InputOrderOpt = InputOrder.grouped,
     device: DeviceOpt = "auto",
     dtype: DtypeOpt = "auto",
     chat_template: ChatTemplateOpt = None,

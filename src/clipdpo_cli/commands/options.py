@@ -16,6 +16,20 @@ class OnError(str, enum.Enum):
     skip = "skip"
 
 
+class InputOrder(str, enum.Enum):
+    grouped = "grouped"
+    any = "any"
+
+
+InputOrderOpt = Annotated[
+    InputOrder,
+    typer.Option(
+        help="'grouped': the records of an image are adjacent (as caption and score write them); "
+        "'any': spill them to disk first."
+    ),
+]
+
+
 _IO_PARAMS: list[tuple[str, Any, Any]] = [
     (
         "output",

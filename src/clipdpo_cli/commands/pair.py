@@ -1,21 +1,15 @@
 """`clipdpo pair`: DPO preference pairs from scored captions and QA records (paper Sec. 4.2)."""
 
-import enum
 from typing import Annotated
 
 import typer
 
-from clipdpo_cli.commands.options import RejectsOpt, stage_command
+from clipdpo_cli.commands.options import InputOrder, InputOrderOpt, RejectsOpt, stage_command
 from clipdpo_cli.commands.values import optional_float
 from clipdpo_cli.io.runner import IOOptions, run_stage
 
 NAME = "pair"
 SUMMARY = "Turn scored captions and QA records into DPO preference pairs."
-
-
-class InputOrder(str, enum.Enum):
-    grouped = "grouped"
-    any = "any"
 
 
 @stage_command()
@@ -41,13 +35,7 @@ def command(
     prompt: Annotated[
         str | None, typer.Option(help="Give every caption pair this prompt (default: the chosen's prompt).")
     ] = None,
-    input_order: Annotated[
-        InputOrder,
-        typer.Option(
-            help="'grouped': records of an image are adjacent (as score emits them); "
-            "'any': spill to disk first."
-        ),
-    ] = InputOrder.grouped,
+    input_order: InputOrderOpt = InputOrder.grouped,
     rejects: RejectsOpt = None,
 ) -> None:
     """clipdpo filter ... | clipdpo pair > pairs.jsonl

@@ -17,9 +17,31 @@ from clipdpo_cli.io.errors import BadRecord, InputError
 from clipdpo_cli.io.records import require
 from clipdpo_cli.io.stage import StageContext
 
+INPUT_ORDERS = ("grouped", "any")
 
-def _image_of(record: dict[str, Any]) -> str:
-    return require(record, "image")
+
+def groups_by_image(
+    records: Iterable[dict[str, Any]], ctx: StageContext, input_order: str = "grouped"
+) -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    """(image, records) groups: streamed runs for 'grouped' input, a disk spill for 'any' order."""
+    if input_order == "grouped":
+        return contiguous_groups(records, ctx)
+    if input_order == "any":
+        return spilled_groups(records, ctx)
+    raise ValueError(f"input_order must be one of {INPUT_ORDERS}, not {input_order!r}")
+
+
+def _with_images(
+    records: Iterable[dict[str, Any]], ctx: StageContext
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(image, record) for each record with a string `image`; the others go to the error policy."""
+    for record in records:
+        try:
+            image = require(record, "image")
+        except BadRecord as exc:
+            ctx.bad(record, exc)
+            continue
+        yield image, record
 
 
 def contiguous_groups(
@@ -29,12 +51,7 @@ def contiguous_groups(
     closed: set[int] = set()
     current: str | None = None
     group: list[dict[str, Any]] = []
-    for record in records:
-        try:
-            image = _image_of(record)
-        except BadRecord as exc:
-            ctx.bad(record, exc)
-            continue
+    for image, record in _with_images(records, ctx):
         if image != current:
             if current is not None:
                 yield current, group
@@ -54,16 +71,11 @@ def spilled_groups(
     records: Iterable[dict[str, Any]], ctx: StageContext, buckets: int = 64
 ) -> Iterator[tuple[str, list[dict[str, Any]]]]:
     """Group any order of records: spill them to `buckets` temp files by image hash, then group each file."""
-    with tempfile.TemporaryDirectory(prefix="clipdpo-pair-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="clipdpo-groups-") as tmp:
         paths = [os.path.join(tmp, f"{i}.jsonl") for i in range(buckets)]
         files = [open(p, "wb") for p in paths]
         try:
-            for record in records:
-                try:
-                    image = _image_of(record)
-                except BadRecord as exc:
-                    ctx.bad(record, exc)
-                    continue
+            for image, record in _with_images(records, ctx):
                 files[zlib.crc32(image.encode("utf-8")) % buckets].write(
                     orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE)
                 )

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from clipdpo_cli.io.errors import BadRecord
-from clipdpo_cli.io.groups import contiguous_groups, spilled_groups
+from clipdpo_cli.io.groups import groups_by_image
 from clipdpo_cli.io.records import make_id
 from clipdpo_cli.io.stage import StageContext
 from clipdpo_cli.qa import qa_to_caption
@@ -180,12 +180,7 @@ def ask_records(
     if settings.questions < 1 or settings.max_captions < 1:
         raise ValueError("questions and max_captions must be >= 1")
     model = llm.name
-    if settings.input_order == "any":
-        grouped = spilled_groups(records, ctx)
-    elif settings.input_order == "grouped":
-        grouped = contiguous_groups(records, ctx)
-    else:
-        raise ValueError(f"input_order must be 'grouped' or 'any', not {settings.input_order!r}")
+    grouped = groups_by_image(records, ctx, settings.input_order)
 
     def qa_ids(image: str, caption_ids: tuple[str, ...]) -> list[str]:
         return [

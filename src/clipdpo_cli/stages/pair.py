@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from clipdpo_cli.io.errors import BadRecord
-from clipdpo_cli.io.groups import contiguous_groups, spilled_groups
+from clipdpo_cli.io.groups import groups_by_image
 from clipdpo_cli.io.records import make_id, require
 from clipdpo_cli.io.stage import StageContext
 from clipdpo_cli.stages.filter import word_count
@@ -154,11 +154,6 @@ def pair_records(
 ) -> Iterator[dict[str, Any]]:
     """DPO pair records from scored (and filtered) caption and QA records."""
     ctx = ctx or StageContext("pair")
-    if rules.input_order == "any":
-        groups = spilled_groups(records, ctx)
-    elif rules.input_order == "grouped":
-        groups = contiguous_groups(records, ctx)
-    else:
-        raise ValueError(f"input_order must be 'grouped' or 'any', not {rules.input_order!r}")
+    groups = groups_by_image(records, ctx, rules.input_order)
     for image, group in groups:
         yield from pairs_for_image(image, group, rules, ctx)
