@@ -7,23 +7,9 @@ import json
 import os
 
 import pytest
-from train_helpers import main_in_process, read_json, read_lines, run_cli
+from train_helpers import QUICK_TRAINING, main_in_process, read_json, read_lines, run_cli
 
-FAST = (
-    "--batch-size",
-    "4",
-    "--per-device-batch-size",
-    "2",
-    "--learning-rate",
-    "1e-3",
-    "--warmup-ratio",
-    "0",
-    "--logging-steps",
-    "1",
-    "--no-gradient-checkpointing",
-    "--num-workers",
-    "0",
-)
+FAST = ("--per-device-batch-size", "2", *QUICK_TRAINING)  # ends with --num-workers 0
 
 
 @pytest.fixture(scope="module")

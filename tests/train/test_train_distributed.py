@@ -13,25 +13,9 @@ import json
 import os
 
 import pytest
-from train_helpers import read_json, run_cli
+from train_helpers import QUICK_TRAINING, read_json, run_cli
 
-STEPS = (
-    "--max-steps",
-    "3",
-    "--batch-size",
-    "4",
-    "--learning-rate",
-    "1e-3",
-    "--warmup-ratio",
-    "0",
-    "--logging-steps",
-    "1",
-    "--no-gradient-checkpointing",
-    "--num-workers",
-    "0",
-    "--save-steps",
-    "100",
-)
+STEPS = ("--max-steps", "3", *QUICK_TRAINING, "--save-steps", "100")
 
 
 def losses(out: str) -> list[float]:

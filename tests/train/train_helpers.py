@@ -10,6 +10,16 @@ import pytest
 
 SRC = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "src"))
 
+# Training options that make a few steps on the tiny model learn fast and log every step.
+QUICK_TRAINING = (
+    "--batch-size", "4",
+    "--learning-rate", "1e-3",
+    "--warmup-ratio", "0",
+    "--logging-steps", "1",
+    "--no-gradient-checkpointing",
+    "--num-workers", "0",
+)  # fmt: skip
+
 
 def write_toy_pairs(folder: str, n: int = 8) -> str:
     """A learnable toy preference: per image, 'red ball' (chosen) beats 'blue cube' (rejected)."""
