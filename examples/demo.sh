@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The main job, offline, on tiny built-in models (run by `make demo`): the whole CLIP-DPO method through
-# real shell pipes. Everything lands under demo-out/ (or $DEMO_OUT). A few minutes on a laptop CPU.
+# real shell pipes. Everything lands under demo-out/ (or $DEMO_OUT). About a minute on 2 CPU cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${DEMO_OUT:-demo-out}
