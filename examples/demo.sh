@@ -22,8 +22,7 @@ clipdpo caption "$IMAGES" --model "$LLAVA" --samples-per-prompt 2 --max-new-toke
 step "2. score captions with CLIP (+ categorize in the same pass); score the questions and their answers"
 clipdpo score "$out/captions.jsonl" --model "$CLIP" --categorize > "$out/scored-captions.jsonl"
 clipdpo score "$out/questions.jsonl" --model "$CLIP" --field question --score-field question_score \
-    --scorer-field question_scorer \
-  | clipdpo categorize --model "$CLIP" \
+    --scorer-field question_scorer --categorize \
   | clipdpo score --model "$CLIP" > "$out/scored-questions.jsonl"
 
 # Random tiny models give arbitrary scores and categories: the paper's thresholds (28 / 25 / margin 2.0 on

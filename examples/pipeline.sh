@@ -31,8 +31,7 @@ clipdpo ask "$OUT/captions.jsonl" --model "$LLM" $ASK_ARGS --rejects "$OUT/ask-r
 # 2. annotation: CLIP scores (ViT-H-14 DFN, 100 x cosine) and image categories in one pass
 clipdpo score "$OUT/captions.jsonl" --model "$SCORER" --categorize $SCORE_ARGS -o "$OUT/scored-captions.jsonl" --resume
 clipdpo score "$OUT/questions.jsonl" --model "$SCORER" --field question --score-field question_score \
-    --scorer-field question_scorer $SCORE_ARGS \
-  | clipdpo categorize --model "$SCORER" $SCORE_ARGS \
+    --scorer-field question_scorer --categorize $SCORE_ARGS \
   | clipdpo score --model "$SCORER" $SCORE_ARGS -o "$OUT/scored-questions.jsonl"
 
 # 3. global filtering and pair filtering, with the paper's thresholds (the defaults)
