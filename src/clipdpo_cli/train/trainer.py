@@ -447,7 +447,7 @@ def run_training(s: TrainSettings) -> TrainResult:
             raise InputError(str(exc)) from None
         raise
     save_model(trainer, s.output_dir, merge_lora=s.lora)
-    return TrainResult(
+    result = TrainResult(
         output_dir=s.output_dir,
         pairs=len(pairs),
         skipped=pairs.skipped,
@@ -455,6 +455,11 @@ def run_training(s: TrainSettings) -> TrainResult:
         log_history=list(trainer.state.log_history),
         reference=ref_mode,
     )
+    # Close trackers and the process group in order: left to interpreter exit, the gloo threads of a
+    # multi-process run can abort the process after a successful save ("terminate called without an
+    # active exception", seen once with 2-process ZeRO-3 on CPU).
+    trainer.accelerator.end_training()
+    return result
 
 
 def save_model(trainer: Any, output_dir: str, merge_lora: bool = False) -> None:
