@@ -42,6 +42,18 @@ def best_of(n: int, name: str, *args, **kwargs) -> Measurement:
     return min((measure(name, *args, **kwargs) for _ in range(n)), key=lambda m: m.seconds)
 
 
+def best_of_interleaved(n: int, commands: list[tuple[str, tuple, dict]]) -> list[Measurement]:
+    """The fastest of n runs of each (name, args, kwargs) command, run in alternating rounds.
+
+    Rounds spread a slow spell of a shared machine over all the commands instead of one.
+    """
+    runs: dict[str, list[Measurement]] = {name: [] for name, _, _ in commands}
+    for _ in range(n):
+        for name, args, kwargs in commands:
+            runs[name].append(measure(name, *args, **kwargs))
+    return [min(runs[name], key=lambda m: m.seconds) for name, _, _ in commands]
+
+
 def table(rows: list[Measurement], baseline: Measurement) -> str:
     """Wall and CPU seconds (user + sys of the process) with ratios to the baseline, and peak RSS.
 

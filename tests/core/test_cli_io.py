@@ -10,6 +10,7 @@ import time
 import orjson
 import pytest
 
+from clipdpo_cli.io.records import content_id
 from tests.conftest import cli_env, run_cli
 
 STAGES = ["caption", "ask", "score", "categorize", "filter", "pair", "train", "eval-amber", "eval-zeroshot"]
@@ -260,3 +261,16 @@ def test_real_pipe_filter_into_pair(tmp_path):
     pairs = parse(p.stdout)
     # after filtering, each image keeps its captions at +3 and +6 points: one pair of margin 3 > 2
     assert [p["margin"] for p in pairs] == [3.0] * 6
+
+
+def test_filter_writes_kept_lines_back_unchanged_and_ids_where_missing():
+    kept = b'{"id": "a",  "image": "x.jpg", "text": "a dog", "clip_score": 30.10000000000000142}'
+    dropped = b'{"id":"b","image":"x.jpg","text":"a cat","clip_score":20}'
+    no_id = {"image": "y.jpg", "text": "a \"red\" car", "clip_score": 29}
+    data = kept + b"\r\n" + dropped + b"\n\n" + orjson.dumps(no_id)  # CRLF, blank line, no final newline
+    r = run_cli(["filter"], input=data)
+    assert r.returncode == 0, r.stderr
+    first, second = r.stdout.split(b"\n")[:2]
+    assert first == kept + b"\r"  # byte for byte: spacing, number spelling, line end
+    assert orjson.loads(second) == {"id": content_id(no_id), **no_id}
+    assert r.stdout.count(b"\n") == 2 and r.stdout.endswith(b"\n")

@@ -6,7 +6,7 @@ import typer
 
 from clipdpo_cli.commands.options import RejectsOpt, stage_command
 from clipdpo_cli.commands.values import optional_float, optional_int
-from clipdpo_cli.io.runner import IOOptions, run_stage
+from clipdpo_cli.io.runner import IOOptions, run_selection
 
 NAME = "filter"
 SUMMARY = "Drop low-score, long and text-image records by rule (paper Sec. 4.2)."
@@ -43,7 +43,7 @@ def command(
     Drop low-scoring captions and questions, long captions, most text images, and whatever --where
     excludes. Each dropped record is counted by reason in the summary (and written to --rejects).
     """
-    from clipdpo_cli.stages.filter import FilterRules, filter_records
+    from clipdpo_cli.stages.filter import FilterRules, filter_batch
     from clipdpo_cli.stages.where import Condition
 
     rules = FilterRules(
@@ -55,4 +55,4 @@ def command(
         score_field=score_field,
         question_score_field=question_score_field,
     )
-    run_stage(NAME, io, lambda records, ctx: filter_records(records, rules, ctx), one_to_one=True)
+    run_selection(NAME, io, filter_batch(rules))

@@ -6,7 +6,8 @@ import gzip
 import os
 import sys
 from collections.abc import Callable, Iterable, Iterator
-from typing import IO, Any
+from itertools import islice, repeat
+from typing import IO, Any, NamedTuple
 
 import orjson
 
@@ -65,6 +66,137 @@ class LineSource:
             self._stream.close()
 
 
+BATCH_BYTES = 1 << 16  # about 150 scored records: a batch stays in the CPU cache
+
+
+class LineBatch(NamedTuple):
+    """Consecutive input lines (without their newlines), numbered from `first_lineno`.
+
+    `plain`: the bytes are ASCII and hold no backslash, so no JSON string in them has an escape: their
+    only whitespace character is ' ' (JSON forbids raw control characters inside strings).
+    """
+
+    lines: list[bytes]
+    first_lineno: int
+    plain: bool
+
+
+def plain_lines(lines: list[bytes | None]) -> list[bool]:
+    """Per line, what LineBatch.plain says of a whole batch (False for None: a line not kept raw)."""
+    return [line is not None and line.isascii() and b"\\" not in line for line in lines]
+
+
+def read_batches(stream: IO[bytes], size: int = BATCH_BYTES) -> Iterator[LineBatch]:
+    """Split a binary stream into batches of whole lines, reading about `size` bytes at a time.
+
+    Reads with read1 where the stream has it, so a slow producer's lines flow on without waiting for a
+    full block. A line longer than `size` is gathered across reads (no quadratic copying).
+    """
+    read = getattr(stream, "read1", stream.read)
+    lineno, pending = 1, []  # pending: pieces of a line not yet ended
+    while True:
+        block = read(size)
+        if not block:
+            break
+        if b"\n" not in block:
+            pending.append(block)
+            continue
+        if pending:
+            pending.append(block)
+            block = b"".join(pending)
+            pending = []
+        lines = block.split(b"\n")
+        tail = lines.pop()
+        if tail:
+            pending.append(tail)
+        yield LineBatch(lines, lineno, block.isascii() and b"\\" not in block)
+        lineno += len(lines)
+    if pending:
+        block = b"".join(pending)
+        yield LineBatch([block], lineno, block.isascii() and b"\\" not in block)
+
+
+def batches_of(lines: Iterable[bytes], size: int = 256) -> Iterator[LineBatch]:
+    """Group an iterable of lines (newlines optional) into batches; `plain` is not claimed."""
+    it, lineno = iter(lines), 1
+    while chunk := list(islice(it, size)):
+        yield LineBatch(chunk, lineno, False)
+        lineno += len(chunk)
+
+
+def decode_batch(
+    batch: LineBatch, on_bad_line: BadLineHandler, schema: dict[str, str] | None = None
+) -> tuple[list[dict[str, Any]], list[bytes | None]]:
+    """The batch's records and, beside each, its input line (None where the record was given an id).
+
+    Blank lines are ignored; each bad line goes to `on_bad_line`, which raises to stop or returns to skip
+    it. A record without an `id` gets a content hash as its first field. The common case (every line a
+    JSON object with an id, no schema) runs in a few C-level passes and returns `batch.lines` itself as
+    the lines; anything else is decoded line by line.
+    """
+    lines = batch.lines
+    if not schema:
+        try:
+            records = list(map(_loads, lines))
+            # dict.__contains__ raises TypeError on a record that is not an object
+            if all(map(dict.__contains__, records, repeat("id"))):
+                return records, lines
+        except (_DecodeError, TypeError):
+            pass
+    return _decode_lines(batch, on_bad_line, schema)
+
+
+_loads, _DecodeError = orjson.loads, orjson.JSONDecodeError
+
+
+def _decode_lines(
+    batch: LineBatch, on_bad_line: BadLineHandler, schema: dict[str, str] | None
+) -> tuple[list[dict[str, Any]], list[bytes | None]]:
+    checks = [(f, FIELD_TYPES[k], k) for f, k in (schema or {}).items()]
+    records: list[dict[str, Any]] = []
+    kept: list[bytes | None] = []
+    for lineno, line in enumerate(batch.lines, batch.first_lineno):
+        try:
+            record = _loads(line)
+        except _DecodeError as exc:
+            if not line.strip():
+                continue
+            reason = "invalid UTF-8" if "UTF-8" in str(exc) else "invalid JSON"
+            on_bad_line(lineno, reason, f"{reason}: {exc}")
+            continue
+        if record.__class__ is not dict:
+            on_bad_line(lineno, "not a JSON object", f"not a JSON object (got {type(record).__name__})")
+            continue
+        raw: bytes | None = line
+        if "id" not in record:
+            record, raw = {"id": content_id(record), **record}, None
+        if checks and not _fits(record, checks, lineno, on_bad_line):
+            continue
+        records.append(record)
+        kept.append(raw)
+    return records, kept
+
+
+def iter_records(
+    batches: Iterable[LineBatch],
+    on_bad_line: BadLineHandler,
+    schema: dict[str, str] | None = None,
+    counter: list[int] | None = None,
+    name: str = "input",
+) -> Iterator[dict[str, Any]]:
+    """The records of decoded batches (see decode_batch); `counter[0]`, when given, counts them."""
+    lineno = 0
+    try:
+        for batch in batches:
+            lineno = batch.first_lineno
+            records = decode_batch(batch, on_bad_line, schema)[0]
+            if counter is not None:
+                counter[0] += len(records)
+            yield from records
+    except (OSError, EOFError) as exc:  # e.g. a truncated .gz
+        raise InputError(f"{name}: read error after line {lineno}: {exc}") from None
+
+
 def parse_lines(
     lines: Iterable[bytes],
     on_bad_line: BadLineHandler,
@@ -78,34 +210,7 @@ def parse_lines(
     ignored. Each bad line goes to `on_bad_line`, which raises to stop or returns to skip it.
     `counter[0]`, when given, counts the records yielded.
     """
-    loads, decode_error, dict_, content = orjson.loads, orjson.JSONDecodeError, dict, content_id
-    checks = [(f, FIELD_TYPES[k], k) for f, k in (schema or {}).items()]
-    lineno = n = 0
-    try:
-        for line in lines:
-            lineno += 1
-            try:
-                record = loads(line)
-            except decode_error as exc:
-                if not line.strip():
-                    continue
-                reason = "invalid UTF-8" if "UTF-8" in str(exc) else "invalid JSON"
-                on_bad_line(lineno, reason, f"{reason}: {exc}")
-                continue
-            if record.__class__ is not dict_:
-                on_bad_line(lineno, "not a JSON object", f"not a JSON object (got {type(record).__name__})")
-                continue
-            if "id" not in record:
-                record = {"id": content(record), **record}
-            if checks and not _fits(record, checks, lineno, on_bad_line):
-                continue
-            n += 1
-            yield record
-    except (OSError, EOFError) as exc:  # e.g. a truncated .gz
-        raise InputError(f"{name}: read error after line {lineno}: {exc}") from None
-    finally:
-        if counter is not None:
-            counter[0] += n
+    return iter_records(batches_of(lines), on_bad_line, schema, counter, name)
 
 
 def _fits(
@@ -137,7 +242,7 @@ def read_jsonl(path: str, schema: dict[str, str] | None = None) -> Iterator[dict
 
     source = LineSource(path)
     try:
-        yield from parse_lines(source.open(), fail, schema, name=path)
+        yield from iter_records(read_batches(source.open()), fail, schema, name=path)
     finally:
         source.close()
 
@@ -163,6 +268,12 @@ class JsonlWriter:
     def write(self, record: dict[str, Any]) -> None:
         self._fh.write(orjson.dumps(record, option=_DUMP_OPTS))
         self.count += 1
+
+    def write_lines(self, lines: list[bytes]) -> None:
+        """Write lines that are already JSON objects (without their newlines)."""
+        if lines:
+            self._fh.write(b"\n".join([*lines, b""]))
+            self.count += len(lines)
 
     def write_all(self, records: Iterable[dict[str, Any]]) -> None:
         """Write every record (a tighter loop than calling write() per record)."""

@@ -4,16 +4,31 @@ from __future__ import annotations
 
 import os
 import sys
+from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from itertools import compress, repeat
+from operator import is_
 from typing import Any
+
+from orjson import dumps
 
 from clipdpo_cli.io.errors import Interrupted, PipeClosed, RecordFailure, UsageError
 from clipdpo_cli.io.images import list_images
-from clipdpo_cli.io.jsonl import JsonlWriter, LineSource, done_ids, parse_lines
+from clipdpo_cli.io.jsonl import (
+    BadLineHandler,
+    JsonlWriter,
+    LineSource,
+    decode_batch,
+    done_ids,
+    iter_records,
+    plain_lines,
+    read_batches,
+)
 from clipdpo_cli.io.progress import Progress
 from clipdpo_cli.io.shard import Shard, shard_key
-from clipdpo_cli.io.stage import StageContext
+from clipdpo_cli.io.stage import SKIPPED, StageContext
 
 StageFn = Callable[[Iterator[dict[str, Any]], StageContext], Iterator[dict[str, Any]]]
 
@@ -45,15 +60,26 @@ def open_source(
     if allow_folder and io.input != "-" and os.path.isdir(io.input):
         return _counted(list_images(io.input), counter), None
 
+    source = LineSource(io.input)
+    name = input_name(io)
+    return iter_records(read_batches(source.open()), bad_line_handler(io, ctx), schema, counter, name), source
+
+
+def input_name(io: IOOptions) -> str:
+    return "stdin" if io.input == "-" else io.input
+
+
+def bad_line_handler(io: IOOptions, ctx: StageContext) -> BadLineHandler:
+    """Stops the run on an unusable input line (--on-error fail) or counts it as skipped."""
+
     def on_bad_line(lineno: int, reason: str, message: str) -> None:
         if ctx.on_error == "fail":
-            name = "stdin" if io.input == "-" else io.input
-            raise RecordFailure(f"{name}: line {lineno}: {message} (use --on-error skip to skip such lines)")
+            raise RecordFailure(
+                f"{input_name(io)}: line {lineno}: {message} (use --on-error skip to skip such lines)"
+            )
         ctx.stats.skipped[reason] += 1
 
-    source = LineSource(io.input)
-    name = "stdin" if io.input == "-" else io.input
-    return parse_lines(source.open(), on_bad_line, schema, counter, name), source
+    return on_bad_line
 
 
 def _counted(records: Iterator[dict[str, Any]], counter: list[int]) -> Iterator[dict[str, Any]]:
@@ -85,6 +111,48 @@ def _selected(
         yield record
 
 
+@dataclass
+class _Run:
+    """What one stage run holds open: its context, output, shard, input and record count."""
+
+    ctx: StageContext
+    writer: JsonlWriter
+    shard: Shard
+    counter: list[int] = field(default_factory=lambda: [0])
+    source: LineSource | None = None
+
+
+@contextmanager
+def _running(name: str, io: IOOptions, one_to_one: bool) -> Iterator[_Run]:
+    """Open the outputs, and on the way out close everything on whole lines and print the summary."""
+    shard = Shard.parse(io.shard)
+    if io.resume and not io.output:
+        raise UsageError("--resume needs -o FILE (the ids already in FILE are skipped)")
+    done = done_ids(io.output) if io.resume and io.output else set()
+    writer = JsonlWriter(io.output, append=io.resume)
+    rejects = JsonlWriter(io.rejects, append=io.resume) if io.rejects else None
+    ctx = StageContext(name, io.on_error, rejects=rejects.write if rejects else None, log=log, done=done)
+    run = _Run(ctx, writer, shard)
+    try:
+        yield run
+    except KeyboardInterrupt:
+        raise Interrupted(f"interrupted after {writer.count:,} records written") from None
+    except BrokenPipeError:
+        raise PipeClosed("output closed") from None
+    finally:
+        if run.source is not None:
+            run.source.close()
+        stats = ctx.stats
+        stats.n_out = writer.count
+        stats.n_in = run.counter[0] - stats.other_shards - (stats.resumed if one_to_one else 0)
+        _close_quietly(writer, rejects)
+    stats = ctx.stats
+    if stats.n_in == 0 and not stats.skipped and not stats.resumed:
+        log(f"clipdpo {name}: warning: the input held no records")
+    if not io.quiet:
+        log(stats.summary())
+
+
 def run_stage(
     name: str,
     io: IOOptions,
@@ -99,21 +167,14 @@ def run_stage(
     `one_to_one`: output ids equal input ids, so --resume skips done inputs before the stage sees them.
     For other stages --resume still never writes an id twice; the stage may use ctx.done to skip work.
     """
-    shard = Shard.parse(io.shard)
-    if io.resume and not io.output:
-        raise UsageError("--resume needs -o FILE (the ids already in FILE are skipped)")
-    done = done_ids(io.output) if io.resume and io.output else set()
-    writer = JsonlWriter(io.output, append=io.resume)
-    rejects = JsonlWriter(io.rejects, append=io.resume) if io.rejects else None
-    ctx = StageContext(name, io.on_error, rejects=rejects.write if rejects else None, log=log, done=done)
-    counter = [0]
-    source = None
-    try:
-        records, source = open_source(io, ctx, schema, allow_folder, counter)
-        with Progress(name, enabled=not io.quiet, total_bytes=getattr(source, "total_bytes", None)) as bar:
-            selected = select(bar.track(records, source), ctx, shard, skip_done=one_to_one)
-            write = writer.write
-            if done and not one_to_one:
+    with _running(name, io, one_to_one) as run:
+        ctx, writer = run.ctx, run.writer
+        records, run.source = open_source(io, ctx, schema, allow_folder, run.counter)
+        total = getattr(run.source, "total_bytes", None)
+        with Progress(name, enabled=not io.quiet, total_bytes=total) as bar:
+            selected = select(bar.track(records, run.source), ctx, run.shard, skip_done=one_to_one)
+            if ctx.done and not one_to_one:
+                write, done = writer.write, ctx.done
                 for record in stage(selected, ctx):
                     if record["id"] in done:
                         ctx.stats.resumed += 1
@@ -121,23 +182,67 @@ def run_stage(
                         write(record)
             else:
                 writer.write_all(stage(selected, ctx))
-    except KeyboardInterrupt:
-        raise Interrupted(f"interrupted after {writer.count:,} records written") from None
-    except BrokenPipeError:
-        raise PipeClosed("output closed") from None
-    finally:
-        if source is not None:
-            source.close()
-        stats = ctx.stats
-        stats.n_out = writer.count
-        stats.n_in = counter[0] - stats.other_shards - (stats.resumed if one_to_one else 0)
-        _close_quietly(writer, rejects)
-    stats = ctx.stats
-    if stats.n_in == 0 and not stats.skipped and not stats.resumed:
-        log(f"clipdpo {name}: warning: the input held no records")
-    if not io.quiet:
-        log(stats.summary())
     return ctx
+
+
+# A batch selector gets the records, whether each one's line is plain (io.jsonl.plain_lines) and the
+# context; it returns, per record, None (keep), a reason string (dropped by a rule) or SKIPPED (a bad
+# record that ctx.bad already counted).
+BatchSelector = Callable[[list[dict[str, Any]], list[bool], StageContext], list[Any]]
+
+
+def run_selection(name: str, io: IOOptions, select_batch: BatchSelector) -> StageContext:
+    """Run a stage that only keeps or drops records, batch by batch.
+
+    Kept records are written back as the very lines they were read from (a record that came without an
+    id is written with the id it was given), so no record is re-serialised. Sharding, --resume,
+    --rejects and --on-error behave as in run_stage.
+    """
+    with _running(name, io, one_to_one=True) as run:
+        ctx, writer, shard, counter = run.ctx, run.writer, run.shard, run.counter
+        run.source = source = LineSource(io.input)
+        on_bad_line, dropped = bad_line_handler(io, ctx), ctx.stats.dropped
+        with Progress(name, enabled=not io.quiet, total_bytes=source.total_bytes) as bar:
+            for batch in read_batches(source.open()):
+                records, lines = decode_batch(batch, on_bad_line)
+                counter[0] += len(records)
+                if not shard.is_whole or ctx.done:
+                    records, lines = _selected_lines(records, lines, ctx, shard)
+                plain = [True] * len(lines) if batch.plain and lines is batch.lines else plain_lines(lines)
+                reasons = select_batch(records, plain, ctx)
+                keep = list(map(is_, reasons, repeat(None)))
+                kept = list(compress(lines, keep))
+                if lines is not batch.lines and None in kept:  # records given an id here
+                    kept = [line or dumps(r) for line, r in compress(zip(lines, records, strict=True), keep)]
+                writer.write_lines(kept)
+                if len(kept) < len(records):
+                    counts = Counter(reasons)
+                    counts.pop(None, None)
+                    counts.pop(SKIPPED, None)
+                    dropped.update(counts)
+                    if ctx.has_rejects:
+                        for record, reason in zip(records, reasons, strict=True):
+                            if reason is not None and reason is not SKIPPED:
+                                ctx.reject(record, reason)
+                bar.update(counter[0], source.bytes_read)
+    return ctx
+
+
+def _selected_lines(
+    records: list[dict[str, Any]], lines: list[bytes | None], ctx: StageContext, shard: Shard
+) -> tuple[list[dict[str, Any]], list[bytes | None]]:
+    """`select` for a batch: this shard's records not already done, with their lines."""
+    stats, done = ctx.stats, ctx.done
+    keep = [True] * len(records)
+    if not shard.is_whole:
+        keep = [shard.owns(shard_key(record)) for record in records]
+        stats.other_shards += keep.count(False)
+    if done:
+        for i, record in enumerate(records):
+            if keep[i] and record["id"] in done:
+                keep[i] = False
+                stats.resumed += 1
+    return list(compress(records, keep)), list(compress(lines, keep))
 
 
 def _close_quietly(*writers: JsonlWriter | None) -> None:

@@ -13,6 +13,9 @@ from clipdpo_cli.io.errors import BadRecord, RecordFailure
 
 OnError = str  # "fail" | "skip"
 
+# What a batch selector (io.runner.run_selection) returns for a bad record that ctx.bad already counted.
+SKIPPED: Any = object()
+
 
 @dataclass
 class RunStats:
@@ -76,6 +79,10 @@ class StageContext:
     def drop(self, record: dict[str, Any], reason: str) -> None:
         """Count a record that a rule removed; with --rejects it is written there with its reason."""
         self.stats.dropped[reason] += 1
+        self.reject(record, reason)
+
+    def reject(self, record: dict[str, Any], reason: str) -> None:
+        """Write a dropped record with its reason to --rejects (when given); counts nothing."""
         if self._rejects is not None:
             self._rejects({**record, "reject_reason": reason})
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from itertools import compress, repeat
+from operator import eq, ge, gt, is_, lt, not_
 from typing import Any
 
 from clipdpo_cli.io.errors import BadRecord
-from clipdpo_cli.io.stage import StageContext
+from clipdpo_cli.io.stage import SKIPPED, StageContext
 from clipdpo_cli.stages.where import Condition
 
 
@@ -30,9 +32,37 @@ def longer_than(text: str, max_words: int) -> bool:
     return len(text.split()) > max_words
 
 
+def long_texts(texts: list[str], max_words: int, plain: list[bool] | None = None) -> list[int]:
+    """Indices of the texts with more than `max_words` words: longer_than over a batch, in C-level passes.
+
+    `plain[i]`: text i's input line is plain (see io.jsonl.plain_lines), so the text holds no whitespace
+    but ' ': with fewer than `max_words` spaces it cannot be too long, and with more, no run of spaces
+    and no space at either end, it has exactly one word more than spaces. Other texts are split.
+    """
+    longish = list(map(gt, map(len, texts), repeat(2 * max_words)))  # L characters hold <= (L+1)//2 words
+    candidates = list(compress(range(len(texts)), longish))
+    flags = list(compress(plain, longish)) if plain is not None else [False] * len(candidates)
+    easy = list(compress(candidates, flags))
+    hard = [i for i in compress(candidates, map(not_, flags)) if longer_than(texts[i], max_words)]
+    spaces = map(str.count, map(texts.__getitem__, easy), repeat(" "))
+    return hard + [
+        i
+        for i in compress(easy, map(ge, spaces, repeat(max_words)))
+        if _spaced_once(texts[i]) or len(texts[i].split(maxsplit=max_words)) > max_words
+    ]
+
+
+def _spaced_once(text: str) -> bool:
+    """No run of spaces and no space at either end: a space-separated text has spaces + 1 words."""
+    return "  " not in text and text[0] != " " and text[-1] != " "
+
+
 def keep_fraction_hash(key: str) -> float:
     """A number in [0, 1) fixed by `key`: the same images are kept on every run and every shard."""
     return zlib.crc32(key.encode("utf-8")) / 2**32
+
+
+DOWNSAMPLED = "text image down-sampled"
 
 
 @dataclass(frozen=True)
@@ -79,7 +109,7 @@ def compile_rules(rules: FilterRules) -> Callable[[dict[str, Any]], str | None]:
         if text_keep < 1.0 and get("category") == "text":
             key = get("image")
             if keep_fraction_hash(key if isinstance(key, str) else str(get("id"))) >= text_keep:
-                return "text image down-sampled"
+                return DOWNSAMPLED
         if get("kind") == "qa":
             if min_question is not None:
                 score = get(question_field)
@@ -106,6 +136,91 @@ def compile_rules(rules: FilterRules) -> Callable[[dict[str, Any]], str | None]:
         return None
 
     return reason
+
+
+def filter_batch(
+    rules: FilterRules,
+) -> Callable[[list[dict[str, Any]], list[bool], StageContext], list[Any]]:
+    """compile_rules for a batch (io.runner.run_selection): one reason per record, or SKIPPED.
+
+    A batch of well-typed caption records is judged column by column in C-level passes; a batch with
+    questions or with a missing or mistyped field goes record by record through compile_rules, so both
+    give the same reasons and the same errors.
+    """
+    reason_of, where = compile_rules(rules), rules.where
+    judge_columns = _column_rules(rules)
+
+    def select(records: list[dict[str, Any]], plain: list[bool], ctx: StageContext) -> list[Any]:
+        reasons = judge_columns(records, plain)
+        if reasons is None:
+            return _one_by_one(records, reason_of, ctx)
+        if where:
+            for i in compress(range(len(records)), map(is_, reasons, repeat(None))):
+                for condition in where:
+                    if not condition.holds(records[i]):
+                        reasons[i] = f"where {condition.text}"
+                        break
+        return reasons
+
+    return select
+
+
+def _one_by_one(
+    records: list[dict[str, Any]], reason_of: Callable[[dict[str, Any]], str | None], ctx: StageContext
+) -> list[Any]:
+    reasons: list[Any] = []
+    for record in records:
+        try:
+            reasons.append(reason_of(record))
+        except BadRecord as exc:
+            ctx.bad(record, exc)
+            reasons.append(SKIPPED)
+    return reasons
+
+
+def _column_rules(rules: FilterRules) -> Callable[[list[dict[str, Any]], list[bool]], list[Any] | None]:
+    """The rules over the columns of a batch of captions, or None when the batch needs compile_rules.
+
+    Each record keeps the reason of the first rule in compile_rules' order that drops it: the length
+    rule only looks at records the score rule keeps, and down-sampling, checked first there, overwrites.
+    """
+    min_caption, max_length, text_keep = rules.min_caption_score, rules.max_length, rules.text_keep
+    score_field, text_field = rules.score_field, rules.text_field
+    caption_reason = f"caption score < {min_caption:g}" if min_caption is not None else ""
+    length_reason = f"caption > {max_length} words" if max_length is not None else ""
+    get, numbers, strings = dict.get, {float, int}, {str}
+
+    def judge(records: list[dict[str, Any]], plain: list[bool]) -> list[Any] | None:
+        n = len(records)
+        if "qa" in map(get, records, repeat("kind")):
+            return None
+        reasons: list[Any] = [None] * n
+        candidates: Any = records  # records no earlier rule drops: only they meet the length rule
+        kept = range(n)  # their positions
+        if min_caption is not None and n:
+            scores = list(map(get, records, repeat(score_field)))
+            if not set(map(type, scores)) <= numbers:
+                return None
+            low = list(map(lt, scores, repeat(min_caption)))
+            reasons = list(map((None, caption_reason).__getitem__, low))  # False -> None, True -> reason
+            passed = list(map(not_, low))
+            candidates, kept = compress(records, passed), list(compress(kept, passed))
+            plain = list(compress(plain, passed))
+        if max_length is not None and n:
+            texts = list(map(get, candidates, repeat(text_field)))
+            if texts and set(map(type, texts)) != strings:
+                return None
+            for i in long_texts(texts, max_length, plain):
+                reasons[kept[i]] = length_reason
+        if text_keep < 1.0:
+            for i in compress(range(n), map(eq, map(get, records, repeat("category")), repeat("text"))):
+                key = records[i].get("image")
+                key = key if isinstance(key, str) else str(records[i].get("id"))
+                if keep_fraction_hash(key) >= text_keep:
+                    reasons[i] = DOWNSAMPLED
+        return reasons
+
+    return judge
 
 
 def reject_reason(record: dict[str, Any], rules: FilterRules) -> str | None:
