@@ -185,10 +185,10 @@ def run_stage(
     return ctx
 
 
-# A batch selector gets the records, whether each one's line is plain (io.jsonl.plain_lines) and the
-# context; it returns, per record, None (keep), a reason string (dropped by a rule) or SKIPPED (a bad
-# record that ctx.bad already counted).
-BatchSelector = Callable[[list[dict[str, Any]], list[bool], StageContext], list[Any]]
+# A batch selector gets the records, whether their lines are plain (True for all, or one flag per record:
+# io.jsonl.plain_lines) and the context. It returns, per record, None (keep), a reason string (dropped by
+# a rule) or SKIPPED (a bad record that ctx.bad already counted).
+BatchSelector = Callable[[list[dict[str, Any]], bool | list[bool], StageContext], list[Any]]
 
 
 def run_selection(name: str, io: IOOptions, select_batch: BatchSelector) -> StageContext:
@@ -208,7 +208,7 @@ def run_selection(name: str, io: IOOptions, select_batch: BatchSelector) -> Stag
                 counter[0] += len(records)
                 if not shard.is_whole or ctx.done:
                     records, lines = _selected_lines(records, lines, ctx, shard)
-                plain = [True] * len(lines) if batch.plain and lines is batch.lines else plain_lines(lines)
+                plain = True if batch.plain and lines is batch.lines else plain_lines(lines)
                 reasons = select_batch(records, plain, ctx)
                 keep = list(map(is_, reasons, repeat(None)))
                 kept = list(compress(lines, keep))

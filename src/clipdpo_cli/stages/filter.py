@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from itertools import compress, repeat
-from operator import eq, ge, gt, is_, lt, not_
+from operator import eq, ge, gt, is_, not_
 from typing import Any
 
 from clipdpo_cli.io.errors import BadRecord
@@ -32,29 +32,32 @@ def longer_than(text: str, max_words: int) -> bool:
     return len(text.split()) > max_words
 
 
-def long_texts(texts: list[str], max_words: int, plain: list[bool] | None = None) -> list[int]:
+def long_texts(texts: list[str], max_words: int, plain: bool | list[bool] = False) -> list[int]:
     """Indices of the texts with more than `max_words` words: longer_than over a batch, in C-level passes.
 
-    `plain[i]`: text i's input line is plain (see io.jsonl.plain_lines), so the text holds no whitespace
-    but ' ': with fewer than `max_words` spaces it cannot be too long, and with more, no run of spaces
-    and no space at either end, it has exactly one word more than spaces. Other texts are split.
+    `plain` (True for all texts, or one flag per text): the text's input line is plain (see
+    io.jsonl.plain_lines), so the text holds no whitespace but ' ': with fewer than `max_words` spaces it
+    cannot be too long, and with more, no run of spaces and no space at either end, it has exactly one word
+    more than spaces. Other texts are split.
     """
     longish = list(map(gt, map(len, texts), repeat(2 * max_words)))  # L characters hold <= (L+1)//2 words
-    candidates = list(compress(range(len(texts)), longish))
-    flags = list(compress(plain, longish)) if plain is not None else [False] * len(candidates)
-    easy = list(compress(candidates, flags))
-    hard = [i for i in compress(candidates, map(not_, flags)) if longer_than(texts[i], max_words)]
-    spaces = map(str.count, map(texts.__getitem__, easy), repeat(" "))
+    candidates: Iterable[int] = compress(range(len(texts)), longish)
+    hard: list[int] = []
+    if plain is True:
+        easy, easy_texts = candidates, compress(texts, longish)
+    else:
+        candidates = list(candidates)
+        flags = list(compress(plain, longish)) if plain else [False] * len(candidates)
+        easy = list(compress(candidates, flags))
+        hard = [i for i in compress(candidates, map(not_, flags)) if longer_than(texts[i], max_words)]
+        easy_texts = map(texts.__getitem__, easy)
+    many_spaces = compress(easy, map(ge, map(str.count, easy_texts, repeat(" ")), repeat(max_words)))
     return hard + [
         i
-        for i in compress(easy, map(ge, spaces, repeat(max_words)))
-        if _spaced_once(texts[i]) or len(texts[i].split(maxsplit=max_words)) > max_words
+        for i in many_spaces
+        if ("  " not in (text := texts[i]) and text[0] != " " and text[-1] != " ")
+        or len(text.split(maxsplit=max_words)) > max_words
     ]
-
-
-def _spaced_once(text: str) -> bool:
-    """No run of spaces and no space at either end: a space-separated text has spaces + 1 words."""
-    return "  " not in text and text[0] != " " and text[-1] != " "
 
 
 def keep_fraction_hash(key: str) -> float:
@@ -140,7 +143,7 @@ def compile_rules(rules: FilterRules) -> Callable[[dict[str, Any]], str | None]:
 
 def filter_batch(
     rules: FilterRules,
-) -> Callable[[list[dict[str, Any]], list[bool], StageContext], list[Any]]:
+) -> Callable[[list[dict[str, Any]], bool | list[bool], StageContext], list[Any]]:
     """compile_rules for a batch (io.runner.run_selection): one reason per record, or SKIPPED.
 
     A batch of well-typed caption records is judged column by column in C-level passes; a batch with
@@ -150,7 +153,7 @@ def filter_batch(
     reason_of, where = compile_rules(rules), rules.where
     judge_columns = _column_rules(rules)
 
-    def select(records: list[dict[str, Any]], plain: list[bool], ctx: StageContext) -> list[Any]:
+    def select(records: list[dict[str, Any]], plain: bool | list[bool], ctx: StageContext) -> list[Any]:
         reasons = judge_columns(records, plain)
         if reasons is None:
             return _one_by_one(records, reason_of, ctx)
@@ -178,7 +181,10 @@ def _one_by_one(
     return reasons
 
 
-def _column_rules(rules: FilterRules) -> Callable[[list[dict[str, Any]], list[bool]], list[Any] | None]:
+ColumnJudge = Callable[[list[dict[str, Any]], bool | list[bool]], list[Any] | None]
+
+
+def _column_rules(rules: FilterRules) -> ColumnJudge:
     """The rules over the columns of a batch of captions, or None when the batch needs compile_rules.
 
     Each record keeps the reason of the first rule in compile_rules' order that drops it: the length
@@ -190,7 +196,7 @@ def _column_rules(rules: FilterRules) -> Callable[[list[dict[str, Any]], list[bo
     length_reason = f"caption > {max_length} words" if max_length is not None else ""
     get, numbers, strings = dict.get, {float, int}, {str}
 
-    def judge(records: list[dict[str, Any]], plain: list[bool]) -> list[Any] | None:
+    def judge(records: list[dict[str, Any]], plain: bool | list[bool]) -> list[Any] | None:
         n = len(records)
         if "qa" in map(get, records, repeat("kind")):
             return None
@@ -201,11 +207,11 @@ def _column_rules(rules: FilterRules) -> Callable[[list[dict[str, Any]], list[bo
             scores = list(map(get, records, repeat(score_field)))
             if not set(map(type, scores)) <= numbers:
                 return None
-            low = list(map(lt, scores, repeat(min_caption)))
-            reasons = list(map((None, caption_reason).__getitem__, low))  # False -> None, True -> reason
-            passed = list(map(not_, low))
+            passed = list(map(ge, scores, repeat(min_caption)))
+            reasons = list(map((caption_reason, None).__getitem__, passed))  # True -> None (kept)
             candidates, kept = compress(records, passed), list(compress(kept, passed))
-            plain = list(compress(plain, passed))
+            if plain is not True:
+                plain = list(compress(plain, passed))
         if max_length is not None and n:
             texts = list(map(get, candidates, repeat(text_field)))
             if texts and set(map(type, texts)) != strings:
