@@ -37,7 +37,8 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
-def build_app() -> typer.Typer:
+def build_app(only: str | None = None) -> typer.Typer:
+    """The app with every command, or with just the module `only` (quicker start-up when running one)."""
     app = typer.Typer(
         name="clipdpo",
         help="CLIP-DPO as composable commands over JSONL: caption | score | categorize | filter | pair, "
@@ -56,7 +57,7 @@ def build_app() -> typer.Typer:
     ) -> None:
         """CLIP-DPO toolkit."""
 
-    for module_name in COMMAND_MODULES:
+    for module_name in COMMAND_MODULES if only is None else (only,):
         module = importlib.import_module(f"clipdpo_cli.commands.{module_name}")
         app.command(
             module.NAME,
@@ -64,6 +65,12 @@ def build_app() -> typer.Typer:
             context_settings=getattr(module, "CONTEXT", None),
         )(module.command)
     return app
+
+
+def _named_module(args: list[str]) -> str | None:
+    """The command module of `clipdpo NAME ...`; None for anything else (--help, a typo: the full app)."""
+    module = args[0].replace("-", "_") if args else ""
+    return module if module in COMMAND_MODULES and args[0] == module.replace("_", "-") else None
 
 
 def _stage_name(argv: list[str]) -> str:
@@ -75,7 +82,7 @@ def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     prefix = f"clipdpo {_stage_name(args)}".rstrip()
     try:
-        build_app()(args=args, prog_name="clipdpo")
+        build_app(_named_module(args))(args=args, prog_name="clipdpo")
     except PipeClosed:
         # The reader went away (`| head`): stop quietly, and keep Python from complaining at exit.
         devnull = os.open(os.devnull, os.O_WRONLY)

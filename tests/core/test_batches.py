@@ -77,17 +77,20 @@ WORDS = st.text(alphabet=" \t\n\xa0\u2003ab\x1cé", max_size=40)
 @settings(max_examples=300, deadline=None)
 def test_long_texts_agrees_with_word_count(texts, max_words):
     expected = {i for i, t in enumerate(texts) if word_count(t) > max_words}
-    # plain flags as run_selection computes them, from each text's own JSON line
-    plain = plain_lines([orjson.dumps({"text": t}) for t in texts])
-    assert set(long_texts(texts, max_words, plain)) == expected
+    lines = [orjson.dumps({"text": t}) for t in texts]  # each text's own JSON line
+    assert set(long_texts(texts, max_words, lines)) == expected
     assert set(long_texts(texts, max_words)) == expected
+    plain_only = [t for t, p in zip(texts, plain_lines(lines), strict=True) if p]  # a plain batch
+    expected_plain = {i for i, t in enumerate(plain_only) if word_count(t) > max_words}
+    assert set(long_texts(plain_only, max_words, plain=True)) == expected_plain
 
 
 def test_long_texts_hand_cases():
     texts = ["a b c d", "a b c d e", "a  b c d", " a b c d ", "a b c d\te"]
-    plain = [True, True, True, True, False]
+    lines = [orjson.dumps({"text": t}) for t in texts]
     # 4 words, 5 words, 4 words with a double space, 4 words with spaces at both ends, 5 words with a tab
-    assert sorted(long_texts(texts, 4, plain)) == [1, 4]
+    assert sorted(long_texts(texts, 4, lines)) == [1, 4]
+    assert sorted(long_texts(texts[:4], 4, plain=True)) == [1]
 
 
 SCORES = st.one_of(
@@ -127,8 +130,8 @@ def test_filter_batch_gives_compile_rules_reasons(records, min_caption, min_ques
         except Exception:
             expected.append(SKIPPED)
             n_bad += 1
-    plain = plain_lines([orjson.dumps(r) for r in records])
-    assert filter_batch(rules)(records, plain, ctx) == expected
+    lines = [orjson.dumps(r) for r in records]
+    assert filter_batch(rules)(records, lines, all(plain_lines(lines)), ctx) == expected
     assert sum(ctx.stats.skipped.values()) == n_bad
 
 
@@ -140,14 +143,15 @@ def test_filter_batch_fast_path_hand_case():
         {"id": "4", "image": "x", "clip_score": 28.0, "text": "short"},
     ]
     rules = FilterRules(text_keep=0.0)
-    reasons = filter_batch(rules)(records, [True] * 4, StageContext())
+    lines = [orjson.dumps(r) for r in records]
+    reasons = filter_batch(rules)(records, lines, True, StageContext())
     assert reasons == ["caption score < 28", "caption > 60 words", "text image down-sampled", None]
 
 
 def test_filter_batch_raises_on_a_bad_record_by_default():
     records = [{"id": "1", "clip_score": 30.0, "text": "ok"}, {"id": "2", "clip_score": "high", "text": "x"}]
     with pytest.raises(RecordFailure, match="field 'clip_score' is not a number"):
-        filter_batch(FilterRules())(records, [True, True], StageContext())
+        filter_batch(FilterRules())(records, [orjson.dumps(r) for r in records], True, StageContext())
 
 
 def test_filter_batch_keeps_plain_flags_beside_their_records():
@@ -156,7 +160,7 @@ def test_filter_batch_keeps_plain_flags_beside_their_records():
         {"id": "1", "clip_score": 20.0, "text": "a"},
         {"id": "2", "clip_score": 30.0, "text": "a\tb\tc\td\te\tf\tg"},
     ]
-    plain = plain_lines([orjson.dumps(r) for r in records])
-    assert plain == [True, False]
-    reasons = filter_batch(FilterRules(max_length=3))(records, plain, StageContext())
+    lines = [orjson.dumps(r) for r in records]
+    assert plain_lines(lines) == [True, False]
+    reasons = filter_batch(FilterRules(max_length=3))(records, lines, False, StageContext())
     assert reasons == ["caption score < 28", "caption > 3 words"]

@@ -56,6 +56,26 @@ def test_help_lists_all_stages_and_imports_nothing_heavy():
     assert out.stdout.strip() == b"[]"
 
 
+@pytest.mark.parametrize("stage", [*STAGES, "models"])
+def test_one_command_app_gives_the_same_help_as_the_full_app(stage):
+    from typer.testing import CliRunner
+
+    from clipdpo_cli.cli import _named_module, build_app
+
+    module = _named_module([stage])
+    assert module == stage.replace("-", "_")
+    full = CliRunner().invoke(build_app(), [stage, "--help"], prog_name="clipdpo")
+    one = CliRunner().invoke(build_app(module), [stage, "--help"], prog_name="clipdpo")
+    assert one.exit_code == full.exit_code == 0
+    assert one.output == full.output and f"Usage: clipdpo {stage} " in one.output
+
+
+def test_only_exact_command_names_get_the_one_command_app():
+    from clipdpo_cli.cli import _named_module
+
+    assert [_named_module(a) for a in (["eval_amber"], ["--help"], [], ["nope"])] == [None] * 4
+
+
 @pytest.mark.parametrize("stage", STAGES)
 def test_every_help_starts_with_a_pipeline_example(stage):
     r = run_cli([stage, "--help"])

@@ -7,6 +7,7 @@ import os
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from itertools import islice, repeat
+from operator import and_, not_
 from typing import IO, Any, NamedTuple
 
 import orjson
@@ -81,9 +82,18 @@ class LineBatch(NamedTuple):
     plain: bool
 
 
+# Byte values: `int in bytes` is a plain memchr, while `bytes in bytes` first tries the needle as an
+# int and raises and clears a TypeError inside, on every call.
+_NEWLINE, _BACKSLASH = ord("\n"), ord("\\")
+
+
 def plain_lines(lines: list[bytes | None]) -> list[bool]:
     """Per line, what LineBatch.plain says of a whole batch (False for None: a line not kept raw)."""
-    return [line is not None and line.isascii() and b"\\" not in line for line in lines]
+    try:
+        no_backslash = map(not_, map(bytes.__contains__, lines, repeat(_BACKSLASH)))
+        return list(map(and_, map(bytes.isascii, lines), no_backslash))
+    except TypeError:  # a None among the lines
+        return [line is not None and line.isascii() and b"\\" not in line for line in lines]
 
 
 def read_batches(stream: IO[bytes], size: int = BATCH_BYTES) -> Iterator[LineBatch]:
@@ -98,7 +108,7 @@ def read_batches(stream: IO[bytes], size: int = BATCH_BYTES) -> Iterator[LineBat
         block = read(size)
         if not block:
             break
-        if b"\n" not in block:
+        if _NEWLINE not in block:
             pending.append(block)
             continue
         if pending:
@@ -109,11 +119,11 @@ def read_batches(stream: IO[bytes], size: int = BATCH_BYTES) -> Iterator[LineBat
         tail = lines.pop()
         if tail:
             pending.append(tail)
-        yield LineBatch(lines, lineno, block.isascii() and b"\\" not in block)
+        yield LineBatch(lines, lineno, block.isascii() and _BACKSLASH not in block)
         lineno += len(lines)
     if pending:
         block = b"".join(pending)
-        yield LineBatch([block], lineno, block.isascii() and b"\\" not in block)
+        yield LineBatch([block], lineno, block.isascii() and _BACKSLASH not in block)
 
 
 def batches_of(lines: Iterable[bytes], size: int = 256) -> Iterator[LineBatch]:

@@ -23,12 +23,11 @@ from clipdpo_cli.io.jsonl import (
     decode_batch,
     done_ids,
     iter_records,
-    plain_lines,
     read_batches,
 )
 from clipdpo_cli.io.progress import Progress
 from clipdpo_cli.io.shard import Shard, shard_key
-from clipdpo_cli.io.stage import SKIPPED, StageContext
+from clipdpo_cli.io.stage import SKIPPED, BatchSelector, StageContext
 
 StageFn = Callable[[Iterator[dict[str, Any]], StageContext], Iterator[dict[str, Any]]]
 
@@ -185,12 +184,6 @@ def run_stage(
     return ctx
 
 
-# A batch selector gets the records, whether their lines are plain (True for all, or one flag per record:
-# io.jsonl.plain_lines) and the context. It returns, per record, None (keep), a reason string (dropped by
-# a rule) or SKIPPED (a bad record that ctx.bad already counted).
-BatchSelector = Callable[[list[dict[str, Any]], bool | list[bool], StageContext], list[Any]]
-
-
 def run_selection(name: str, io: IOOptions, select_batch: BatchSelector) -> StageContext:
     """Run a stage that only keeps or drops records, batch by batch.
 
@@ -208,8 +201,7 @@ def run_selection(name: str, io: IOOptions, select_batch: BatchSelector) -> Stag
                 counter[0] += len(records)
                 if not shard.is_whole or ctx.done:
                     records, lines = _selected_lines(records, lines, ctx, shard)
-                plain = True if batch.plain and lines is batch.lines else plain_lines(lines)
-                reasons = select_batch(records, plain, ctx)
+                reasons = select_batch(records, lines, batch.plain and lines is batch.lines, ctx)
                 keep = list(map(is_, reasons, repeat(None)))
                 kept = list(compress(lines, keep))
                 if lines is not batch.lines and None in kept:  # records given an id here

@@ -13,7 +13,7 @@ from clipdpo_cli.io.errors import BadRecord, RecordFailure
 
 OnError = str  # "fail" | "skip"
 
-# What a batch selector (io.runner.run_selection) returns for a bad record that ctx.bad already counted.
+# What a batch selector returns for a bad record that ctx.bad already counted.
 SKIPPED: Any = object()
 
 
@@ -100,3 +100,9 @@ class StageContext:
 
     def log(self, message: str) -> None:
         self._log(message)
+
+
+# A keep-or-drop stage over a batch (io.runner.run_selection): it gets the records, their input lines
+# (None for a record re-serialised on reading), whether all those lines are plain (io.jsonl.LineBatch)
+# and the context, and returns per record None (keep it), a reason (a rule drops it) or SKIPPED.
+BatchSelector = Callable[[list[dict[str, Any]], list[bytes | None], bool, StageContext], list[Any]]

@@ -10,7 +10,8 @@ from operator import eq, ge, gt, is_, not_
 from typing import Any
 
 from clipdpo_cli.io.errors import BadRecord
-from clipdpo_cli.io.stage import SKIPPED, StageContext
+from clipdpo_cli.io.jsonl import plain_lines
+from clipdpo_cli.io.stage import SKIPPED, BatchSelector, StageContext
 from clipdpo_cli.stages.where import Condition
 
 
@@ -32,22 +33,24 @@ def longer_than(text: str, max_words: int) -> bool:
     return len(text.split()) > max_words
 
 
-def long_texts(texts: list[str], max_words: int, plain: bool | list[bool] = False) -> list[int]:
+def long_texts(
+    texts: list[str], max_words: int, lines: list[bytes | None] | None = None, plain: bool = False
+) -> list[int]:
     """Indices of the texts with more than `max_words` words: longer_than over a batch, in C-level passes.
 
-    `plain` (True for all texts, or one flag per text): the text's input line is plain (see
-    io.jsonl.plain_lines), so the text holds no whitespace but ' ': with fewer than `max_words` spaces it
-    cannot be too long, and with more, no run of spaces and no space at either end, it has exactly one word
-    more than spaces. Other texts are split.
+    `lines[i]` is text i's input line, `plain` says they are all plain (see io.jsonl.LineBatch). The text
+    of a plain line holds no whitespace but ' ': with fewer than `max_words` spaces it cannot be too long,
+    and with more, no run of spaces and no space at either end, it has exactly one word more than spaces.
+    Other texts are split.
     """
     longish = list(map(gt, map(len, texts), repeat(2 * max_words)))  # L characters hold <= (L+1)//2 words
     candidates: Iterable[int] = compress(range(len(texts)), longish)
     hard: list[int] = []
-    if plain is True:
+    if plain:
         easy, easy_texts = candidates, compress(texts, longish)
     else:
         candidates = list(candidates)
-        flags = list(compress(plain, longish)) if plain else [False] * len(candidates)
+        flags = plain_lines(list(compress(lines, longish))) if lines else [False] * len(candidates)
         easy = list(compress(candidates, flags))
         hard = [i for i in compress(candidates, map(not_, flags)) if longer_than(texts[i], max_words)]
         easy_texts = map(texts.__getitem__, easy)
@@ -141,9 +144,7 @@ def compile_rules(rules: FilterRules) -> Callable[[dict[str, Any]], str | None]:
     return reason
 
 
-def filter_batch(
-    rules: FilterRules,
-) -> Callable[[list[dict[str, Any]], bool | list[bool], StageContext], list[Any]]:
+def filter_batch(rules: FilterRules) -> BatchSelector:
     """compile_rules for a batch (io.runner.run_selection): one reason per record, or SKIPPED.
 
     A batch of well-typed caption records is judged column by column in C-level passes; a batch with
@@ -153,8 +154,10 @@ def filter_batch(
     reason_of, where = compile_rules(rules), rules.where
     judge_columns = _column_rules(rules)
 
-    def select(records: list[dict[str, Any]], plain: bool | list[bool], ctx: StageContext) -> list[Any]:
-        reasons = judge_columns(records, plain)
+    def select(
+        records: list[dict[str, Any]], lines: list[bytes | None], plain: bool, ctx: StageContext
+    ) -> list[Any]:
+        reasons = judge_columns(records, lines, plain)
         if reasons is None:
             return _one_by_one(records, reason_of, ctx)
         if where:
@@ -181,7 +184,7 @@ def _one_by_one(
     return reasons
 
 
-ColumnJudge = Callable[[list[dict[str, Any]], bool | list[bool]], list[Any] | None]
+ColumnJudge = Callable[[list[dict[str, Any]], list[bytes | None], bool], list[Any] | None]
 
 
 def _column_rules(rules: FilterRules) -> ColumnJudge:
@@ -196,7 +199,7 @@ def _column_rules(rules: FilterRules) -> ColumnJudge:
     length_reason = f"caption > {max_length} words" if max_length is not None else ""
     get, numbers, strings = dict.get, {float, int}, {str}
 
-    def judge(records: list[dict[str, Any]], plain: bool | list[bool]) -> list[Any] | None:
+    def judge(records: list[dict[str, Any]], lines: list[bytes | None], plain: bool) -> list[Any] | None:
         n = len(records)
         if "qa" in map(get, records, repeat("kind")):
             return None
@@ -210,13 +213,13 @@ def _column_rules(rules: FilterRules) -> ColumnJudge:
             passed = list(map(ge, scores, repeat(min_caption)))
             reasons = list(map((caption_reason, None).__getitem__, passed))  # True -> None (kept)
             candidates, kept = compress(records, passed), list(compress(kept, passed))
-            if plain is not True:
-                plain = list(compress(plain, passed))
+            if not plain:
+                lines = list(compress(lines, passed))
         if max_length is not None and n:
             texts = list(map(get, candidates, repeat(text_field)))
             if texts and set(map(type, texts)) != strings:
                 return None
-            for i in long_texts(texts, max_length, plain):
+            for i in long_texts(texts, max_length, lines, plain):
                 reasons[kept[i]] = length_reason
         if text_keep < 1.0:
             for i in compress(range(n), map(eq, map(get, records, repeat("category")), repeat("text"))):
