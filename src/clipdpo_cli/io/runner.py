@@ -99,15 +99,24 @@ def select(
 def _selected(
     records: Iterator[dict[str, Any]], ctx: StageContext, shard: Shard, skip_done: bool
 ) -> Iterator[dict[str, Any]]:
-    stats, done, whole = ctx.stats, ctx.done, shard.is_whole
-    for record in records:
-        if not whole and not shard.owns(shard_key(record)):
+    wanted = _wanted_by(ctx, shard, skip_done)
+    return (record for record in records if wanted(record))
+
+
+def _wanted_by(ctx: StageContext, shard: Shard, skip_done: bool) -> Callable[[dict[str, Any]], bool]:
+    """record -> whether it is this shard's and not already done; counts those left out."""
+    stats, done = ctx.stats, ctx.done if skip_done else frozenset()
+
+    def wanted(record: dict[str, Any]) -> bool:
+        if not shard.owns(shard_key(record)):
             stats.other_shards += 1
-            continue
-        if skip_done and record["id"] in done:
+            return False
+        if record["id"] in done:
             stats.resumed += 1
-            continue
-        yield record
+            return False
+        return True
+
+    return wanted
 
 
 @dataclass
@@ -224,16 +233,7 @@ def _selected_lines(
     records: list[dict[str, Any]], lines: list[bytes | None], ctx: StageContext, shard: Shard
 ) -> tuple[list[dict[str, Any]], list[bytes | None]]:
     """`select` for a batch: this shard's records not already done, with their lines."""
-    stats, done = ctx.stats, ctx.done
-    keep = [True] * len(records)
-    if not shard.is_whole:
-        keep = [shard.owns(shard_key(record)) for record in records]
-        stats.other_shards += keep.count(False)
-    if done:
-        for i, record in enumerate(records):
-            if keep[i] and record["id"] in done:
-                keep[i] = False
-                stats.resumed += 1
+    keep = list(map(_wanted_by(ctx, shard, skip_done=True), records))
     return list(compress(records, keep)), list(compress(lines, keep))
 
 

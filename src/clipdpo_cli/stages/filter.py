@@ -5,12 +5,14 @@ from __future__ import annotations
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from functools import cached_property
 from itertools import compress, repeat
 from operator import eq, ge, gt, is_, not_
 from typing import Any
 
 from clipdpo_cli.io.errors import BadRecord
 from clipdpo_cli.io.jsonl import plain_lines
+from clipdpo_cli.io.shard import shard_key
 from clipdpo_cli.io.stage import SKIPPED, BatchSelector, StageContext
 from clipdpo_cli.stages.where import Condition
 
@@ -69,6 +71,7 @@ def keep_fraction_hash(key: str) -> float:
 
 
 DOWNSAMPLED = "text image down-sampled"
+CAPTION_RULE, QUESTION_RULE = "--min-caption-score", "--min-question-score"
 
 
 @dataclass(frozen=True)
@@ -84,11 +87,31 @@ class FilterRules:
     question_score_field: str = "question_score"
     text_field: str = "text"
 
+    @cached_property
+    def caption_reason(self) -> str:
+        return f"caption score < {self.min_caption_score:g}"
 
-def _bad_number(record: dict[str, Any], field: str, rule: str) -> BadRecord:
+    @cached_property
+    def question_reason(self) -> str:
+        return f"question score < {self.min_question_score:g}"
+
+    @cached_property
+    def length_reason(self) -> str:
+        return f"caption > {self.max_length} words"
+
+
+def downsampled(record: dict[str, Any], text_keep: float) -> bool:
+    """Whether a text-category record's image falls outside the kept fraction (fixed by image hash)."""
+    return keep_fraction_hash(shard_key(record)) >= text_keep
+
+
+def _number(record: dict[str, Any], field: str, rule: str) -> float:
+    """The record's number in `field` (an int or a float, not a bool), or BadRecord naming the rule."""
     value = record.get(field)
+    if value.__class__ is float or value.__class__ is int:
+        return value  # type: ignore[return-value]
     what = "missing" if field not in record else f"not a number ({type(value).__name__})"
-    return BadRecord(f"field '{field}' is {what}; needed by {rule}", reason=f"bad field '{field}'")
+    raise BadRecord(f"field '{field}' is {what}; needed by {rule}", reason=f"bad field '{field}'")
 
 
 def compile_rules(rules: FilterRules) -> Callable[[dict[str, Any]], str | None]:
@@ -105,37 +128,23 @@ def compile_rules(rules: FilterRules) -> Callable[[dict[str, Any]], str | None]:
     )
     score_field, question_field, text_field = rules.score_field, rules.question_score_field, rules.text_field
     text_keep, where = rules.text_keep, rules.where
-    caption_reason = f"caption score < {min_caption:g}" if min_caption is not None else ""
-    question_reason = f"question score < {min_question:g}" if min_question is not None else ""
-    length_reason = f"caption > {max_length} words" if max_length is not None else ""
-    int_, float_ = int, float
 
     def reason(record: dict[str, Any]) -> str | None:
         get = record.get
-        if text_keep < 1.0 and get("category") == "text":
-            key = get("image")
-            if keep_fraction_hash(key if isinstance(key, str) else str(get("id"))) >= text_keep:
-                return DOWNSAMPLED
+        if text_keep < 1.0 and get("category") == "text" and downsampled(record, text_keep):
+            return DOWNSAMPLED
         if get("kind") == "qa":
-            if min_question is not None:
-                score = get(question_field)
-                if score.__class__ is not float_ and score.__class__ is not int_:
-                    raise _bad_number(record, question_field, "--min-question-score")
-                if score < min_question:
-                    return question_reason
+            if min_question is not None and _number(record, question_field, QUESTION_RULE) < min_question:
+                return rules.question_reason
         else:
-            if min_caption is not None:
-                score = get(score_field)
-                if score.__class__ is not float_ and score.__class__ is not int_:
-                    raise _bad_number(record, score_field, "--min-caption-score")
-                if score < min_caption:
-                    return caption_reason
+            if min_caption is not None and _number(record, score_field, CAPTION_RULE) < min_caption:
+                return rules.caption_reason
             if max_length is not None:
                 text = get(text_field)
                 if text.__class__ is not str:
                     raise BadRecord(f"field '{text_field}' must be a string", reason="bad text field")
                 if longer_than(text, max_length):
-                    return length_reason
+                    return rules.length_reason
         for condition in where:
             if not condition.holds(record):
                 return f"where {condition.text}"
@@ -195,8 +204,6 @@ def _column_rules(rules: FilterRules) -> ColumnJudge:
     """
     min_caption, max_length, text_keep = rules.min_caption_score, rules.max_length, rules.text_keep
     score_field, text_field = rules.score_field, rules.text_field
-    caption_reason = f"caption score < {min_caption:g}" if min_caption is not None else ""
-    length_reason = f"caption > {max_length} words" if max_length is not None else ""
     get, numbers, strings = dict.get, {float, int}, {str}
 
     def judge(records: list[dict[str, Any]], lines: list[bytes | None], plain: bool) -> list[Any] | None:
@@ -211,7 +218,7 @@ def _column_rules(rules: FilterRules) -> ColumnJudge:
             if not set(map(type, scores)) <= numbers:
                 return None
             passed = list(map(ge, scores, repeat(min_caption)))
-            reasons = list(map((caption_reason, None).__getitem__, passed))  # True -> None (kept)
+            reasons = list(map((rules.caption_reason, None).__getitem__, passed))  # True -> None (kept)
             candidates, kept = compress(records, passed), list(compress(kept, passed))
             if not plain:
                 lines = list(compress(lines, passed))
@@ -220,12 +227,10 @@ def _column_rules(rules: FilterRules) -> ColumnJudge:
             if texts and set(map(type, texts)) != strings:
                 return None
             for i in long_texts(texts, max_length, lines, plain):
-                reasons[kept[i]] = length_reason
+                reasons[kept[i]] = rules.length_reason
         if text_keep < 1.0:
             for i in compress(range(n), map(eq, map(get, records, repeat("category")), repeat("text"))):
-                key = records[i].get("image")
-                key = key if isinstance(key, str) else str(records[i].get("id"))
-                if keep_fraction_hash(key) >= text_keep:
+                if downsampled(records[i], text_keep):
                     reasons[i] = DOWNSAMPLED
         return reasons
 
