@@ -16,6 +16,13 @@ import pytest
 from train_helpers import QUICK_TRAINING, read_json, run_cli
 
 STEPS = ("--max-steps", "3", *QUICK_TRAINING, "--save-steps", "100")
+ZERO3 = os.path.join(os.path.dirname(__file__), "..", "..", "examples", "zero3.json")
+
+
+def train(model: str, pairs: str, out: str, *args: str):
+    """`clipdpo train` of the 3 quick steps, 2 pairs per device, into `out`, with the run's own options."""
+    args = ("--model", model, "--output-dir", out, "--per-device-batch-size", "2", *args, *STEPS)
+    return run_cli("train", pairs, *args, timeout=500)
 
 
 def losses(out: str) -> list[float]:
@@ -59,20 +66,7 @@ def single(tiny_llava, toy_pairs, tmp_path_factory) -> tuple[list[float], str]:
 @pytest.mark.slow
 def test_two_processes_ddp(single, tiny_llava, toy_pairs, tmp_path):
     out = str(tmp_path / "ddp")
-    proc = run_cli(
-        "train",
-        toy_pairs,
-        "--model",
-        tiny_llava,
-        "--output-dir",
-        out,
-        "--num-processes",
-        "2",
-        "--per-device-batch-size",
-        "2",
-        *STEPS,
-        timeout=500,
-    )
+    proc = train(tiny_llava, toy_pairs, out, "--num-processes", "2")
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert "launching 2 process(es)" in proc.stderr
     assert "(2 x 1 accumulation x 2 processes)" in proc.stderr
@@ -87,22 +81,8 @@ def test_two_processes_ddp(single, tiny_llava, toy_pairs, tmp_path):
 def test_deepspeed_zero3_one_process(single, tiny_llava, toy_pairs, tmp_path):
     from clipdpo_cli.models.lvlm import load_lvlm
 
-    root = os.path.join(os.path.dirname(__file__), "..", "..", "examples", "zero3.json")
     out = str(tmp_path / "zero3")
-    proc = run_cli(
-        "train",
-        toy_pairs,
-        "--model",
-        tiny_llava,
-        "--output-dir",
-        out,
-        "--deepspeed",
-        root,
-        "--per-device-batch-size",
-        "2",
-        *STEPS,
-        timeout=500,
-    )
+    proc = train(tiny_llava, toy_pairs, out, "--deepspeed", ZERO3)
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert "(2 x 2 accumulation x 1 processes)" in proc.stderr
     assert losses(out) == pytest.approx(single[0], abs=2e-4)
@@ -115,24 +95,8 @@ def test_deepspeed_zero3_one_process(single, tiny_llava, toy_pairs, tmp_path):
 
 @pytest.mark.slow
 def test_deepspeed_zero3_two_processes(single, tiny_llava, toy_pairs, tmp_path):
-    root = os.path.join(os.path.dirname(__file__), "..", "..", "examples", "zero3.json")
     out = str(tmp_path / "zero3x2")
-    proc = run_cli(
-        "train",
-        toy_pairs,
-        "--model",
-        tiny_llava,
-        "--output-dir",
-        out,
-        "--deepspeed",
-        root,
-        "--num-processes",
-        "2",
-        "--per-device-batch-size",
-        "2",
-        *STEPS,
-        timeout=500,
-    )
+    proc = train(tiny_llava, toy_pairs, out, "--deepspeed", ZERO3, "--num-processes", "2")
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert "(2 x 1 accumulation x 2 processes)" in proc.stderr
     assert losses(out) == pytest.approx(single[0], abs=2e-4)
