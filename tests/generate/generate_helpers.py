@@ -61,7 +61,6 @@ def build_tiny_qwen2_vl(out_dir: str) -> str:
         "<|im_end|>",
     )
     tok = build_bpe_tokenizer(512, extra_special=specials)
-    tok.add_special_tokens({"additional_special_tokens": list(specials)})
     ids = {t: tok.convert_tokens_to_ids(t) for t in specials}
     text = {
         "vocab_size": len(tok), "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
@@ -116,7 +115,6 @@ def build_tiny_idefics3(out_dir: str) -> str:
     tiles = tuple(f"<row_{r}_col_{c}>" for r in range(1, 5) for c in range(1, 5))
     specials = ("<fake_token_around_image>", "<image>", "<global-img>", "<end_of_utterance>", *tiles)
     tok = build_bpe_tokenizer(512, extra_special=specials)
-    tok.add_special_tokens({"additional_special_tokens": list(specials)})
     vision = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2,
               "image_size": 32, "patch_size": 8}  # fmt: skip
     text = {

@@ -162,6 +162,26 @@ def test_user_mistakes_are_one_line_errors(args, code, message, tiny_llava, toy_
     assert len([line for line in err.splitlines() if "error" in line]) == 1
 
 
+def test_typed_options_are_explicit_and_config_fills_the_rest(monkeypatch, capsys, toy_pairs, tmp_path):
+    import clipdpo_cli.train.trainer as trainer
+
+    seen = {}
+
+    def fake_run_training(settings):
+        seen["settings"] = settings
+        raise SystemExit(0)
+
+    monkeypatch.setattr(trainer, "run_training", fake_run_training)
+    config = tmp_path / "c.yaml"
+    config.write_text("beta: 0.2\nlearning_rate: 0.00001\n")
+    args = ("--model", "m", "--output-dir", str(tmp_path), "--beta", "0.3", "--config", str(config))
+    code, _, err = main_in_process(capsys, "train", toy_pairs, *args)
+    assert code == 0, err
+    s = seen["settings"]
+    assert s.explicit == frozenset({"beta"})  # typed --beta; --learning-rate left at its default
+    assert (s.beta, s.extra) == (0.3, {"beta": 0.2, "learning_rate": 1e-5})
+
+
 def test_config_file_fills_in_and_options_win(tiny_llava, toy_pairs, tmp_path):
     from clipdpo_cli.train.losses import resolve_loss
     from clipdpo_cli.train.trainer import TrainSettings, make_config

@@ -296,11 +296,13 @@ def read_config(path: str | None) -> dict[str, Any]:
 
 
 def explicit_fields(ctx: typer.Context) -> frozenset[str]:
-    """Config fields set by options the user typed (they win over --config)."""
-    from click.core import ParameterSource
+    """Config fields set by options the user typed (they win over --config).
 
+    Compared by name: typer ships its own copy of click, whose ParameterSource is not click's.
+    """
     fields: set[str] = set()
     for option, names in OPTION_FIELDS.items():
-        if ctx.get_parameter_source(option) == ParameterSource.COMMANDLINE:
+        source = ctx.get_parameter_source(option)
+        if source is not None and source.name == "COMMANDLINE":
             fields.update(names)
     return frozenset(fields)

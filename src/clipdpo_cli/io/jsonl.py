@@ -357,10 +357,10 @@ def existing_records(path: str, repair: bool = True) -> Iterator[dict[str, Any]]
                 yield record
 
 
-def done_ids(path: str) -> set[str]:
-    """Ids already in an output file (for --resume); repairs a half-written last line first."""
+def done_ids(path: str, id_type: type = str) -> set[Any]:
+    """Ids (of `id_type`) already in an output file, for --resume; repairs a half-written last line first."""
     if path.endswith(".gz"):
         raise UsageError("--resume needs an uncompressed -o file (a killed .gz stream cannot be appended)")
     if not os.path.exists(path):
         return set()
-    return {r["id"] for r in existing_records(path) if isinstance(r.get("id"), str)}
+    return {r["id"] for r in existing_records(path) if isinstance(r.get("id"), id_type)}

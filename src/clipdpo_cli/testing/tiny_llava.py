@@ -65,7 +65,6 @@ def build_tiny_llava(
     if image_size % patch_size:
         raise ValueError(f"image_size ({image_size}) must be a multiple of patch_size ({patch_size})")
     tokenizer = build_bpe_tokenizer(vocab_size, extra_special=(IMAGE_TOKEN,))
-    tokenizer.add_special_tokens({"additional_special_tokens": [IMAGE_TOKEN]})
     image_token_id = tokenizer.convert_tokens_to_ids(IMAGE_TOKEN)
 
     vision = CLIPVisionConfig(

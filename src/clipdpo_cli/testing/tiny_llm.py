@@ -54,7 +54,6 @@ def build_tiny_llm(
     from clipdpo_cli.testing.tokenizer import build_bpe_tokenizer
 
     tokenizer = build_bpe_tokenizer(vocab_size, extra_special=("<|im_start|>", "<|im_end|>"))
-    tokenizer.add_special_tokens({"additional_special_tokens": ["<|im_start|>", "<|im_end|>"]})
     tokenizer.eos_token = "<|im_end|>"
     tokenizer.chat_template = CHATML_TEMPLATE
     config = LlamaConfig(

@@ -26,7 +26,10 @@ children playing football in a park on a sunny day with clouds in the blue sky
 
 
 def build_bpe_tokenizer(vocab_size: int = 512, extra_special: tuple[str, ...] = ()) -> Any:
-    """A transformers PreTrainedTokenizerFast (byte-level BPE) that adds BOS in front of every text."""
+    """A transformers PreTrainedTokenizerFast (byte-level BPE) that adds BOS in front of every text.
+
+    `extra_special` tokens (an image token, chat markers) get their own ids and are registered as special.
+    """
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -44,7 +47,7 @@ def build_bpe_tokenizer(vocab_size: int = 512, extra_special: tuple[str, ...] = 
     tok.post_processor = processors.TemplateProcessing(
         single=f"{BOS} $A", pair=f"{BOS} $A {BOS} $B", special_tokens=[(BOS, tok.token_to_id(BOS))]
     )
-    return PreTrainedTokenizerFast(
+    fast = PreTrainedTokenizerFast(
         tokenizer_object=tok,
         bos_token=BOS,
         eos_token=EOS,
@@ -53,3 +56,6 @@ def build_bpe_tokenizer(vocab_size: int = 512, extra_special: tuple[str, ...] = 
         extra_special_tokens={},
         padding_side="left",
     )
+    if extra_special:  # never split, and skipped when decoding with skip_special_tokens
+        fast.add_special_tokens({"additional_special_tokens": list(extra_special)})
+    return fast

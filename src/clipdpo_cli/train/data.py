@@ -63,7 +63,6 @@ def collect_pairs(
     records: Iterable[dict[str, Any]],
     image_root: str | None = None,
     skip_bad: bool = False,
-    check_images: bool = True,
 ) -> PairColumns:
     """Validate pair records into columns. A bad record stops with InputError, or is counted with skip_bad.
 
@@ -74,7 +73,7 @@ def collect_pairs(
     ref_complete = True
     for n, record in enumerate(records, 1):
         try:
-            row = pair_row(record, image_root, check_images)
+            row = pair_row(record, image_root)
         except BadRecord as exc:
             if not skip_bad:
                 raise InputError(f"pair {n} (id {record.get('id', '?')}): {exc}") from None
@@ -162,7 +161,6 @@ class VisionPairCollator:
     max_length: int | None = None
     unpaired: bool = False
     calculate_kl: bool = True
-    image_root: str | None = None
     _inner: Any = None
 
     def __post_init__(self) -> None:
@@ -182,8 +180,8 @@ class VisionPairCollator:
     def examples(self, rows: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
         for row in rows:
             image = row["image"]
-            if isinstance(image, str):  # a path: opened now, for this batch only
-                image = load_image(image, self.image_root)
+            if isinstance(image, str):  # a path (pair_row resolved it): opened now, for this batch only
+                image = load_image(image)
             example = {"images": [image], "prompt": user_message(row["prompt"])}
             if self.unpaired:
                 example["completion"] = assistant_message(row["completion"])

@@ -382,9 +382,8 @@ def build_trainer(s: TrainSettings, pairs: PairColumns | None = None) -> tuple[A
 
         dataset = Dataset.from_dict(unpair(pairs, config.per_device_train_batch_size // 2, s.seed))
         collator = VisionPairCollator(
-            processor, config.max_length, unpaired=True, calculate_kl=choice.loss_type == "kto",
-            image_root=None,
-        )  # fmt: skip
+            processor, config.max_length, unpaired=True, calculate_kl=choice.loss_type == "kto"
+        )
         trainer = KTOTrainer(train_dataset=dataset, data_collator=collator, **common)
     else:
         dataset = to_dataset(pairs, with_ref=ref_mode == "precomputed")

@@ -3,7 +3,6 @@ probability or by free generation. Written as JSONL, one line per query, resumab
 
 from __future__ import annotations
 
-import os
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -13,7 +12,7 @@ from clipdpo_cli.eval.amber.data import GENERATIVE, AmberData, task_of
 from clipdpo_cli.eval.amber.responses import normalize_answer
 from clipdpo_cli.io.errors import BadRecord, InputError
 from clipdpo_cli.io.images import load_image
-from clipdpo_cli.io.jsonl import existing_records
+from clipdpo_cli.io.jsonl import done_ids
 from clipdpo_cli.io.shard import Shard
 
 YES_NO_MODES = ("prob", "generate")
@@ -34,10 +33,8 @@ class GenerationSettings:
 
 
 def done_response_ids(path: str | None) -> set[int]:
-    """AMBER ids already in a responses JSONL (for --resume); a half-written last line is cut first."""
-    if not path or not os.path.exists(path):
-        return set()
-    return {r["id"] for r in existing_records(path) if isinstance(r.get("id"), int)}
+    """AMBER ids (integers) already in a responses JSONL (for --resume); a torn last line is cut first."""
+    return done_ids(path, id_type=int) if path else set()
 
 
 class _ImageCache:

@@ -127,11 +127,13 @@ def run_eval(opts: EvalOptions) -> dict[str, Any] | None:
     """Generate and/or score; print the result JSON (stdout or --output) and the table (stderr)."""
     _check(opts)
     data = load_amber(opts.amber_root)
-    nouns, similarity = load_nlp(opts.nlp, opts.similarity_table, opts.similarity_threshold, data)
+    sharded = not Shard.parse(opts.shard).is_whole
+    scoring = not (opts.model and (opts.generate_only or sharded))
+    if scoring:  # before generating: a missing NLP backend fails in seconds, not after hours
+        nouns, similarity = load_nlp(opts.nlp, opts.similarity_table, opts.similarity_threshold, data)
     if opts.model:
         responses = _generate(opts, data)
-        sharded = not Shard.parse(opts.shard).is_whole
-        if opts.generate_only or sharded:
+        if not scoring:
             if sharded and not opts.quiet:
                 log("clipdpo eval-amber: one shard's responses written; score them all together with "
                     "--responses (concatenate the shards' files)")
