@@ -85,7 +85,6 @@ def command(
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:1, ...")] = "auto",
     precision: Annotated[str, typer.Option(help="Text encoder precision: fp32, bf16 or fp16.")] = "fp32",
     dtype: Annotated[str, typer.Option(help="LVLM dtype: auto, bf16, fp16 or fp32.")] = "auto",
-    seed: Annotated[int, typer.Option(help="Generation seed.")] = 0,
     chat_template: Annotated[
         str | None,
         typer.Option(help="Jinja chat template (text or file) for an LVLM whose processor has none."),
@@ -121,7 +120,7 @@ def command(
         text_encoder=text_encoder, prompt=prompt, captions=captions or [], classnames=classnames or [],
         templates=templates or [], baseline=baseline.value, limit=limit, shard=shard, image_root=image_root,
         batch_size=batch_size, max_new_tokens=max_new_tokens, device=device, precision=precision,
-        dtype=dtype, seed=seed, chat_template=chat_template, predictions=predictions, output=output,
+        dtype=dtype, chat_template=chat_template, predictions=predictions, output=output,
         on_error=on_error.value, quiet=quiet,
         log=lambda msg: print(f"clipdpo {NAME}: {msg}", file=sys.stderr, flush=True),
     )  # fmt: skip

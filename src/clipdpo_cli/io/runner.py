@@ -50,7 +50,7 @@ def log(message: str) -> None:
 
 
 def open_source(
-    io: IOOptions, ctx: StageContext, schema: dict[str, str] | None, allow_folder: bool, counter: list[int]
+    io: IOOptions, ctx: StageContext, allow_folder: bool, counter: list[int]
 ) -> tuple[Iterator[dict[str, Any]], Any]:
     """Records from the input (a JSONL path, '-', or an image folder where allowed) and the line source.
 
@@ -61,7 +61,7 @@ def open_source(
 
     source = LineSource(io.input)
     name = input_name(io)
-    return iter_records(read_batches(source.open()), bad_line_handler(io, ctx), schema, counter, name), source
+    return iter_records(read_batches(source.open()), bad_line_handler(io, ctx), None, counter, name), source
 
 
 def input_name(io: IOOptions) -> str:
@@ -93,12 +93,6 @@ def select(
     """Keep this shard's records and skip those already done (1:1 stages), counting what is left out."""
     if shard.is_whole and not (skip_done and ctx.done):
         return records
-    return _selected(records, ctx, shard, skip_done)
-
-
-def _selected(
-    records: Iterator[dict[str, Any]], ctx: StageContext, shard: Shard, skip_done: bool
-) -> Iterator[dict[str, Any]]:
     wanted = _wanted_by(ctx, shard, skip_done)
     return (record for record in records if wanted(record))
 
@@ -166,7 +160,6 @@ def run_stage(
     io: IOOptions,
     stage: StageFn,
     *,
-    schema: dict[str, str] | None = None,
     one_to_one: bool = False,
     allow_folder: bool = False,
 ) -> StageContext:
@@ -177,7 +170,7 @@ def run_stage(
     """
     with _running(name, io, one_to_one) as run:
         ctx, writer = run.ctx, run.writer
-        records, run.source = open_source(io, ctx, schema, allow_folder, run.counter)
+        records, run.source = open_source(io, ctx, allow_folder, run.counter)
         total = getattr(run.source, "total_bytes", None)
         with Progress(name, enabled=not io.quiet, total_bytes=total) as bar:
             selected = select(bar.track(records, run.source), ctx, run.shard, skip_done=one_to_one)

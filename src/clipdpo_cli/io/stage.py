@@ -43,15 +43,6 @@ class RunStats:
             )
         return f"clipdpo {self.stage}: " + "; ".join(parts) + f"; {seconds:.2f} s"
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "in": self.n_in,
-            "out": self.n_out,
-            "resumed": self.resumed,
-            "dropped": dict(self.dropped),
-            "skipped": dict(self.skipped),
-        }
-
 
 class StageContext:
     """Passed to every stage function. The defaults suit library use: bad records raise, drops count."""

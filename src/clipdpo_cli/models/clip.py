@@ -16,6 +16,7 @@ text towers) run at the full context.
 
 from __future__ import annotations
 
+import functools
 import warnings
 from collections.abc import Sequence
 from typing import Any
@@ -28,11 +29,11 @@ from clipdpo_cli.models.clip_registry import (
     cached_hub_file,
     describe,
     find_cached_weights,
-    hub_offline,
     missing_weights_message,
     resolve_clip,
 )
 from clipdpo_cli.models.device import autocast, resolve_device
+from clipdpo_cli.models.hub import offline as hub_offline
 
 DEFAULT_TEXT_BATCH = 256
 
@@ -96,7 +97,7 @@ class ClipModel:
             return torch.zeros(0, self.embed_dim)
         return self.encode_pixels(torch.stack([self.preprocess(img) for img in images]))
 
-    @property
+    @functools.cached_property
     def embed_dim(self) -> int:
         import torch
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from clipdpo_cli.io.errors import InputError, UsageError
+from clipdpo_cli.models.hub import offline as hub_offline
 
 HF_HUB_PREFIX = "hf-hub:"
 LOCAL_DIR_PREFIX = "local-dir:"
@@ -267,12 +268,6 @@ def hub_cache_dir(cache_dir: str | None = None) -> str:
     from huggingface_hub import constants
 
     return constants.HF_HUB_CACHE
-
-
-def hub_offline() -> bool:
-    from huggingface_hub import constants
-
-    return bool(constants.HF_HUB_OFFLINE)
 
 
 def cached_hub_file(repo: str, filename: str, cache_dir: str | None) -> str | None:

@@ -14,8 +14,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from clipdpo_cli.io.errors import UsageError
+from clipdpo_cli.io.records import make_id
 
 SEED_MODULUS = 2**63 - 1
+
+
+def job_seed(seed: int | None, key: str) -> int | None:
+    """A generation job's own seed, derived from the run's --seed and the job's id (None without --seed)."""
+    return None if seed is None else int(make_id("seed", seed, key), 16) >> 1
 
 
 def row_seeds(seed: int | Sequence[int] | None, n: int) -> list[int]:

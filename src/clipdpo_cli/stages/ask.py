@@ -21,8 +21,9 @@ from typing import Any
 
 from clipdpo_cli.io.errors import BadRecord
 from clipdpo_cli.io.groups import groups_by_image
-from clipdpo_cli.io.records import make_id
+from clipdpo_cli.io.records import make_id, require
 from clipdpo_cli.io.stage import StageContext
+from clipdpo_cli.models.sampling import job_seed
 from clipdpo_cli.qa import qa_to_caption
 from clipdpo_cli.stages.batched import Group, run_in_batches
 
@@ -150,21 +151,16 @@ def shared_fields(records: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def _captions(image: str, records: list[dict[str, Any]], limit: int, ctx: StageContext) -> list[dict]:
+def _captions(records: list[dict[str, Any]], limit: int, ctx: StageContext) -> list[dict]:
     """The usable caption records of one image (text present, duplicates removed), at most `limit`."""
     out, seen = [], set()
     for record in records:
         if record.get("kind", "caption") != "caption":
             continue
-        text = record.get("text")
-        if not isinstance(text, str):
-            ctx.bad(
-                record,
-                BadRecord(
-                    "missing field 'text'" if text is None else "field 'text' must be a str",
-                    reason="missing field 'text'" if text is None else "mistyped field 'text'",
-                ),
-            )
+        try:
+            text = require(record, "text")
+        except BadRecord as exc:
+            ctx.bad(record, exc)
             continue
         if text.strip() and text.strip() not in seen:
             seen.add(text.strip())
@@ -191,7 +187,7 @@ def ask_records(
 
     def groups() -> Iterator[Group]:
         for image, group in grouped:
-            captions = _captions(image, group, settings.max_captions, ctx)
+            captions = _captions(group, settings.max_captions, ctx)
             if not captions:
                 if any(r.get("kind", "caption") == "caption" for r in group):
                     ctx.drop({"image": image, "from": [r.get("id") for r in group]}, "image without captions")
@@ -202,7 +198,7 @@ def ask_records(
                 ctx.stats.resumed += len(ids)
                 continue
             key = make_id("ask", *ids)
-            seed = None if settings.seed is None else int(make_id("seed", settings.seed, key), 16) >> 1
+            seed = job_seed(settings.seed, key)
             prompt = build_prompt([r["text"].strip() for r in captions], settings.questions)
             record = {"image": image, **shared_fields(captions)}
             yield Group(record, [AskJob(key, prompt, seed, caption_ids)], payload=ids)

@@ -12,6 +12,7 @@ from typing import Any
 
 from clipdpo_cli.io.errors import BadRecord
 from clipdpo_cli.io.images import load_image
+from clipdpo_cli.io.records import require
 
 
 @dataclass
@@ -34,13 +35,7 @@ def prefetch_images(
 
     def load(record: dict[str, Any]) -> Any:
         try:
-            image = record.get("image")
-            if not isinstance(image, str):
-                raise BadRecord(
-                    "missing field 'image'" if image is None else "field 'image' must be a str",
-                    reason="missing field 'image'" if image is None else "mistyped field 'image'",
-                )
-            return load_image(image, image_root)
+            return load_image(require(record, "image"), image_root)
         except BadRecord as exc:
             return exc
 

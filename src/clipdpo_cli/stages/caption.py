@@ -21,6 +21,7 @@ from typing import Any
 from clipdpo_cli.io.errors import BadRecord, InputError
 from clipdpo_cli.io.records import make_id
 from clipdpo_cli.io.stage import StageContext
+from clipdpo_cli.models.sampling import job_seed
 from clipdpo_cli.stages.batched import Group, prefetch_images, run_in_batches
 
 
@@ -74,8 +75,7 @@ def caption_jobs(image: str, model: str, settings: CaptionSettings) -> list[Capt
                 "caption", image, model, prompt, sample, settings.seed,
                 settings.temperature, settings.top_p, settings.max_new_tokens,
             )  # fmt: skip
-            seed = None if settings.seed is None else int(make_id("seed", settings.seed, cid), 16) >> 1
-            jobs.append(CaptionJob(cid, prompt, sample, seed))
+            jobs.append(CaptionJob(cid, prompt, sample, job_seed(settings.seed, cid)))
     return jobs
 
 

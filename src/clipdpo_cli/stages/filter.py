@@ -145,12 +145,17 @@ def compile_rules(rules: FilterRules) -> Callable[[dict[str, Any]], str | None]:
                     raise BadRecord(f"field '{text_field}' must be a string", reason="bad text field")
                 if longer_than(text, max_length):
                     return rules.length_reason
-        for condition in where:
-            if not condition.holds(record):
-                return f"where {condition.text}"
-        return None
+        return _where_reason(record, where)
 
     return reason
+
+
+def _where_reason(record: dict[str, Any], where: tuple[Condition, ...]) -> str | None:
+    """The first --where condition the record fails, as a reject reason; None when all hold."""
+    for condition in where:
+        if not condition.holds(record):
+            return f"where {condition.text}"
+    return None
 
 
 def filter_batch(rules: FilterRules) -> BatchSelector:
@@ -171,10 +176,7 @@ def filter_batch(rules: FilterRules) -> BatchSelector:
             return _one_by_one(records, reason_of, ctx)
         if where:
             for i in compress(range(len(records)), map(is_, reasons, repeat(None))):
-                for condition in where:
-                    if not condition.holds(records[i]):
-                        reasons[i] = f"where {condition.text}"
-                        break
+                reasons[i] = _where_reason(records[i], where)
         return reasons
 
     return select

@@ -154,7 +154,6 @@ def generate_captions(
     on_bad: Callable[[Sample, BadRecord], None],
     batch_size: int = 8,
     max_new_tokens: int = 64,
-    seed: int | None = 0,
     log: Callable[[str], None] | None = None,
 ) -> int:
     """Caption `samples` with the LVLM (greedy decoding), each batch added to the cache; returns a count."""
@@ -169,7 +168,6 @@ def generate_captions(
             max_new_tokens=max_new_tokens,
             temperature=0.0,
             top_p=1.0,
-            seed=seed,
         )
         for sample, text in zip(kept, texts, strict=True):
             cache.add(

@@ -97,7 +97,6 @@ def run_command(
     device: str,
     precision: str,
     dtype: str,
-    seed: int,
     output: str | None,
     chat_template: str | None = None,
     predictions: str | None = None,
@@ -128,7 +127,7 @@ def run_command(
         captions=list(captions), captions_out=captions[0] if captions and not _is_glob(captions[0]) else None,
         use_captions=bool(model or captions), baseline=None if baseline == "none" else baseline,
         limit=limit, shard=Shard.parse(shard), batch_size=batch_size, max_new_tokens=max_new_tokens,
-        device=device, precision=precision, dtype=dtype, seed=seed, on_error=on_error,
+        device=device, precision=precision, dtype=dtype, on_error=on_error,
         chat_template=chat_template, predictions_out=predictions,
     )  # fmt: skip
     if settings.model and not captions:

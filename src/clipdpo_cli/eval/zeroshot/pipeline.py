@@ -57,7 +57,6 @@ class Settings:
     device: str = "auto"
     precision: str = "fp32"
     dtype: str = "auto"
-    seed: int = 0
     on_error: str = "fail"
     chat_template: str | None = None
     predictions_out: str | None = None  # JSONL of per-image predictions
@@ -106,7 +105,7 @@ def run_captioning(
     start = time.monotonic()
     n = generate_captions(
         todo, lvlm, model=settings.model, prompt=settings.prompt, cache=cache, on_bad=skips,
-        batch_size=settings.batch_size, max_new_tokens=settings.max_new_tokens, seed=settings.seed, log=log,
+        batch_size=settings.batch_size, max_new_tokens=settings.max_new_tokens, log=log,
     )  # fmt: skip
     log(f"captioned {n} images in {time.monotonic() - start:.1f}s")
     del lvlm
