@@ -294,3 +294,21 @@ def test_filter_writes_kept_lines_back_unchanged_and_ids_where_missing():
     assert first == kept + b"\r"  # byte for byte: spacing, number spelling, line end
     assert orjson.loads(second) == {"id": content_id(no_id), **no_id}
     assert r.stdout.count(b"\n") == 2 and r.stdout.endswith(b"\n")
+
+
+@pytest.mark.parametrize("stage", ["caption", "ask", "score", "categorize"])
+def test_model_stages_check_input_before_loading_a_model(stage, tmp_path):
+    # the model does not exist: an input error proves the input was checked first
+    missing = str(tmp_path / "absent.jsonl")
+    r = run_cli([stage, missing, "--model", str(tmp_path / "no-such-model")])
+    assert r.returncode == 1 and f"input file not found: {missing}" in r.stderr.decode()
+    r = run_cli([stage, "--resume", "--model", str(tmp_path / "no-such-model")], input=b"")
+    assert r.returncode == 2 and "--resume needs -o FILE" in r.stderr.decode()
+
+
+def test_score_categorize_checks_prototypes_before_loading_a_model(tmp_path):
+    src = tmp_path / "in.jsonl"
+    src.write_bytes(jsonl(scored(1, 1)))
+    args = [str(src), "--categorize", "--prototypes", str(tmp_path / "p.json"), "-m", str(tmp_path / "m")]
+    r = run_cli(["score", *args])
+    assert r.returncode == 1 and "prototypes file not found" in r.stderr.decode()

@@ -13,7 +13,6 @@ from clipdpo_cli.commands.generation import (
     SeedOpt,
     TemperatureOpt,
     TopPOpt,
-    check_before_loading,
 )
 from clipdpo_cli.commands.options import InputOrder, InputOrderOpt, RejectsOpt, stage_command
 from clipdpo_cli.io.runner import IOOptions, run_stage
@@ -65,6 +64,5 @@ def command(
         batch_size=batch_size,
         input_order=input_order.value,
     )
-    check_before_loading(io)
     llm = load_llm(model, device=device, dtype=dtype, chat_template=chat_template)
     run_stage(NAME, io, lambda records, ctx: ask_records(records, llm, settings, ctx))

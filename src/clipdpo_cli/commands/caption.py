@@ -13,7 +13,6 @@ from clipdpo_cli.commands.generation import (
     SeedOpt,
     TemperatureOpt,
     TopPOpt,
-    check_before_loading,
 )
 from clipdpo_cli.commands.options import stage_command
 from clipdpo_cli.io.runner import IOOptions, run_stage
@@ -72,6 +71,5 @@ def command(
         image_root=image_root,
         workers=workers,
     )
-    check_before_loading(io)
     lvlm = load_lvlm(model, device=device, dtype=dtype, chat_template=chat_template)
     run_stage(NAME, io, lambda records, ctx: caption_records(records, lvlm, settings, ctx), allow_folder=True)

@@ -1,12 +1,8 @@
 """Options shared by the model-backed generation commands (caption, ask), declared once."""
 
-import os
 from typing import Annotated
 
 import typer
-
-from clipdpo_cli.io.errors import InputError, UsageError
-from clipdpo_cli.io.runner import IOOptions
 
 DeviceOpt = Annotated[
     str, typer.Option(help="Torch device: auto (cuda if visible, else cpu), cpu, cuda:1, ...")
@@ -32,10 +28,3 @@ ChatTemplateOpt = Annotated[
     ),
 ]
 
-
-def check_before_loading(io: IOOptions) -> None:
-    """Fail on a missing input or a bad --resume now, not after minutes of loading a model."""
-    if io.input != "-" and not os.path.exists(io.input):
-        raise InputError(f"input file not found: {io.input}")
-    if io.resume and not io.output:
-        raise UsageError("--resume needs -o FILE (the ids already in FILE are skipped)")

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from clipdpo_cli.io.runner import IOOptions
+from clipdpo_cli.io.runner import IOOptions, check_io
 
 
 class OnError(str, enum.Enum):
@@ -109,6 +109,7 @@ def stage_command(input_help: str = _INPUT_HELP) -> Callable[[Callable[..., Any]
                 resume=kwargs.pop("resume"),
                 rejects=kwargs.get("rejects"),
             )
+            check_io(io)  # now, not after minutes of loading a model
             return func(io=io, **kwargs)
 
         params = [input_param, *own, *shared]

@@ -84,13 +84,14 @@ def command(
         workers=workers,
         image_root=image_root,
     )
-    clip = load_clip(model, device=device, precision=precision.value, cache_dir=cache_dir)
-    extra = None
     if categorize:
         from clipdpo_cli.stages.categorize import CategorizeOptions, CategoryPrototypes, load_descriptions
 
-        protos = CategoryPrototypes(clip, load_descriptions(prototypes))
-        cat_options = CategorizeOptions()
+        descriptions = load_descriptions(prototypes)  # a bad file fails before the model loads
+    clip = load_clip(model, device=device, precision=precision.value, cache_dir=cache_dir)
+    extra = None
+    if categorize:
+        protos, cat_options = CategoryPrototypes(clip, descriptions), CategorizeOptions()
 
         def extra(record, image_embedding):  # noqa: ANN001, ANN202 - a local callback
             return protos.fields(image_embedding, cat_options)

@@ -14,7 +14,7 @@ from typing import Any
 
 from orjson import dumps
 
-from clipdpo_cli.io.errors import Interrupted, PipeClosed, RecordFailure, UsageError
+from clipdpo_cli.io.errors import InputError, Interrupted, PipeClosed, RecordFailure, UsageError
 from clipdpo_cli.io.images import list_images
 from clipdpo_cli.io.jsonl import (
     BadLineHandler,
@@ -43,6 +43,14 @@ class IOOptions:
     shard: str | None = None
     resume: bool = False
     rejects: str | None = None
+
+
+def check_io(io: IOOptions) -> None:
+    """Fail on a missing input or a --resume without -o; stage commands call it before loading a model."""
+    if io.input != "-" and not os.path.exists(io.input):
+        raise InputError(f"input file not found: {io.input}")
+    if io.resume and not io.output:
+        raise UsageError("--resume needs -o FILE (the ids already in FILE are skipped)")
 
 
 def log(message: str) -> None:
@@ -127,9 +135,8 @@ class _Run:
 @contextmanager
 def _running(name: str, io: IOOptions, one_to_one: bool) -> Iterator[_Run]:
     """Open the outputs, and on the way out close everything on whole lines and print the summary."""
+    check_io(io)
     shard = Shard.parse(io.shard)
-    if io.resume and not io.output:
-        raise UsageError("--resume needs -o FILE (the ids already in FILE are skipped)")
     done = done_ids(io.output) if io.resume and io.output else set()
     writer = JsonlWriter(io.output, append=io.resume)
     rejects = JsonlWriter(io.rejects, append=io.resume) if io.rejects else None
