@@ -13,14 +13,15 @@ import glob
 import os
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from itertools import islice
 from typing import Any
 
 import orjson
 
 from clipdpo_cli.io.errors import BadRecord, InputError, UsageError
 from clipdpo_cli.io.records import make_id
+from clipdpo_cli.stages.batched import prefetch_images as _prefetch
 
 
 @dataclass(frozen=True)
@@ -113,35 +114,21 @@ class CaptionCache:
 
 
 def prefetch_images(
-    batches: Sequence[Sequence[Sample]], on_bad: Callable[[Sample, BadRecord], None], workers: int = 4
+    samples: Sequence[Sample], batch_size: int, on_bad: Callable[[Sample, BadRecord], None], workers: int = 4
 ) -> Iterator[tuple[list[Sample], list[Any]]]:
-    """(samples, PIL images) per batch, decoding the next batch in threads while the current one runs.
+    """(samples, PIL images) per batch of `batch_size`, decoded ahead in threads (stages.batched).
     An unreadable image goes to `on_bad` (which raises to stop) and is left out of its batch."""
-    from clipdpo_cli.io.images import load_image
-
-    def load(sample: Sample) -> Any:
-        try:
-            return load_image(sample.image)
-        except BadRecord as exc:
-            return exc
-
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        pending = [pool.submit(load, s) for s in batches[0]] if batches else []
-        for i, batch in enumerate(batches):
-            done = [f.result() for f in pending]
-            pending = [pool.submit(load, s) for s in batches[i + 1]] if i + 1 < len(batches) else []
-            kept, images = [], []
-            for sample, image in zip(batch, done, strict=True):
-                if isinstance(image, BadRecord):
-                    on_bad(sample, image)
-                    continue
-                kept.append(sample)
-                images.append(image)
-            yield kept, images
-
-
-def batched(items: Sequence[Any], size: int) -> list[Sequence[Any]]:
-    return [items[i : i + size] for i in range(0, len(items), size)]
+    items = (({"image": s.image}, s) for s in samples)
+    decoded = _prefetch(items, workers=workers, lookahead=2 * batch_size)
+    while chunk := list(islice(decoded, batch_size)):
+        kept, images = [], []
+        for _, sample, image in chunk:
+            if isinstance(image, BadRecord):
+                on_bad(sample, image)
+                continue
+            kept.append(sample)
+            images.append(image)
+        yield kept, images
 
 
 def generate_captions(
@@ -157,9 +144,8 @@ def generate_captions(
     log: Callable[[str], None] | None = None,
 ) -> int:
     """Caption `samples` with the LVLM (greedy decoding), each batch added to the cache; returns a count."""
-    count = 0
-    batches = batched(samples, batch_size)
-    for i, (kept, images) in enumerate(prefetch_images(batches, on_bad), 1):
+    count, n_batches = 0, -(-len(samples) // batch_size)
+    for i, (kept, images) in enumerate(prefetch_images(samples, batch_size, on_bad), 1):
         if not kept:
             continue
         texts = lvlm.generate(
@@ -188,6 +174,6 @@ def generate_captions(
             )
         cache.flush()  # a killed run loses at most the batch in flight
         count += len(kept)
-        if log is not None and (i % 25 == 0 or i == len(batches)):
+        if log is not None and (i % 25 == 0 or i == n_batches):
             log(f"captioned {count}/{len(samples)} images")
     return count

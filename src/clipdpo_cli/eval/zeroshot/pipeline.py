@@ -15,7 +15,6 @@ from typing import Any
 from clipdpo_cli.eval.zeroshot.captions import (
     CaptionCache,
     Sample,
-    batched,
     generate_captions,
     prefetch_images,
 )
@@ -232,7 +231,7 @@ def _image_baseline(
 
     todo = [s for s in samples if (s.dataset, s.key) not in skips.keys]
     embeddings, done = [], []
-    for kept, images in prefetch_images(batched(todo, settings.batch_size), skips):
+    for kept, images in prefetch_images(todo, settings.batch_size, skips):
         if kept:
             emb = encoder.encode_images(images)
             embeddings.append(torch.nn.functional.normalize(emb.detach().float().cpu(), dim=-1))
