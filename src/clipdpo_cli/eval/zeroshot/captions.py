@@ -17,8 +17,6 @@ from dataclasses import dataclass
 from itertools import islice
 from typing import Any
 
-import orjson
-
 from clipdpo_cli.io.errors import BadRecord, InputError, UsageError
 from clipdpo_cli.io.records import make_id
 from clipdpo_cli.stages.batched import prefetch_images as _prefetch
@@ -55,7 +53,7 @@ class CaptionCache:
         self.by_id: dict[str, str] = {}
         self.by_image: dict[tuple[str, str, str], dict[str, str]] = defaultdict(dict)
         self.write_path = write_path
-        self._fh: Any = None
+        self._writer: Any = None
         paths = expand_paths(read_paths)
         if write_path and write_path not in paths:
             paths.append(write_path)
@@ -98,19 +96,21 @@ class CaptionCache:
 
     def add(self, record: dict[str, Any]) -> None:
         if self.write_path is not None:
-            if self._fh is None:
-                self._fh = open(self.write_path, "ab")  # noqa: SIM115 - closed in close()
-            self._fh.write(orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE))
+            if self._writer is None:
+                from clipdpo_cli.io.jsonl import JsonlWriter
+
+                self._writer = JsonlWriter(self.write_path, append=True)  # closed on whole lines
+            self._writer.write(record)
         self._index(record)
 
     def flush(self) -> None:
-        if self._fh is not None:
-            self._fh.flush()
+        if self._writer is not None:
+            self._writer.flush()
 
     def close(self) -> None:
-        if self._fh is not None:
-            self._fh.close()
-            self._fh = None
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
 
 
 def prefetch_images(
