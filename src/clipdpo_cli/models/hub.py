@@ -97,6 +97,25 @@ def model_dtype(dtype: str, device: Any) -> Any:
     return resolve_dtype(dtype)
 
 
+def use_chat_template(holder: Any, name: str, chat_template: str | None, why: str = "") -> None:
+    """Put --chat-template (file or text) on a tokenizer or processor; InputError if it then has none.
+
+    `why` is added to the message after the file option (e.g. what happens to the template).
+    """
+    template = read_chat_template(chat_template)
+    if template is not None:
+        holder.chat_template = template
+    if not getattr(holder, "chat_template", None):
+        raise InputError(f"model '{name}' has no chat template; pass one with --chat-template FILE{why}")
+
+
+def pad_left(tokenizer: Any) -> None:
+    """Left padding for batched generation, with EOS as the pad token when the tokenizer has none."""
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+
+
 def read_chat_template(value: str | None) -> str | None:
     """A Jinja chat template given as a file path or as the template text itself."""
     if value is None:

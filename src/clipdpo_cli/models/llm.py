@@ -10,9 +10,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from clipdpo_cli.io.errors import InputError
-from clipdpo_cli.models.hub import load_pretrained, model_dtype, read_chat_template, resolve_name
-from clipdpo_cli.models.sampling import check_sampling, decode_new_tokens, generation_kwargs, row_seeds
+from clipdpo_cli.models.hub import load_pretrained, model_dtype, pad_left, resolve_name, use_chat_template
+from clipdpo_cli.models.sampling import check_sampling, generate_texts
 
 
 @dataclass
@@ -65,17 +64,11 @@ class Llm:
         system: str | None = None,
     ) -> list[str]:
         """One answer per prompt (batched); `seed` as in Lvlm.generate (a list: one seed per row)."""
-        import torch
-
         check_sampling(temperature, top_p, max_new_tokens)
         if not prompts:
             return []
         batch = self.inputs(prompts, system)
-        seeds = row_seeds(seed, len(prompts))
-        kwargs = generation_kwargs(self.model, self.tokenizer, max_new_tokens, temperature, top_p, seeds)
-        with torch.inference_mode():
-            output = self.model.generate(**batch, **kwargs)
-        return decode_new_tokens(self.tokenizer, output, batch["input_ids"].shape[1])
+        return generate_texts(self.model, self.tokenizer, batch, max_new_tokens, temperature, top_p, seed)
 
 
 def load_llm(
@@ -90,14 +83,8 @@ def load_llm(
     torch_device = resolve_device(device) if isinstance(device, str) else device
     torch_dtype = model_dtype(dtype, torch_device)
     tokenizer = load_pretrained(AutoTokenizer.from_pretrained, path, "model")
-    template = read_chat_template(chat_template)
-    if template is not None:
-        tokenizer.chat_template = template
-    if not getattr(tokenizer, "chat_template", None):
-        raise InputError(f"model '{name_or_dir}' has no chat template; pass one with --chat-template FILE")
-    tokenizer.padding_side = "left"
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
+    use_chat_template(tokenizer, name_or_dir, chat_template)
+    pad_left(tokenizer)
     model = load_pretrained(AutoModelForCausalLM.from_pretrained, path, "model", dtype=torch_dtype)
     model.to(torch_device).eval()
     return Llm(model=model, tokenizer=tokenizer, name=name_or_dir)

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from clipdpo_cli.io.errors import InputError
-from clipdpo_cli.models.hub import load_pretrained, model_dtype, read_chat_template, resolve_name
-from clipdpo_cli.models.sampling import check_sampling, decode_new_tokens, generation_kwargs, row_seeds
+from clipdpo_cli.models.hub import load_pretrained, model_dtype, pad_left, resolve_name, use_chat_template
+from clipdpo_cli.models.sampling import check_sampling, generate_texts
 
 
 def user_message(image: Any, prompt: str) -> list[dict[str, Any]]:
@@ -88,17 +88,11 @@ class Lvlm:
         `seed`: a list gives each row its own seed (a row's text then does not depend on its batch); an int
         seeds row i with seed + i; None draws fresh seeds.
         """
-        import torch
-
         check_sampling(temperature, top_p, max_new_tokens)
         if not prompts:
             return []
         batch = self.inputs(images, prompts)
-        seeds = row_seeds(seed, len(prompts))
-        kwargs = generation_kwargs(self.model, self.tokenizer, max_new_tokens, temperature, top_p, seeds)
-        with torch.inference_mode():
-            output = self.model.generate(**batch, **kwargs)
-        return decode_new_tokens(self.tokenizer, output, batch["input_ids"].shape[1])
+        return generate_texts(self.model, self.tokenizer, batch, max_new_tokens, temperature, top_p, seed)
 
     def next_token_probs(
         self, images: Sequence[Any], prompts: Sequence[str], candidates: Sequence[str] = ("Yes", "No")
@@ -142,14 +136,8 @@ def load_lvlm(
             f"model '{name_or_dir}' has no image-text processor (AutoProcessor gave "
             f"{type(processor).__name__}); is it an image-text-to-text model?"
         )
-    template = read_chat_template(chat_template)
-    if template is not None:
-        processor.chat_template = template
-    if not getattr(processor, "chat_template", None):
-        raise InputError(f"model '{name_or_dir}' has no chat template; pass one with --chat-template FILE")
-    processor.tokenizer.padding_side = "left"
-    if processor.tokenizer.pad_token is None:
-        processor.tokenizer.pad_token = processor.tokenizer.eos_token
+    use_chat_template(processor, name_or_dir, chat_template)
+    pad_left(processor.tokenizer)
     model = load_pretrained(AutoModelForImageTextToText.from_pretrained, path, "model", dtype=torch_dtype)
     model.to(torch_device).eval()
     return Lvlm(model=model, processor=processor, name=name_or_dir)

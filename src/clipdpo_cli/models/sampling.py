@@ -105,6 +105,25 @@ def generation_kwargs(
     return {"generation_config": config, "logits_processor": processors}
 
 
+def generate_texts(
+    model: Any,
+    tokenizer: Any,
+    batch: dict[str, Any],
+    max_new_tokens: int,
+    temperature: float,
+    top_p: float,
+    seed: int | Sequence[int] | None,
+) -> list[str]:
+    """`model.generate` on a prepared, left-padded batch with per-row seeds; the new text of each row."""
+    import torch
+
+    seeds = row_seeds(seed, len(batch["input_ids"]))
+    kwargs = generation_kwargs(model, tokenizer, max_new_tokens, temperature, top_p, seeds)
+    with torch.inference_mode():
+        output = model.generate(**batch, **kwargs)
+    return decode_new_tokens(tokenizer, output, batch["input_ids"].shape[1])
+
+
 def decode_new_tokens(tokenizer: Any, output_ids: Any, prompt_length: int) -> list[str]:
     """The generated continuations (prompt removed, special tokens skipped, whitespace stripped)."""
     texts = tokenizer.batch_decode(output_ids[:, prompt_length:], skip_special_tokens=True)

@@ -207,21 +207,14 @@ def load_processor(name: str, chat_template: str | None = None) -> Any:
     """The model's processor; a text-only tokenizer or a missing chat template is a clear error."""
     from transformers import AutoProcessor, ProcessorMixin
 
-    from clipdpo_cli.models.hub import load_pretrained, read_chat_template, resolve_name
+    from clipdpo_cli.models.hub import load_pretrained, resolve_name, use_chat_template
 
     processor = load_pretrained(AutoProcessor.from_pretrained, resolve_name(name, "model"), "model")
     if not isinstance(processor, ProcessorMixin):
         raise InputError(
             f"'{name}' has a text tokenizer only; train needs a vision-language model and processor"
         )
-    template = read_chat_template(chat_template)
-    if template is not None:
-        processor.chat_template = template
-    if not getattr(processor, "chat_template", None):
-        raise InputError(
-            f"model '{name}' has no chat template, so prompts and answers cannot be laid out as it expects; "
-            "pass one with --chat-template FILE (it is saved with the trained model)"
-        )
+    use_chat_template(processor, name, chat_template, why=" (it is saved with the trained model)")
     tokenizer = processor.tokenizer
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
