@@ -4,7 +4,7 @@ import io
 
 import orjson
 import pytest
-from hypothesis import given, settings
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from clipdpo_cli.io.errors import RecordFailure
@@ -164,3 +164,29 @@ def test_filter_batch_keeps_plain_flags_beside_their_records():
     assert plain_lines(lines) == [True, False]
     reasons = filter_batch(FilterRules(max_length=3))(records, lines, False, StageContext())
     assert reasons == ["caption score < 28", "caption > 3 words"]
+
+
+CAPTION_WORDS = st.tuples(st.sampled_from(["a", "dog", "é"]), st.sampled_from([" ", " ", "  ", "\t"]))
+CAPTION_TEXTS = st.lists(CAPTION_WORDS, max_size=30).map(lambda pairs: "".join(w + s for w, s in pairs))
+WELL_TYPED = st.fixed_dictionaries(
+    {
+        "id": st.text(alphabet="abcdef0123", min_size=1, max_size=6),
+        "image": st.sampled_from(["a.jpg", "b.jpg", "c.jpg"]),
+        "clip_score": st.floats(min_value=20, max_value=35),
+        "text": CAPTION_TEXTS,
+    },
+    optional={"category": st.sampled_from(["text", "people"])},
+)
+
+
+@given(st.lists(WELL_TYPED, min_size=1, max_size=25), st.sampled_from([3, 10]), st.sampled_from([1.0, 0.5]))
+@settings(max_examples=300, deadline=None)
+def test_filter_batch_column_path_gives_compile_rules_reasons(records, max_length, keep):
+    """Well-typed captions take the column path, length rule included (the test above mostly cannot)."""
+    rules = FilterRules(max_length=max_length, text_keep=keep)
+    expected = [compile_rules(rules)(r) for r in records]
+    lines = [orjson.dumps(r) for r in records]
+    judged = filter_batch(rules)(records, lines, all(plain_lines(lines)), StageContext())
+    assert judged == expected
+    event(f"length rule drops: {rules.length_reason in expected}")
+
