@@ -63,6 +63,11 @@ def make_input(path: str, images: int, captions: int) -> None:
                 fh.write(orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE))
 
 
+def kept_ids(path: str) -> set[str]:
+    with open(path, "rb") as fh:
+        return {orjson.loads(line)["id"] for line in fh}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=200_000)
@@ -96,10 +101,12 @@ def main() -> None:
     if shutil.which("jq"):
         jq = best_of(args.repeat, "jq -c 'select(...)'", ["jq", "-c", JQ_FILTER], data, jq_out)
         rows.append(jq)
-        n_jq = sum(1 for _ in open(jq_out, "rb"))
-        n_flt = sum(1 for _ in open(filtered, "rb"))
-        if n_jq != n_flt:
-            raise SystemExit(f"jq kept {n_jq:,} records, clipdpo filter {n_flt:,}: not the same work")
+        kept_jq, kept_flt = kept_ids(jq_out), kept_ids(filtered)
+        if kept_jq != kept_flt:
+            raise SystemExit(
+                f"jq kept {len(kept_jq):,} records, clipdpo filter {len(kept_flt):,}, "
+                f"{len(kept_jq ^ kept_flt):,} of them not both: not the same work"
+            )
     pair = best_of(args.repeat, "clipdpo pair", [*clipdpo, "pair", "-q"], data)
     pair_filtered = best_of(
         args.repeat, "clipdpo pair (on filter output)", [*clipdpo, "pair", "-q"], filtered

@@ -3,7 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONPATH=src
-python benchmarks/bench_filter_pair.py --repeat 3
+python benchmarks/bench_filter_pair.py --repeat 5
 OMP_NUM_THREADS=2 python benchmarks/bench_score.py --dir .bench/score
 OMP_NUM_THREADS=1 python benchmarks/bench_caption.py --stage-batch-1
 if [ -d ../shared/amber ]; then OMP_NUM_THREADS=1 python benchmarks/bench_amber.py --amber-root ../shared/amber; fi

@@ -12,13 +12,16 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 SRC = REPO / "src"
 
+# Stages shard by these variables; a suite started inside a SLURM array job must still see whole inputs.
+# Removed here, once, every subprocess any test helper starts inherits the clean environment.
+for _var in ("SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_COUNT", "SLURM_ARRAY_TASK_MIN"):
+    os.environ.pop(_var, None)
+
 
 def cli_env(**extra: str) -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = str(SRC) + os.pathsep + env.get("PYTHONPATH", "")
     env.setdefault("OMP_NUM_THREADS", "1")
-    env.pop("SLURM_ARRAY_TASK_ID", None)
-    env.pop("SLURM_ARRAY_TASK_COUNT", None)
     env.update(extra)
     return env
 

@@ -110,8 +110,9 @@ def test_amber_generate_missing_image(data, tmp_path):
 
 @pytest.fixture(scope="session")
 def tiny_llava_model(tmp_path_factory):
-    tiny = pytest.importorskip("clipdpo_cli.testing.tiny_llava")
-    return tiny.build_tiny_llava(str(tmp_path_factory.mktemp("amber-llava")))
+    from clipdpo_cli.testing.tiny_llava import build_tiny_llava
+
+    return build_tiny_llava(str(tmp_path_factory.mktemp("amber-llava")))
 
 
 @pytest.mark.slow

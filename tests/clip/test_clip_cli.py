@@ -120,7 +120,7 @@ def test_models_registry(tmp_path, cli_in_process):
     assert dfn == {
         "alias": "dfn-h14", "arch": "ViT-H-14-quickgelu", "pretrained": "dfn5b",
         "hf_repo": "apple/DFN5B-CLIP-ViT-H-14", "quick_gelu": True, "cached": False, "default": True,
-        "note": dfn["note"],
+        "note": "paper default scorer: ViT-H/14 DFN-5B, 224 px",
     }  # fmt: skip
     table = cli_in_process(["score", "--list-models"]).stdout.decode()
     assert "dfn-h14 *" in table and "ViT-SO400M-14-SigLIP-384" in table

@@ -96,6 +96,9 @@ def test_greedy_captions_ignore_the_seed_but_not_the_prompt(tiny_lvlm, image_fol
     a = list(caption_records(recs, tiny_lvlm, settings(temperature=0, seed=1)))
     b = list(caption_records(recs, tiny_lvlm, settings(temperature=0, seed=2)))
     assert [r["text"] for r in a] == [r["text"] for r in b]
+    by_prompt = {p: [r["text"] for r in a if r["prompt"] == p] for p in settings().prompts}
+    first, second = by_prompt.values()
+    assert len(first) == len(second) == 2 and first != second  # the prompt does change the caption
 
 
 def test_jsonl_input_with_image_root_passes_fields_through(tiny_lvlm, image_folder) -> None:

@@ -18,8 +18,6 @@ def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
         "OMP_NUM_THREADS": "1",
         **(env or {}),
     }
-    full_env.pop("SLURM_ARRAY_TASK_ID", None)
-    full_env.pop("SLURM_ARRAY_TASK_COUNT", None)
     return subprocess.run(
         [sys.executable, "-m", "clipdpo_cli", *args],
         capture_output=True, text=True, env=full_env, timeout=300,
