@@ -38,6 +38,20 @@ def run_cli(args: list[str], input: bytes | str | None = None, **env: str) -> su
     )
 
 
+def run_text_cli(
+    *args: str, stdin: str | None = None, env: dict[str, str] | None = None, timeout: int = 300
+) -> subprocess.CompletedProcess:
+    """`clipdpo ARGS` in a subprocess with text stdin/stdout/stderr (offline, one thread; `env` on top)."""
+    return subprocess.run(
+        [sys.executable, "-m", "clipdpo_cli", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=cli_env(HF_HUB_OFFLINE="1", **(env or {})),
+        timeout=timeout,
+    )
+
+
 @pytest.fixture
 def cli():
     return run_cli

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
+from tests.conftest import run_text_cli as run_cli  # noqa: F401 - shared by the tests here
+
 REPO = Path(__file__).resolve().parents[2]
-SRC = str(REPO / "src")
 
 
 def shared_amber_dir() -> Path | None:
@@ -18,17 +16,3 @@ def shared_amber_dir() -> Path | None:
         if (path / "annotations.json").is_file():
             return path
     return None
-
-
-def run_cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
-    """The real `clipdpo` command in a subprocess (offline, one thread)."""
-    env = {
-        **os.environ,
-        "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", ""),
-        "HF_HUB_OFFLINE": "1",
-        "OMP_NUM_THREADS": "1",
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "clipdpo_cli", *args],
-        input=stdin, capture_output=True, text=True, env=env, timeout=300,
-    )  # fmt: skip

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import json
 import os
-import sys
+import subprocess
 
 import pytest
-
-SRC = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "src"))
+from tests.conftest import run_text_cli
 
 # Training options that make a few steps on the tiny model learn fast and log every step.
 QUICK_TRAINING = (
@@ -58,25 +57,10 @@ def read_lines(path: str) -> list[str]:
         return fh.readlines()
 
 
-def cli_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = SRC + os.pathsep + env.get("PYTHONPATH", "")
-    env.setdefault("OMP_NUM_THREADS", "1")
-    env["TOKENIZERS_PARALLELISM"] = "false"
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
-
-
-def run_cli(*args: str, timeout: int = 300):
-    import subprocess
-
-    return subprocess.run(
-        [sys.executable, "-m", "clipdpo_cli", *args],
-        capture_output=True,
-        text=True,
-        env=cli_env(),
-        timeout=timeout,
-    )
+def run_cli(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
+    """The real `clipdpo` command in a subprocess (one thread, unbuffered, no tokenizer threads)."""
+    env = {"TOKENIZERS_PARALLELISM": "false", "PYTHONUNBUFFERED": "1"}
+    return run_text_cli(*args, env=env, timeout=timeout)
 
 
 def main_in_process(capsys, *args: str) -> tuple[int, str, str]:
