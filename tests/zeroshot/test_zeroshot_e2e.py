@@ -11,7 +11,7 @@ import json
 import pytest
 import torch
 
-from .zeroshot_helpers import run_cli
+from tests.conftest import run_text_cli as run_cli
 
 pytestmark = pytest.mark.slow
 
