@@ -5,6 +5,8 @@ from typing import Annotated
 
 import typer
 
+from clipdpo_cli.commands.generation import DeviceOpt, DtypeOpt, TemperatureOpt, TopPOpt
+
 NAME = "eval-amber"
 SUMMARY = "AMBER hallucination benchmark: generate responses and score them as the official scorer."
 
@@ -65,12 +67,12 @@ def command(
         str, typer.Option(help="Appended to each yes/no query.")
     ] = "\nAnswer the question using a single word or phrase.",
     max_new_tokens: Annotated[int, typer.Option(min=1, help="Token budget of a description.")] = 512,
-    temperature: Annotated[float, typer.Option(min=0.0, help="0 is greedy decoding.")] = 0.0,
-    top_p: Annotated[float, typer.Option(min=0.0, max=1.0)] = 1.0,
+    temperature: TemperatureOpt = 0.0,
+    top_p: TopPOpt = 1.0,
     seed: Annotated[int, typer.Option(help="Sampling seed (query id is added per row).")] = 0,
     batch_size: Annotated[int, typer.Option(min=1, help="Queries per forward pass.")] = 8,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:1, ...")] = "auto",
-    dtype: Annotated[str, typer.Option(help="auto, fp32, bf16 or fp16.")] = "auto",
+    device: DeviceOpt = "auto",
+    dtype: DtypeOpt = "auto",
     limit: Annotated[
         int | None,
         typer.Option(min=1, help="Answer only the first N queries of each part (a quick check; the "

@@ -1,4 +1,4 @@
-"""Options shared by the model-backed generation commands (caption, ask), declared once."""
+"""Options shared by the model-backed generation commands (caption, ask, eval-amber), declared once."""
 
 from typing import Annotated
 
