@@ -101,3 +101,21 @@ def test_processor_without_chat_template_is_a_clear_error(tiny_llava, tmp_path):
         load_processor(str(copy))
     template = "{% for m in messages %}{{ m['role'] }}{% endfor %}"
     assert load_processor(str(copy), chat_template=template).chat_template == template
+
+
+def test_reference_mode_warns_when_the_pairs_came_from_another_reference(capsys):
+    from clipdpo_cli.train.data import REF_FIELDS, PairColumns
+    from clipdpo_cli.train.losses import resolve_loss
+    from clipdpo_cli.train.trainer import TrainSettings, reference_mode
+
+    pairs = PairColumns(ref_model="models/base")
+    pairs.columns["id"].append("p0")
+    for name in REF_FIELDS:
+        pairs.columns[name] = [-1.0]
+    settings = TrainSettings(pairs="-", model="models/sft", output_dir="o")
+    assert reference_mode(settings, pairs, resolve_loss("dpo")) == "precomputed"
+    err = capsys.readouterr().err
+    assert "computed with 'models/base'" in err and "the reference is 'models/sft'" in err
+    same = TrainSettings(pairs="-", model="models/base", output_dir="o")
+    assert reference_mode(same, pairs, resolve_loss("dpo")) == "precomputed"
+    assert "warning" not in capsys.readouterr().err

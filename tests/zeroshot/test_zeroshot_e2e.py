@@ -111,16 +111,19 @@ def test_cli_user_errors_are_one_line(nine_root, tmp_path):
     )
     proc = run_cli("eval-zeroshot", "--dataset", "food101", "--baseline", "clip")
     assert proc.returncode == 2 and "--dataset needs --data-root" in proc.stderr
-    from clipdpo_cli.eval.zeroshot.resources import CLIP_BENCHMARK_CLASSNAMES, clip_benchmark_file
-
-    if clip_benchmark_file(CLIP_BENCHMARK_CLASSNAMES) is None:  # Flowers ships no names of its own
-        proc = run_cli(
-            "eval-zeroshot", "--dataset", "flowers", "--data-root", str(root), "--baseline", "clip"
-        )
-        assert proc.returncode == 1 and "Traceback" not in proc.stderr
-        assert "--classnames FILE (a text file with 102 lines" in proc.stderr
     proc = run_cli("eval-zeroshot", str(tmp_path / "nowhere.jsonl"), "--baseline", "clip")
     assert proc.returncode == 1 and "not found" in proc.stderr
+
+
+def test_cli_asks_for_flowers_classnames_without_clip_benchmark(nine_root):
+    from clipdpo_cli.eval.zeroshot.resources import CLIP_BENCHMARK_CLASSNAMES, clip_benchmark_file
+
+    if clip_benchmark_file(CLIP_BENCHMARK_CLASSNAMES) is not None:
+        pytest.skip("clip-benchmark is installed: Flowers takes its class names from there")
+    root, _ = nine_root  # Flowers ships no class names of its own
+    proc = run_cli("eval-zeroshot", "--dataset", "flowers", "--data-root", str(root), "--baseline", "clip")
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "--classnames FILE (a text file with 102 lines" in proc.stderr
 
 
 def test_default_text_encoder_reads_long_captions():

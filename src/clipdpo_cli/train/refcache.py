@@ -33,14 +33,13 @@ class RefScorer:
         from trl.trainer.utils import add_fused_lm_head
 
         from clipdpo_cli.models.device import resolve_device
-        from clipdpo_cli.train.trainer import load_policy, load_processor, text_max_length, use_bf16
+        from clipdpo_cli.train.trainer import load_policy, load_processor, text_max_length, training_precision
 
         self.device = resolve_device(device)
         self.processor = load_processor(model_name, chat_template)
         self.model = load_policy(model_name).to(self.device).eval()
         add_fused_lm_head(self.model)
-        bf16, fp16 = use_bf16(precision)
-        self.precision = "bf16" if bf16 else "fp16" if fp16 else "fp32"
+        self.precision = training_precision(precision)
         self.collator = VisionPairCollator(self.processor, text_max_length(self.processor, max_length))
         self.name = model_name
 

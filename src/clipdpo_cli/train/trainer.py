@@ -90,23 +90,26 @@ def accumulation_steps(batch_size: int, per_device: int, processes: int) -> int:
     return max(1, math.ceil(batch_size / (per_device * processes)))
 
 
-def use_bf16(precision: str) -> tuple[bool, bool]:
-    """(bf16, fp16) mixed-precision flags; 'auto' is bf16 on a GPU that has it, else fp32."""
+def training_precision(precision: str) -> str:
+    """'fp32', 'bf16' or 'fp16' for --precision; 'auto' is bf16 on a GPU that has it, else fp32.
+
+    Unlike the inference dtype 'auto' (models.hub.model_dtype), it never picks fp16 by itself.
+    """
     import torch
 
     if precision == "auto":
-        bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-        return bf16, False
+        return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "fp32"
     if precision not in ("fp32", "bf16", "fp16"):
         raise UsageError(f"--precision must be auto, fp32, bf16 or fp16, got '{precision}'")
-    return precision == "bf16", precision == "fp16"
+    return precision
 
 
 def config_kwargs(s: TrainSettings, choice: LossChoice, max_length: int | None) -> dict[str, Any]:
     """TRL config fields from the settings; --config YAML fields fill in, command-line options win."""
     import torch
 
-    bf16, fp16 = use_bf16(s.precision)
+    precision = training_precision(s.precision)
+    bf16, fp16 = precision == "bf16", precision == "fp16"
     derived: dict[str, Any] = {
         "output_dir": s.output_dir,
         "num_train_epochs": s.epochs,
