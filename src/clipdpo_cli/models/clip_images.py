@@ -27,6 +27,7 @@ class Entry:
     record: dict[str, Any]
     image: str | None = None
     error: BadRecord | None = None
+    checked: Any = None  # what `check` returned for the record (e.g. the text to score)
 
 
 @dataclass
@@ -57,8 +58,7 @@ def plan_chunks(
     for record in records:
         try:
             image = resolve_image(require(record, "image"), image_root)
-            if check is not None:
-                check(record)
+            checked = check(record) if check is not None else None
         except BadRecord as exc:
             chunk.entries.append(Entry(record, error=exc))
             continue
@@ -68,7 +68,7 @@ def plan_chunks(
                 chunk, seen = Chunk(), set()
             seen.add(image)
             chunk.images.append(image)
-        chunk.entries.append(Entry(record, image=image))
+        chunk.entries.append(Entry(record, image=image, checked=checked))
     if chunk.entries:
         yield chunk
 

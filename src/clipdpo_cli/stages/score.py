@@ -107,7 +107,7 @@ def score_records(
     text_batch = options.batch_size
     for chunk in chunks:
         usable = [e for e in chunk.entries if e.error is None and e.image in chunk.rows]
-        texts = [get_text(e.record) for e in usable]
+        texts = [e.checked for e in usable]  # get_text ran as the check when the chunk was planned
         text_emb = clip.encode_texts(texts, batch_size=text_batch) if texts else None
         position = {id(e): i for i, e in enumerate(usable)}
         for entry in chunk.entries:
