@@ -194,10 +194,10 @@ def test_config_file_fills_in_and_options_win(tiny_llava, toy_pairs, tmp_path):
         extra={"beta": 0.2, "learning_rate": 1e-5, "max_grad_norm": 0.5},
         explicit=frozenset({"beta"}),
     )
-    config = make_config(s, resolve_loss("dpo"), None)
+    config = make_config(s, resolve_loss("dpo"))
     assert (config.beta, config.learning_rate, config.max_grad_norm) == (0.3, 1e-5, 0.5)
     # the paper's defaults otherwise
-    d = make_config(TrainSettings(pairs="-", model="m", output_dir=str(tmp_path)), resolve_loss("dpo"), None)
+    d = make_config(TrainSettings(pairs="-", model="m", output_dir=str(tmp_path)), resolve_loss("dpo"))
     assert (
         d.learning_rate,
         d.lr_scheduler_type.value,

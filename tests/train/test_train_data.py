@@ -8,7 +8,7 @@ import pytest
 
 from clipdpo_cli.io.errors import InputError
 from clipdpo_cli.io.jsonl import read_jsonl
-from clipdpo_cli.train.data import VisionPairCollator, collect_pairs, image_token_count, to_dataset, unpair
+from clipdpo_cli.train.data import VisionPairCollator, collect_pairs, to_dataset, unpair
 from clipdpo_cli.train.trainer import load_processor, text_max_length
 
 
@@ -66,7 +66,7 @@ def test_collator_builds_chosen_then_rejected_rows(tiny_llava, toy_pairs):
     assert batch["input_ids"].shape[0] == 6 and batch["pixel_values"].shape[0] == 6
     image_id = processor.tokenizer.convert_tokens_to_ids(processor.image_token)
     per_row = (batch["input_ids"] == image_id).sum(dim=1)
-    assert (per_row == image_token_count(processor)).all()
+    assert (per_row == 16).all()  # (32 px / 8 px patches) ** 2, the CLS feature dropped
     text = processor.tokenizer.decode(batch["input_ids"][0][batch["completion_mask"][0].bool()])
     assert "red ball" in text and "blue" not in text
     text = processor.tokenizer.decode(batch["input_ids"][3][batch["completion_mask"][3].bool()])
@@ -75,15 +75,20 @@ def test_collator_builds_chosen_then_rejected_rows(tiny_llava, toy_pairs):
 
 def test_max_length_counts_text_tokens_only(tiny_llava, toy_pairs):
     processor = load_processor(tiny_llava)
-    n_image = image_token_count(processor)
-    assert n_image > 4
-    limit = text_max_length(processor, 6)
-    assert limit == 6 + n_image
+    assert text_max_length(6) == 6 and text_max_length(None) is None
     rows = [to_dataset(collect_pairs(read_jsonl(toy_pairs)))[0]]
-    batch = VisionPairCollator(processor, max_length=limit)(rows)
+    full = VisionPairCollator(processor)(rows)
     image_id = processor.tokenizer.convert_tokens_to_ids(processor.image_token)
-    assert batch["input_ids"].shape[1] <= limit
-    assert int((batch["input_ids"][0] == image_id).sum()) == n_image  # every image token kept
+    prompt_len = int((full["completion_mask"][0] == 0).sum())
+    text_in_prompt = prompt_len - 16
+    budget = text_in_prompt + 2  # the prompt's text and the first two completion tokens
+    batch = VisionPairCollator(processor, max_text=budget)(rows)
+    assert batch["input_ids"].shape[1] == budget + 16
+    assert int((batch["input_ids"][0] == image_id).sum()) == 16  # every image token kept
+    assert int(batch["completion_mask"][0].sum()) == 2 == int(batch["completion_mask"][1].sum())
+    assert batch["input_ids"][0, :prompt_len + 2].tolist() == full["input_ids"][0, :prompt_len + 2].tolist()
+    tiny = VisionPairCollator(processor, max_text=1)(rows)  # the prompt itself is never cut
+    assert tiny["input_ids"].shape[1] == prompt_len and int(tiny["completion_mask"].sum()) == 0
 
 
 def test_processor_without_chat_template_is_a_clear_error(tiny_llava, tmp_path):

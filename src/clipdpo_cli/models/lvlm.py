@@ -1,8 +1,9 @@
 """Loading an image-text-to-text model (LVLM) and running it in batches: generation, next-token probabilities.
 
 Any transformers model that AutoModelForImageTextToText and AutoProcessor load works (LLaVA-1.5, Qwen2-VL,
-SmolVLM, ... by Hub id or local directory). Prompts go through the processor's own chat template with one
-image per prompt; batches are left-padded so every row ends where generation starts.
+SmolVLM, ... by Hub id or local directory). Prompts are encoded by models.conversation.ChatEncoding (the
+same encoding training uses) with one image per prompt; batches are left-padded so every row ends where
+generation starts, and generation stops at the model's end-of-turn token.
 
     >>> lvlm = load_lvlm("llava-hf/llava-1.5-7b-hf", device="cuda", dtype="bf16")       # doctest: +SKIP
     >>> lvlm.generate([img1, img2], ["Describe the image.", "What is shown?"], seed=[1, 2])  # doctest: +SKIP
@@ -13,18 +14,13 @@ image per prompt; batches are left-padded so every row ends where generation sta
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from clipdpo_cli.io.errors import InputError
+from clipdpo_cli.io.errors import InputError, UsageError
+from clipdpo_cli.models.conversation import ChatEncoding
 from clipdpo_cli.models.hub import load_pretrained, model_dtype, pad_left, resolve_name, use_chat_template
 from clipdpo_cli.models.sampling import check_sampling, generate_texts
-
-
-def user_message(image: Any, prompt: str) -> list[dict[str, Any]]:
-    """A one-turn conversation: the image, then the prompt (the order LLaVA and Qwen2-VL were trained on)."""
-    content = [{"type": "image", "image": image}, {"type": "text", "text": prompt}]
-    return [{"role": "user", "content": content}]
 
 
 def candidate_token_ids(tokenizer: Any, candidate: str) -> list[int]:
@@ -47,6 +43,11 @@ class Lvlm:
     processor: Any
     name: str
 
+    encoding: ChatEncoding = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.encoding = ChatEncoding(self.processor)
+
     @property
     def tokenizer(self) -> Any:
         return self.processor.tokenizer
@@ -57,17 +58,7 @@ class Lvlm:
 
     def inputs(self, images: Sequence[Any], prompts: Sequence[str]) -> Any:
         """Chat-templated, left-padded model inputs for one image and one prompt per row, on the device."""
-        if len(images) != len(prompts):
-            raise ValueError(f"{len(images)} images for {len(prompts)} prompts")
-        conversations = [user_message(image, prompt) for image, prompt in zip(images, prompts, strict=True)]
-        batch = self.processor.apply_chat_template(
-            conversations,
-            add_generation_prompt=True,
-            tokenize=True,
-            return_dict=True,
-            return_tensors="pt",
-            processor_kwargs={"padding": True},
-        )
+        batch = self.encoding.prompt_batch(images, prompts)
         dtype = self.model.dtype
         return {
             k: (v.to(self.device, dtype=dtype) if v.is_floating_point() else v.to(self.device))
@@ -92,7 +83,10 @@ class Lvlm:
         if not prompts:
             return []
         batch = self.inputs(images, prompts)
-        return generate_texts(self.model, self.tokenizer, batch, max_new_tokens, temperature, top_p, seed)
+        stop = self.encoding.stop_token_ids(self.model.generation_config)
+        return generate_texts(
+            self.model, self.tokenizer, batch, max_new_tokens, temperature, top_p, seed, stop_ids=stop
+        )
 
     def next_token_probs(
         self, images: Sequence[Any], prompts: Sequence[str], candidates: Sequence[str] = ("Yes", "No")
@@ -114,30 +108,83 @@ class Lvlm:
         return [{c: float(row[ids].sum()) for c, ids in token_ids.items()} for row in probs]
 
 
+def cap_pixels(processor: Any, max_pixels: int | None) -> bool:
+    """Cap a dynamic-resolution image processor at `max_pixels` per image; False if it has a fixed size.
+
+    Qwen2-VL / Qwen2.5-VL (and other `max_pixels` processors): the budget their smart resize keeps to.
+    Idefics3 / SmolVLM: the longest edge the image is resized to before tiling, so that the square of that
+    edge fits the budget (at least one tile).
+    """
+    import math
+
+    if max_pixels is None:
+        return True
+    if max_pixels < 1:
+        raise UsageError(f"--max-pixels must be at least 1, got {max_pixels}")
+    images = getattr(processor, "image_processor", None)
+    size = getattr(images, "size", None)
+    if images is None or size is None:
+        return False
+    if hasattr(images, "max_pixels") or "shortest_edge" in size and getattr(images, "merge_size", None):
+        images.max_pixels = max_pixels
+        images.size = {**size, "longest_edge": max_pixels}
+        return True
+    tile = (getattr(images, "max_image_size", None) or {}).get("longest_edge")
+    if tile and "longest_edge" in size:
+        edge = max(tile, math.isqrt(max_pixels) // tile * tile)
+        images.size = {**size, "longest_edge": min(edge, size["longest_edge"])}
+        return True
+    return False
+
+
+def load_lvlm_processor(
+    name_or_dir: str, chat_template: str | None = None, max_pixels: int | None = None, why: str = ""
+) -> Any:
+    """An LVLM's processor (AutoProcessor) with a chat template, capped at `max_pixels` where it can be."""
+    import sys
+
+    from transformers import AutoProcessor, ProcessorMixin
+
+    path = resolve_name(name_or_dir, "model")
+    processor = load_pretrained(AutoProcessor.from_pretrained, path, "model")
+    if not isinstance(processor, ProcessorMixin) or not hasattr(processor, "tokenizer"):
+        raise InputError(
+            f"model '{name_or_dir}' has no image-text processor (AutoProcessor gave "
+            f"{type(processor).__name__}); is it an image-text-to-text model?"
+        )
+    use_chat_template(processor, name_or_dir, chat_template, why)
+    if not cap_pixels(processor, max_pixels):
+        print(
+            f"clipdpo: note: --max-pixels has no effect on {type(processor.image_processor).__name__} "
+            "(fixed resolution)",
+            file=sys.stderr,
+        )
+    return processor
+
+
 def load_lvlm(
-    name_or_dir: str, device: str | Any = "auto", dtype: str = "auto", chat_template: str | None = None
+    name_or_dir: str,
+    device: str | Any = "auto",
+    dtype: str = "auto",
+    chat_template: str | None = None,
+    max_pixels: int | None = None,
 ) -> Lvlm:
     """Load an LVLM by Hub id or local directory with AutoModelForImageTextToText and AutoProcessor.
 
     `dtype`: 'auto' (bf16 on a GPU with bf16, fp16 on other GPUs, fp32 on CPU), 'fp32', 'bf16' or 'fp16'.
     `chat_template`: a Jinja template (text or file) for models whose processor has none.
+    `max_pixels`: cap on the pixels of one image for dynamic-resolution processors (see cap_pixels).
     A missing model or a processor without a chat template raises InputError (one line).
     """
-    from transformers import AutoModelForImageTextToText, AutoProcessor
+    from transformers import AutoModelForImageTextToText
 
     from clipdpo_cli.models.device import resolve_device
 
-    path = resolve_name(name_or_dir, "model")
     torch_device = resolve_device(device) if isinstance(device, str) else device
     torch_dtype = model_dtype(dtype, torch_device)
-    processor = load_pretrained(AutoProcessor.from_pretrained, path, "model")
-    if not hasattr(processor, "tokenizer") or not hasattr(processor, "apply_chat_template"):
-        raise InputError(
-            f"model '{name_or_dir}' has no image-text processor (AutoProcessor gave "
-            f"{type(processor).__name__}); is it an image-text-to-text model?"
-        )
-    use_chat_template(processor, name_or_dir, chat_template)
+    processor = load_lvlm_processor(name_or_dir, chat_template, max_pixels)
     pad_left(processor.tokenizer)
+    path = resolve_name(name_or_dir, "model")
     model = load_pretrained(AutoModelForImageTextToText.from_pretrained, path, "model", dtype=torch_dtype)
     model.to(torch_device).eval()
     return Lvlm(model=model, processor=processor, name=name_or_dir)

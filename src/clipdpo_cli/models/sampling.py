@@ -81,9 +81,19 @@ def make_row_sampler(seeds: list[int], temperature: float, top_p: float) -> Any:
 
 
 def generation_kwargs(
-    model: Any, tokenizer: Any, max_new_tokens: int, temperature: float, top_p: float, seeds: list[int]
+    model: Any,
+    tokenizer: Any,
+    max_new_tokens: int,
+    temperature: float,
+    top_p: float,
+    seeds: list[int],
+    stop_ids: Sequence[int] | None = None,
 ) -> dict[str, Any]:
-    """Arguments for model.generate: greedy search, plus the row sampler when temperature > 0."""
+    """Arguments for model.generate: greedy search, plus the row sampler when temperature > 0.
+
+    `stop_ids` replace the generation config's EOS ids (the end-of-turn token a checkpoint's generation
+    config forgets to list would otherwise run generation to the token limit).
+    """
     import copy
 
     from transformers import LogitsProcessorList
@@ -96,6 +106,8 @@ def generation_kwargs(
     config.num_beams = 1
     config.max_new_tokens = max_new_tokens
     config.max_length = None
+    if stop_ids:
+        config.eos_token_id = list(stop_ids)
     if config.pad_token_id is None:
         pad = tokenizer.pad_token_id
         config.pad_token_id = pad if pad is not None else config.eos_token_id
@@ -113,12 +125,13 @@ def generate_texts(
     temperature: float,
     top_p: float,
     seed: int | Sequence[int] | None,
+    stop_ids: Sequence[int] | None = None,
 ) -> list[str]:
     """`model.generate` on a prepared, left-padded batch with per-row seeds; the new text of each row."""
     import torch
 
     seeds = row_seeds(seed, len(batch["input_ids"]))
-    kwargs = generation_kwargs(model, tokenizer, max_new_tokens, temperature, top_p, seeds)
+    kwargs = generation_kwargs(model, tokenizer, max_new_tokens, temperature, top_p, seeds, stop_ids)
     with torch.inference_mode():
         output = model.generate(**batch, **kwargs)
     return decode_new_tokens(tokenizer, output, batch["input_ids"].shape[1])

@@ -2,15 +2,15 @@
 
 The dataset holds strings only (image path, prompt, chosen, rejected, optional reference log-probs), so 750K
 pairs cost a few hundred MB of Arrow memory and no decoded pixels. `VisionPairCollator` opens the images of
-one batch, turns the texts into chat messages (user: image + prompt, assistant: answer) and hands them to
-TRL's own vision collator, which applies the processor's chat template and image processing.
+one batch and encodes them with the project's one conversation encoding (models/conversation.py) into the
+tensors TRL's DPO and KTO trainers take.
 """
 
 from __future__ import annotations
 
 import os
 import random
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -131,71 +131,43 @@ def unpair(pairs: PairColumns, group: int, seed: int = 0) -> dict[str, list[Any]
     return out
 
 
-def user_message(prompt: str) -> list[dict[str, Any]]:
-    return [{"role": "user", "content": prompt}]
-
-
-def assistant_message(text: str) -> list[dict[str, Any]]:
-    return [{"role": "assistant", "content": text}]
-
-
-def image_token_count(processor: Any) -> int:
-    """How many tokens one image takes in the processor's input ids (measured on a blank image)."""
-    from PIL import Image
-
-    image_token = getattr(processor, "image_token", None) or "<image>"
-    enc = processor(images=[Image.new("RGB", (64, 64))], text=[image_token], return_tensors="pt")
-    token_id = processor.tokenizer.convert_tokens_to_ids(image_token)
-    return int((enc["input_ids"] == token_id).sum())
-
-
 @dataclass
 class VisionPairCollator:
-    """Opens a batch's images and builds TRL vision batches (paired DPO, or KTO's unpaired ones).
+    """Opens a batch's images and encodes it for TRL (paired DPO, or KTO's unpaired rows).
 
+    The ids come from models.conversation.ChatEncoding, the encoding generation uses, so training sees the
+    prompt the model is prompted with (BOS included) and completions that end with the end-of-turn token.
     Reference log-probs, when the rows carry them, come out as `ref_chosen_logps` / `ref_rejected_logps`
-    tensors (what DPOTrainer reads when the reference is precomputed).
+    tensors (what DPOTrainer reads when the reference is precomputed). `max_text` cuts each row to that
+    many text tokens; its image tokens come on top and are never cut.
     """
 
     processor: Any
-    max_length: int | None = None
+    max_text: int | None = None
     unpaired: bool = False
     calculate_kl: bool = True
-    _inner: Any = None
+    encoding: Any = None
 
     def __post_init__(self) -> None:
-        if self.unpaired:
-            from trl.trainer.kto_trainer import DataCollatorForVisionUnpairedPreference
+        from clipdpo_cli.models.conversation import ChatEncoding
 
-            self._inner = DataCollatorForVisionUnpairedPreference(
-                processor=self.processor, max_length=self.max_length, calculate_kl=self.calculate_kl
-            )
-        else:
-            from trl.trainer.dpo_trainer import DataCollatorForVisionPreference
-
-            self._inner = DataCollatorForVisionPreference(
-                processor=self.processor, max_length=self.max_length
-            )
-
-    def examples(self, rows: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
-        for row in rows:
-            image = row["image"]
-            if isinstance(image, str):  # a path (pair_row resolved it): opened now, for this batch only
-                image = load_image(image)
-            example = {"images": [image], "prompt": user_message(row["prompt"])}
-            if self.unpaired:
-                example["completion"] = assistant_message(row["completion"])
-                example["label"] = row["label"]
-            else:
-                example["chosen"] = assistant_message(row["chosen"])
-                example["rejected"] = assistant_message(row["rejected"])
-            yield example
+        self.encoding = ChatEncoding(self.processor)
 
     def __call__(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
         import torch
 
-        batch = self._inner(list(self.examples(rows)))
-        if not self.unpaired and all(f in rows[0] for f in REF_FIELDS):
+        images = [load_image(r["image"]) if isinstance(r["image"], str) else r["image"] for r in rows]
+        prompts = [r["prompt"] for r in rows]
+        if self.unpaired:
+            batch = self.encoding.unpaired_batch(
+                images, prompts, [r["completion"] for r in rows], self.calculate_kl, self.max_text
+            )
+            batch["label"] = torch.tensor([bool(r["label"]) for r in rows])
+            return batch
+        batch = self.encoding.preference_batch(
+            images, prompts, [r["chosen"] for r in rows], [r["rejected"] for r in rows], self.max_text
+        )
+        if all(f in rows[0] for f in REF_FIELDS):
             for f in REF_FIELDS:
                 batch[f] = torch.tensor([float(r[f]) for r in rows], dtype=torch.float32)
         return batch

@@ -29,6 +29,7 @@ class RefScorer:
         device: str = "auto",
         precision: str = "auto",
         chat_template: str | None = None,
+        max_pixels: int | None = None,
     ) -> None:
         from trl.trainer.utils import add_fused_lm_head
 
@@ -36,11 +37,11 @@ class RefScorer:
         from clipdpo_cli.train.trainer import load_policy, load_processor, text_max_length, training_precision
 
         self.device = resolve_device(device)
-        self.processor = load_processor(model_name, chat_template)
+        self.processor = load_processor(model_name, chat_template, max_pixels)
         self.model = load_policy(model_name).to(self.device).eval()
         add_fused_lm_head(self.model)
         self.precision = training_precision(precision)
-        self.collator = VisionPairCollator(self.processor, text_max_length(self.processor, max_length))
+        self.collator = VisionPairCollator(self.processor, text_max_length(max_length))
         self.name = model_name
 
     def __call__(self, rows: list[dict[str, Any]]) -> tuple[list[float], list[float]]:

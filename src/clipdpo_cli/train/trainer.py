@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from clipdpo_cli.io.errors import InputError, UsageError
-from clipdpo_cli.train.data import PairColumns, VisionPairCollator, collect_pairs, image_token_count, unpair
+from clipdpo_cli.train.data import PairColumns, VisionPairCollator, collect_pairs, unpair
 from clipdpo_cli.train.losses import LossChoice, cdpo_loss, resolve_loss
 
 REF_MODES = ("auto", "live", "precomputed")
@@ -59,6 +59,7 @@ class TrainSettings:
     skip_bad: bool = False
     num_workers: int = 0
     chat_template: str | None = None
+    max_pixels: int | None = None  # cap on a dynamic-resolution processor's pixels per image
     quiet: bool = False
     extra: dict[str, Any] = field(default_factory=dict)  # --config YAML: more DPOConfig/KTOConfig fields
     explicit: frozenset[str] = frozenset()  # config fields the user set on the command line (win over extra)
@@ -104,8 +105,12 @@ def training_precision(precision: str) -> str:
     return precision
 
 
-def config_kwargs(s: TrainSettings, choice: LossChoice, max_length: int | None) -> dict[str, Any]:
-    """TRL config fields from the settings; --config YAML fields fill in, command-line options win."""
+def config_kwargs(s: TrainSettings, choice: LossChoice) -> dict[str, Any]:
+    """TRL config fields from the settings; --config YAML fields fill in, command-line options win.
+
+    TRL's own max_length stays None: `--max-length` is applied by our collator, row by row, to text tokens
+    only (TRL's cuts a whole batch at one length, image tokens included).
+    """
     import torch
 
     precision = training_precision(s.precision)
@@ -124,7 +129,7 @@ def config_kwargs(s: TrainSettings, choice: LossChoice, max_length: int | None) 
         "weight_decay": s.weight_decay,
         "optim": "adamw_torch",
         "beta": s.beta,
-        "max_length": max_length,
+        "max_length": None,
         "bf16": bf16,
         "fp16": fp16,
         "gradient_checkpointing": s.gradient_checkpointing,
@@ -180,9 +185,9 @@ def check_settings(s: TrainSettings, choice: LossChoice) -> None:
         raise UsageError("KTO needs --per-device-batch-size of at least 2 (its KL term compares examples)")
 
 
-def make_config(s: TrainSettings, choice: LossChoice, max_length: int | None) -> Any:
+def make_config(s: TrainSettings, choice: LossChoice) -> Any:
     cls = config_class(choice)
-    kwargs = config_kwargs(s, choice, max_length)
+    kwargs = config_kwargs(s, choice)
     try:
         return cls(**kwargs)
     except (ValueError, TypeError) as exc:
@@ -206,31 +211,24 @@ def load_policy(name: str) -> Any:
     return model
 
 
-def load_processor(name: str, chat_template: str | None = None) -> Any:
-    """The model's processor; a text-only tokenizer or a missing chat template is a clear error."""
-    from transformers import AutoProcessor, ProcessorMixin
+def load_processor(name: str, chat_template: str | None = None, max_pixels: int | None = None) -> Any:
+    """The model's processor (as every LVLM command loads it), with a pad token for batching."""
+    from clipdpo_cli.models.lvlm import load_lvlm_processor
 
-    from clipdpo_cli.models.hub import load_pretrained, resolve_name, use_chat_template
-
-    processor = load_pretrained(AutoProcessor.from_pretrained, resolve_name(name, "model"), "model")
-    if not isinstance(processor, ProcessorMixin):
-        raise InputError(
-            f"'{name}' has a text tokenizer only; train needs a vision-language model and processor"
-        )
-    use_chat_template(processor, name, chat_template, why=" (it is saved with the trained model)")
+    processor = load_lvlm_processor(
+        name, chat_template, max_pixels, why=" (it is saved with the trained model)"
+    )
     tokenizer = processor.tokenizer
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return processor
 
 
-def text_max_length(processor: Any, max_text: int | None) -> int | None:
-    """TRL's max_length for `--max-length` text tokens: the image's tokens come on top and are never cut."""
-    if max_text is None:
-        return None
-    if max_text < 1:
+def text_max_length(max_text: int | None) -> int | None:
+    """`--max-length`: text tokens per row (each row's image tokens come on top and are never cut)."""
+    if max_text is not None and max_text < 1:
         raise UsageError("--max-length must be at least 1 (or 'none')")
-    return max_text + image_token_count(processor)
+    return max_text
 
 
 @contextlib.contextmanager
@@ -352,8 +350,9 @@ def build_trainer(s: TrainSettings, pairs: PairColumns | None = None) -> tuple[A
     if not len(pairs):
         raise InputError(f"{s.pairs}: no usable pairs")
     ref_mode = reference_mode(s, pairs, choice)
-    processor = load_processor(s.model, s.chat_template)
-    config = make_config(s, choice, text_max_length(processor, s.max_length))  # before loading (ZeRO-3 init)
+    processor = load_processor(s.model, s.chat_template, s.max_pixels)
+    max_text = text_max_length(s.max_length)
+    config = make_config(s, choice)  # before loading the model (ZeRO-3 init)
     if config.deepspeed:
         deepspeed_comm_ready()
     checkpoint = resolve_checkpoint(s.resume_from_checkpoint, s.output_dir)
@@ -378,12 +377,12 @@ def build_trainer(s: TrainSettings, pairs: PairColumns | None = None) -> tuple[A
 
         dataset = Dataset.from_dict(unpair(pairs, config.per_device_train_batch_size // 2, s.seed))
         collator = VisionPairCollator(
-            processor, config.max_length, unpaired=True, calculate_kl=choice.loss_type == "kto"
+            processor, max_text, unpaired=True, calculate_kl=choice.loss_type == "kto"
         )
         trainer = KTOTrainer(train_dataset=dataset, data_collator=collator, **common)
     else:
         dataset = to_dataset(pairs, with_ref=ref_mode == "precomputed")
-        collator = VisionPairCollator(processor, config.max_length)
+        collator = VisionPairCollator(processor, max_text)
         trainer = clipdpo_dpo_trainer()(
             train_dataset=dataset,
             data_collator=collator,
