@@ -268,3 +268,28 @@ def test_hf_hub_repo_loads_from_the_cache_and_never_falls_back_to_random(
     _fake_hub_cache(tmp_path, "org/noweights", {"open_clip_config.json": config})
     with pytest.raises(InputError, match="'hf-hub:org/noweights' weights are not on this machine"):
         load_clip("hf-hub:org/noweights", device="cpu", cache_dir=str(tmp_path))
+
+
+def test_siglip_offline_names_the_weights_and_the_tokenizer_repo(tmp_path, monkeypatch):
+    """SigLIP's text tokenizer comes from a second Hub repo; offline, both must be named (one line)."""
+    from huggingface_hub import constants
+
+    from clipdpo_cli.models.clip import load_clip
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(InputError) as info:
+        load_clip("siglip-so400m", device="cpu", cache_dir=str(tmp_path))
+    msg = str(info.value)
+    assert "\n" not in msg and "weights are not on this machine" in msg
+    assert "hf download timm/ViT-SO400M-14-SigLIP-384 open_clip_pytorch_model.bin" in msg
+    assert "hf download timm/ViT-B-16-SigLIP --include '*.json' '*.model'" in msg
+
+    _fake_hub_cache(tmp_path, "timm/ViT-SO400M-14-SigLIP-384", {"open_clip_pytorch_model.bin": b"w"})
+    with pytest.raises(InputError) as info:  # weights there, tokenizer not: said before any loading
+        load_clip("siglip-so400m", device="cpu", cache_dir=str(tmp_path))
+    msg = str(info.value)
+    assert msg.startswith("CLIP model 'siglip-so400m' needs its text tokenizer from timm/ViT-B-16-SigLIP")
+    assert "hf download timm/ViT-B-16-SigLIP" in msg and "\n" not in msg
+    assert "timm/ViT-B-16-SigLIP" not in str(
+        pytest.raises(InputError, load_clip, "dfn-h14", device="cpu", cache_dir=str(tmp_path)).value
+    )  # a CLIP tokenizer ships with open_clip: nothing to fetch

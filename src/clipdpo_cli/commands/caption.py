@@ -10,6 +10,7 @@ from clipdpo_cli.commands.generation import (
     DeviceOpt,
     DtypeOpt,
     MaxNewTokensOpt,
+    MaxPixelsOpt,
     SeedOpt,
     TemperatureOpt,
     TopPOpt,
@@ -49,6 +50,7 @@ def command(
     device: DeviceOpt = "auto",
     dtype: DtypeOpt = "auto",
     chat_template: ChatTemplateOpt = None,
+    max_pixels: MaxPixelsOpt = None,
 ) -> None:
     """clipdpo caption imgs/ -m llava-hf/llava-1.5-7b-hf --seed 0 | clipdpo score > scored.jsonl
 
@@ -71,5 +73,5 @@ def command(
         image_root=image_root,
         workers=workers,
     )
-    lvlm = load_lvlm(model, device=device, dtype=dtype, chat_template=chat_template)
+    lvlm = load_lvlm(model, device=device, dtype=dtype, chat_template=chat_template, max_pixels=max_pixels)
     run_stage(NAME, io, lambda records, ctx: caption_records(records, lvlm, settings, ctx), allow_folder=True)

@@ -5,7 +5,14 @@ from typing import Annotated
 
 import typer
 
-from clipdpo_cli.commands.generation import DeviceOpt, DtypeOpt, TemperatureOpt, TopPOpt
+from clipdpo_cli.commands.generation import (
+    ChatTemplateOpt,
+    DeviceOpt,
+    DtypeOpt,
+    MaxPixelsOpt,
+    TemperatureOpt,
+    TopPOpt,
+)
 
 NAME = "eval-amber"
 SUMMARY = "AMBER hallucination benchmark: generate responses and score them as the official scorer."
@@ -73,6 +80,8 @@ def command(
     batch_size: Annotated[int, typer.Option(min=1, help="Queries per forward pass.")] = 8,
     device: DeviceOpt = "auto",
     dtype: DtypeOpt = "auto",
+    chat_template: ChatTemplateOpt = None,
+    max_pixels: MaxPixelsOpt = None,
     limit: Annotated[
         int | None,
         typer.Option(min=1, help="Answer only the first N queries of each part (a quick check; the "
@@ -126,7 +135,8 @@ def command(
         EvalOptions(
             amber_root=amber_root, task=task.value, model=model, responses=responses,
             responses_out=responses_out, resume=resume, shard=shard, generate_only=generate_only,
-            limit=limit, image_dir=image_dir, device=device, dtype=dtype,
+            limit=limit, image_dir=image_dir, device=device, dtype=dtype, chat_template=chat_template,
+            max_pixels=max_pixels,
             generation=GenerationSettings(
                 yes_no=yes_no.value, yes_no_suffix=yes_no_suffix, max_new_tokens=max_new_tokens,
                 temperature=temperature, top_p=top_p, seed=seed, batch_size=batch_size,

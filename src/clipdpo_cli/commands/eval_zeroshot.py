@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from clipdpo_cli.commands.generation import MaxPixelsOpt
 from clipdpo_cli.commands.options import OnError
 
 NAME = "eval-zeroshot"
@@ -89,6 +90,7 @@ def command(
         str | None,
         typer.Option(help="Jinja chat template (text or file) for an LVLM whose processor has none."),
     ] = None,
+    max_pixels: MaxPixelsOpt = None,
     predictions: Annotated[
         str | None,
         typer.Option(help="Also write one JSONL record per image: its caption and top-5 classes per method."),
@@ -120,7 +122,7 @@ def command(
         text_encoder=text_encoder, prompt=prompt, captions=captions or [], classnames=classnames or [],
         templates=templates or [], baseline=baseline.value, limit=limit, shard=shard, image_root=image_root,
         batch_size=batch_size, max_new_tokens=max_new_tokens, device=device, precision=precision,
-        dtype=dtype, chat_template=chat_template, predictions=predictions, output=output,
-        on_error=on_error.value, quiet=quiet,
+        dtype=dtype, chat_template=chat_template, max_pixels=max_pixels, predictions=predictions,
+        output=output, on_error=on_error.value, quiet=quiet,
         log=lambda msg: print(f"clipdpo {NAME}: {msg}", file=sys.stderr, flush=True),
     )  # fmt: skip

@@ -28,3 +28,12 @@ ChatTemplateOpt = Annotated[
     ),
 ]
 
+MaxPixelsOpt = Annotated[
+    int | None,
+    typer.Option(
+        min=1,
+        help="Cap on one image's pixels for dynamic-resolution processors (Qwen2-VL max_pixels, SmolVLM "
+        "resize edge); fixed-resolution models ignore it.",
+        show_default=False,
+    ),
+]

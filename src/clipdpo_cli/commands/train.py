@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
+from clipdpo_cli.commands.generation import MaxPixelsOpt
 from clipdpo_cli.commands.values import optional_int
 
 NAME = "train"
@@ -173,6 +174,22 @@ def command(
         typer.Option(help="Jinja chat template (file) for a processor without one; saved with the model."),
     ] = None,
     num_workers: Annotated[int, typer.Option(help="DataLoader workers that open and process images.")] = 2,
+    max_pixels: MaxPixelsOpt = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run", help="Check the pairs, encode the first --dump-rows of them, stop (no model load)."
+        ),
+    ] = False,
+    dump_encoded: Annotated[
+        str | None,
+        typer.Option(
+            help="With --dry-run: write those rows as trained (prompt/chosen/rejected ids and tokens) "
+            "to this JSONL file ('-' stdout).",
+            show_default=False,
+        ),
+    ] = None,
+    dump_rows: Annotated[int, typer.Option(min=1, help="How many pairs --dry-run encodes.")] = 8,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress lines on stderr.")] = False,
 ) -> None:
     """clipdpo train pairs.jsonl --model llava-hf/llava-1.5-7b-hf --deepspeed zero3.json --output-dir out/
@@ -186,6 +203,12 @@ def command(
     from clipdpo_cli.train import launcher
 
     max_text = optional_int(max_length, "--max-length")
+    if dump_encoded is not None and not dry_run:
+        raise UsageError("--dump-encoded goes with --dry-run")
+    if dry_run:
+        return dry_run_command(
+            pairs, model, max_text, image_root, chat_template, max_pixels, on_error, dump_encoded, dump_rows
+        )
     if write_ref_logps is not None:
         return write_reference(
             pairs,
@@ -199,6 +222,7 @@ def command(
             on_error.value,
             image_root,
             chat_template,
+            max_pixels,
             quiet,
         )
     if output_dir is None:
@@ -230,7 +254,7 @@ def command(
         resume_from_checkpoint=resume_from_checkpoint, deepspeed=deepspeed, ref_logps=ref_logps.value,
         ref_model=ref_model, image_root=image_root, skip_bad=on_error == OnError.skip,
         num_workers=num_workers,
-        chat_template=chat_template, quiet=quiet,
+        chat_template=chat_template, max_pixels=max_pixels, quiet=quiet,
         extra=read_config(config), explicit=explicit_fields(ctx),
     )  # fmt: skip
     with stdout_to_stderr():  # library chatter (DeepSpeed logs to stdout) must not mix with the JSON
@@ -241,7 +265,7 @@ def command(
 def write_reference(
     pairs: str, model: str, output: str, max_text: int | None, precision: str, batch_size: int,
     shard: str | None, resume: bool, on_error: str, image_root: str | None, chat_template: str | None,
-    quiet: bool,
+    max_pixels: int | None, quiet: bool,
 ) -> None:  # fmt: skip
     """The --write-ref-logps pass: a record stage over the pairs."""
     from clipdpo_cli.io.runner import IOOptions, run_stage
@@ -255,13 +279,34 @@ def write_reference(
         shard=shard,
         resume=resume,
     )
-    scorer = RefScorer(model, max_length=max_text, precision=precision, chat_template=chat_template)
+    scorer = RefScorer(
+        model, max_length=max_text, precision=precision, chat_template=chat_template, max_pixels=max_pixels
+    )
     run_stage(
         f"{NAME} --write-ref-logps",
         io,
         lambda records, ctx: add_ref_logps(records, scorer, ctx, batch_size, image_root),
         one_to_one=True,
     )
+
+
+def dry_run_command(
+    pairs: str, model: str, max_text: int | None, image_root: str | None, chat_template: str | None,
+    max_pixels: int | None, on_error: OnError, dump_encoded: str | None, dump_rows: int,
+) -> None:  # fmt: skip
+    """--dry-run: the pairs encoded as training would, without loading the model; a JSON summary."""
+    import json
+    import sys
+
+    from clipdpo_cli.train.dump import run_dry
+    from clipdpo_cli.train.trainer import TrainSettings
+
+    settings = TrainSettings(
+        pairs=pairs, model=model, output_dir="", max_length=max_text, image_root=image_root,
+        skip_bad=on_error == OnError.skip, chat_template=chat_template, max_pixels=max_pixels,
+    )  # fmt: skip
+    result = run_dry(settings, dump_encoded, dump_rows)
+    print(json.dumps(result), file=sys.stderr if dump_encoded == "-" else sys.stdout, flush=True)
 
 
 def original_argv() -> list[str]:

@@ -29,6 +29,7 @@ from clipdpo_cli.models.clip_registry import (
     cached_hub_file,
     describe,
     find_cached_weights,
+    missing_tokenizer_message,
     missing_weights_message,
     resolve_clip,
 )
@@ -216,6 +217,9 @@ def load_clip(
     source = resolve_clip(name)
     torch_device = resolve_device(device) if isinstance(device, str) else device
     weights = locate_weights(source, cache_dir)
+    missing = missing_tokenizer_message(source, cache_dir)
+    if missing:
+        raise InputError(missing)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)

@@ -91,18 +91,45 @@ class ClipSource:
         return [*_safe_alternatives(name), name]
 
     def fetch_hint(self) -> str:
-        """How a user gets the weights onto an offline machine."""
+        """How a user gets the weights (and a Hub text tokenizer) onto an offline machine."""
+        tokenizer = hf_tokenizer_repo(self)
+        also = f" and {tokenizer_fetch(tokenizer)}" if tokenizer else ""
         if self.hf_repo:
             files = " ".join(self.hub_candidates()[-1:])
             extra = f" {CONFIG_NAME}" if self.kind == "hf-hub" else ""
             return (
-                f"fetch it on a machine with internet: `hf download {self.hf_repo} {files}{extra}` "
+                f"fetch it on a machine with internet: `hf download {self.hf_repo} {files}{extra}`{also} "
                 "(then copy the Hugging Face cache, or set HF_HUB_CACHE), or pass a local file as "
                 f"{self.arch or 'ARCH'}:/path/to/weights"
             )
         if self.url:
             return f"download {self.url} into ~/.cache/clip/, or pass {self.arch}:/path/to/weights"
         return "check the path"
+
+
+def hf_tokenizer_repo(source: ClipSource) -> str | None:
+    """The Hub repo open_clip loads the text tokenizer from (SigLIP: timm/ViT-B-16-SigLIP), if any."""
+    if not source.arch:
+        return None
+    config = _open_clip().get_model_config(source.arch) or {}
+    return (config.get("text_cfg") or {}).get("hf_tokenizer_name")
+
+
+def tokenizer_fetch(repo: str) -> str:
+    """The download command of a Hub text tokenizer (its JSON files and SentencePiece model)."""
+    return f"`hf download {repo} --include '*.json' '*.model'` (the text tokenizer)"
+
+
+def missing_tokenizer_message(source: ClipSource, cache_dir: str | None = None) -> str | None:
+    """One line when the model's Hub tokenizer is not cached and the Hub is offline; None otherwise."""
+    repo = hf_tokenizer_repo(source)
+    if not repo or not hub_offline() or cached_hub_file(repo, "tokenizer_config.json", cache_dir):
+        return None
+    return (
+        f"CLIP model '{source.name}' needs its text tokenizer from {repo}, which is not in the Hugging Face "
+        f"cache {hub_cache_dir(cache_dir)} (HF_HUB_OFFLINE set); fetch it on a machine with internet: "
+        f"{tokenizer_fetch(repo)}"
+    )
 
 
 def _safe_alternatives(filename: str) -> list[str]:

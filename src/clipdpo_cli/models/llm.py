@@ -7,11 +7,35 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from clipdpo_cli.models.conversation import ChatEncoding
 from clipdpo_cli.models.hub import load_pretrained, model_dtype, pad_left, resolve_name, use_chat_template
 from clipdpo_cli.models.sampling import check_sampling, generate_texts
+
+
+def text_content(content: Any) -> Any:
+    """A message's content as text LLM templates want it: a list of parts becomes the string of its texts."""
+    if isinstance(content, list):
+        return "".join(part["text"] for part in content if part.get("type") == "text")
+    return content
+
+
+@dataclass
+class TokenizerAsProcessor:
+    """A text LLM's tokenizer in the shape ChatEncoding expects of a processor.
+
+    ChatEncoding reads `processor.tokenizer` and renders messages whose content is a list of parts (the
+    processor convention); a tokenizer has no `.tokenizer`, and text templates concatenate `content` as a
+    string, so here the parts are flattened to their text before the tokenizer's template renders them.
+    """
+
+    tokenizer: Any
+
+    def apply_chat_template(self, messages: list[dict[str, Any]], **kwargs: Any) -> Any:
+        flat = [{**m, "content": text_content(m.get("content"))} for m in messages]
+        return self.tokenizer.apply_chat_template(flat, **kwargs)
 
 
 @dataclass
@@ -21,10 +45,23 @@ class Llm:
     model: Any
     tokenizer: Any
     name: str
+    _encoding: ChatEncoding | None = field(default=None, repr=False)
 
     @property
     def device(self) -> Any:
         return self.model.device
+
+    @property
+    def encoding(self) -> ChatEncoding:
+        """The project's conversation encoding for this tokenizer (BOS rule, end-of-turn token)."""
+        if self._encoding is None:
+            self._encoding = ChatEncoding(TokenizerAsProcessor(self.tokenizer))
+        return self._encoding
+
+    @property
+    def stop_ids(self) -> list[int]:
+        """What generation stops on: the generation config's EOS ids and the template's end-of-turn token."""
+        return self.encoding.stop_token_ids(self.model.generation_config)
 
     def chat_text(self, prompt: str, system: str | None = None) -> str:
         """The prompt rendered by the tokenizer's chat template, ready for the assistant's answer.
@@ -48,9 +85,8 @@ class Llm:
     def inputs(self, prompts: Sequence[str], system: str | None = None) -> dict[str, Any]:
         """Chat-templated, left-padded inputs on the model's device."""
         texts = [self.chat_text(p, system) for p in prompts]
-        bos = self.tokenizer.bos_token
         # a template that writes BOS itself must not get a second one from the tokenizer
-        add_special = not (bos and texts[0].startswith(bos))
+        add_special = self.encoding.add_special_tokens(texts[0])
         batch = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=add_special)
         return {k: v.to(self.device) for k, v in batch.items()}
 
@@ -68,7 +104,9 @@ class Llm:
         if not prompts:
             return []
         batch = self.inputs(prompts, system)
-        return generate_texts(self.model, self.tokenizer, batch, max_new_tokens, temperature, top_p, seed)
+        return generate_texts(
+            self.model, self.tokenizer, batch, max_new_tokens, temperature, top_p, seed, self.stop_ids
+        )
 
 
 def load_llm(

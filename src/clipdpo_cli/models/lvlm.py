@@ -125,14 +125,20 @@ def cap_pixels(processor: Any, max_pixels: int | None) -> bool:
     size = getattr(images, "size", None)
     if images is None or size is None:
         return False
-    if hasattr(images, "max_pixels") or "shortest_edge" in size and getattr(images, "merge_size", None):
-        images.max_pixels = max_pixels
-        images.size = {**size, "longest_edge": max_pixels}
+    values = dict(size)  # a dict, or transformers' SizeDict (which iterates as its set items)
+
+    def with_edge(edge: int) -> Any:
+        return type(size)(**{**values, "longest_edge": edge})
+
+    if getattr(images, "merge_size", None) and "shortest_edge" in values:  # Qwen2-VL: pixel budget
+        images.size = with_edge(max_pixels)
+        if hasattr(images, "max_pixels"):
+            images.max_pixels = max_pixels
         return True
     tile = (getattr(images, "max_image_size", None) or {}).get("longest_edge")
-    if tile and "longest_edge" in size:
+    if tile and "longest_edge" in values:  # Idefics3 / SmolVLM: the edge the image is tiled at
         edge = max(tile, math.isqrt(max_pixels) // tile * tile)
-        images.size = {**size, "longest_edge": min(edge, size["longest_edge"])}
+        images.size = with_edge(min(edge, values["longest_edge"]))
         return True
     return False
 

@@ -179,6 +179,8 @@ def check_settings(s: TrainSettings, choice: LossChoice) -> None:
     unknown = sorted(k for k in s.extra if k not in cls.__dataclass_fields__)
     if unknown:
         raise UsageError(f"--config: unknown {cls.__name__} field(s): {', '.join(unknown)}")
+    if "max_length" in s.extra:
+        raise UsageError("--config: set max_length with --max-length (text tokens; images are never cut)")
     accumulation_steps(s.batch_size, s.per_device_batch_size, world_size())
     per_device = s.extra.get("per_device_train_batch_size", s.per_device_batch_size)
     if choice.loss_type == "kto" and per_device < 2:
@@ -365,7 +367,7 @@ def build_trainer(s: TrainSettings, pairs: PairColumns | None = None) -> tuple[A
 
         peft_config = LoraConfig(
             r=s.lora_r, lora_alpha=s.lora_alpha, lora_dropout=0.05, task_type="CAUSAL_LM",
-            target_modules=r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)",
+            target_modules=lora_targets(model),
         )  # fmt: skip
     ref_model = load_policy(s.ref_model or s.model) if ref_mode == "live" else None
     common = dict(
@@ -393,6 +395,35 @@ def build_trainer(s: TrainSettings, pairs: PairColumns | None = None) -> tuple[A
     if checkpoint and not s.lora and not config.deepspeed:
         trainer._load_from_checkpoint = lambda *a, **k: None  # weights already loaded above
     return trainer, ref_mode, pairs
+
+
+LORA_LEAVES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+def lora_targets(model: Any) -> str:
+    """A peft target regex: the attention and MLP projections of the model's language model only.
+
+    The language model is what `get_decoder()` returns, wherever the family keeps it (LLaVA, Qwen2-VL and
+    PaliGemma: model.language_model; Idefics3 / SmolVLM: model.text_model); the vision tower and the
+    projector are left out. No projection found is a one-line error naming the linear modules there are.
+    """
+    import re
+
+    import torch
+
+    decoder = model.get_decoder() if hasattr(model, "get_decoder") else None
+    prefix = next((name for name, module in model.named_modules() if module is decoder), None)
+    if not prefix:
+        raise InputError(f"--lora: cannot find the language model of {type(model).__name__}")
+    linear = [n for n, m in decoder.named_modules() if isinstance(m, torch.nn.Linear)]
+    found = sorted({n.rsplit(".", 1)[-1] for n in linear})
+    leaves = [leaf for leaf in LORA_LEAVES if leaf in found]
+    if not leaves:
+        raise InputError(
+            f"--lora: no {'/'.join(LORA_LEAVES)} modules in {prefix} ({type(decoder).__name__}); "
+            f"its linear modules: {', '.join(found) or 'none'}"
+        )
+    return rf"{re.escape(prefix)}\..*\.({'|'.join(leaves)})"
 
 
 def deepspeed_comm_ready() -> None:

@@ -34,6 +34,8 @@ class EvalOptions:
     image_dir: str | None = None
     device: str = "auto"
     dtype: str = "auto"
+    chat_template: str | None = None
+    max_pixels: int | None = None
     generation: GenerationSettings = field(default_factory=GenerationSettings)
     nlp: str = "builtin"
     similarity_table: str | None = None
@@ -87,7 +89,10 @@ def _generate(opts: EvalOptions, data: AmberData) -> list[dict[str, Any]]:
     done = done_response_ids(opts.responses_out) if opts.resume else set()
     image_dir = opts.image_dir or find_image_dir(opts.amber_root)
     started = time.perf_counter()
-    lvlm = load_lvlm(opts.model, device=opts.device, dtype=opts.dtype)
+    lvlm = load_lvlm(
+        opts.model, device=opts.device, dtype=opts.dtype, chat_template=opts.chat_template,
+        max_pixels=opts.max_pixels,
+    )  # fmt: skip
     memory: list[dict[str, Any]] = []
     writer = JsonlWriter(opts.responses_out, append=opts.resume) if opts.responses_out else None
     try:

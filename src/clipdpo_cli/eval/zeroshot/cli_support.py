@@ -99,6 +99,7 @@ def run_command(
     dtype: str,
     output: str | None,
     chat_template: str | None = None,
+    max_pixels: int | None = None,
     predictions: str | None = None,
     on_error: str,
     quiet: bool,
@@ -128,7 +129,7 @@ def run_command(
         use_captions=bool(model or captions), baseline=None if baseline == "none" else baseline,
         limit=limit, shard=Shard.parse(shard), batch_size=batch_size, max_new_tokens=max_new_tokens,
         device=device, precision=precision, dtype=dtype, on_error=on_error,
-        chat_template=chat_template, predictions_out=predictions,
+        chat_template=chat_template, max_pixels=max_pixels, predictions_out=predictions,
     )  # fmt: skip
     if settings.model and not captions:
         say("captions are not cached (pass --captions FILE to keep them for re-scoring)")

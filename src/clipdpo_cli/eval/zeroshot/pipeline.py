@@ -58,6 +58,7 @@ class Settings:
     dtype: str = "auto"
     on_error: str = "fail"
     chat_template: str | None = None
+    max_pixels: int | None = None
     predictions_out: str | None = None  # JSONL of per-image predictions
 
 
@@ -117,7 +118,8 @@ def _load_lvlm(settings: Settings) -> Any:
 
     assert settings.model is not None
     return load_lvlm(
-        settings.model, device=settings.device, dtype=settings.dtype, chat_template=settings.chat_template
+        settings.model, device=settings.device, dtype=settings.dtype, chat_template=settings.chat_template,
+        max_pixels=settings.max_pixels,
     )
 
 
