@@ -52,6 +52,16 @@ def run_text_cli(
     )
 
 
+def invoke_cli(*args: str):
+    """`clipdpo ARGS` in-process through typer's CliRunner (stdout and stderr kept apart): no new
+    interpreter and torch start-up, for tests that need neither pipes nor signals."""
+    from typer.testing import CliRunner
+
+    from clipdpo_cli.cli import build_app
+
+    return CliRunner().invoke(build_app(), list(args), catch_exceptions=False)
+
+
 @pytest.fixture
 def cli():
     return run_cli

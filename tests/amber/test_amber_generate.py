@@ -10,16 +10,9 @@ from clipdpo_cli.eval.amber.data import load_amber
 from clipdpo_cli.eval.amber.generate import GenerationSettings, done_response_ids, generate_responses
 from clipdpo_cli.io.shard import Shard
 
+from tests.conftest import invoke_cli as invoke
+
 from .amber_helpers import run_cli
-
-
-def invoke(*args: str):
-    """The command in-process through typer's CliRunner (stdout and stderr kept apart)."""
-    from typer.testing import CliRunner
-
-    from clipdpo_cli.cli import build_app
-
-    return CliRunner().invoke(build_app(), list(args), catch_exceptions=False)
 
 
 class FakeLvlm:
