@@ -9,7 +9,6 @@ import pytest
 from clipdpo_cli.eval.amber.data import load_amber
 from clipdpo_cli.eval.amber.generate import GenerationSettings, done_response_ids, generate_responses
 from clipdpo_cli.io.shard import Shard
-
 from tests.conftest import invoke_cli as invoke
 
 from .amber_helpers import run_cli
@@ -150,7 +149,7 @@ def test_amber_run_eval_with_fake_model(monkeypatch, tiny_amber, tmp_path, capsy
     import clipdpo_cli.models.lvlm as lvlm_module
     from clipdpo_cli.eval.amber.run import EvalOptions, run_eval
 
-    monkeypatch.setattr(lvlm_module, "load_lvlm", lambda name, device, dtype: FakeLvlm())
+    monkeypatch.setattr(lvlm_module, "load_lvlm", lambda name, device, dtype, **kw: FakeLvlm())
     result = run_eval(EvalOptions(amber_root=tiny_amber, model="fake", limit=1, quiet=True))
     # one query per part: description 1, attribute 4, existence 13, relation 16
     assert result["responses"]["scored"] == 4 and result["complete"] is False

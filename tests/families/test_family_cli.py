@@ -1,4 +1,4 @@
-"""caption, train (full and LoRA) and eval-amber through the CLI on every real family's shrunken checkpoint."""
+"""caption, train (full and LoRA) and eval-amber through the CLI on each real family's shrunken checkpoint."""
 
 from __future__ import annotations
 
@@ -66,9 +66,9 @@ def test_train_one_step_and_reload(family_dir, key, inputs, tmp_path):
     from clipdpo_cli.models.lvlm import load_lvlm
 
     trained = load_lvlm(str(out), device="cpu")  # saved with its processor and template: loads alone
-    assert trained.encoding.end_of_turn_id == load_lvlm(
-        family_dir(key), device="cpu", chat_template=PALIGEMMA_TEMPLATE if FAMILIES[key].needs_template else None
-    ).encoding.end_of_turn_id
+    template = PALIGEMMA_TEMPLATE if FAMILIES[key].needs_template else None
+    base = load_lvlm(family_dir(key), device="cpu", chat_template=template)
+    assert trained.encoding.end_of_turn_id == base.encoding.end_of_turn_id
 
 
 @pytest.mark.parametrize("key", ["llava15", "smolvlm", "qwen2_vl"])

@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
+from subprocess import PIPE
+from typing import Any
 
 import pytest
 
@@ -18,8 +22,7 @@ from clipdpo_cli.models.llm import Llm, load_llm
 from clipdpo_cli.stages.ask import SYSTEM_PROMPT, build_prompt
 from clipdpo_cli.testing.families import facts
 from clipdpo_cli.testing.families.text import TEXT_FAMILIES
-
-from .generate_helpers import run_cli
+from tests.conftest import cli_env
 
 CAPTION = "A red car on a road."
 PROMPT = build_prompt([CAPTION], 1)  # what `ask --questions 1` sends for one caption record
@@ -82,21 +85,35 @@ EXPECTED = {
 KEYS = list(TEXT_FAMILIES)
 
 
-def teach(llm: Llm, steps: int = 40) -> None:
-    """Train the random model in place to answer PROMPT (with ask's system text) with REPLY + end of turn."""
+def teach(llm: Llm, lr: float = 1e-2, max_steps: int = 300, margin: float = 0.05) -> None:
+    """Train the random model in place to answer PROMPT (with ask's system text) with REPLY + end of turn.
+
+    Steps until the teacher-forced greedy predictions are the target and the loss is below `margin` (one
+    thread: a few seconds a family, while the CLI runs started meanwhile have the other core).
+    """
     import torch
 
     prompt = llm.inputs([PROMPT], SYSTEM_PROMPT)["input_ids"][0].tolist()
     target = llm.encoding.completion_ids(PROMPT, REPLY)  # ends with the end-of-turn token
     ids = torch.tensor([prompt + target])
     labels = torch.tensor([[-100] * len(prompt) + target])
-    optimizer = torch.optim.AdamW(llm.model.parameters(), lr=1e-2)
+    optimizer = torch.optim.AdamW(llm.model.parameters(), lr=lr)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
     llm.model.train()
-    for _ in range(steps):
-        llm.model(input_ids=ids, labels=labels).loss.backward()
-        optimizer.step()
-        optimizer.zero_grad()
-    llm.model.eval()
+    try:
+        for _ in range(max_steps):
+            out = llm.model(input_ids=ids, labels=labels)
+            greedy = out.logits[0, len(prompt) - 1 : -1].argmax(-1).tolist()
+            if greedy == target and out.loss.item() < margin:
+                return
+            out.loss.backward()
+            optimizer.step()
+            optimizer.zero_grad()
+        raise AssertionError(f"{llm.name}: not taught the reply in {max_steps} steps")
+    finally:
+        llm.model.eval()
+        torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
@@ -111,19 +128,33 @@ def llms(family_dirs: dict[str, str]) -> dict[str, Llm]:
 
 
 @pytest.fixture(scope="module")
-def taught(llms: dict[str, Llm], tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """Checkpoints (copies of the built ones) whose model answers the `ask` prompt with REPLY."""
+def asked(llms: dict[str, Llm], tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[str, Any]]:
+    """Per family: a copy of its checkpoint taught REPLY, and `clipdpo ask` on one caption record with it.
+
+    Each CLI run starts as soon as its model is saved, so the runs overlap the teaching of the next ones.
+    """
     from clipdpo_cli.models.hub import quiet_transformers
 
-    root = tmp_path_factory.mktemp("text-families-taught")
-    out = {}
+    root = tmp_path_factory.mktemp("text-families-asked")
+    record = {"id": "a.jpg-c0", "image": "a.jpg", "kind": "caption", "text": CAPTION, "prompt": "p"}
+    src = root / "caps.jsonl"
+    src.write_text(json.dumps(record) + "\n")
+    options = ("--questions", "1", "--temperature", "0", "--max-new-tokens", "80", "--device", "cpu")
+    runs = {}
     for key, llm in llms.items():
         teach(llm)
-        out[key] = str(root / key)
-        shutil.copytree(llm.name, out[key])
+        taught = str(root / key)
+        shutil.copytree(llm.name, taught)
         with quiet_transformers():
-            llm.model.save_pretrained(out[key])
-    return out
+            llm.model.save_pretrained(taught)
+        args = [sys.executable, "-m", "clipdpo_cli", "ask", str(src), "-m", taught, *options]
+        env = cli_env(HF_HUB_OFFLINE="1")
+        runs[key] = (taught, subprocess.Popen(args, stdout=PIPE, stderr=PIPE, text=True, env=env))
+    yield {key: (taught, proc) for key, (taught, proc) in runs.items()}
+    for _, proc in runs.values():
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 @pytest.mark.parametrize("key", KEYS)
@@ -201,33 +232,35 @@ def test_end_of_turn_is_the_familys_and_generation_stops_on_it(key: str, llms: d
 
 
 @pytest.mark.parametrize("key", KEYS)
-def test_taught_reply_stops_at_the_end_of_turn_token(
-    key: str, llms: dict[str, Llm], taught: dict[str, str], monkeypatch: pytest.MonkeyPatch
+def test_generation_stops_at_the_end_of_turn_token(
+    key: str, llms: dict[str, Llm], asked: dict[str, tuple[str, Any]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from clipdpo_cli.models.sampling import generate_texts
-
-    llm = llms[key]
-    # only the end-of-turn token stops it (the generation config's EOS ids are gone)
+    llm = llms[key]  # taught REPLY + end of turn by the `asked` fixture
+    # only the end-of-turn token can stop it: the generation config's EOS ids are gone
     monkeypatch.setattr(llm.model.generation_config, "eos_token_id", None)
     assert llm.stop_ids == [llm.encoding.end_of_turn_id]
+    outputs = []
+    generate = llm.model.generate
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        outputs.append(generate(*args, **kwargs))
+        return outputs[-1]
+
+    monkeypatch.setattr(llm.model, "generate", spy)
     assert llm.generate([PROMPT], max_new_tokens=80, temperature=0, system=SYSTEM_PROMPT) == [REPLY]
-    # without that stop the same model writes on past its turn
-    batch = llm.inputs([PROMPT], SYSTEM_PROMPT)
-    unused = llm.tokenizer.unk_token_id if llm.tokenizer.unk_token_id is not None else 0
-    longer = generate_texts(llm.model, llm.tokenizer, batch, 80, 0, 1.0, None, stop_ids=[unused])
-    assert longer[0].startswith(REPLY) and longer[0] != REPLY
+    prompt_length = llm.inputs([PROMPT], SYSTEM_PROMPT)["input_ids"].shape[1]
+    new = outputs[0][0, prompt_length:].tolist()
+    assert new == llm.encoding.completion_ids(PROMPT, REPLY)  # stopped right after the end-of-turn token
 
 
 @pytest.mark.parametrize("key", KEYS)
-def test_cli_ask_writes_records(key: str, taught: dict[str, str], tmp_path: Path) -> None:
-    record = {"id": "a.jpg-c0", "image": "a.jpg", "kind": "caption", "text": CAPTION, "prompt": "p"}
-    src = tmp_path / "caps.jsonl"
-    src.write_text(json.dumps(record) + "\n")
-    args = ("--questions", "1", "--temperature", "0", "--max-new-tokens", "80", "--device", "cpu")
-    result = run_cli("ask", str(src), "-m", taught[key], *args)
-    assert result.returncode == 0, result.stderr
-    out = [json.loads(line) for line in result.stdout.splitlines()]
+def test_cli_ask_writes_records(key: str, asked: dict[str, tuple[str, Any]]) -> None:
+    taught, proc = asked[key]
+    stdout, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 0, stderr
+    out = [json.loads(line) for line in stdout.splitlines()]
     assert [(r["kind"], r["image"], r["question"], r["answer_pos"], r["answer_neg"]) for r in out] == [
         ("qa", "a.jpg", "What color is the car?", "red", "blue")
     ]
-    assert out[0]["from"] == ["a.jpg-c0"] and out[0]["model"] == taught[key]
+    assert out[0]["from"] == ["a.jpg-c0"] and out[0]["model"] == taught
+    assert "1 in, 1 out" in stderr

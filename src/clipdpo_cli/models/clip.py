@@ -122,11 +122,19 @@ class ClipModel:
         return F.normalize(features.float(), dim=-1).cpu()
 
     def encode_texts(self, texts: Sequence[str], batch_size: int = DEFAULT_TEXT_BATCH) -> Any:
-        """Embeddings of texts, batched by similar token length; rows in the order of `texts`."""
+        """Embeddings of texts, batched by similar token length; rows in the order of `texts`.
+
+        Each distinct text is encoded once, so equal texts get equal rows (in a batch with other partners
+        a text's embedding can differ in its last bits).
+        """
         import torch
 
         if not texts:
             return torch.zeros(0, self.embed_dim)
+        distinct = list(dict.fromkeys(texts))
+        if len(distinct) < len(texts):
+            row = {text: i for i, text in enumerate(distinct)}
+            return self.encode_texts(distinct, batch_size)[[row[t] for t in texts]]
         tokens = self.tokenizer(list(texts))
         if not self.short_context:
             parts = [self.encode_tokens(tokens[i : i + batch_size]) for i in range(0, len(texts), batch_size)]

@@ -47,20 +47,30 @@ def assistant_turn(text: str) -> list[dict[str, Any]]:
     return [{"role": "assistant", "content": [{"type": "text", "text": text}]}]
 
 
+def text_of(content: Any) -> Any:
+    """Content parts as text LLM templates want them: the string of their texts."""
+    if isinstance(content, list):
+        return "".join(part["text"] for part in content if part.get("type") == "text")
+    return content
+
+
 @dataclass
 class ChatEncoding:
-    """Encodes conversations for one processor (an LVLM's AutoProcessor with a chat template)."""
+    """Encodes conversations for one processor (an LVLM's AutoProcessor) or a text LLM's tokenizer."""
 
     processor: Any
     _eot: int | None = field(default=None, repr=False)
 
     @property
     def tokenizer(self) -> Any:
-        return self.processor.tokenizer
+        """The processor's tokenizer, or the processor itself when it is a text LLM's tokenizer."""
+        return getattr(self.processor, "tokenizer", self.processor)
 
     # ---- text ------------------------------------------------------------------------------------------
 
     def render(self, messages: list[dict[str, Any]], generation_prompt: bool) -> str:
+        if self.tokenizer is self.processor:  # a text LLM: its template concatenates content as a string
+            messages = [{**m, "content": text_of(m["content"])} for m in messages]
         return self.processor.apply_chat_template(
             messages, add_generation_prompt=generation_prompt, tokenize=False
         )

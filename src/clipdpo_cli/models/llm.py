@@ -15,29 +15,6 @@ from clipdpo_cli.models.hub import load_pretrained, model_dtype, pad_left, resol
 from clipdpo_cli.models.sampling import check_sampling, generate_texts
 
 
-def text_content(content: Any) -> Any:
-    """A message's content as text LLM templates want it: a list of parts becomes the string of its texts."""
-    if isinstance(content, list):
-        return "".join(part["text"] for part in content if part.get("type") == "text")
-    return content
-
-
-@dataclass
-class TokenizerAsProcessor:
-    """A text LLM's tokenizer in the shape ChatEncoding expects of a processor.
-
-    ChatEncoding reads `processor.tokenizer` and renders messages whose content is a list of parts (the
-    processor convention); a tokenizer has no `.tokenizer`, and text templates concatenate `content` as a
-    string, so here the parts are flattened to their text before the tokenizer's template renders them.
-    """
-
-    tokenizer: Any
-
-    def apply_chat_template(self, messages: list[dict[str, Any]], **kwargs: Any) -> Any:
-        flat = [{**m, "content": text_content(m.get("content"))} for m in messages]
-        return self.tokenizer.apply_chat_template(flat, **kwargs)
-
-
 @dataclass
 class Llm:
     """A loaded chat LLM: the transformers model, its tokenizer, and the name it was loaded by."""
@@ -55,7 +32,7 @@ class Llm:
     def encoding(self) -> ChatEncoding:
         """The project's conversation encoding for this tokenizer (BOS rule, end-of-turn token)."""
         if self._encoding is None:
-            self._encoding = ChatEncoding(TokenizerAsProcessor(self.tokenizer))
+            self._encoding = ChatEncoding(self.tokenizer)
         return self._encoding
 
     @property

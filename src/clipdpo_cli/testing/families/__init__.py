@@ -401,14 +401,16 @@ FAMILIES: dict[str, Family] = {
 }
 
 
+def all_families() -> dict[str, Family]:
+    """The vision-language families (FAMILIES) and the text LLMs for `ask` (text.TEXT_FAMILIES)."""
+    from clipdpo_cli.testing.families.text import TEXT_FAMILIES
+
+    return {**FAMILIES, **TEXT_FAMILIES}
+
+
 def build_family(key: str, out_dir: str) -> str:
-    """Write the shrunken checkpoint of family `key` to `out_dir` and return the path."""
-    if key not in FAMILIES:
-        raise KeyError(f"unknown family '{key}' (known: {', '.join(sorted(FAMILIES))})")
-    return FAMILIES[key].build(out_dir)
-
-
-if __name__ == "__main__":  # python -m clipdpo_cli.testing.families KEY OUT_DIR
-    import sys
-
-    print(build_family(sys.argv[1], sys.argv[2]))
+    """Write the shrunken checkpoint of family `key` (an LVLM or a text LLM) to `out_dir`; return the path."""
+    known = all_families()
+    if key not in known:
+        raise KeyError(f"unknown family '{key}' (known: {', '.join(sorted(known))})")
+    return known[key].build(out_dir)
