@@ -25,6 +25,8 @@ TEXT = "A red ball on a table."
 # words, the end-of-turn token generation stops on, and the image tokens of a 64x48 image.
 EXPECT = {
     "llava15": {"bos": "<s>", "lead": "", "eot": "</s>", "image_tokens": 576},
+    # anyres: the 336x672 grid, unpadded to 24 x 32 features, + 24 row ends + the 576 base features
+    "llava_next": {"bos": "<s>", "lead": "", "eot": "</s>", "image_tokens": 24 * 32 + 24 + 576},
     "qwen2_vl": {"bos": None, "lead": "", "eot": "<|im_end|>", "image_tokens": 4},
     "qwen2_5_vl": {"bos": None, "lead": "", "eot": "<|im_end|>", "image_tokens": 4},
     "smolvlm": {"bos": "<|im_start|>", "lead": " ", "eot": "<end_of_utterance>", "image_tokens": 13 * 64},

@@ -11,7 +11,7 @@ from typing import Any
 
 BOS, EOS, PAD, UNK = "<s>", "</s>", "<pad>", "<unk>"
 
-_CORPUS = """
+CORPUS = """
 a photo of a dog sitting on a green lawn next to a red ball in the afternoon sun
 the image shows a woman holding an umbrella while walking down a busy city street
 two cats are sleeping on a brown sofa near the window of a small living room
@@ -43,7 +43,7 @@ def build_bpe_tokenizer(vocab_size: int = 512, extra_special: tuple[str, ...] = 
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    tok.train_from_iterator([line for line in _CORPUS.splitlines() if line], trainer=trainer)
+    tok.train_from_iterator([line for line in CORPUS.splitlines() if line], trainer=trainer)
     tok.post_processor = processors.TemplateProcessing(
         single=f"{BOS} $A", pair=f"{BOS} $A {BOS} $B", special_tokens=[(BOS, tok.token_to_id(BOS))]
     )

@@ -20,20 +20,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from clipdpo_cli.testing.tokenizer import CORPUS as TINY_CORPUS
+
 HERE = os.path.dirname(__file__)
 
-CORPUS = """
-a photo of a dog sitting on a green lawn next to a red ball in the afternoon sun
-the image shows a woman holding an umbrella while walking down a busy city street
-two cats are sleeping on a brown sofa near the window of a small living room
-a man riding a bicycle along the road with trees and cars in the background
+CORPUS = TINY_CORPUS + """
 Describe this image in detail. What is in the picture? How many people are there?
 Describe the image. Provide a one-sentence caption for the provided image.
-the kitchen has white cabinets, a wooden table, and a bowl of fruit on the counter
-question answer positive negative yes no Yes No color shape size left right top bottom
-{"question": "What color is the car?", "answer_pos": "red", "answer_neg": "blue"}
 A red ball, a blue box and a green kite. A yellow cup on a table.
-children playing football in a park on a sunny day with clouds in the blue sky
 You are a helpful assistant. Answer the question using a single word or phrase.
 USER: ASSISTANT: User: Assistant: system user assistant model [INST] [/INST] caption en
 """
@@ -218,46 +212,61 @@ def save(out_dir: str, model: Any, processor: Any, generation: dict[str, Any]) -
     return out_dir
 
 
-def build_llava15(out_dir: str) -> str:
-    """llava-hf/llava-1.5-7b-hf: CLIP ViT-L/14-336 tower (576 image tokens), Vicuna (Llama-2 tokenizer)."""
+OPENAI_CLIP_NORM = {
+    "image_mean": [0.48145466, 0.4578275, 0.40821073], "image_std": [0.26862954, 0.26130258, 0.27577711]
+}  # fmt: skip
+LLAVA_NEXT_PINPOINTS = [[336, 672], [672, 336], [672, 672], [1008, 336], [336, 1008]]
+
+
+def build_llava(out_dir: str, key: str) -> str:
+    """LLaVA on a CLIP ViT-L/14-336 tower with the Llama-2 tokenizer.
+
+    llava15 (llava-hf/llava-1.5-7b-hf): one 336 px image, 576 tokens, Vicuna (Llama) with "USER: ...
+    ASSISTANT:". llava_next (llava-hf/llava-v1.6-mistral-7b-hf): LLaVA-NeXT "anyres" 336 px tiles on the
+    published grid pinpoints, Mistral with "[INST] ... [/INST]".
+    """
     import torch
     from transformers import (
+        AutoConfig,
+        AutoModelForImageTextToText,
         CLIPImageProcessor,
         CLIPVisionConfig,
         LlamaConfig,
-        LlavaConfig,
-        LlavaForConditionalGeneration,
+        LlavaNextImageProcessor,
+        LlavaNextProcessor,
         LlavaProcessor,
+        MistralConfig,
     )
 
+    nxt = key == "llava_next"
     tok = llama2_tokenizer(["<image>"], pad_token="<pad>")
     tok.add_special_tokens({"pad_token": "<pad>"})
-    text = tiny_text(LlamaConfig, tok, rms_norm_eps=1e-5)
+    if nxt:
+        text = tiny_text(MistralConfig, tok, rms_norm_eps=1e-5, rope_theta=1000000.0, sliding_window=None)
+    else:
+        text = tiny_text(LlamaConfig, tok, rms_norm_eps=1e-5)
     vision = CLIPVisionConfig(
         hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, image_size=336,
         patch_size=14, projection_dim=32,
     )  # fmt: skip
-    config = LlavaConfig(
-        vision_config=vision, text_config=text, image_token_index=tok.convert_tokens_to_ids("<image>"),
-        vision_feature_layer=-2, vision_feature_select_strategy="default", projector_hidden_act="gelu",
-        image_seq_length=576, tie_word_embeddings=False,
+    grid = {"image_grid_pinpoints": LLAVA_NEXT_PINPOINTS} if nxt else {}
+    config = AutoConfig.for_model(
+        key.replace("llava15", "llava"), vision_config=vision, text_config=text,
+        image_token_index=tok.convert_tokens_to_ids("<image>"), vision_feature_layer=-2,
+        vision_feature_select_strategy="default", projector_hidden_act="gelu", image_seq_length=576,
+        tie_word_embeddings=False, **grid,
     )  # fmt: skip
-    images = CLIPImageProcessor(
-        size={"shortest_edge": 336}, crop_size={"height": 336, "width": 336}, do_center_crop=True,
-        resample=3, image_mean=[0.48145466, 0.4578275, 0.40821073],
-        image_std=[0.26862954, 0.26130258, 0.27577711],
+    images = (LlavaNextImageProcessor if nxt else CLIPImageProcessor)(
+        size={"shortest_edge": 336}, crop_size={"height": 336, "width": 336}, resample=3, **OPENAI_CLIP_NORM,
+        **grid,
     )  # fmt: skip
-    processor = LlavaProcessor(
+    processor = (LlavaNextProcessor if nxt else LlavaProcessor)(
         image_processor=images, tokenizer=tok, patch_size=14, vision_feature_select_strategy="default",
-        chat_template=chat_template("llava15"), num_additional_image_tokens=1,
+        chat_template=chat_template(key), num_additional_image_tokens=1,
     )  # fmt: skip
     torch.manual_seed(0)
-    model = LlavaForConditionalGeneration(config)
+    model = AutoModelForImageTextToText.from_config(config)
     return save(out_dir, model, processor, special_ids(tok))
-
-
-def qwen_vl_vision(cls: Any, **extra: Any) -> Any:
-    return cls(depth=1, num_heads=2, patch_size=14, spatial_merge_size=2, temporal_patch_size=2, **extra)
 
 
 def build_qwen_vl(out_dir: str, version: str) -> str:
@@ -296,7 +305,7 @@ def build_qwen_vl(out_dir: str, version: str) -> str:
     )  # fmt: skip
     images = Qwen2VLImageProcessor(
         min_pixels=3136, max_pixels=12845056, patch_size=14, temporal_patch_size=2, merge_size=2,
-        image_mean=[0.48145466, 0.4578275, 0.40821073], image_std=[0.26862954, 0.26130258, 0.27577711],
+        **OPENAI_CLIP_NORM,
     )  # fmt: skip
     from transformers import Qwen2VLVideoProcessor
 
@@ -392,7 +401,8 @@ def build_paligemma(out_dir: str) -> str:
 FAMILIES: dict[str, Family] = {
     f.key: f
     for f in (
-        Family("llava15", "llava-hf/llava-1.5-7b-hf", "lvlm", build_llava15),
+        Family("llava15", "llava-hf/llava-1.5-7b-hf", "lvlm", lambda d: build_llava(d, "llava15")),
+        Family("llava_next", "llava-hf/llava-v1.6-mistral-7b-hf", "lvlm", lambda d: build_llava(d, "llava_next")),  # noqa: E501
         Family("qwen2_vl", "Qwen/Qwen2-VL-2B-Instruct", "lvlm", lambda d: build_qwen_vl(d, "2")),
         Family("qwen2_5_vl", "Qwen/Qwen2.5-VL-3B-Instruct", "lvlm", lambda d: build_qwen_vl(d, "2.5")),
         Family("smolvlm", "HuggingFaceTB/SmolVLM-256M-Instruct", "lvlm", build_smolvlm),
