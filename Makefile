@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-dev
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench bench-gpu clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,9 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	PATH="$(abspath $(VENV))/bin:$$PATH" bash benchmarks/run_all.sh
+
+bench-gpu: $(STAMP)
+	PYTHONPATH=src $(PY) benchmarks/gpu.py --out gpu-bench.json
 
 clean:
 	rm -rf $(VENV) demo-out .bench

@@ -45,6 +45,9 @@ def test_loss_falls_and_margin_rises(trained):
     assert all(b < a for a, b in zip(losses, losses[1:], strict=False))
     assert margins[0] == pytest.approx(0.0, abs=1e-6) and margins[-1] > 0.4
     assert "step 6/6: loss" in proc.stderr
+    # the median optimizer step after the first, within the run's own training time; no GPU here
+    runtime = read_json(os.path.join(out, "train_summary.json"))["train_runtime"]
+    assert 0 < summary["median_step_seconds"] < runtime / 5 and summary["peak_gpu_memory_gb"] is None
 
 
 def test_saved_model_reloads_generates_and_prefers_chosen(trained, tiny_llava, toy_pairs):

@@ -73,6 +73,8 @@ class TrainResult:
     steps: int
     log_history: list[dict[str, Any]]
     reference: str  # "live", "precomputed" or "adapter"
+    peak_gpu_memory_gb: float | None = None  # this process's peak allocated CUDA memory
+    median_step_seconds: float | None = None  # optimizer steps after the first (warm-up) one
 
 
 def log(message: str) -> None:
@@ -464,6 +466,8 @@ def run_training(s: TrainSettings) -> TrainResult:
         f"{args.world_size} processes), reference: {ref_mode}"
     )
     quiet_callbacks(trainer, s.quiet)
+    timer = step_timer()
+    trainer.add_callback(timer)
     resume = resolve_checkpoint(s.resume_from_checkpoint, s.output_dir)
     try:
         trainer.train(resume_from_checkpoint=resume)
@@ -479,12 +483,49 @@ def run_training(s: TrainSettings) -> TrainResult:
         steps=trainer.state.global_step,
         log_history=list(trainer.state.log_history),
         reference=ref_mode,
+        peak_gpu_memory_gb=peak_gpu_memory(),
+        median_step_seconds=timer.median(),
     )
     # Close trackers and the process group in order: left to interpreter exit, the gloo threads of a
     # multi-process run can abort the process after a successful save ("terminate called without an
     # active exception", seen once with 2-process ZeRO-3 on CPU).
     trainer.accelerator.end_training()
     return result
+
+
+def step_timer() -> Any:
+    """A trainer callback timing each optimizer step; `median()` leaves out the first (warm-up) step."""
+    import statistics
+    import time
+
+    from transformers.trainer_callback import TrainerCallback
+
+    class StepTimer(TrainerCallback):
+        def __init__(self) -> None:
+            self.seconds: list[float] = []
+            self.started: float | None = None
+
+        def on_step_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            self.started = time.perf_counter()
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            if self.started is not None:
+                self.seconds.append(time.perf_counter() - self.started)
+
+        def median(self) -> float | None:
+            timed = self.seconds[1:] or self.seconds
+            return round(statistics.median(timed), 4) if timed else None
+
+    return StepTimer()
+
+
+def peak_gpu_memory() -> float | None:
+    """The most CUDA memory this process had allocated (GB), None without a GPU."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return None
+    return round(torch.cuda.max_memory_allocated() / 2**30, 2)
 
 
 def save_model(trainer: Any, output_dir: str, merge_lora: bool = False) -> None:
@@ -566,6 +607,8 @@ def summary(result: TrainResult) -> None:
         "skipped": result.skipped,
         "steps": result.steps,
         "reference": result.reference,
+        "peak_gpu_memory_gb": result.peak_gpu_memory_gb,
+        "median_step_seconds": result.median_step_seconds,
         **final_metrics(result.log_history),
     }
     with open(os.path.join(result.output_dir, "train_summary.json"), "w") as fh:
