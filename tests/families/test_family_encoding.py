@@ -45,11 +45,10 @@ def image() -> Image.Image:
     return Image.new("RGB", (64, 48), (200, 30, 30))
 
 
-def reference_prompt_ids(processor) -> list[int]:
+def reference_prompt_ids(processor, picture: Image.Image | None = None) -> list[int]:
     """transformers' own generation-prompt ids (apply_chat_template with tokenize=True)."""
-    conversation = [
-        {"role": "user", "content": [{"type": "image", "image": image()}, {"type": "text", "text": PROMPT}]}
-    ]
+    content = [{"type": "image", "image": picture or image()}, {"type": "text", "text": PROMPT}]
+    conversation = [{"role": "user", "content": content}]
     out = processor.apply_chat_template(
         conversation, add_generation_prompt=True, tokenize=True, return_dict=True
     )

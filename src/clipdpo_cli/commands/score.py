@@ -1,5 +1,6 @@
-"""`clipdpo score`: CLIP image-text scores, 100 x cosine (paper Sec. 4.2)."""
+"""`clipdpo score`: CLIP image-text scores, 100 x cosine (paper Sec. 4.2), or an LVLM's log-likelihood."""
 
+import enum
 from typing import Annotated
 
 import typer
@@ -16,11 +17,17 @@ from clipdpo_cli.commands.clip_options import (
     PrecisionOpt,
     WorkersOpt,
 )
+from clipdpo_cli.commands.generation import ChatTemplateOpt, DtypeOpt, MaxPixelsOpt
 from clipdpo_cli.commands.options import stage_command
 from clipdpo_cli.io.runner import IOOptions, run_stage
 
 NAME = "score"
-SUMMARY = "Add CLIP image-text scores (100 x cosine) to caption and QA records."
+SUMMARY = "Add CLIP image-text scores (100 x cosine) to caption and QA records (or LVLM log-likelihoods)."
+
+
+class Scorer(str, enum.Enum):
+    clip = "clip"
+    lvlm = "lvlm"
 
 
 @stage_command()
@@ -39,7 +46,17 @@ def command(
             help="Score this text instead, filled from the record: 'a photo of {text}'.", show_default=False
         ),
     ] = None,
-    score_field: Annotated[str, typer.Option(help="Field the score is written to.")] = "clip_score",
+    scorer: Annotated[
+        Scorer,
+        typer.Option(
+            help="clip: 100 x cosine of a CLIP model; lvlm: the LVLM's (-m) mean log-likelihood of the text "
+            "given the image and --prompt (Sec. 3.1's baseline), and its sum in SCORE_FIELD_sum."
+        ),
+    ] = Scorer.clip,
+    score_field: Annotated[
+        str | None,
+        typer.Option(help="Field the score goes to (default clip_score, or lvlm_logp).", show_default=False),
+    ] = None,
     scorer_field: Annotated[str, typer.Option(help="Field the scorer's name is written to.")] = "scorer",
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace an existing score field (otherwise an error).")
@@ -53,8 +70,14 @@ def command(
     prototypes: Annotated[
         str | None, typer.Option(help="With --categorize: category descriptions JSON.", show_default=False)
     ] = None,
+    prompt: Annotated[
+        str, typer.Option(help="--scorer lvlm: the prompt before the text (a record's `prompt` wins).")
+    ] = "Describe the image.",
     device: DeviceOpt = "auto",
     precision: PrecisionOpt = Precision.fp32,
+    dtype: DtypeOpt = "auto",
+    chat_template: ChatTemplateOpt = None,
+    max_pixels: MaxPixelsOpt = None,
     batch_size: BatchSizeOpt = 64,
     workers: WorkersOpt = 2,
     image_root: ImageRootOpt = None,
@@ -77,13 +100,16 @@ def command(
     options = ScoreOptions(
         field=field,
         template=template,
-        score_field=score_field,
+        score_field=score_field or ("lvlm_logp" if scorer == Scorer.lvlm else "clip_score"),
         scorer_field=scorer_field,
         overwrite=overwrite,
         batch_size=batch_size,
         workers=workers,
         image_root=image_root,
+        prompt=prompt,
     )
+    if scorer == Scorer.lvlm:
+        return score_with_lvlm(io, model, options, categorize, device, dtype, chat_template, max_pixels)
     if categorize:
         from clipdpo_cli.stages.categorize import CategorizeOptions, CategoryPrototypes, load_descriptions
 
@@ -98,4 +124,23 @@ def command(
 
     run_stage(
         NAME, io, lambda records, ctx: score_records(records, clip, options, ctx, extra), one_to_one=True
+    )
+
+
+def score_with_lvlm(
+    io: IOOptions, model: str, options: object, categorize: bool, device: str, dtype: str,
+    chat_template: str | None, max_pixels: int | None,
+) -> None:  # fmt: skip
+    """--scorer lvlm: the LVLM's log-likelihood of each text (stages.score.lvlm_score_records)."""
+    from clipdpo_cli.io.errors import UsageError
+    from clipdpo_cli.models.lvlm import load_lvlm
+    from clipdpo_cli.stages.score import lvlm_score_records
+
+    if categorize:
+        raise UsageError("--categorize needs a CLIP scorer (drop --scorer lvlm, or run categorize apart)")
+    if model == DEFAULT_CLIP:
+        raise UsageError("--scorer lvlm needs the LVLM: -m MODEL (a Hub id or local directory)")
+    lvlm = load_lvlm(model, device=device, dtype=dtype, chat_template=chat_template, max_pixels=max_pixels)
+    run_stage(
+        NAME, io, lambda records, ctx: lvlm_score_records(records, lvlm, options, ctx), one_to_one=True
     )

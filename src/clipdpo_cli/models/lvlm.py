@@ -88,6 +88,12 @@ class Lvlm:
             self.model, self.tokenizer, batch, max_new_tokens, temperature, top_p, seed, stop_ids=stop
         )
 
+    def text_logprobs(
+        self, images: Sequence[Any], prompts: Sequence[str], texts: Sequence[str]
+    ) -> list[tuple[float, int]]:
+        """(summed log-likelihood, tokens) of each text given its image and prompt (see text_logprobs)."""
+        return text_logprobs(self.model, self.encoding, images, prompts, texts)
+
     def next_token_probs(
         self, images: Sequence[Any], prompts: Sequence[str], candidates: Sequence[str] = ("Yes", "No")
     ) -> list[dict[str, float]]:
@@ -106,6 +112,38 @@ class Lvlm:
             logits = self.model(**batch).logits[:, -1, :]
         probs = torch.softmax(logits.float(), dim=-1).cpu()
         return [{c: float(row[ids].sum()) for c, ids in token_ids.items()} for row in probs]
+
+
+def text_logprobs(
+    model: Any, encoding: ChatEncoding, images: Sequence[Any], prompts: Sequence[str], texts: Sequence[str]
+) -> list[tuple[float, int]]:
+    """Per row: (sum of log p(token), number of tokens) of `text` given the image and prompt.
+
+    The text is encoded as training encodes a completion (models/conversation.py): the tokens the model
+    would emit for it after the generation prompt. The end-of-turn token is not counted: this is the
+    likelihood of the words, not of stopping after them.
+    """
+    import torch
+
+    batch = encoding.prompt_batch(images, prompts)
+    ids = [encoding.completion_ids(p, t)[:-1] for p, t in zip(prompts, texts, strict=True)]
+    if any(not row for row in ids):
+        raise ValueError("an empty text has no tokens to score")
+    joined = encoding.join(batch, ids)
+    device, dtype = model.device, model.dtype
+    inputs = {
+        k: (v.to(device, dtype=dtype) if v.is_floating_point() else v.to(device))
+        for k, v in joined.items()
+        if k != "completion_mask"
+    }
+    with torch.inference_mode():
+        logits = model(**inputs, use_cache=False).logits[:, :-1].float()
+    targets = inputs["input_ids"][:, 1:]
+    mask = joined["completion_mask"][:, 1:].to(device).bool()
+    picked = torch.log_softmax(logits, dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+    sums = (picked * mask).sum(dim=1).cpu().tolist()
+    counts = mask.sum(dim=1).cpu().tolist()
+    return [(float(s), int(n)) for s, n in zip(sums, counts, strict=True)]
 
 
 def cap_pixels(processor: Any, max_pixels: int | None) -> bool:

@@ -4,6 +4,10 @@ The text is a field of the record (`text` by default: a caption, or for an `ask`
 caption built from its question and positive answer, i.e. the answer score) or a template filled from
 the record's fields (`"a photo of {text}"`). Each distinct image is decoded and encoded once per chunk
 (models.clip_images); the texts of a chunk are encoded together, sorted by length.
+
+`lvlm_score_records` is the other scorer (`score --scorer lvlm`, the paper's Fig. 2 baseline): the LVLM's
+own log-likelihood of the text given the image and a prompt, through the project's one conversation
+encoding, as the mean per token (`score_field`) and the sum (`score_field` + "_sum").
 """
 
 from __future__ import annotations
@@ -33,6 +37,8 @@ class ScoreOptions:
     batch_size: int = 64
     workers: int = 0
     image_root: str | None = None
+    prompt: str = "Describe the image."  # --scorer lvlm: the user turn before the text (a record's own
+    # `prompt` field wins, as caption records carry the prompt their caption answered)
 
 
 def template_fields(template: str) -> list[str]:
@@ -126,3 +132,50 @@ def score_records(
             if extra is not None:
                 out.update(extra(record, image_emb))
             yield out
+
+
+def lvlm_score_records(
+    records: Iterable[dict[str, Any]],
+    lvlm: Any,
+    options: ScoreOptions | None = None,
+    ctx: StageContext | None = None,
+) -> Iterator[dict[str, Any]]:
+    """Each record plus the LVLM's mean (`score_field`) and summed log-likelihood of its text."""
+    from clipdpo_cli.io.errors import BadRecord
+    from clipdpo_cli.stages.batched import prefetch_images
+
+    options = options or ScoreOptions(score_field="lvlm_logp")
+    ctx = ctx or StageContext("score")
+    get_text = text_getter(options.field, options.template)
+    scorer = options.scorer or lvlm.name
+    pending: list[tuple[dict[str, Any], Any, str, str]] = []
+
+    def flush() -> Iterator[dict[str, Any]]:
+        rows = lvlm.text_logprobs([p[1] for p in pending], [p[2] for p in pending], [p[3] for p in pending])
+        for (record, _, _, _), (total, count) in zip(pending, rows, strict=True):
+            yield {
+                **record,
+                options.score_field: round(total / count, DECIMALS),
+                f"{options.score_field}_sum": round(total, DECIMALS),
+                options.scorer_field: scorer,
+            }
+        pending.clear()
+
+    decoded = prefetch_images(((r, None) for r in records), options.image_root, options.workers)
+    for record, _, image in decoded:
+        try:
+            if isinstance(image, BadRecord):
+                raise image
+            text = get_text(record).strip()
+            if not text:
+                raise BadRecord("empty text", reason="empty text")
+        except BadRecord as exc:
+            ctx.bad(record, exc)
+            continue
+        _check_fields(record, options, scorer)
+        prompt = record.get("prompt") if isinstance(record.get("prompt"), str) else options.prompt
+        pending.append((record, image, prompt, text))
+        if len(pending) >= options.batch_size:
+            yield from flush()
+    if pending:
+        yield from flush()
