@@ -1,4 +1,4 @@
-"""`score --scorer lvlm`: the LVLM's log-likelihood of a text equals the one computed by hand on its tokens."""
+"""`score --scorer lvlm`: the LVLM's log-likelihood of a text equals one computed by hand on its tokens."""
 
 from __future__ import annotations
 
