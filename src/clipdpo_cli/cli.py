@@ -20,6 +20,7 @@ from clipdpo_cli.io.errors import ClipdpoError, Interrupted, PipeClosed
 COMMAND_MODULES = (
     "caption",
     "ask",
+    "perturb",
     "score",
     "categorize",
     "filter",
@@ -27,6 +28,7 @@ COMMAND_MODULES = (
     "train",
     "eval_amber",
     "eval_zeroshot",
+    "probe",
     "models",
 )
 

@@ -218,3 +218,23 @@ def test_max_pixels_caps_dynamic_resolution_and_is_a_no_op_for_fixed(family_dir,
     capsys.readouterr()
     load_lvlm_processor(family_dir("llava15"), max_pixels=1000)
     assert "--max-pixels has no effect on CLIPImageProcessor" in capsys.readouterr().err
+
+
+def test_max_length_that_leaves_no_answer_is_said_once(family_dir, capsys):
+    from clipdpo_cli.train.data import VisionPairCollator
+
+    collator = VisionPairCollator(load(family_dir, "llava15"), max_text=5)
+    row = {"image": image(), "prompt": PROMPT, "chosen": TEXT, "rejected": "A blue box."}
+    for _ in range(2):
+        batch = collator([row])
+    assert int(batch["completion_mask"].sum()) == 0  # the prompt's text alone is longer than 5 tokens
+    err = capsys.readouterr().err
+    assert err.count("warning: --max-length 5 leaves 2 of 2 rows of a batch no answer tokens") == 1
+
+
+def test_dump_options_need_dry_run(tmp_path):
+    from tests.conftest import run_text_cli
+
+    result = run_text_cli("train", str(tmp_path / "p.jsonl"), "--model", "m", "--dump-rows", "3")
+    assert result.returncode == 2
+    assert result.stderr.strip() == "clipdpo train: error: --dump-encoded and --dump-rows go with --dry-run"

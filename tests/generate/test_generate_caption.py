@@ -186,3 +186,21 @@ def test_cli_checks_input_and_resume_before_loading_the_model(tmp_path) -> None:
     )  # fmt: skip
     resume = run_cli("ask", str(tmp_path), "-m", "no-such-org/no-such-llm", "--resume")
     assert resume.returncode == 2 and "--resume needs -o FILE" in resume.stderr
+
+
+def test_ids_and_records_carry_max_pixels_and_the_chat_template_only_when_given():
+    """What the model sees changes with --max-pixels or --chat-template: so do the ids (a resumed run with
+    another setting must not keep the old captions); without them the ids are the ones of before."""
+    from clipdpo_cli.io.records import make_id
+    from clipdpo_cli.stages.caption import CaptionJob, CaptionSettings, caption_jobs, caption_record
+
+    plain = CaptionSettings(prompts=("Describe.",), seed=3)
+    (job,) = caption_jobs("a.png", "m", plain)
+    assert job.id == make_id("caption", "a.png", "m", "Describe.", 0, 3, 0.7, 0.95, 128)
+    capped = CaptionSettings(prompts=("Describe.",), seed=3, max_pixels=50000)
+    templated = CaptionSettings(prompts=("Describe.",), seed=3, chat_template_digest="0123abcd")
+    ids = {job.id, caption_jobs("a.png", "m", capped)[0].id, caption_jobs("a.png", "m", templated)[0].id}
+    assert len(ids) == 3
+    record = caption_record({"image": "a.png"}, CaptionJob("x", "Describe.", 0, None), "t", "m", capped)
+    assert record["max_pixels"] == 50000 and "chat_template_sha256" not in record
+    assert "max_pixels" not in caption_record({"image": "a.png"}, job, "t", "m", plain)

@@ -57,11 +57,15 @@ def command(
     One record per image x prompt x sample: {id, image, kind: "caption", text, prompt, model, sample, and the
     sampling settings}. Records of one image are written together. With --seed the output is reproducible.
     """
+    import hashlib
+
+    from clipdpo_cli.models.hub import read_chat_template
     from clipdpo_cli.models.lvlm import load_lvlm
     from clipdpo_cli.models.sampling import check_sampling
     from clipdpo_cli.stages.caption import CaptionSettings, caption_records, read_prompts
 
     check_sampling(temperature, top_p, max_new_tokens)
+    template = read_chat_template(chat_template)
     settings = CaptionSettings(
         prompts=tuple(read_prompts(prompts)),
         samples_per_prompt=samples_per_prompt,
@@ -72,6 +76,8 @@ def command(
         batch_size=batch_size,
         image_root=image_root,
         workers=workers,
+        max_pixels=max_pixels,
+        chat_template_digest=hashlib.sha256(template.encode()).hexdigest()[:16] if template else None,
     )
-    lvlm = load_lvlm(model, device=device, dtype=dtype, chat_template=chat_template, max_pixels=max_pixels)
+    lvlm = load_lvlm(model, device=device, dtype=dtype, chat_template=template, max_pixels=max_pixels)
     run_stage(NAME, io, lambda records, ctx: caption_records(records, lvlm, settings, ctx), allow_folder=True)

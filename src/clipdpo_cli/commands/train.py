@@ -189,7 +189,10 @@ def command(
             show_default=False,
         ),
     ] = None,
-    dump_rows: Annotated[int, typer.Option(min=1, help="How many pairs --dry-run encodes.")] = 8,
+    dump_rows: Annotated[
+        int | None,
+        typer.Option(min=1, help="How many pairs --dry-run encodes [default: 8].", show_default=False),
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress lines on stderr.")] = False,
 ) -> None:
     """clipdpo train pairs.jsonl --model llava-hf/llava-1.5-7b-hf --deepspeed zero3.json --output-dir out/
@@ -203,11 +206,12 @@ def command(
     from clipdpo_cli.train import launcher
 
     max_text = optional_int(max_length, "--max-length")
-    if dump_encoded is not None and not dry_run:
-        raise UsageError("--dump-encoded goes with --dry-run")
+    if (dump_encoded is not None or dump_rows is not None) and not dry_run:
+        raise UsageError("--dump-encoded and --dump-rows go with --dry-run")
     if dry_run:
         return dry_run_command(
-            pairs, model, max_text, image_root, chat_template, max_pixels, on_error, dump_encoded, dump_rows
+            pairs, model, max_text, image_root, chat_template, max_pixels, on_error, dump_encoded,
+            dump_rows or 8,
         )
     if write_ref_logps is not None:
         return write_reference(

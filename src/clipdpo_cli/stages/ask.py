@@ -25,7 +25,7 @@ from clipdpo_cli.io.records import make_id, require
 from clipdpo_cli.io.stage import StageContext
 from clipdpo_cli.models.sampling import job_seed
 from clipdpo_cli.qa import qa_to_caption
-from clipdpo_cli.stages.batched import Group, run_in_batches
+from clipdpo_cli.stages.batched import Group, llm_batch_runner, run_in_batches
 
 SYSTEM_PROMPT = (
     "You write question-answer pairs about images for a visual question answering dataset. "
@@ -83,7 +83,7 @@ class MalformedAnswer(ValueError):
     """The LLM's reply holds no usable question list; the message is the drop reason."""
 
 
-def _json_values(text: str) -> Iterator[Any]:
+def json_values(text: str) -> Iterator[Any]:
     """Every JSON object or array that starts somewhere in `text` (left to right), fenced blocks first."""
     decoder = json.JSONDecoder()
     candidates = [m.group(1) for m in _FENCE.finditer(text)] + [text]
@@ -111,7 +111,7 @@ def parse_questions(text: str, limit: int) -> list[dict[str, str]]:
     missing a field, with equal answers, or repeating a question are left out.
     """
     found_json = False
-    for value in _json_values(text):
+    for value in json_values(text):
         found_json = True
         if isinstance(value, dict):
             items = next((v for v in value.values() if isinstance(v, list)), None)
@@ -203,16 +203,7 @@ def ask_records(
             record = {"image": image, **shared_fields(captions)}
             yield Group(record, [AskJob(key, prompt, seed, caption_ids)], payload=ids)
 
-    def run_batch(items: list[tuple[Group, AskJob]]) -> list[str]:
-        jobs = [job for _, job in items]
-        return llm.generate(
-            [job.prompt for job in jobs],
-            max_new_tokens=settings.max_new_tokens,
-            temperature=settings.temperature,
-            top_p=settings.top_p,
-            seed=None if settings.seed is None else [job.seed for job in jobs],
-            system=SYSTEM_PROMPT,
-        )
+    run_batch = llm_batch_runner(llm, settings, SYSTEM_PROMPT)
 
     for group in run_in_batches(groups(), settings.batch_size, run_batch):
         job, reply, ids = group.jobs[0], group.results[0], group.payload

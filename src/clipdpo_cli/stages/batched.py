@@ -89,3 +89,25 @@ def run_in_batches(
     while pending:
         flush(batch_size)
     yield from finished()
+
+
+def llm_batch_runner(
+    llm: Any, settings: Any, system: str | None
+) -> Callable[[list[tuple[Group, Any]]], list[str]]:
+    """`run_batch` for LLM jobs that carry `.prompt` and `.seed`: one generate call, each row its own seed.
+
+    `settings` gives max_new_tokens, temperature, top_p and seed (None: fresh seeds).
+    """
+
+    def run_batch(items: list[tuple[Group, Any]]) -> list[str]:
+        jobs = [job for _, job in items]
+        return llm.generate(
+            [job.prompt for job in jobs],
+            max_new_tokens=settings.max_new_tokens,
+            temperature=settings.temperature,
+            top_p=settings.top_p,
+            seed=None if settings.seed is None else [job.seed for job in jobs],
+            system=system,
+        )
+
+    return run_batch

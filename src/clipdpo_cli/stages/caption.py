@@ -1,9 +1,10 @@
 """Caption generation (paper Sec. 4.1): each image is described by the LVLM under several prompts and samples.
 
 For every input image, one record per (prompt, sample): its id is make_id("caption", image, model, prompt,
-sample, seed, temperature, top_p, max_new_tokens), so the same command gives the same ids, and changing the
-model or a sampling setting gives new ones. The rows of all images are generated in batches of
-`batch_size` (across image boundaries); the records of one image are emitted together, in prompt order.
+sample, seed, temperature, top_p, max_new_tokens, and --max-pixels and the --chat-template's digest when
+given), so the same command gives the same ids, and changing the model or a setting gives new ones. The
+rows of all images are generated in batches of `batch_size` (across image boundaries); the records of one
+image are emitted together, in prompt order.
 
 Reproducibility: with a seed, every caption is sampled from its own random stream, seeded from the seed and
 the caption's id (models.sampling). A caption then does not depend on the batch size, the order of the input,
@@ -56,6 +57,17 @@ class CaptionSettings:
     batch_size: int = 16
     image_root: str | None = None
     workers: int = 4
+    max_pixels: int | None = None  # --max-pixels, when given (it changes what the model sees)
+    chat_template_digest: str | None = None  # of --chat-template, when given
+
+    def extra_fields(self) -> dict[str, Any]:
+        """The settings that are only part of ids and records when given."""
+        out: dict[str, Any] = {}
+        if self.max_pixels is not None:
+            out["max_pixels"] = self.max_pixels
+        if self.chat_template_digest is not None:
+            out["chat_template_sha256"] = self.chat_template_digest
+        return out
 
 
 @dataclass(frozen=True)
@@ -74,6 +86,7 @@ def caption_jobs(image: str, model: str, settings: CaptionSettings) -> list[Capt
             cid = make_id(
                 "caption", image, model, prompt, sample, settings.seed,
                 settings.temperature, settings.top_p, settings.max_new_tokens,
+                *(f"{k}={v}" for k, v in settings.extra_fields().items()),
             )  # fmt: skip
             jobs.append(CaptionJob(cid, prompt, sample, job_seed(settings.seed, cid)))
     return jobs
@@ -96,6 +109,7 @@ def caption_record(
         top_p=s.top_p,
         max_new_tokens=s.max_new_tokens,
         seed=s.seed,
+        **s.extra_fields(),
     )
     return {"id": out.pop("id"), **out}
 

@@ -147,6 +147,7 @@ class VisionPairCollator:
     unpaired: bool = False
     calculate_kl: bool = True
     encoding: Any = None
+    warned: bool = False  # about rows that --max-length left without answer tokens (said once)
 
     def __post_init__(self) -> None:
         from clipdpo_cli.models.conversation import ChatEncoding
@@ -163,11 +164,30 @@ class VisionPairCollator:
                 images, prompts, [r["completion"] for r in rows], self.calculate_kl, self.max_text
             )
             batch["label"] = torch.tensor([bool(r["label"]) for r in rows])
+            self.warn_if_no_answer(batch)
             return batch
         batch = self.encoding.preference_batch(
             images, prompts, [r["chosen"] for r in rows], [r["rejected"] for r in rows], self.max_text
         )
+        self.warn_if_no_answer(batch)
         if all(f in rows[0] for f in REF_FIELDS):
             for f in REF_FIELDS:
                 batch[f] = torch.tensor([float(r[f]) for r in rows], dtype=torch.float32)
         return batch
+
+    def warn_if_no_answer(self, batch: dict[str, Any]) -> None:
+        """One stderr line the first time --max-length leaves a row no answer token (a constant loss)."""
+        if self.warned or self.max_text is None:
+            return
+        empty = int((batch["completion_mask"].sum(dim=1) == 0).sum())
+        if empty:
+            import sys
+
+            self.warned = True
+            print(
+                f"clipdpo train: warning: --max-length {self.max_text} leaves {empty} of "
+                f"{len(batch['completion_mask'])} rows of a batch no answer tokens (the prompt's text alone "
+                "fills it); those pairs add a constant loss",
+                file=sys.stderr,
+                flush=True,
+            )

@@ -52,5 +52,7 @@ def run_dry(settings: Any, dump_path: str | None, rows: int) -> dict[str, Any]:
             for record in encoded:
                 writer.write(record)
     longest = max(len(e["prompt_ids"]) + max(len(e["chosen_ids"]), len(e["rejected_ids"])) for e in encoded)
+    empty = sum(not e["chosen_ids"] or not e["rejected_ids"] for e in encoded)
     return {"dry_run": True, "pairs": len(pairs), "skipped": pairs.skipped, "encoded": len(encoded),
-            "longest_row_tokens": longest, "dump": dump_path}  # fmt: skip
+            "longest_row_tokens": longest, "rows_without_answer_tokens": empty,
+            "dump": dump_path}  # fmt: skip

@@ -356,13 +356,11 @@ def build_smolvlm(out_dir: str) -> str:
     return save(out_dir, model, processor, gen)
 
 
-# PaliGemma has no chat template: this is the one the project documents for it (the prompt is the user's
-# text; the processor itself puts the 256 image tokens and <bos> in front and "\n" after it).
-PALIGEMMA_TEMPLATE = (
-    "{% for message in messages %}{% if message['role'] == 'user' %}"
-    "{% for c in message['content'] %}{% if c['type'] == 'image' %}<image>"
-    "{% elif c['type'] == 'text' %}{{ c['text'] }}{% endif %}{% endfor %}{% endif %}{% endfor %}"
-)
+# PaliGemma has no chat template: the one the project documents for it is a data file (the prompt is the
+# user's text; the processor itself puts the 256 image tokens and <bos> in front and "\n" after it).
+PALIGEMMA_TEMPLATE_FILE = data_path("paligemma", "recommended_chat_template.jinja")
+with open(PALIGEMMA_TEMPLATE_FILE, encoding="utf-8") as _fh:
+    PALIGEMMA_TEMPLATE = _fh.read()
 
 
 def build_paligemma(out_dir: str) -> str:

@@ -1,0 +1,70 @@
+"""`clipdpo probe`: the Sec. 3.1 / Fig. 2 probe, how the LVLM and CLIP scorers rank hallucinated captions."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+NAME = "probe"
+SUMMARY = "Sec. 3.1 probe: per hallucination type, how often each scorer corrects the LVLM's preference."
+
+
+def command(
+    inputs: Annotated[
+        list[str] | None,
+        typer.Argument(
+            metavar="FILES",
+            help="Scored originals and variants (JSONL, .gz ok, '-' stdin; default stdin). Records with the "
+            "same id in several files are merged field by field.",
+            show_default=False,
+        ),
+    ] = None,
+    lvlm_field: Annotated[
+        str, typer.Option(help="The LVLM's mean log-likelihood field (optional: absent, scorers only).")
+    ] = "lvlm_logp",
+    scorer_field: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--scorer-field",
+            "--score-field",
+            help="A scorer's score field, higher = better (repeatable; default clip_score).",
+            show_default=False,
+        ),
+    ] = None,
+    output: Annotated[
+        str | None, typer.Option("--output", "-o", help="Write the result JSON here, not stdout.")
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No table on stderr.")] = False,
+) -> None:
+    """clipdpo probe probe.dfn.jsonl probe.siglip.jsonl --scorer-field dfn --scorer-field siglip > fig2.json
+
+    Reads originals (hallucination "none") and their hallucinated variants (existence, attribute,
+    relation; `from` = the original's id). Per type: how many variants the LVLM prefers to their original,
+    and how many of those each scorer corrects by ranking the original higher (the paper's Fig. 2). A
+    variant without its original or a numeric field is skipped and counted. JSON to stdout, table to stderr.
+    """
+    import orjson
+
+    from clipdpo_cli.io.errors import InputError, UsageError
+    from clipdpo_cli.io.jsonl import read_jsonl
+    from clipdpo_cli.stages.probe import format_table, merge_by_id, probe
+
+    paths = inputs or ["-"]
+    if paths.count("-") > 1:
+        raise UsageError("stdin ('-') can be read only once")
+    records = merge_by_id(record for path in paths for record in read_jsonl(path))
+    result = probe(records, lvlm_field, scorer_field or ["clip_score"])
+    payload = orjson.dumps(result, option=orjson.OPT_INDENT_2) + b"\n"
+    if output and output != "-":
+        try:
+            with open(output, "wb") as fh:
+                fh.write(payload)
+        except OSError as exc:
+            raise InputError(f"cannot write {output}: {exc.strerror or exc}") from None
+    else:
+        sys.stdout.buffer.write(payload)
+        sys.stdout.buffer.flush()
+    if not quiet:
+        print(format_table(result), file=sys.stderr, flush=True)
