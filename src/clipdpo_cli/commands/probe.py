@@ -45,10 +45,8 @@ def command(
     and how many of those each scorer corrects by ranking the original higher (the paper's Fig. 2). A
     variant without its original or a numeric field is skipped and counted. JSON to stdout, table to stderr.
     """
-    import orjson
-
-    from clipdpo_cli.io.errors import InputError, UsageError
-    from clipdpo_cli.io.jsonl import read_jsonl
+    from clipdpo_cli.io.errors import UsageError
+    from clipdpo_cli.io.jsonl import read_jsonl, write_json
     from clipdpo_cli.stages.probe import format_table, merge_by_id, probe
 
     paths = inputs or ["-"]
@@ -56,15 +54,6 @@ def command(
         raise UsageError("stdin ('-') can be read only once")
     records = merge_by_id(record for path in paths for record in read_jsonl(path))
     result = probe(records, lvlm_field, scorer_field or ["clip_score"])
-    payload = orjson.dumps(result, option=orjson.OPT_INDENT_2) + b"\n"
-    if output and output != "-":
-        try:
-            with open(output, "wb") as fh:
-                fh.write(payload)
-        except OSError as exc:
-            raise InputError(f"cannot write {output}: {exc.strerror or exc}") from None
-    else:
-        sys.stdout.buffer.write(payload)
-        sys.stdout.buffer.flush()
+    write_json(result, output)
     if not quiet:
         print(format_table(result), file=sys.stderr, flush=True)

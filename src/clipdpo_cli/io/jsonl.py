@@ -364,3 +364,17 @@ def done_ids(path: str, id_type: type = str) -> set[Any]:
     if not os.path.exists(path):
         return set()
     return {r["id"] for r in existing_records(path) if isinstance(r.get("id"), id_type)}
+
+
+def write_json(result: Any, output: str | None = None) -> None:
+    """One indented JSON document (a command's result) to `output`, or stdout for None / '-'."""
+    payload = orjson.dumps(result, option=orjson.OPT_INDENT_2) + b"\n"
+    if output and output != "-":
+        try:
+            with open(output, "wb") as fh:
+                fh.write(payload)
+        except OSError as exc:
+            raise InputError(f"cannot write {output}: {exc.strerror or exc}") from None
+    else:
+        sys.stdout.buffer.write(payload)
+        sys.stdout.buffer.flush()

@@ -7,8 +7,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
-
 from clipdpo_cli.eval.amber.data import AmberData, find_image_dir, load_amber
 from clipdpo_cli.eval.amber.evaluate import format_table, score_responses
 from clipdpo_cli.eval.amber.generate import GenerationSettings, done_response_ids, generate_responses
@@ -16,7 +14,7 @@ from clipdpo_cli.eval.amber.nlp import load_nouns
 from clipdpo_cli.eval.amber.nlp.similarity import load_similarity
 from clipdpo_cli.eval.amber.responses import read_responses
 from clipdpo_cli.io.errors import InputError, UsageError
-from clipdpo_cli.io.jsonl import JsonlWriter
+from clipdpo_cli.io.jsonl import JsonlWriter, write_json
 from clipdpo_cli.io.shard import Shard
 
 
@@ -151,16 +149,7 @@ def run_eval(opts: EvalOptions) -> dict[str, Any] | None:
         result["model"] = opts.model
         result["yes_no"] = opts.generation.yes_no
     scored_in = time.perf_counter() - started
-    payload = orjson.dumps(result, option=orjson.OPT_INDENT_2) + b"\n"
-    if opts.output and opts.output != "-":
-        try:
-            with open(opts.output, "wb") as fh:
-                fh.write(payload)
-        except OSError as exc:
-            raise InputError(f"cannot write {opts.output}: {exc.strerror or exc}") from None
-    else:
-        sys.stdout.buffer.write(payload)
-        sys.stdout.buffer.flush()
+    write_json(result, opts.output)
     if not opts.quiet:
         log(format_table(result))
         log(f"clipdpo eval-amber: scored in {scored_in:.2f} s")
