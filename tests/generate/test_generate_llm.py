@@ -65,3 +65,12 @@ def test_a_template_without_system_role_gets_the_system_text_in_the_user_turn(ti
     llm = load_llm(tiny_llm_dir, device="cpu", chat_template=template)
     assert llm.chat_text("Hi?", system="Be brief.") == "[INST] Be brief.\n\nHi? [/INST]"
     assert llm.chat_text("Hi?") == "[INST] Hi? [/INST]"
+
+
+def test_an_image_text_model_given_to_ask_names_the_fix(tiny_llava_dir) -> None:
+    with pytest.raises(InputError) as info:
+        load_llm(tiny_llava_dir, device="cpu")
+    assert str(info.value) == (
+        f"model '{tiny_llava_dir}' (llava) is not a text causal language model; it is an image-text model: "
+        "use it with caption"
+    )

@@ -86,6 +86,25 @@ class Llm:
         )
 
 
+def check_causal_lm(name: str, path: str) -> None:
+    """InputError naming the fix when the model is not a text causal LM (e.g. an LVLM given to `ask`)."""
+    from transformers import AutoConfig
+    from transformers.models.auto.modeling_auto import (
+        MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
+        MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES,
+    )
+
+    from clipdpo_cli.io.errors import InputError
+
+    model_type = getattr(load_pretrained(AutoConfig.from_pretrained, path, "model"), "model_type", None)
+    if model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES or model_type is None:
+        return
+    hint = "; it is an image-text model: use it with caption" if (
+        model_type in MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES
+    ) else ""
+    raise InputError(f"model '{name}' ({model_type}) is not a text causal language model{hint}")
+
+
 def load_llm(
     name_or_dir: str, device: str | Any = "auto", dtype: str = "auto", chat_template: str | None = None
 ) -> Llm:
@@ -97,6 +116,7 @@ def load_llm(
     path = resolve_name(name_or_dir, "model")
     torch_device = resolve_device(device) if isinstance(device, str) else device
     torch_dtype = model_dtype(dtype, torch_device)
+    check_causal_lm(name_or_dir, path)
     tokenizer = load_pretrained(AutoTokenizer.from_pretrained, path, "model")
     use_chat_template(tokenizer, name_or_dir, chat_template)
     pad_left(tokenizer)
