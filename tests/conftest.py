@@ -14,7 +14,8 @@ SRC = REPO / "src"
 
 # Stages shard by these variables; a suite started inside a SLURM array job must still see whole inputs.
 # Removed here, once, every subprocess any test helper starts inherits the clean environment.
-for _var in ("SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_COUNT", "SLURM_ARRAY_TASK_MIN"):
+for _var in ("SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_COUNT", "SLURM_ARRAY_TASK_MIN",
+             "SLURM_ARRAY_TASK_STEP"):  # fmt: skip
     os.environ.pop(_var, None)
 
 

@@ -137,6 +137,22 @@ def test_shard_from_slurm_env_is_zero_based_from_min():
     assert Shard.parse(None, {}) == Shard(0, 1)
 
 
+def test_shard_from_a_slurm_array_with_a_step():
+    """--array=0-10:2: tasks 0, 2, ..., 10 are shards 0..5 of 6 (before: tasks 6, 8, 10 exited 2)."""
+    shards = [
+        Shard.parse(None, {"SLURM_ARRAY_TASK_ID": str(t), "SLURM_ARRAY_TASK_COUNT": "6",
+                           "SLURM_ARRAY_TASK_MIN": "0", "SLURM_ARRAY_TASK_STEP": "2"})
+        for t in range(0, 11, 2)
+    ]  # fmt: skip
+    assert shards == [Shard(k, 6) for k in range(6)]
+    odd = {"SLURM_ARRAY_TASK_ID": "9", "SLURM_ARRAY_TASK_COUNT": "3", "SLURM_ARRAY_TASK_MIN": "1",
+           "SLURM_ARRAY_TASK_STEP": "3"}  # fmt: skip
+    from clipdpo_cli.io.errors import UsageError
+
+    with pytest.raises(UsageError, match=r"SLURM_ARRAY_TASK_STEP=3 .*pass --shard K/N"):
+        Shard.parse(None, odd)  # --array=1,4,9: not one range with a step
+
+
 def test_shards_partition_keys():
     keys = [f"img{i}.jpg" for i in range(500)]
     owners = [[k for k in keys if Shard(i, 3).owns(k)] for i in range(3)]

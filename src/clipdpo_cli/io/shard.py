@@ -1,4 +1,9 @@
-"""Deterministic sharding: `--shard K/N` or SLURM_ARRAY_TASK_ID / SLURM_ARRAY_TASK_COUNT."""
+"""Deterministic sharding: `--shard K/N` or SLURM's array variables.
+
+From SLURM: K = (SLURM_ARRAY_TASK_ID - SLURM_ARRAY_TASK_MIN) / SLURM_ARRAY_TASK_STEP and
+N = SLURM_ARRAY_TASK_COUNT, so `--array=0-9`, `--array=1-10` and `--array=0-18:2` all give shards 0..N-1.
+An array whose task ids are not such a range (`--array=1,4,9`) cannot be mapped: pass --shard K/N.
+"""
 
 from __future__ import annotations
 
@@ -33,11 +38,17 @@ class Shard:
             if task is None or count is None:
                 return cls()
             first = env.get("SLURM_ARRAY_TASK_MIN", "0")
+            step = env.get("SLURM_ARRAY_TASK_STEP", "1")
             try:
-                return cls._checked(int(task) - int(first), int(count))
+                offset, stride = int(task) - int(first), int(step)
+                if stride < 1 or offset % stride:
+                    raise ValueError
+                return cls._checked(offset // stride, int(count))
             except ValueError:
                 raise UsageError(
-                    f"cannot shard from SLURM_ARRAY_TASK_ID={task} SLURM_ARRAY_TASK_COUNT={count}"
+                    f"cannot shard from SLURM_ARRAY_TASK_ID={task} SLURM_ARRAY_TASK_MIN={first} "
+                    f"SLURM_ARRAY_TASK_STEP={step} SLURM_ARRAY_TASK_COUNT={count} (an array of ids "
+                    "that is not one range with a step); pass --shard K/N"
                 ) from None
         try:
             k, n = spec.split("/")
