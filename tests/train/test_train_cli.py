@@ -104,6 +104,25 @@ def test_resume_from_checkpoint_continues(trained, tiny_llava, toy_pairs, tmp_pa
             assert h["loss"] == pytest.approx(want[h["step"]], abs=1e-4)
 
 
+def test_resuming_a_finished_run_trains_nothing(trained, tiny_llava, toy_pairs, tmp_path, capsys):
+    """--max-steps 6 reached: resuming from checkpoint-6 used to train step 7/6 and save again."""
+    import shutil
+
+    out, _ = trained
+    copy = str(tmp_path / "finished")
+    shutil.copytree(out, copy)
+    weights = os.path.join(copy, "model.safetensors")
+    before = os.path.getmtime(weights)
+    code, stdout, err = main_in_process(
+        capsys, "train", toy_pairs, "--model", tiny_llava, "--output-dir", copy, "--max-steps", "6",
+        "--resume-from-checkpoint", "last", *FAST,
+    )  # fmt: skip
+    assert code == 0, err[-3000:]
+    assert "checkpoint-6 is at step 6, the run's last: nothing to train" in err
+    assert "step 7" not in err and json.loads(stdout)["steps"] == 6
+    assert os.path.getmtime(weights) == before  # the trained model is not saved again
+
+
 def test_precomputed_reference_run(tiny_llava, toy_pairs, tmp_path, capsys):
     ref_pairs = str(tmp_path / "pairs.ref.jsonl")
     code, _, err = main_in_process(

@@ -455,7 +455,29 @@ def resolve_checkpoint(value: str | None, output_dir: str) -> str | None:
     return value
 
 
+def finished_at(checkpoint: str, s: TrainSettings) -> tuple[int, list[dict[str, Any]]] | None:
+    """(step, log history) when the checkpoint already reached the run's last step, else None.
+
+    The last step is --max-steps, or without it the step count the checkpoint's run planned (its epochs).
+    """
+    import json
+
+    path = os.path.join(checkpoint, "trainer_state.json")
+    if not os.path.isfile(path):
+        return None
+    with open(path, encoding="utf-8") as fh:
+        state = json.load(fh)
+    step = int(state.get("global_step", 0))
+    target = s.max_steps if s.max_steps > 0 else int(state.get("max_steps", 0))
+    return (step, list(state.get("log_history", []))) if target and step >= target else None
+
+
 def run_training(s: TrainSettings) -> TrainResult:
+    checkpoint = resolve_checkpoint(s.resume_from_checkpoint, s.output_dir)
+    done = finished_at(checkpoint, s) if checkpoint else None
+    if done is not None:  # resuming a finished run: nothing to train, the saved model is left as it is
+        log(f"{checkpoint} is at step {done[0]}, the run's last: nothing to train")
+        return TrainResult(s.output_dir, 0, {}, done[0], done[1], reference="none (nothing trained)")
     trainer, ref_mode, pairs = build_trainer(s)
     args = trainer.args
     effective = args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size
