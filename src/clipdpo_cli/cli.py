@@ -6,6 +6,7 @@ Heavy libraries (torch, open_clip, transformers) are imported inside the stage c
 
 from __future__ import annotations
 
+import errno
 import importlib
 import os
 import sys
@@ -79,6 +80,9 @@ def _stage_name(argv: list[str]) -> str:
     return next((a for a in argv if not a.startswith("-")), "")
 
 
+WRITE_FAILURES = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: runs the app and turns known failures into one line on stderr and an exit code."""
     args = sys.argv[1:] if argv is None else argv
@@ -96,3 +100,12 @@ def main(argv: list[str] | None = None) -> None:
     except ClipdpoError as exc:
         print(f"{prefix}: error: {exc}", file=sys.stderr)
         sys.exit(exc.exit_code)
+    except OSError as exc:
+        if exc.errno not in WRITE_FAILURES:
+            raise
+        # A full disk or a file-size limit: one line; output files end at their last whole line.
+        print(f"{prefix}: error: cannot write the output: {exc.strerror or exc}", file=sys.stderr)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        if sys.stdout is not None:  # what stdout still buffers cannot be written either
+            os.dup2(devnull, sys.stdout.fileno())
+        sys.exit(1)

@@ -103,9 +103,13 @@ def read_batches(stream: IO[bytes], size: int = BATCH_BYTES) -> Iterator[LineBat
     full block. A line longer than `size` is gathered across reads (no quadratic copying).
     """
     read = getattr(stream, "read1", stream.read)
+    name = getattr(stream, "name", "input")
     lineno, pending = 1, []  # pending: pieces of a line not yet ended
     while True:
-        block = read(size)
+        try:
+            block = read(size)
+        except (OSError, EOFError) as exc:  # a truncated .gz, a plain file named .gz, a failing disk
+            raise InputError(f"{name}: read error after line {lineno - 1}: {exc}") from None
         if not block:
             break
         if _NEWLINE not in block:
@@ -264,6 +268,8 @@ class JsonlWriter:
         self.path = None if path in (None, "-") else path
         self.count = 0
         if self.path is None:
+            if sys.stdout is None:  # started with stdout closed (`>&-`)
+                raise InputError("stdout is closed: write the output to a file with -o FILE")
             self._fh: IO[bytes] = sys.stdout.buffer
         else:
             mode = "ab" if append else "wb"
@@ -304,9 +310,11 @@ class JsonlWriter:
             self._fh.flush()
         finally:
             if self.path is not None:
-                self._fh.close()
-                if not self.path.endswith(".gz"):
-                    truncate_partial_line(self.path)
+                try:
+                    self._fh.close()  # a full disk fails this flush too, but the file is closed
+                finally:
+                    if not self.path.endswith(".gz"):
+                        truncate_partial_line(self.path)
 
     def __enter__(self) -> JsonlWriter:
         return self
