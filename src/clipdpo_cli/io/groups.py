@@ -1,6 +1,8 @@
 """Grouping records by image: streamed runs for grouped input, or a disk spill for any order.
 
-Used by every stage that works on all records of one image at a time (`ask`, `pair`).
+Used by every stage that works on all records of one image at a time (`ask`, `pair`). A group holds each
+id once: a record whose id was already seen in its group (duplicated input, `cat a a`) is left out and
+counted as "duplicate id" (StageContext.duplicate), on both paths.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any
 import orjson
 
 from clipdpo_cli.io.errors import BadRecord, InputError
-from clipdpo_cli.io.records import require
+from clipdpo_cli.io.records import id_key, require
 from clipdpo_cli.io.stage import StageContext
 
 INPUT_ORDERS = ("grouped", "any")
@@ -23,12 +25,34 @@ INPUT_ORDERS = ("grouped", "any")
 def groups_by_image(
     records: Iterable[dict[str, Any]], ctx: StageContext, input_order: str = "grouped"
 ) -> Iterator[tuple[str, list[dict[str, Any]]]]:
-    """(image, records) groups: streamed runs for 'grouped' input, a disk spill for 'any' order."""
+    """(image, records) groups: streamed runs for 'grouped' input, a disk spill for 'any' order.
+
+    Each group holds an id once (see unique_ids).
+    """
     if input_order == "grouped":
-        return contiguous_groups(records, ctx)
+        return unique_ids(contiguous_groups(records, ctx), ctx)
     if input_order == "any":
-        return spilled_groups(records, ctx)
+        return unique_ids(spilled_groups(records, ctx), ctx)
     raise ValueError(f"input_order must be one of {INPUT_ORDERS}, not {input_order!r}")
+
+
+def unique_ids(
+    groups: Iterable[tuple[str, list[dict[str, Any]]]], ctx: StageContext
+) -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    """The groups with each id once: a later record with an id already seen in its group is a duplicate,
+    left out (its first record stays, in place) and counted by ctx.duplicate."""
+    for image, group in groups:
+        seen: set[Any] = set()
+        unique = []
+        for record in group:
+            rid = record.get("id")  # a library caller's record may have none: it is not compared
+            key = rid if rid.__class__ is str else id_key(rid)
+            if rid is not None and key in seen:
+                ctx.duplicate(record)
+            else:
+                seen.add(key)
+                unique.append(record)
+        yield image, unique
 
 
 def _with_images(

@@ -21,11 +21,12 @@ from clipdpo_cli.io.jsonl import (
     JsonlWriter,
     LineSource,
     decode_batch,
-    done_ids,
+    existing_records,
     iter_records,
     read_batches,
 )
 from clipdpo_cli.io.progress import Progress
+from clipdpo_cli.io.records import id_key, record_key
 from clipdpo_cli.io.shard import Shard, shard_key
 from clipdpo_cli.io.stage import SKIPPED, BatchSelector, StageContext
 
@@ -113,12 +114,39 @@ def _wanted_by(ctx: StageContext, shard: Shard, skip_done: bool) -> Callable[[di
         if not shard.owns(shard_key(record)):
             stats.other_shards += 1
             return False
-        if record["id"] in done:
+        rid = record["id"]
+        if (rid if rid.__class__ is str else id_key(rid)) in done:
             stats.resumed += 1
             return False
         return True
 
     return wanted
+
+
+def resume_keys(io: IOOptions) -> tuple[set[Any], set[Any]]:
+    """Under --resume, (done, rejected): the id keys already written (to -o or to --rejects) and the keys
+    of the records in the rejects file; both files are first cut back to their last whole line.
+
+    One rule for both files: a record in either is done, so it is neither judged nor written again. Ids
+    compare by io.records.id_key (JSON value and type), so integer ids resume like string ids.
+    """
+    if not (io.resume and io.output):
+        return set(), set()
+    done = {id_key(r["id"]) for r in _written(io.output, "-o") if "id" in r}
+    rejected = {record_key(r) for r in _written(io.rejects, "--rejects")} if io.rejects else set()
+    done.update(key for key in rejected if key.__class__ is not tuple)  # tuples: rejects without an id
+    return done, rejected
+
+
+def _written(path: str, option: str) -> Iterator[dict[str, Any]]:
+    """The records an earlier run wrote to `path` (none when it does not exist yet), repaired first."""
+    if path.endswith(".gz"):
+        raise UsageError(
+            f"--resume needs an uncompressed {option} file (a killed .gz stream cannot be appended)"
+        )
+    if path == "-" or not os.path.exists(path):
+        return iter(())
+    return existing_records(path)
 
 
 @dataclass
@@ -137,10 +165,12 @@ def _running(name: str, io: IOOptions, one_to_one: bool) -> Iterator[_Run]:
     """Open the outputs, and on the way out close everything on whole lines and print the summary."""
     check_io(io)
     shard = Shard.parse(io.shard)
-    done = done_ids(io.output) if io.resume and io.output else set()
+    done, rejected = resume_keys(io)
     writer = JsonlWriter(io.output, append=io.resume)
     rejects = JsonlWriter(io.rejects, append=io.resume) if io.rejects else None
-    ctx = StageContext(name, io.on_error, rejects=rejects.write if rejects else None, log=log, done=done)
+    ctx = StageContext(
+        name, io.on_error, rejects=rejects.write if rejects else None, log=log, done=done, rejected=rejected
+    )
     run = _Run(ctx, writer, shard)
     try:
         yield run
@@ -172,8 +202,10 @@ def run_stage(
 ) -> StageContext:
     """Read, shard, resume, run `stage`, write, and print the summary line.
 
-    `one_to_one`: output ids equal input ids, so --resume skips done inputs before the stage sees them.
-    For other stages --resume still never writes an id twice; the stage may use ctx.done to skip work.
+    --resume (see resume_keys): ctx.done holds the ids already in -o or in --rejects. `one_to_one`:
+    output ids equal input ids, so done inputs are skipped before the stage sees them (a rejected record
+    is not judged again). For other stages the runner still never writes a done id, to -o or (through
+    ctx.drop / ctx.reject) to --rejects; the stage may use ctx.done to skip work.
     """
     with _running(name, io, one_to_one) as run:
         ctx, writer = run.ctx, run.writer
@@ -184,7 +216,8 @@ def run_stage(
             if ctx.done and not one_to_one:
                 write, done = writer.write, ctx.done
                 for record in stage(selected, ctx):
-                    if record["id"] in done:
+                    rid = record["id"]
+                    if (rid if rid.__class__ is str else id_key(rid)) in done:
                         ctx.stats.resumed += 1
                     else:
                         write(record)

@@ -10,11 +10,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from clipdpo_cli.io.errors import BadRecord, RecordFailure
+from clipdpo_cli.io.records import record_key
 
 OnError = str  # "fail" | "skip"
 
 # What a batch selector returns for a bad record that ctx.bad already counted.
 SKIPPED: Any = object()
+
+DUPLICATE = "duplicate id"  # the reason counted for a repeated record (StageContext.duplicate)
 
 
 @dataclass
@@ -53,7 +56,8 @@ class StageContext:
         on_error: OnError = "fail",
         rejects: Callable[[dict[str, Any]], None] | None = None,
         log: Callable[[str], None] | None = None,
-        done: set[str] | frozenset[str] = frozenset(),
+        done: set[Any] | frozenset[Any] = frozenset(),
+        rejected: set[Any] | frozenset[Any] = frozenset(),
     ) -> None:
         if on_error not in ("fail", "skip"):
             raise ValueError(f"on_error must be 'fail' or 'skip', not {on_error!r}")
@@ -61,21 +65,41 @@ class StageContext:
         self.on_error = on_error
         self._rejects = rejects
         self._log = log or (lambda msg: print(msg, file=sys.stderr))
-        self.done = done  # ids already in the output (--resume): a stage may skip work for them
+        # --resume: the id keys (io.records.id_key) already in the output or in the rejects file. A stage
+        # may skip work for them; none of them is written again, to the output or to the rejects.
+        self.done = done
+        self.rejected = rejected  # the keys (io.records.record_key) of the records in the rejects file
 
     @property
     def has_rejects(self) -> bool:
         return self._rejects is not None
 
     def drop(self, record: dict[str, Any], reason: str) -> None:
-        """Count a record that a rule removed; with --rejects it is written there with its reason."""
+        """Count a record that a rule removed; with --rejects it is written there with its reason.
+
+        Under --resume a record already in the rejects file is done: counted as resumed, not written again.
+        """
+        if self.rejected and self._rejects is not None and self._already_rejected(record, reason):
+            self.stats.resumed += 1
+            return
         self.stats.dropped[reason] += 1
         self.reject(record, reason)
 
     def reject(self, record: dict[str, Any], reason: str) -> None:
-        """Write a dropped record with its reason to --rejects (when given); counts nothing."""
+        """Write a dropped record with its reason to --rejects (when given and not there yet); no count."""
         if self._rejects is not None:
-            self._rejects({**record, "reject_reason": reason})
+            rejected = {**record, "reject_reason": reason}
+            if not self.rejected or record_key(rejected) not in self.rejected:
+                self._rejects(rejected)
+
+    def _already_rejected(self, record: dict[str, Any], reason: str) -> bool:
+        key = record_key(record) if "id" in record else record_key({**record, "reject_reason": reason})
+        return key in self.rejected
+
+    def duplicate(self, record: dict[str, Any]) -> None:
+        """Count a record whose id was already seen where ids must be unique (an image group): it is left
+        out, and not written to --rejects, since the record it repeats is judged (and written) already."""
+        self.stats.dropped[DUPLICATE] += 1
 
     def bad(self, record: dict[str, Any] | None, error: BadRecord | str, where: str = "") -> None:
         """An unusable record: raise RecordFailure (--on-error fail) or count and return (skip)."""

@@ -10,6 +10,9 @@ description, so the rejected caption answers it too); `prompt` fixes one prompt 
 QA records (kind "qa", from `ask`) already hold a positive and a negative answer: they become a pair when
 their answer score (the synthetic caption's CLIP score) is at least min_answer_score.
 
+A record whose id was already seen in its image group (duplicated input) is left out and counted as
+"duplicate id" (io.groups.unique_ids), so it is never paired with itself.
+
 Memory: the input is streamed one image group at a time (caption and score emit each image's records
 together). With input_order="any", records are first spilled to disk in buckets by image hash, so memory
 is bounded by one bucket, not by the input.
@@ -24,7 +27,7 @@ from typing import Any
 
 from clipdpo_cli.io.errors import BadRecord
 from clipdpo_cli.io.groups import groups_by_image
-from clipdpo_cli.io.records import make_id, require
+from clipdpo_cli.io.records import id_key, make_id, require
 from clipdpo_cli.io.stage import StageContext
 from clipdpo_cli.stages.filter import word_count
 
@@ -44,7 +47,7 @@ class PairRules:
 class Candidate:
     """What pairing needs of one caption record (never the whole record)."""
 
-    id: str
+    id: Any  # a JSON value: a string, or e.g. an integer (COCO-style ids)
     text: str
     score: float
     words: int
@@ -69,12 +72,21 @@ def caption_pairs(
         if margin > rules.min_margin:
             any_margin = True
             if lengths_similar(a.words, b.words, rules.max_length_diff):
-                ranked.append((-margin, a.id, b.id, a, b))
+                ranked.append((-margin, _order(a.id), _order(b.id), a, b))
     if not ranked:
         why = "no similar-length pair" if any_margin else f"no pair with margin > {rules.min_margin:g}"
         return [], why
     ranked.sort(key=lambda t: (t[0], t[1], t[2]))
     return [(a, b) for _, _, _, a, b in ranked[: rules.per_image]], ""
+
+
+def _order(cid: Any) -> tuple[int, Any]:
+    """A sort key for an id of any JSON type (ties of margin): strings, then numbers, then the rest."""
+    if cid.__class__ is str:
+        return 0, cid
+    if cid.__class__ in (int, float):
+        return 1, cid
+    return 2, id_key(cid)
 
 
 def _caption_candidate(record: dict[str, Any], rules: PairRules) -> Candidate:
