@@ -1,9 +1,15 @@
-"""Image inputs: listing a folder as records and opening one image with a clear error."""
+"""Image inputs: listing a folder as records, and opening one image with a clear error (the one decoder and
+error policy of every stage: load_image decodes, verify_image checks ahead that an image would decode)."""
 
 from __future__ import annotations
 
 import os
+import re
+import struct
+import threading
+import warnings
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from clipdpo_cli.io.errors import BadRecord, InputError
@@ -35,15 +41,76 @@ def resolve_image(path: str, root: str | None = None) -> str:
     return path
 
 
-def load_image(path: str, root: str | None = None) -> Any:
-    """Open an image as RGB (PIL); a missing or corrupt file raises BadRecord."""
+# Image.open runs PIL's decompression-bomb check on the header; its warning (more than MAX_IMAGE_PIXELS
+# pixels) is turned into an error under warnings.catch_warnings, which changes process-wide state, so the
+# opens (header reads only, decoding stays parallel) take turns. A forked child (a DataLoader worker) gets a
+# fresh lock, in case the fork came while a thread held it.
+_OPEN_LOCK = threading.Lock()
+
+
+def _new_lock() -> None:
+    global _OPEN_LOCK
+    _OPEN_LOCK = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_new_lock)
+
+
+def _bad_image(full: str, exc: BaseException) -> BadRecord:
+    """The BadRecord of an image that PIL refused: too large (a decompression bomb) or undecodable."""
+    from PIL import Image
+
+    if isinstance(exc, (Image.DecompressionBombError, Image.DecompressionBombWarning)):
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        size = f"{int(found.group(1)):,} pixels, " if found else ""
+        limit = f"{Image.MAX_IMAGE_PIXELS:,}" if Image.MAX_IMAGE_PIXELS else "unset"
+        return BadRecord(
+            f"image too large: {full} ({size}over the decompression bomb limit, "
+            f"PIL.Image.MAX_IMAGE_PIXELS = {limit})",
+            reason="image too large",
+        )
+    if isinstance(exc, FileNotFoundError):
+        return BadRecord(f"image not found: {full}", reason="image not found")
+    return BadRecord(f"cannot decode image {full}: {exc}", reason="corrupt image")
+
+
+@contextmanager
+def _open(full: str) -> Iterator[Any]:
+    """PIL's Image.open of `full`; whatever PIL refuses, here or while decoding in the block, is BadRecord."""
     from PIL import Image, UnidentifiedImageError
 
-    full = resolve_image(path, root)
+    refused = (
+        Image.DecompressionBombError, Image.DecompressionBombWarning, UnidentifiedImageError,
+        OSError, ValueError, EOFError, SyntaxError, struct.error,
+    )  # fmt: skip
     try:
-        with Image.open(full) as img:
-            return img.convert("RGB")
-    except FileNotFoundError:
-        raise BadRecord(f"image not found: {full}", reason="image not found") from None
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise BadRecord(f"cannot decode image {full}: {exc}", reason="corrupt image") from None
+        with _OPEN_LOCK, warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(full)
+        with img:
+            yield img
+    except refused as exc:
+        raise _bad_image(full, exc) from None
+
+
+def load_image(path: str, root: str | None = None) -> Any:
+    """Open an image as RGB (PIL). A missing, undecodable or too large file raises BadRecord.
+
+    Too large is PIL's decompression-bomb limit: more than PIL.Image.MAX_IMAGE_PIXELS pixels (PIL itself
+    warns above it and refuses twice that); setting it to None lifts the limit.
+    """
+    full = resolve_image(path, root)
+    with _open(full) as img:
+        return img.convert("RGB")
+
+
+def verify_image(path: str, root: str | None = None) -> None:
+    """Check that an image decodes as load_image would decode it, keeping no pixels (BadRecord if not).
+
+    The whole file goes through the decoder (a header check such as PIL's verify() misses a truncated JPEG),
+    JPEGs at 1/8 scale, which skips most of their decoding work.
+    """
+    full = resolve_image(path, root)
+    with _open(full) as img:
+        img.draft(None, (1, 1))
+        img.load()

@@ -4,7 +4,9 @@ For every input image, one record per (prompt, sample): its id is make_id("capti
 sample, seed, temperature, top_p, max_new_tokens, and --max-pixels and the --chat-template's digest when
 given), so the same command gives the same ids, and changing the model or a setting gives new ones. The
 rows of all images are generated in batches of `batch_size` (across image boundaries); the records of one
-image are emitted together, in prompt order.
+image are emitted together, in prompt order. An image listed again in the input (the same 'image' string, e.g.
+under two sources) is captioned once, with the fields of its first record; the repeats are dropped and
+counted ("duplicate image"), since their captions would have the same ids.
 
 Reproducibility: with a seed, every caption is sampled from its own random stream, seeded from the seed and
 the caption's id (models.sampling). A caption then does not depend on the batch size, the order of the input,
@@ -13,7 +15,6 @@ sharding or resuming, up to the last-bit differences that batched matrix product
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from importlib import resources
@@ -26,6 +27,22 @@ from clipdpo_cli.models.sampling import job_seed
 from clipdpo_cli.stages.batched import Group, prefetch_images, run_in_batches
 
 
+def read_text_file(path: str, what: str) -> str:
+    """The UTF-8 text of any readable path: a file, a FIFO or a shell's /dev/fd/N (`--prompts <(...)`), read
+    once; a missing or unreadable one is an InputError naming `what` and the path."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return fh.read()
+    except FileNotFoundError:
+        raise InputError(f"{what} not found: {path}") from None
+    except IsADirectoryError:
+        raise InputError(f"{what} is a directory, not a file: {path}") from None
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{what} {path} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except OSError as exc:
+        raise InputError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+
+
 def read_prompts(path: str | None = None) -> list[str]:
     """Prompts, one per line ('#' comments, blank lines and repeats ignored); by default the packaged five."""
     if path is None:
@@ -34,10 +51,7 @@ def read_prompts(path: str | None = None) -> list[str]:
         )
         where = "the default prompts"
     else:
-        if not os.path.isfile(path):
-            raise InputError(f"prompts file not found: {path}")
-        with open(path, encoding="utf-8") as fh:
-            text = fh.read()
+        text = read_text_file(path, "prompts file")
         where = path
     lines = (line.strip() for line in text.splitlines())
     prompts = list(dict.fromkeys(line for line in lines if line and not line.startswith("#")))
@@ -124,11 +138,16 @@ def caption_records(
     model = lvlm.name
 
     def with_jobs() -> Iterator[tuple[dict[str, Any], list[CaptionJob]]]:
+        seen: set[str] = set()  # images captioned (or resumed) in this run: a repeat would repeat their ids
         for record in records:
             image = record.get("image")
             if not isinstance(image, str):
                 yield record, []  # the image loader reports it
                 continue
+            if image in seen:
+                ctx.drop(record, "duplicate image")
+                continue
+            seen.add(image)
             jobs = caption_jobs(image, model, settings)
             todo = [job for job in jobs if job.id not in ctx.done]
             ctx.stats.resumed += len(jobs) - len(todo)

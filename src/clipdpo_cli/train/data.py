@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import os
 import random
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any
 
 from clipdpo_cli.io.errors import BadRecord, InputError
-from clipdpo_cli.io.images import load_image, resolve_image
+from clipdpo_cli.io.images import load_image, resolve_image, verify_image
 from clipdpo_cli.io.records import require
 
 REF_FIELDS = ("ref_chosen_logps", "ref_rejected_logps")
@@ -41,7 +43,8 @@ class PairColumns:
 def pair_row(
     record: dict[str, Any], image_root: str | None = None, check_image: bool = True
 ) -> dict[str, Any]:
-    """The training row of one pair record; BadRecord when a field is missing or the image does not exist."""
+    """The training row of one pair record; BadRecord when a field is missing or (check_image) the image does
+    not decode (missing, corrupt, truncated or too large: io.images.verify_image)."""
     row = {
         "id": str(record.get("id", "")),
         "image": resolve_image(require(record, "image"), image_root),
@@ -51,42 +54,82 @@ def pair_row(
     }
     if not row["chosen"].strip() or not row["rejected"].strip():
         raise BadRecord("empty chosen or rejected text", reason="empty answer")
-    if check_image and not os.path.isfile(row["image"]):
-        raise BadRecord(f"image not found: {row['image']}", reason="image not found")
     for name in REF_FIELDS:
         if name in record:
             row[name] = float(require(record, name, "number"))
+    if check_image:
+        verify_image(row["image"])
     return row
+
+
+CHECK_CHUNK = 1024  # pairs validated at a time: their new images are checked in parallel
+
+
+def image_error(path: str) -> BadRecord | None:
+    """None when the image at `path` decodes, else its BadRecord."""
+    try:
+        verify_image(path)
+    except BadRecord as exc:
+        return exc
+    return None
 
 
 def collect_pairs(
     records: Iterable[dict[str, Any]],
     image_root: str | None = None,
     skip_bad: bool = False,
+    workers: int | None = None,
 ) -> PairColumns:
     """Validate pair records into columns. A bad record stops with InputError, or is counted with skip_bad.
 
+    Every distinct image is decoded once, by `workers` threads (default: up to 8), so an image that is
+    missing, corrupt, truncated or too large is an error here, before training, naming its pair (the first
+    bad pair of the input), and not a DataLoader worker's traceback mid-run.
     Reference log-probs (ref_chosen_logps, ref_rejected_logps) are kept only when every record has them.
     """
     out = PairColumns()
     refs: dict[str, list[float]] = {f: [] for f in REF_FIELDS}
     ref_complete = True
-    for n, record in enumerate(records, 1):
-        try:
-            row = pair_row(record, image_root)
-        except BadRecord as exc:
-            if not skip_bad:
-                raise InputError(f"pair {n} (id {record.get('id', '?')}): {exc}") from None
-            out.skipped[exc.reason] = out.skipped.get(exc.reason, 0) + 1
-            continue
-        for c in PAIR_COLUMNS:
-            out.columns[c].append(row[c])
-        if ref_complete and all(f in row for f in REF_FIELDS):
-            for f in REF_FIELDS:
-                refs[f].append(row[f])
-            out.ref_model = out.ref_model or record.get("ref_model")
-        else:
-            ref_complete = False
+    checked: dict[str, BadRecord | None] = {}  # image -> its error (None: it decodes)
+    workers = workers if workers is not None else min(8, os.cpu_count() or 1)
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="clipdpo-check") if workers > 1 else None
+
+    def checked_chunk(chunk: list[tuple[int, dict[str, Any]]]) -> Iterator[tuple[int, dict, Any]]:
+        """(n, record, row or BadRecord) of a chunk, in order; the images it adds checked in parallel."""
+        rows: list[tuple[int, dict[str, Any], Any]] = []
+        for n, record in chunk:
+            try:
+                rows.append((n, record, pair_row(record, image_root, check_image=False)))
+            except BadRecord as exc:
+                rows.append((n, record, exc))
+        images = dict.fromkeys(row["image"] for _, _, row in rows if isinstance(row, dict))
+        new = [image for image in images if image not in checked]
+        checked.update(zip(new, pool.map(image_error, new) if pool else map(image_error, new), strict=True))
+        for n, record, row in rows:
+            if isinstance(row, dict) and checked[row["image"]] is not None:
+                row = checked[row["image"]]
+            yield n, record, row
+
+    try:
+        numbered = enumerate(records, 1)
+        while chunk := list(islice(numbered, CHECK_CHUNK)):
+            for n, record, row in checked_chunk(chunk):
+                if isinstance(row, BadRecord):
+                    if not skip_bad:
+                        raise InputError(f"pair {n} (id {record.get('id', '?')}): {row}")
+                    out.skipped[row.reason] = out.skipped.get(row.reason, 0) + 1
+                    continue
+                for c in PAIR_COLUMNS:
+                    out.columns[c].append(row[c])
+                if ref_complete and all(f in row for f in REF_FIELDS):
+                    for f in REF_FIELDS:
+                        refs[f].append(row[f])
+                    out.ref_model = out.ref_model or record.get("ref_model")
+                else:
+                    ref_complete = False
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
     if ref_complete and len(out):
         out.columns.update(refs)
     else:
