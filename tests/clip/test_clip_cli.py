@@ -124,3 +124,30 @@ def test_models_registry(tmp_path, cli_in_process):
     }  # fmt: skip
     table = cli_in_process(["score", "--list-models"]).stdout.decode()
     assert "dfn-h14 *" in table and "ViT-SO400M-14-SigLIP-384" in table
+
+
+def test_categorize_refuses_to_overwrite_a_category_as_score_does(tiny_clip_name, image_dir, tmp_path,
+                                                                  cli_in_process):  # fmt: skip
+    """One rule for both: an existing field is an error unless --overwrite (categorize used to replace it)."""
+    data = orjson.dumps({"id": "a", "image": "img0.png", "text": "x", "category": "mine"}) + b"\n"
+    args = ["--model", tiny_clip_name, "--image-root", image_dir, "--workers", "0"]
+    r = cli_in_process(["categorize", *args], input=data)
+    assert r.returncode == 2
+    assert r.stderr.decode().strip() == (
+        "clipdpo categorize: error: record a already has 'category': pass --overwrite to replace it"
+    )
+    r = cli_in_process(["categorize", *args, "--overwrite", "-q"], input=data)
+    assert r.returncode == 0 and lines(r.stdout)[0]["category"] in ("text", "people", "objects", "scenes")
+    r = cli_in_process(["score", *args, "--categorize"], input=data)
+    assert r.returncode == 2 and b"already has 'category'" in r.stderr
+
+
+def test_output_into_a_missing_folder_fails_before_the_model_loads(tmp_path, cli_in_process):
+    """-o into a folder that does not exist: said at once (before: only after minutes of model loading)."""
+    data = orjson.dumps({"id": "a", "image": "img0.png", "text": "x"}) + b"\n"
+    out = tmp_path / "no-such-dir" / "scored.jsonl"
+    r = cli_in_process(["score", "--model", "dfn-h14", "-o", str(out)], input=data)
+    assert r.returncode == 1  # dfn-h14 is not cached here: loading it first would give that error instead
+    assert r.stderr.decode().strip() == (
+        f"clipdpo score: error: -o {out}: folder {out.parent} does not exist"
+    )

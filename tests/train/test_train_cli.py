@@ -123,6 +123,16 @@ def test_resuming_a_finished_run_trains_nothing(trained, tiny_llava, toy_pairs, 
     assert os.path.getmtime(weights) == before  # the trained model is not saved again
 
 
+def test_quiet_prints_no_progress_lines(tiny_llava, toy_pairs, tmp_path, capsys):
+    code, stdout, err = main_in_process(
+        capsys, "train", toy_pairs, "--model", tiny_llava, "--output-dir", str(tmp_path / "q"),
+        "--max-steps", "1", "-q", *FAST,
+    )  # fmt: skip
+    assert code == 0, err[-3000:]
+    assert json.loads(stdout)["steps"] == 1
+    assert "clipdpo train:" not in err  # the header line and "saved to" were printed before
+
+
 def test_precomputed_reference_run(tiny_llava, toy_pairs, tmp_path, capsys):
     ref_pairs = str(tmp_path / "pairs.ref.jsonl")
     code, _, err = main_in_process(

@@ -37,6 +37,9 @@ def command(
     all_sims: Annotated[
         bool, typer.Option("--all-sims", help="Also add `category_sims`: the similarity to every category.")
     ] = False,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace an existing `category` (otherwise an error).")
+    ] = False,
     device: DeviceOpt = "auto",
     precision: PrecisionOpt = Precision.fp32,
     batch_size: BatchSizeOpt = 64,
@@ -65,6 +68,7 @@ def command(
         batch_size=batch_size,
         workers=workers,
         image_root=image_root,
+        overwrite=overwrite,
     )
     clip = load_clip(model, device=device, precision=precision.value, cache_dir=cache_dir)
     protos = CategoryPrototypes(clip, descriptions)

@@ -117,9 +117,12 @@ def command(
     clip = load_clip(model, device=device, precision=precision.value, cache_dir=cache_dir)
     extra = None
     if categorize:
-        protos, cat_options = CategoryPrototypes(clip, descriptions), CategorizeOptions()
+        from clipdpo_cli.stages.categorize import check_category
+
+        protos, cat_options = CategoryPrototypes(clip, descriptions), CategorizeOptions(overwrite=overwrite)
 
         def extra(record, image_embedding):  # noqa: ANN001, ANN202 - a local callback
+            check_category(record, cat_options)
             return protos.fields(image_embedding, cat_options)
 
     run_stage(

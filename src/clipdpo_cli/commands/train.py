@@ -263,7 +263,7 @@ def command(
     )  # fmt: skip
     with stdout_to_stderr():  # library chatter (DeepSpeed logs to stdout) must not mix with the JSON
         result = run_training(settings)
-    summary(result)
+    summary(result, quiet)
 
 
 def write_reference(

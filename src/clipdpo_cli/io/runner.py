@@ -47,11 +47,16 @@ class IOOptions:
 
 
 def check_io(io: IOOptions) -> None:
-    """Fail on a missing input or a --resume without -o; stage commands call it before loading a model."""
+    """Fail on a missing input, an output into a missing folder or a --resume without -o; stage commands
+    call it before loading a model."""
     if io.input != "-" and not os.path.exists(io.input):
         raise InputError(f"input file not found: {io.input}")
     if io.resume and not io.output:
         raise UsageError("--resume needs -o FILE (the ids already in FILE are skipped)")
+    for option, path in (("-o", io.output), ("--rejects", io.rejects)):
+        folder = os.path.dirname(os.path.abspath(path)) if path and path != "-" else ""
+        if folder and not os.path.isdir(folder):
+            raise InputError(f"{option} {path}: folder {folder} does not exist")
 
 
 def log(message: str) -> None:

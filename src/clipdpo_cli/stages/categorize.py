@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from clipdpo_cli.io.errors import InputError
+from clipdpo_cli.io.errors import InputError, UsageError
 from clipdpo_cli.io.stage import StageContext
 from clipdpo_cli.models.clip_images import encode_image_chunks
 
@@ -29,6 +29,7 @@ class CategorizeOptions:
     batch_size: int = 64
     workers: int = 0
     image_root: str | None = None
+    overwrite: bool = False  # replace an existing category field (otherwise an error, as score's rule)
 
 
 def load_descriptions(path: str | None = None) -> dict[str, list[str]]:
@@ -74,13 +75,21 @@ class CategoryPrototypes:
         return {name: float(s) for name, s in zip(self.names, sims, strict=True)}
 
     def fields(self, image_embedding: Any, options: CategorizeOptions) -> dict[str, Any]:
-        """The fields categorize adds for one image embedding."""
+        """The fields categorize adds for one image embedding (check_category first, per record)."""
         sims = self.similarities(image_embedding)
         best = max(self.names, key=lambda n: sims[n])
         out: dict[str, Any] = {options.field: best, options.sim_field: round(sims[best], DECIMALS)}
         if options.all_field:
             out[options.all_field] = {n: round(s, DECIMALS) for n, s in sims.items()}
         return out
+
+
+def check_category(record: dict[str, Any], options: CategorizeOptions) -> None:
+    """Refuse to replace a category silently: score's rule for its score field (--overwrite may)."""
+    if not options.overwrite and options.field in record:
+        raise UsageError(
+            f"record {record.get('id')} already has '{options.field}': pass --overwrite to replace it"
+        )
 
 
 def categorize_records(
@@ -102,6 +111,7 @@ def categorize_records(
             if entry.error is not None or entry.image in chunk.failed:
                 ctx.bad(entry.record, entry.error or chunk.failed[entry.image or ""])
                 continue
+            check_category(entry.record, options)
             image = entry.image or ""
             if image not in cache:
                 cache[image] = prototypes.fields(chunk.embeddings[chunk.rows[image]], options)

@@ -82,6 +82,12 @@ def log(message: str) -> None:
         print(f"clipdpo train: {message}", file=sys.stderr, flush=True)
 
 
+def log_unless(quiet: bool, message: str) -> None:
+    """A progress line (the run's header, where the model went), which --quiet leaves out."""
+    if not quiet:
+        log(message)
+
+
 def world_size() -> int:
     return int(os.environ.get("WORLD_SIZE", "1"))
 
@@ -481,11 +487,12 @@ def run_training(s: TrainSettings) -> TrainResult:
     trainer, ref_mode, pairs = build_trainer(s)
     args = trainer.args
     effective = args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size
-    log(
+    log_unless(
+        s.quiet,
         f"{len(pairs)} pairs, loss {s.loss}, beta {args.beta}, lr {args.learning_rate}, "
         f"effective batch {effective} "
         f"({args.per_device_train_batch_size} x {args.gradient_accumulation_steps} accumulation x "
-        f"{args.world_size} processes), reference: {ref_mode}"
+        f"{args.world_size} processes), reference: {ref_mode}",
     )
     quiet_callbacks(trainer, s.quiet)
     timer = step_timer()
@@ -617,7 +624,7 @@ def final_metrics(history: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def summary(result: TrainResult) -> None:
+def summary(result: TrainResult, quiet: bool = False) -> None:
     """The JSON summary on stdout (rank 0) and in OUTPUT_DIR/train_summary.json."""
     import json
 
@@ -636,4 +643,4 @@ def summary(result: TrainResult) -> None:
     with open(os.path.join(result.output_dir, "train_summary.json"), "w") as fh:
         json.dump({**data, "log_history": result.log_history}, fh, indent=1)
     print(json.dumps(data), flush=True)
-    log(f"saved to {result.output_dir} ({result.steps} steps)")
+    log_unless(quiet, f"saved to {result.output_dir} ({result.steps} steps)")
