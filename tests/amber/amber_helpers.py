@@ -16,3 +16,51 @@ def shared_amber_dir() -> Path | None:
         if (path / "annotations.json").is_file():
             return path
     return None
+
+
+FAKE_NLTK = '''"""A stand-in for nltk {version}: data looked up in NLTK_DATA (as nltk.data.find does), a
+whitespace tokenizer, a tagger calling every word a noun and a lemmatizer dropping a plural s."""
+import os
+import types
+
+__version__ = "{version}"
+
+
+def _find(resource):
+    for root in os.environ.get("NLTK_DATA", "").split(os.pathsep):
+        if root and os.path.exists(os.path.join(root, resource)):
+            return os.path.join(root, resource)
+    name = resource.strip("/").split("/")[1]
+    raise LookupError(f"Resource {{name}} not found.\\n  >>> import nltk\\n  >>> nltk.download('{{name}}')")
+
+
+data = types.SimpleNamespace(find=_find)
+
+
+def word_tokenize(text):
+    _find("{punkt}")
+    return text.replace(".", " .").split()
+
+
+def pos_tag(tokens):
+    _find("{tagger}")
+    return [(t, "NN" if t.isalpha() else ".") for t in tokens]
+'''
+
+FAKE_NLTK_STEM = '''class WordNetLemmatizer:
+    def lemmatize(self, word, pos="n"):
+        return word[:-1] if word.endswith("s") and word.islower() else word
+'''
+
+
+def fake_nltk_package(site: Path, version: str) -> Path:
+    """A folder to put on PYTHONPATH holding a stand-in `nltk` package of `version`, whose tokenizer and
+    tagger need the data that release reads (punkt_tab / averaged_perceptron_tagger_eng from 3.9)."""
+    new = tuple(int(p) for p in version.split(".")[:2]) >= (3, 9)
+    punkt = "tokenizers/punkt_tab/english/" if new else "tokenizers/punkt/english.pickle"
+    tagger = "taggers/averaged_perceptron_tagger_eng/" if new else "taggers/averaged_perceptron_tagger/"
+    package = site / "nltk"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text(FAKE_NLTK.format(version=version, punkt=punkt, tagger=tagger))
+    (package / "stem.py").write_text(FAKE_NLTK_STEM)
+    return site

@@ -108,3 +108,91 @@ def test_amber_cli_lowercase_and_normalize(tmp_path, tiny_amber):
                                "--task", "discriminative", "-q", "--normalize-answers").stdout)  # fmt: skip
     assert fixed["discriminative"]["Accuracy"] == round(18 / 18.001 * 100, 1)
     assert fixed["responses"]["normalized_answers"] == 18
+
+
+def _stand_in_items(root, first="A dog on the grass under a tree with a cat."):
+    kinds = {a["id"]: a for a in _annotations(root)}
+    items = [{"id": 1, "response": first}, {"id": 2, "response": "A car on the road."},
+             {"id": 3, "response": "A boat on the water."}]  # fmt: skip
+    for qid, a in kinds.items():
+        if a["type"] != "generative":
+            items.append({"id": qid, "response": "Yes" if a["truth"] == "yes" else "No"})
+    return items
+
+
+def test_amber_cli_unpaired_surrogate_escape_is_read_like_the_official_scorer(tmp_path, tiny_amber):
+    """orjson refuses "\\ud800" without its pair; the official scorer (json module) reads it. Read as
+    U+FFFD, with one note; every other response and every figure as without it."""
+    clean = tmp_path / "clean.json"
+    clean.write_text(json.dumps(_stand_in_items(tiny_amber)))
+    expected = run_cli("eval-amber", "--amber-root", tiny_amber, "--responses", str(clean), "-q")
+    assert expected.returncode == 0, expected.stderr
+    items = _stand_in_items(tiny_amber, "A dog on the grass \ud800 under a tree with a cat. \udc00")
+    as_list = tmp_path / "r.json"
+    as_list.write_text(json.dumps(items))  # ensure_ascii: the escapes "\ud800" and "\udc00" in the file
+    as_lines = tmp_path / "r.jsonl"
+    as_lines.write_text("".join(json.dumps(item) + "\n" for item in items))
+    assert "\\ud800" in as_list.read_text()
+    for path in (as_list, as_lines):
+        proc = run_cli("eval-amber", "--amber-root", tiny_amber, "--responses", str(path))
+        assert proc.returncode == 0, proc.stderr
+        assert json.loads(proc.stdout) == json.loads(expected.stdout)
+        notes = [line for line in proc.stderr.splitlines() if "surrogate" in line]
+        assert len(notes) == 1 and "1 string(s)" in notes[0] and "U+FFFD" in notes[0], proc.stderr
+        quiet = run_cli("eval-amber", "--amber-root", tiny_amber, "--responses", str(path), "-q")
+        assert quiet.returncode == 0 and quiet.stderr == ""
+
+
+def test_amber_cli_official_nlp_with_only_legacy_nltk_data(tmp_path, tiny_amber):
+    """NLTK 3.9+ reads punkt_tab and averaged_perceptron_tagger_eng only: the old folders must not pass the
+    check. A stand-in nltk package (on PYTHONPATH) looks its data up in NLTK_DATA as NLTK 3.9 does."""
+    import os
+
+    from clipdpo_cli.eval.amber.nlp.similarity import TABLE_FORMAT
+
+    from .amber_helpers import fake_nltk_package
+
+    fake = fake_nltk_package(tmp_path / "site", "3.9.1")
+    data = tmp_path / "nltk_data"
+    for folder in ("tokenizers/punkt", "taggers/averaged_perceptron_tagger", "corpora/wordnet"):
+        (data / folder).mkdir(parents=True)
+    table = tmp_path / "sim.json"
+    table.write_text(json.dumps({"format": TABLE_FORMAT, "source": "test", "pairs": []}))
+    responses = tmp_path / "r.json"
+    responses.write_text(json.dumps(_stand_in_items(tiny_amber)))
+    src = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(__file__))), "src")
+    env = {"PYTHONPATH": os.pathsep.join((src, str(fake))), "NLTK_DATA": str(data)}
+    args = ("eval-amber", "--amber-root", tiny_amber, "--responses", str(responses), "--nlp", "official",
+            "--similarity-table", str(table), "--task", "generative")  # fmt: skip
+    proc = run_cli(*args, env=env)
+    assert proc.returncode != 0 and proc.stdout == ""
+    assert "Traceback" not in proc.stderr and "LookupError" not in proc.stderr
+    (line,) = proc.stderr.strip().splitlines()
+    assert "NLTK data not installed: punkt_tab, averaged_perceptron_tagger_eng" in line
+    assert "python -m nltk.downloader punkt_tab averaged_perceptron_tagger_eng" in line
+    # with the data NLTK 3.9 reads, the run scores
+    for folder in ("tokenizers/punkt_tab/english", "taggers/averaged_perceptron_tagger_eng"):
+        (data / folder).mkdir(parents=True)
+    proc = run_cli(*args, "-q", env=env)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["nlp"]["backend"] == "official" and result["generative"]["counts"]["mentions"] > 0
+
+
+def test_amber_read_responses_surrogates_become_replacement_chars(tmp_path, capsys):
+    import pytest
+
+    from clipdpo_cli.eval.amber.responses import read_responses
+    from clipdpo_cli.io.errors import InputError
+
+    path = tmp_path / "r.jsonl"
+    lines = ['{"id": 1, "response": "a \\ud800 b"}', '{"id": 2, "response": "smile \\ud83d\\ude00 \\u00e9"}',
+             '{"id": 3, "response": "No"}']  # fmt: skip
+    path.write_text("\n".join(lines) + "\n")
+    rows = read_responses(str(path))
+    assert [r["response"] for r in rows] == ["a \ufffd b", "smile \U0001f600 \u00e9", "No"]  # pairs kept
+    assert capsys.readouterr().err.count("surrogate") == 1
+    bad = tmp_path / "bad.json"
+    bad.write_text('[{"id": 1, "response": "\\ud800", "score": NaN}]')  # still strict JSON otherwise
+    with pytest.raises(InputError, match="invalid JSON"):
+        read_responses(str(bad))

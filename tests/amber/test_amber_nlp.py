@@ -141,13 +141,15 @@ def test_amber_official_backend_names_what_is_missing(amber_data):
     assert "NLTK" in message and "spaCy" in message  # one line naming all that is missing
 
 
-def _fake_nltk(monkeypatch, missing=()):
+def _fake_nltk(monkeypatch, missing=(), version=None):
     """A stand-in `nltk` module: its data lookups, tokenizer, tagger and lemmatizer."""
     import sys
     import types
 
     nltk = types.ModuleType("nltk")
     stem = types.ModuleType("nltk.stem")
+    if version is not None:
+        nltk.__version__ = version
 
     def find(path):
         if any(name in path for name in missing):
@@ -180,7 +182,52 @@ def test_amber_official_nouns_wiring(monkeypatch):
 def test_amber_official_nouns_names_missing_data(monkeypatch):
     from clipdpo_cli.eval.amber.nlp.official import OfficialNouns
 
-    _fake_nltk(monkeypatch, missing=("wordnet", "averaged_perceptron_tagger"))
+    _fake_nltk(monkeypatch, missing=("wordnet", "averaged_perceptron_tagger"), version="3.8.1")
     with pytest.raises(InputError) as err:
         OfficialNouns()
     assert "NLTK data not installed: averaged_perceptron_tagger, wordnet" in str(err.value)
+    assert "python -m nltk.downloader averaged_perceptron_tagger wordnet" in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("version", "needed"),
+    [
+        ("3.8.1", ["punkt", "averaged_perceptron_tagger", "wordnet"]),
+        ("3.9", ["punkt_tab", "averaged_perceptron_tagger_eng", "wordnet"]),
+        ("3.9.1", ["punkt_tab", "averaged_perceptron_tagger_eng", "wordnet"]),
+        ("3.10.0rc1", ["punkt_tab", "averaged_perceptron_tagger_eng", "wordnet"]),
+        (None, ["punkt_tab", "averaged_perceptron_tagger_eng", "wordnet"]),  # unknown: a current release
+    ],
+)
+def test_amber_nltk_resources_by_version(version, needed):
+    from clipdpo_cli.eval.amber.nlp.official import nltk_resources
+
+    assert list(nltk_resources(version)) == needed
+
+
+def test_amber_official_nouns_legacy_data_is_not_enough_on_nltk_39(monkeypatch):
+    """NLTK 3.9 with only the old punkt / averaged_perceptron_tagger folders: named before any scoring."""
+    from clipdpo_cli.eval.amber.nlp.official import OfficialNouns
+
+    _fake_nltk(monkeypatch, missing=("punkt_tab", "averaged_perceptron_tagger_eng"), version="3.9.1")
+    with pytest.raises(InputError) as err:
+        OfficialNouns()
+    message = str(err.value)
+    assert "NLTK data not installed: punkt_tab, averaged_perceptron_tagger_eng (" in message
+    assert "python -m nltk.downloader punkt_tab averaged_perceptron_tagger_eng)" in message
+
+
+def test_amber_official_nouns_lookup_error_while_scoring_is_one_line(monkeypatch):
+    import sys
+
+    from clipdpo_cli.eval.amber.nlp.official import OfficialNouns
+
+    _fake_nltk(monkeypatch, version="3.9.1")
+    nouns = OfficialNouns()
+
+    def word_tokenize(text):
+        raise LookupError("Resource punkt_tab not found.\n  >>> nltk.download('punkt_tab')")
+
+    monkeypatch.setattr(sys.modules["nltk"], "word_tokenize", word_tokenize)
+    with pytest.raises(InputError, match=r"not installed: punkt_tab .*nltk\.downloader punkt_tab\)"):
+        nouns.nouns("A dog.")

@@ -217,3 +217,40 @@ def test_name_helpers():
     assert split_camel("YoYo") == "Yo Yo"
     assert split_camel("PlayingDaf") == "Playing Daf"
     assert sun_readable("apartment_building/outdoor") == "apartment building outdoor"
+
+
+def test_empty_class_folders_are_left_out_with_one_note(tmp_path):
+    """An empty class folder is no class (with few classes it would make top-5 trivially 100%)."""
+    from tests.conftest import run_text_cli
+
+    from .zeroshot_fakes import put_image
+
+    for c in ("apple", "banana", "cherry"):
+        put_image(tmp_path / "set" / c / "a.png")
+    for c in ("durian", "elderberry"):
+        (tmp_path / "set" / c / "sub").mkdir(parents=True)
+    (tmp_path / "set" / "elderberry" / "notes.txt").write_text("no image here")
+    data = read_image_folder(str(tmp_path / "set"))
+    assert data.classes == ["apple", "banana", "cherry"] and data.n_classes == 3
+    assert rel(data) == [("apple/a.png", 0), ("banana/a.png", 1), ("cherry/a.png", 2)]
+    note = "set: 2 empty class folder(s) left out (no images, so not classes): durian, elderberry"
+    assert data.notes == [note]
+    proc = run_text_cli("eval-zeroshot", str(tmp_path / "set"), "--baseline", "none")
+    notes = [line for line in proc.stderr.splitlines() if "empty class folder" in line]
+    assert notes == [f"clipdpo eval-zeroshot: {note}"]  # one note for the dataset
+    assert "set: 3 images, 3 classes;" in proc.stderr
+
+
+def test_empty_class_folder_of_a_named_benchmark_is_kept_with_a_note(nine_root, tmp_path):
+    """The nine benchmarks' class lists are fixed (names looked up by class count): kept, but said."""
+    import shutil
+
+    root, _ = nine_root
+    copy = tmp_path / "root"
+    shutil.copytree(root / "eurosat", copy / "eurosat")
+    (copy / "eurosat" / "2750" / "AAEmpty").mkdir()
+    data = read_dataset(find_spec("eurosat"), str(copy))
+    assert data.classes[0] == "AAEmpty"
+    assert [n for n in data.notes if "without images" in n] == [
+        "eurosat: 1 class folder(s) without images, kept (benchmark classes): AAEmpty"
+    ]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import re
+import sys
 from typing import Any
 
 import orjson
@@ -11,6 +13,8 @@ from clipdpo_cli.io.errors import InputError
 from clipdpo_cli.io.jsonl import open_binary
 
 _YES_NO = re.compile(r"^\W*(yes|no)\b", re.IGNORECASE)
+_SURROGATE = re.compile("[\ud800-\udfff]")
+REPLACEMENT = "\ufffd"
 
 
 def normalize_answer(text: str) -> str:
@@ -37,8 +41,53 @@ def _check(item: Any, where: str) -> dict[str, Any]:
     return {**item, "id": rid}
 
 
-def read_responses(path: str) -> list[dict[str, Any]]:
-    """Responses in file order, each with an int `id` and a str `response` (InputError otherwise)."""
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _replace_surrogates(value: Any) -> tuple[Any, int]:
+    """`value` with every unpaired surrogate in its strings (keys too) replaced by U+FFFD, and how many
+    strings had one."""
+    if isinstance(value, str):
+        fixed = _SURROGATE.sub(REPLACEMENT, value)
+        return fixed, int(fixed != value)
+    if isinstance(value, list):
+        pairs = [_replace_surrogates(v) for v in value]
+        return [v for v, _ in pairs], sum(n for _, n in pairs)
+    if isinstance(value, dict):
+        out, count = {}, 0
+        for key, v in value.items():
+            new_key, n_key = _replace_surrogates(key)
+            out[new_key], n_value = _replace_surrogates(v)
+            count += n_key + n_value
+        return out, count
+    return value, 0
+
+
+def _loads(data: bytes) -> tuple[Any, int]:
+    """Parsed JSON and the number of strings in which an unpaired surrogate escape was replaced.
+
+    orjson refuses an escape such as "\\ud800" without its pair; the official scorer's json module reads
+    it. Only then is the text parsed again with the json module (still strict: no NaN/Infinity), and each
+    unpaired surrogate becomes U+FFFD, so that the text can be written back as UTF-8. orjson's error is
+    kept for anything else."""
+    try:
+        return orjson.loads(data), 0
+    except orjson.JSONDecodeError as exc:
+        if "surrogate" not in str(exc):
+            raise
+        try:
+            parsed = json.loads(data.decode("utf-8"), parse_constant=_reject_constant)
+        except (UnicodeDecodeError, ValueError):
+            raise exc from None
+        return _replace_surrogates(parsed)
+
+
+def read_responses(path: str, quiet: bool = False) -> list[dict[str, Any]]:
+    """Responses in file order, each with an int `id` and a str `response` (InputError otherwise).
+
+    Unpaired surrogate escapes ("\\ud800" alone) are read as U+FFFD, with one note on stderr per file
+    (none when `quiet`)."""
     stream = open_binary(path)
     try:
         data = stream.read()
@@ -46,19 +95,29 @@ def read_responses(path: str) -> list[dict[str, Any]]:
         if path != "-":
             stream.close()
     name = "stdin" if path == "-" else path
+    replaced = 0
     if data.lstrip()[:1] == b"[":
         try:
-            items = orjson.loads(data)
+            items, replaced = _loads(data)
         except orjson.JSONDecodeError as exc:
             raise InputError(f"{name}: invalid JSON: {exc}") from None
-        return [_check(item, f"{name}: item {i}") for i, item in enumerate(items)]
-    out = []
-    for lineno, line in enumerate(data.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            item = orjson.loads(line)
-        except orjson.JSONDecodeError as exc:
-            raise InputError(f"{name}: line {lineno}: invalid JSON: {exc}") from None
-        out.append(_check(item, f"{name}: line {lineno}"))
+        out = [_check(item, f"{name}: item {i}") for i, item in enumerate(items)]
+    else:
+        out = []
+        for lineno, line in enumerate(data.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                item, n = _loads(line)
+            except orjson.JSONDecodeError as exc:
+                raise InputError(f"{name}: line {lineno}: invalid JSON: {exc}") from None
+            replaced += n
+            out.append(_check(item, f"{name}: line {lineno}"))
+    if replaced and not quiet:
+        print(
+            f"clipdpo eval-amber: note: {name}: {replaced} string(s) with an unpaired surrogate escape "
+            "(\\ud800-\\udfff without its pair), read as U+FFFD; the official scorer reads them too",
+            file=sys.stderr,
+            flush=True,
+        )
     return out

@@ -109,7 +109,7 @@ def _generate(opts: EvalOptions, data: AmberData) -> list[dict[str, Any]]:
     if writer is None:
         return memory
     wanted = {q["id"] for q in queries}
-    return [r for r in read_responses(opts.responses_out) if r["id"] in wanted]
+    return [r for r in read_responses(opts.responses_out, opts.quiet) if r["id"] in wanted]
 
 
 def _limited(queries: list[dict[str, Any]], data: AmberData, limit: int) -> list[dict[str, Any]]:
@@ -142,7 +142,7 @@ def run_eval(opts: EvalOptions) -> dict[str, Any] | None:
                     "--responses (concatenate the shards' files)")
             return None
     else:
-        responses = read_responses(opts.responses)
+        responses = read_responses(opts.responses, opts.quiet)
     started = time.perf_counter()
     result = score_responses(data, responses, opts.task, nouns, similarity, opts.normalize_answers)
     if opts.model:

@@ -128,19 +128,38 @@ def _make(
 # ---------------------------------------------------------------------------------------------- generic
 
 
-def read_image_folder(folder: str, name: str | None = None, skip: tuple[str, ...] = ()) -> LabelledSet:
-    """ImageFolder layout: one sub-folder per class (sorted = label order), images anywhere below it."""
+def read_image_folder(
+    folder: str, name: str | None = None, skip: tuple[str, ...] = (), keep_empty: bool = False
+) -> LabelledSet:
+    """ImageFolder layout: one sub-folder per class (sorted = label order), images anywhere below it.
+
+    A sub-folder without images is no class (it would only be a wrong candidate for every image: with
+    few classes top-5 would be trivially 100%): it is left out, with one note naming them. `keep_empty`
+    (the named benchmarks, whose class list is fixed) keeps them as classes, with a note too."""
     base = Path(folder)
     if not base.is_dir():
         raise InputError(f"image folder not found: {folder}")
-    classes = [c for c in _class_dirs(base) if c not in skip]
-    if not classes:
+    folders = [c for c in _class_dirs(base) if c not in skip]
+    if not folders:
         raise InputError(f"{folder}: no class sub-folders (expected FOLDER/<class>/<image>)")
-    samples = [(path, label) for label, c in enumerate(classes) for path in _images_under(base / c)]
-    if not samples:
+    images = {c: _images_under(base / c) for c in folders}
+    empty = [c for c in folders if not images[c]]
+    if len(empty) == len(folders):
         raise InputError(f"{folder}: no images in its class folders")
+    classes = folders if keep_empty else [c for c in folders if images[c]]
+    samples = [(path, label) for label, c in enumerate(classes) for path in images[c]]
     title = name or base.name
-    return _make(title, title, base, classes, samples, [underscores(c) for c in classes], "folder names")
+    notes = [empty_classes_note(title, empty, keep_empty)] if empty else []
+    return _make(title, title, base, classes, samples, [underscores(c) for c in classes], "folder names",
+                 notes)  # fmt: skip
+
+
+def empty_classes_note(title: str, empty: list[str], kept: bool = False, shown: int = 20) -> str:
+    """The one note on the class folders of `title` that hold no image."""
+    names = ", ".join(empty[:shown]) + (f", ... ({len(empty) - shown} more)" if len(empty) > shown else "")
+    if kept:
+        return f"{title}: {len(empty)} class folder(s) without images, kept (benchmark classes): {names}"
+    return f"{title}: {len(empty)} empty class folder(s) left out (no images, so not classes): {names}"
 
 
 def read_jsonl_set(path: str, image_root: str | None = None, name: str | None = None) -> LabelledSet:
@@ -266,14 +285,14 @@ IMAGENET_LAYOUT = "imagenet/val/<wnid>/*.JPEG (1000 WordNet-id folders, e.g. n01
 def read_imagenet(root: str, split: str) -> LabelledSet:
     folder = "train" if split == "train" else "val"
     base = _locate(root, "imagenet", folder, "ImageNet", IMAGENET_LAYOUT)
-    data = read_image_folder(str(base / folder), "imagenet")
+    data = read_image_folder(str(base / folder), "imagenet", keep_empty=True)
     readable = None
     mapping = base / "LOC_synset_mapping.txt"  # "n01440764 tench, Tinca tinca" (Kaggle distribution)
     if mapping.exists():
         names = dict(line.split(" ", 1) for line in _read_lines(mapping) if " " in line)
         readable = [names.get(w, w).split(",")[0].strip() for w in data.classes]
     return _make("imagenet", "Imagenet", base, data.classes, data.samples, readable,
-                 "LOC_synset_mapping.txt" if readable else "")  # fmt: skip
+                 "LOC_synset_mapping.txt" if readable else "", data.notes)  # fmt: skip
 
 
 FOOD_LAYOUT = (
@@ -317,9 +336,9 @@ EUROSAT_LAYOUT = "eurosat/2750/<Class>/*.jpg (10 folders: AnnualCrop, Forest, ..
 
 def read_eurosat(root: str, split: str) -> LabelledSet:
     base = _locate(root, "eurosat", "2750", "EuroSAT", EUROSAT_LAYOUT)
-    data = read_image_folder(str(base / "2750"), "eurosat")
+    data = read_image_folder(str(base / "2750"), "eurosat", keep_empty=True)
     readable = [split_camel(c) for c in data.classes]
-    notes = ["EuroSAT has no official test split: all images are used (see --limit)"]
+    notes = ["EuroSAT has no official test split: all images are used (see --limit)", *data.notes]
     return _make("eurosat", "Eurosat", base / "2750", data.classes, data.samples, readable, "folder names",
                  notes)  # fmt: skip
 
@@ -329,8 +348,9 @@ CALTECH_LAYOUT = "caltech101/101_ObjectCategories/<category>/image_0001.jpg (BAC
 
 def read_caltech101(root: str, split: str) -> LabelledSet:
     base = _locate(root, "caltech101", "101_ObjectCategories", "Caltech-101", CALTECH_LAYOUT)
-    data = read_image_folder(str(base / "101_ObjectCategories"), "caltech101", skip=("BACKGROUND_Google",))
-    notes = ["Caltech-101 has no official test split: all images of the 101 classes are used"]
+    data = read_image_folder(str(base / "101_ObjectCategories"), "caltech101", skip=("BACKGROUND_Google",),
+                             keep_empty=True)  # fmt: skip
+    notes = ["Caltech-101 has no official test split: all images of the 101 classes are used", *data.notes]
     return _make("caltech101", "Caltech-101", base / "101_ObjectCategories", data.classes, data.samples,
                  [underscores(c) for c in data.classes], "folder names", notes)  # fmt: skip
 
