@@ -114,9 +114,28 @@ def _collate(items: list[Any]) -> list[Any]:
 
 
 def _worker_init(_worker_id: int) -> None:
+    import sys
+    import threading
+
     import torch
 
     torch.set_num_threads(1)
+    sys.excepthook = _quiet_when_orphaned
+    threading.excepthook = lambda a: _quiet_when_orphaned(a.exc_type, a.exc_value, a.exc_traceback)
+
+
+def _quiet_when_orphaned(kind: type[BaseException], value: BaseException, tb: Any) -> None:
+    """A decoding worker's uncaught errors, except the broken connections of a killed main process.
+
+    When the main process dies (kill -9, a crash) the worker's multiprocessing resource-sharer thread
+    loses its peer and printed a ConnectionResetError traceback into the user's terminal; the main process
+    already said (or could not say) what happened, so these are dropped.
+    """
+    import sys
+
+    if issubclass(kind, (ConnectionError, EOFError)):
+        return
+    sys.__excepthook__(kind, value, tb)
 
 
 def encode_image_chunks(
