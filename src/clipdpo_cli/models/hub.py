@@ -120,9 +120,8 @@ def read_chat_template(value: str | None) -> str | None:
     """A Jinja chat template given as a file path or as the template text itself."""
     if value is None:
         return None
-    if os.path.isfile(value):
-        with open(value, encoding="utf-8") as fh:
-            return fh.read()
-    if "{" not in value:
-        raise InputError(f"chat template file not found: {value}")
-    return value
+    if "{" in value and not os.path.exists(value):  # the template text itself
+        return value
+    from clipdpo_cli.io.textfiles import read_text_file
+
+    return read_text_file(value, "chat template file")  # a file, or a pipe: --chat-template <(...)

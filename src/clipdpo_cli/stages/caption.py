@@ -23,24 +23,9 @@ from typing import Any
 from clipdpo_cli.io.errors import BadRecord, InputError
 from clipdpo_cli.io.records import make_id
 from clipdpo_cli.io.stage import StageContext
+from clipdpo_cli.io.textfiles import read_text_file
 from clipdpo_cli.models.sampling import job_seed
 from clipdpo_cli.stages.batched import Group, prefetch_images, run_in_batches
-
-
-def read_text_file(path: str, what: str) -> str:
-    """The UTF-8 text of any readable path: a file, a FIFO or a shell's /dev/fd/N (`--prompts <(...)`), read
-    once; a missing or unreadable one is an InputError naming `what` and the path."""
-    try:
-        with open(path, encoding="utf-8") as fh:
-            return fh.read()
-    except FileNotFoundError:
-        raise InputError(f"{what} not found: {path}") from None
-    except IsADirectoryError:
-        raise InputError(f"{what} is a directory, not a file: {path}") from None
-    except UnicodeDecodeError as exc:
-        raise InputError(f"{what} {path} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    except OSError as exc:
-        raise InputError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
 
 
 def read_prompts(path: str | None = None) -> list[str]:

@@ -17,7 +17,6 @@ or number word, no relation phrase) and an unusable LLM reply are dropped with a
 from __future__ import annotations
 
 import json
-import os
 import random
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -28,6 +27,7 @@ from typing import Any
 from clipdpo_cli.io.errors import BadRecord, InputError, UsageError
 from clipdpo_cli.io.records import make_id, require
 from clipdpo_cli.io.stage import StageContext
+from clipdpo_cli.io.textfiles import read_text_file
 from clipdpo_cli.models.sampling import job_seed
 from clipdpo_cli.stages.ask import json_values
 from clipdpo_cli.stages.batched import Group, llm_batch_runner, run_in_batches
@@ -174,10 +174,7 @@ _NOTHING_TO_CHANGE = {
 def _read_text(path: str | None, packaged: str, what: str) -> tuple[str, str]:
     if path is None:
         return resources.files("clipdpo_cli").joinpath("data", packaged).read_text(encoding="utf-8"), packaged
-    if not os.path.isfile(path):
-        raise InputError(f"{what} file not found: {path}")
-    with open(path, encoding="utf-8") as fh:
-        return fh.read(), path
+    return read_text_file(path, f"{what} file"), path
 
 
 def read_objects(path: str | None = None) -> list[str]:
