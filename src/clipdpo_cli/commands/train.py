@@ -29,7 +29,6 @@ OPTION_FIELDS: dict[str, tuple[str, ...]] = {
     "warmup_ratio": ("warmup_steps",),
     "weight_decay": ("weight_decay",),
     "lr_scheduler": ("lr_scheduler_type",),
-    "max_length": ("max_length",),
     "precision": ("bf16", "fp16"),
     "gradient_checkpointing": ("gradient_checkpointing",),
     "seed": ("seed",),

@@ -36,11 +36,9 @@ TOKEN_KEYS = ("token_type_ids", "mm_token_type_ids")
 COMPLETION_TOKEN_TYPE = {"PaliGemmaProcessor": 1}
 
 
-def user_turn(prompt: str, with_image: bool = True) -> list[dict[str, Any]]:
+def user_turn(prompt: str) -> list[dict[str, Any]]:
     """A one-turn conversation: the image, then the prompt (the order LLaVA and Qwen2-VL were trained on)."""
-    content: list[dict[str, Any]] = [{"type": "image"}] if with_image else []
-    content.append({"type": "text", "text": prompt})
-    return [{"role": "user", "content": content}]
+    return [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": prompt}]}]
 
 
 def assistant_turn(text: str) -> list[dict[str, Any]]:
@@ -60,6 +58,7 @@ class ChatEncoding:
 
     processor: Any
     _eot: int | None = field(default=None, repr=False)
+    _prompts: dict[str, tuple[str, list[int]]] = field(default_factory=dict, repr=False)  # text, ids
 
     @property
     def tokenizer(self) -> Any:
@@ -77,7 +76,14 @@ class ChatEncoding:
 
     def prompt_text(self, prompt: str) -> str:
         """The generation prompt as text (image placeholders not yet expanded)."""
-        return self.render(user_turn(prompt), generation_prompt=True)
+        return self._prompt(prompt)[0]
+
+    def _prompt(self, prompt: str) -> tuple[str, list[int]]:
+        """(generation prompt text, its ids without special tokens), rendered once per distinct prompt."""
+        if prompt not in self._prompts:
+            text = self.render(user_turn(prompt), generation_prompt=True)
+            self._prompts[prompt] = (text, self.text_ids(text))
+        return self._prompts[prompt]
 
     def add_special_tokens(self, text: str) -> bool:
         """Whether the tokenizer adds its special tokens (BOS): not when the template already wrote BOS."""
@@ -105,7 +111,7 @@ class ChatEncoding:
         """The ids the model would generate for `text` after the prompt, then the end-of-turn token."""
         text = text.strip()
         head, lead, _ = self.assistant_text(prompt, text)
-        before = self.text_ids(head) if head else []
+        before = self._prompt(prompt)[1] if head else []
         joint = self.text_ids(head + lead)
         # if the boundary merged into one token (or the template writes no assistant text): the text alone
         in_context = bool(head) and joint[: len(before)] == before

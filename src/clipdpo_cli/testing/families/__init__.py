@@ -269,7 +269,7 @@ def build_llava(out_dir: str, key: str) -> str:
     return save(out_dir, model, processor, special_ids(tok))
 
 
-def build_qwen_vl(out_dir: str, version: str) -> str:
+def build_qwen_vl(out_dir: str, key: str) -> str:
     """Qwen/Qwen2-VL-2B-Instruct or Qwen/Qwen2.5-VL-3B-Instruct: dynamic resolution, ChatML, mRoPE."""
     import torch
     from transformers import AutoConfig, AutoModelForImageTextToText, Qwen2VLImageProcessor
@@ -284,11 +284,10 @@ def build_qwen_vl(out_dir: str, version: str) -> str:
         bos_token_id=tok.convert_tokens_to_ids("<|endoftext|>"), eos_token_id=ids["<|im_end|>"],
         pad_token_id=tok.pad_token_id,
     )  # fmt: skip
-    if version == "2":
+    if key == "qwen2_vl":
         from transformers import Qwen2VLProcessor as Processor
 
         vision = {"depth": 1, "embed_dim": 32, "hidden_size": 64, "num_heads": 2, "mlp_ratio": 2}
-        model_type, key = "qwen2_vl", "qwen2_vl"
     else:
         from transformers import Qwen2_5_VLProcessor as Processor
 
@@ -296,10 +295,9 @@ def build_qwen_vl(out_dir: str, version: str) -> str:
             "depth": 2, "hidden_size": 32, "intermediate_size": 64, "num_heads": 2, "out_hidden_size": 64,
             "window_size": 112, "fullatt_block_indexes": [1],
         }  # fmt: skip
-        model_type, key = "qwen2_5_vl", "qwen2_5_vl"
     vision.update(patch_size=14, spatial_merge_size=2, temporal_patch_size=2)
     config = AutoConfig.for_model(
-        model_type, text_config=text, vision_config=vision, image_token_id=ids["<|image_pad|>"],
+        key, text_config=text, vision_config=vision, image_token_id=ids["<|image_pad|>"],
         video_token_id=ids["<|video_pad|>"], vision_start_token_id=ids["<|vision_start|>"],
         vision_end_token_id=ids["<|vision_end|>"], tie_word_embeddings=True,
     )  # fmt: skip
@@ -401,8 +399,8 @@ FAMILIES: dict[str, Family] = {
     for f in (
         Family("llava15", "llava-hf/llava-1.5-7b-hf", "lvlm", lambda d: build_llava(d, "llava15")),
         Family("llava_next", "llava-hf/llava-v1.6-mistral-7b-hf", "lvlm", lambda d: build_llava(d, "llava_next")),  # noqa: E501
-        Family("qwen2_vl", "Qwen/Qwen2-VL-2B-Instruct", "lvlm", lambda d: build_qwen_vl(d, "2")),
-        Family("qwen2_5_vl", "Qwen/Qwen2.5-VL-3B-Instruct", "lvlm", lambda d: build_qwen_vl(d, "2.5")),
+        Family("qwen2_vl", "Qwen/Qwen2-VL-2B-Instruct", "lvlm", lambda d: build_qwen_vl(d, "qwen2_vl")),
+        Family("qwen2_5_vl", "Qwen/Qwen2.5-VL-3B-Instruct", "lvlm", lambda d: build_qwen_vl(d, "qwen2_5_vl")),
         Family("smolvlm", "HuggingFaceTB/SmolVLM-256M-Instruct", "lvlm", build_smolvlm),
         Family("paligemma", "google/paligemma-3b-mix-224", "lvlm", build_paligemma, needs_template=True),
     )
