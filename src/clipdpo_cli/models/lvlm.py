@@ -44,6 +44,7 @@ class Lvlm:
     name: str
 
     encoding: ChatEncoding = field(init=False, repr=False)
+    fused: bool = field(default=False, init=False, repr=False)  # TRL's fused LM head added (text_logprobs)
 
     def __post_init__(self) -> None:
         self.encoding = ChatEncoding(self.processor)
@@ -91,8 +92,35 @@ class Lvlm:
     def text_logprobs(
         self, images: Sequence[Any], prompts: Sequence[str], texts: Sequence[str]
     ) -> list[tuple[float, int]]:
-        """(summed log-likelihood, tokens) of each text given its image and prompt (see text_logprobs)."""
-        return text_logprobs(self.model, self.encoding, images, prompts, texts)
+        """Per row: (sum of log p(token), number of tokens) of `text` given the image and prompt.
+
+        The text is encoded as training encodes a completion (models/conversation.py): the tokens the model
+        would emit for it after the generation prompt. The end-of-turn token is not counted: this is the
+        likelihood of the words, not of stopping after them. The log-probs come from the code the trainer
+        and the reference pass use (train/logps.py, TRL's fused LM head: no full-vocabulary logits).
+        """
+        import torch
+        from trl.trainer.utils import add_fused_lm_head
+
+        from clipdpo_cli.train.logps import completion_logps
+
+        batch = self.encoding.prompt_batch(images, prompts)
+        ids = [self.encoding.completion_ids(p, t)[:-1] for p, t in zip(prompts, texts, strict=True)]
+        if any(not row for row in ids):
+            raise ValueError("an empty text has no tokens to score")
+        joined = self.encoding.join(batch, ids)
+        if not self.fused:  # generation is unchanged: the fused path runs only when asked for
+            add_fused_lm_head(self.model)
+            self.fused = True
+        dtype = self.model.dtype
+        inputs = {
+            k: (v.to(self.device, dtype=dtype) if v.is_floating_point() else v.to(self.device))
+            for k, v in joined.items()
+        }
+        with torch.inference_mode():
+            sums = completion_logps(self.model, inputs).float().cpu().tolist()
+        counts = joined["completion_mask"].sum(dim=1).tolist()
+        return [(float(s), int(n)) for s, n in zip(sums, counts, strict=True)]
 
     def next_token_probs(
         self, images: Sequence[Any], prompts: Sequence[str], candidates: Sequence[str] = ("Yes", "No")
@@ -112,38 +140,6 @@ class Lvlm:
             logits = self.model(**batch).logits[:, -1, :]
         probs = torch.softmax(logits.float(), dim=-1).cpu()
         return [{c: float(row[ids].sum()) for c, ids in token_ids.items()} for row in probs]
-
-
-def text_logprobs(
-    model: Any, encoding: ChatEncoding, images: Sequence[Any], prompts: Sequence[str], texts: Sequence[str]
-) -> list[tuple[float, int]]:
-    """Per row: (sum of log p(token), number of tokens) of `text` given the image and prompt.
-
-    The text is encoded as training encodes a completion (models/conversation.py): the tokens the model
-    would emit for it after the generation prompt. The end-of-turn token is not counted: this is the
-    likelihood of the words, not of stopping after them.
-    """
-    import torch
-
-    batch = encoding.prompt_batch(images, prompts)
-    ids = [encoding.completion_ids(p, t)[:-1] for p, t in zip(prompts, texts, strict=True)]
-    if any(not row for row in ids):
-        raise ValueError("an empty text has no tokens to score")
-    joined = encoding.join(batch, ids)
-    device, dtype = model.device, model.dtype
-    inputs = {
-        k: (v.to(device, dtype=dtype) if v.is_floating_point() else v.to(device))
-        for k, v in joined.items()
-        if k != "completion_mask"
-    }
-    with torch.inference_mode():
-        logits = model(**inputs, use_cache=False).logits[:, :-1].float()
-    targets = inputs["input_ids"][:, 1:]
-    mask = joined["completion_mask"][:, 1:].to(device).bool()
-    picked = torch.log_softmax(logits, dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
-    sums = (picked * mask).sum(dim=1).cpu().tolist()
-    counts = mask.sum(dim=1).cpu().tolist()
-    return [(float(s), int(n)) for s, n in zip(sums, counts, strict=True)]
 
 
 def cap_pixels(processor: Any, max_pixels: int | None) -> bool:
