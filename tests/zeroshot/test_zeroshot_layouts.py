@@ -254,3 +254,31 @@ def test_empty_class_folder_of_a_named_benchmark_is_kept_with_a_note(nine_root, 
     assert [n for n in data.notes if "without images" in n] == [
         "eurosat: 1 class folder(s) without images, kept (benchmark classes): AAEmpty"
     ]
+
+
+def test_mat_files_one_annotation_and_unreadable_ones(tmp_path):
+    """scipy's squeeze_me turns a one-element array into a scalar: one annotation is still one sample. A
+    broken, MAT 7.3 (HDF5) or variable-less .mat file is one clear InputError naming the file."""
+    import struct
+
+    from .zeroshot_fakes import fake_cars, write_mat
+
+    expected = fake_cars(tmp_path)
+    base = tmp_path / "stanford_cars"
+    write_mat(
+        str(base / "cars_test_annos_withlabels.mat"), {"annotations": [{"class": 9, "fname": "00001.jpg"}]}
+    )
+    assert rel(read_dataset(find_spec("cars"), str(tmp_path))) == [("cars_test/00001.jpg", 8)]
+    write_mat(str(base / "cars_test_annos_withlabels.mat"), {"annotations": [{"klass": 9, "fname": "a.jpg"}]})
+    with pytest.raises(InputError, match="annotations need 'fname' and 'class' fields"):
+        read_dataset(find_spec("cars"), str(tmp_path))
+    meta = base / "devkit" / "cars_meta.mat"
+    write_mat(str(meta), {"names": expected["classes"]})
+    with pytest.raises(InputError, match=r"cars_meta.mat: no variable 'class_names' \(found: names\)"):
+        read_dataset(find_spec("cars"), str(tmp_path))
+    meta.write_bytes(b"x" * 200)
+    with pytest.raises(InputError, match="cars_meta.mat: not a readable MAT file"):
+        read_dataset(find_spec("cars"), str(tmp_path))
+    meta.write_bytes(b"MATLAB 7.3".ljust(116) + b"\0" * 8 + struct.pack("<H", 0x0200) + b"IM" + b"\0" * 400)
+    with pytest.raises(InputError, match=r"cars_meta.mat: MAT 7.3 \(HDF5\) files are not supported"):
+        read_dataset(find_spec("cars"), str(tmp_path))

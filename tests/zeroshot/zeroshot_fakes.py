@@ -11,8 +11,35 @@ import io
 import json
 import os
 from pathlib import Path
+from typing import Any
 
-from .zeroshot_matwriter import write_mat
+
+def mat_value(value: Any) -> Any:
+    """A Python value as MATLAB stores it: list of str -> cell array, list of dicts -> 1xN struct array,
+    whole numbers 0..255 -> uint8 (as MATLAB saves small labels), other numbers -> double."""
+    import numpy as np
+
+    if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+        fields = list(value[0])
+        array = np.zeros((1, len(value)), dtype=[(f, "O") for f in fields])
+        for i, item in enumerate(value):
+            array[0, i] = tuple(mat_value(item[f]) for f in fields)
+        return array
+    if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+        return np.array(value, dtype=object).reshape(1, -1)
+    if isinstance(value, str):
+        return value
+    numbers = np.atleast_1d(np.asarray(value, dtype=float)).reshape(1, -1)
+    if np.all((numbers >= 0) & (numbers < 256) & (numbers == np.round(numbers))):
+        return numbers.astype(np.uint8)
+    return numbers
+
+
+def write_mat(path: str, variables: dict[str, Any], compress: bool = True) -> None:
+    """Write `variables` (see mat_value) to a level-5 MAT file with scipy.io.savemat."""
+    from scipy.io import savemat
+
+    savemat(path, {name: mat_value(value) for name, value in variables.items()}, do_compression=compress)
 
 
 def tiny_image_bytes(color: tuple[int, int, int] = (200, 30, 30)) -> bytes:
@@ -49,7 +76,7 @@ def fake_cars(root: Path) -> dict:
             {"bbox_x1": 1, "bbox_y1": 2, "bbox_x2": 30, "bbox_y2": 40, "class": c, "fname": f}
             for f, c in rows
         ]
-        write_mat(str(mat), {"annotations": anns}, compress=split == "cars_test", small_ints=True)
+        write_mat(str(mat), {"annotations": anns}, compress=split == "cars_test")
         for f, _ in rows:
             put_image(base / split / f)
     return {
@@ -80,7 +107,7 @@ def fake_flowers(root: Path) -> dict:
     base = root / "flowers-102"
     base.mkdir(parents=True)
     labels = [1, 102, 5, 5, 17, 60, 2, 99]  # 1-based, image k has labels[k-1]
-    write_mat(str(base / "imagelabels.mat"), {"labels": labels}, small_ints=True)
+    write_mat(str(base / "imagelabels.mat"), {"labels": labels})
     write_mat(str(base / "setid.mat"), {"trnid": [1, 2], "valid": [3], "tstid": [8, 2, 6, 4]}, compress=False)
     for k in range(1, len(labels) + 1):
         put_image(base / "jpg" / f"image_{k:05d}.jpg")

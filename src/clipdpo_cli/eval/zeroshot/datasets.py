@@ -196,20 +196,28 @@ def read_jsonl_set(path: str, image_root: str | None = None, name: str | None = 
 
 
 def _load_mat(path: Path) -> dict[str, Any]:
-    from clipdpo_cli.eval.zeroshot.matfile import MatFormatError, load_mat
+    """The variables of a MATLAB file, read as torchvision reads them (scipy.io.loadmat, squeeze_me=True)."""
+    from scipy.io import loadmat
+    from scipy.io.matlab import MatReadError
 
     try:
-        return load_mat(str(path))
+        return loadmat(str(path), squeeze_me=True)
     except FileNotFoundError:
         raise InputError(f"file not found: {path}") from None
-    except MatFormatError as exc:
-        raise InputError(str(exc)) from None
+    except NotImplementedError:  # scipy's answer to MAT 7.3 (HDF5) files
+        raise InputError(f"{path}: MAT 7.3 (HDF5) files are not supported; save it with -v7 or -v6") from None
+    except (MatReadError, ValueError, TypeError, OSError) as exc:
+        raise InputError(f"{path}: not a readable MAT file ({exc})") from None
 
 
-def _mat_var(mat: dict[str, Any], name: str, path: Path) -> Any:
-    if name not in mat:
-        raise InputError(f"{path}: no variable '{name}' (found: {', '.join(sorted(mat)) or 'none'})")
-    return mat[name]
+def _mat_var(mat: dict[str, Any], name: str, path: Path) -> list[Any]:
+    """Variable `name` of a loaded MAT file as a list (a squeezed one-element array counts as one)."""
+    import numpy as np
+
+    if name not in mat or name.startswith("__"):
+        found = ", ".join(sorted(k for k in mat if not k.startswith("__"))) or "none"
+        raise InputError(f"{path}: no variable '{name}' (found: {found})")
+    return list(np.atleast_1d(mat[name]))
 
 
 CARS_LAYOUT = (
@@ -219,20 +227,18 @@ CARS_LAYOUT = (
 
 
 def read_stanford_cars(root: str, split: str) -> LabelledSet:
-    from clipdpo_cli.eval.zeroshot.matfile import scalar
-
     base = _locate(root, "stanford_cars", "devkit/cars_meta.mat", "StanfordCars", CARS_LAYOUT)
     if split == "train":
         annos, images = base / "devkit" / "cars_train_annos.mat", base / "cars_train"
     else:
         annos, images = base / "cars_test_annos_withlabels.mat", base / "cars_test"
     meta_path = base / "devkit" / "cars_meta.mat"
-    classes = [str(scalar(c)) for c in _mat_var(_load_mat(meta_path), "class_names", meta_path)]
+    classes = [str(c) for c in _mat_var(_load_mat(meta_path), "class_names", meta_path)]
     samples = []
     for ann in _mat_var(_load_mat(annos), "annotations", annos):
         try:
-            fname, label = str(scalar(ann["fname"])), int(scalar(ann["class"])) - 1  # 1-based in the file
-        except (KeyError, TypeError, ValueError):
+            fname, label = str(ann["fname"]), int(ann["class"]) - 1  # 1-based in the file
+        except (KeyError, IndexError, TypeError, ValueError):
             raise InputError(f"{annos}: annotations need 'fname' and 'class' fields") from None
         samples.append((str(images / fname), label))
     return _make("cars", "StanfordCars", base, classes, samples, list(classes), "cars_meta.mat")
