@@ -214,7 +214,7 @@ def test_captions_of_several_models_need_model_choice(shapes_dir, tmp_path):
 
 
 def test_per_dataset_option_files(tmp_path):
-    from clipdpo_cli.eval.zeroshot.cli_support import per_dataset_files
+    from clipdpo_cli.eval.zeroshot.sets import per_dataset_files
 
     assert per_dataset_files(["a.txt"], "--classnames", ["shapes"]) == {None: "a.txt"}
     assert per_dataset_files(["flowers=f.txt", "Food-101=g.txt"], "--classnames", ["flowers", "food101"]) == {

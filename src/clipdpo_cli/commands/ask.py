@@ -7,14 +7,14 @@ import typer
 from clipdpo_cli.commands.generation import (
     BatchSizeOpt,
     ChatTemplateOpt,
-    DeviceOpt,
+    Dtype,
     DtypeOpt,
     MaxNewTokensOpt,
     SeedOpt,
     TemperatureOpt,
     TopPOpt,
 )
-from clipdpo_cli.commands.options import InputOrder, InputOrderOpt, RejectsOpt, stage_command
+from clipdpo_cli.commands.options import DeviceOpt, InputOrder, InputOrderOpt, RejectsOpt, stage_command
 from clipdpo_cli.io.runner import IOOptions, run_stage
 
 NAME = "ask"
@@ -38,7 +38,7 @@ def command(
     batch_size: BatchSizeOpt = 8,
     input_order: InputOrderOpt = InputOrder.grouped,
     device: DeviceOpt = "auto",
-    dtype: DtypeOpt = "auto",
+    dtype: DtypeOpt = Dtype.auto,
     chat_template: ChatTemplateOpt = None,
     rejects: RejectsOpt = None,
 ) -> None:
@@ -64,5 +64,5 @@ def command(
         batch_size=batch_size,
         input_order=input_order.value,
     )
-    llm = load_llm(model, device=device, dtype=dtype, chat_template=chat_template)
+    llm = load_llm(model, device=device, dtype=dtype.value, chat_template=chat_template)
     run_stage(NAME, io, lambda records, ctx: ask_records(records, llm, settings, ctx))

@@ -7,7 +7,7 @@ import typer
 from clipdpo_cli.commands.generation import (
     BatchSizeOpt,
     ChatTemplateOpt,
-    DeviceOpt,
+    Dtype,
     DtypeOpt,
     MaxNewTokensOpt,
     MaxPixelsOpt,
@@ -15,7 +15,7 @@ from clipdpo_cli.commands.generation import (
     TemperatureOpt,
     TopPOpt,
 )
-from clipdpo_cli.commands.options import stage_command
+from clipdpo_cli.commands.options import DeviceOpt, stage_command
 from clipdpo_cli.io.runner import IOOptions, run_stage
 
 NAME = "caption"
@@ -48,7 +48,7 @@ def command(
         str | None, typer.Option(help="Resolve relative 'image' paths of JSONL input against this folder.")
     ] = None,
     device: DeviceOpt = "auto",
-    dtype: DtypeOpt = "auto",
+    dtype: DtypeOpt = Dtype.auto,
     chat_template: ChatTemplateOpt = None,
     max_pixels: MaxPixelsOpt = None,
 ) -> None:
@@ -79,5 +79,5 @@ def command(
         max_pixels=max_pixels,
         chat_template_digest=hashlib.sha256(template.encode()).hexdigest()[:16] if template else None,
     )
-    lvlm = load_lvlm(model, device=device, dtype=dtype, chat_template=template, max_pixels=max_pixels)
+    lvlm = load_lvlm(model, device=device, dtype=dtype.value, chat_template=template, max_pixels=max_pixels)
     run_stage(NAME, io, lambda records, ctx: caption_records(records, lvlm, settings, ctx), allow_folder=True)

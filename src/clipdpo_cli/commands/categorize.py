@@ -8,7 +8,6 @@ from clipdpo_cli.commands.clip_options import (
     DEFAULT_CLIP,
     BatchSizeOpt,
     CacheDirOpt,
-    DeviceOpt,
     ImageRootOpt,
     ListModelsOpt,
     ModelOpt,
@@ -16,7 +15,7 @@ from clipdpo_cli.commands.clip_options import (
     PrecisionOpt,
     WorkersOpt,
 )
-from clipdpo_cli.commands.options import stage_command
+from clipdpo_cli.commands.options import DeviceOpt, stage_command
 from clipdpo_cli.io.runner import IOOptions, run_stage
 
 NAME = "categorize"

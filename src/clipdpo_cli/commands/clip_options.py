@@ -26,9 +26,6 @@ ModelOpt = Annotated[
     ),
 ]
 DEFAULT_CLIP = DEFAULT_MODEL
-DeviceOpt = Annotated[
-    str, typer.Option(help="'auto' (cuda when visible, else cpu), 'cpu', 'cuda', 'cuda:1'.")
-]
 PrecisionOpt = Annotated[
     Precision, typer.Option(help="fp32, or bf16/fp16 autocast (use bf16 on GPU; weights stay fp32).")
 ]

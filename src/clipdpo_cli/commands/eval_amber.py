@@ -7,12 +7,13 @@ import typer
 
 from clipdpo_cli.commands.generation import (
     ChatTemplateOpt,
-    DeviceOpt,
+    Dtype,
     DtypeOpt,
     MaxPixelsOpt,
     TemperatureOpt,
     TopPOpt,
 )
+from clipdpo_cli.commands.options import DeviceOpt
 
 NAME = "eval-amber"
 SUMMARY = "AMBER hallucination benchmark: generate responses and score them as the official scorer."
@@ -79,7 +80,7 @@ def command(
     seed: Annotated[int, typer.Option(help="Sampling seed (query id is added per row).")] = 0,
     batch_size: Annotated[int, typer.Option(min=1, help="Queries per forward pass.")] = 8,
     device: DeviceOpt = "auto",
-    dtype: DtypeOpt = "auto",
+    dtype: DtypeOpt = Dtype.auto,
     chat_template: ChatTemplateOpt = None,
     max_pixels: MaxPixelsOpt = None,
     limit: Annotated[
@@ -135,7 +136,7 @@ def command(
         EvalOptions(
             amber_root=amber_root, task=task.value, model=model, responses=responses,
             responses_out=responses_out, resume=resume, shard=shard, generate_only=generate_only,
-            limit=limit, image_dir=image_dir, device=device, dtype=dtype, chat_template=chat_template,
+            limit=limit, image_dir=image_dir, device=device, dtype=dtype.value, chat_template=chat_template,
             max_pixels=max_pixels,
             generation=GenerationSettings(
                 yes_no=yes_no.value, yes_no_suffix=yes_no_suffix, max_new_tokens=max_new_tokens,

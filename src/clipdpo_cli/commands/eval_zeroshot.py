@@ -6,8 +6,9 @@ from typing import Annotated
 
 import typer
 
-from clipdpo_cli.commands.generation import MaxPixelsOpt
-from clipdpo_cli.commands.options import OnError
+from clipdpo_cli.commands.clip_options import Precision, PrecisionOpt
+from clipdpo_cli.commands.generation import Dtype, DtypeOpt, MaxPixelsOpt
+from clipdpo_cli.commands.options import DeviceOpt, OnError
 
 NAME = "eval-zeroshot"
 SUMMARY = "Zero-shot classification from the LVLM's captions, vs. CLIP (paper Sec. 6.2, Table 3)."
@@ -83,9 +84,9 @@ def command(
     ] = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Images per LVLM / image-encoder batch.")] = 8,
     max_new_tokens: Annotated[int, typer.Option(min=1, help="Caption length limit in tokens.")] = 64,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:1, ...")] = "auto",
-    precision: Annotated[str, typer.Option(help="Text encoder precision: fp32, bf16 or fp16.")] = "fp32",
-    dtype: Annotated[str, typer.Option(help="LVLM dtype: auto, bf16, fp16 or fp32.")] = "auto",
+    device: DeviceOpt = "auto",
+    precision: PrecisionOpt = Precision.fp32,
+    dtype: DtypeOpt = Dtype.auto,
     chat_template: Annotated[
         str | None,
         typer.Option(help="Jinja chat template (text or file) for an LVLM whose processor has none."),
@@ -115,14 +116,47 @@ def command(
     another --text-encoder re-scores them without regeneration; --baseline clip adds the usual CLIP
     zero-shot numbers of the text encoder's own image tower.
     """
-    from clipdpo_cli.eval.zeroshot.cli_support import run_command
+    from clipdpo_cli.eval.zeroshot.pipeline import (
+        DEFAULT_PROMPT,
+        Settings,
+        captions_output,
+        evaluate,
+        format_table,
+    )
+    from clipdpo_cli.eval.zeroshot.sets import eval_sets, load_sets
+    from clipdpo_cli.io.jsonl import JsonlWriter
+    from clipdpo_cli.io.shard import Shard
 
-    run_command(
-        inputs=inputs or [], datasets=dataset or [], data_root=data_root, split=split, model=model,
-        text_encoder=text_encoder, prompt=prompt, captions=captions or [], classnames=classnames or [],
-        templates=templates or [], baseline=baseline.value, limit=limit, shard=shard, image_root=image_root,
-        batch_size=batch_size, max_new_tokens=max_new_tokens, device=device, precision=precision,
-        dtype=dtype, chat_template=chat_template, max_pixels=max_pixels, predictions=predictions,
-        output=output, on_error=on_error.value, quiet=quiet,
-        log=lambda msg: print(f"clipdpo {NAME}: {msg}", file=sys.stderr, flush=True),
-    )  # fmt: skip
+    def log(msg: str) -> None:
+        print(f"clipdpo {NAME}: {msg}", file=sys.stderr, flush=True)
+
+    say = (lambda _msg: None) if quiet else log
+    loaded = load_sets(inputs or [], dataset or [], data_root, split, image_root)
+    sets = eval_sets(loaded, split, classnames or [], templates or [], say)
+    settings = Settings(
+        model=model,
+        text_encoder=text_encoder,
+        prompt=prompt or DEFAULT_PROMPT,
+        captions=list(captions or []),
+        captions_out=captions_output(captions or []),
+        use_captions=bool(model or captions),
+        baseline=None if baseline is Baseline.none else baseline.value,
+        limit=limit,
+        shard=Shard.parse(shard),
+        batch_size=batch_size,
+        max_new_tokens=max_new_tokens,
+        device=device,
+        precision=precision.value,
+        dtype=dtype.value,
+        on_error=on_error.value,
+        chat_template=chat_template,
+        max_pixels=max_pixels,
+        predictions_out=predictions,
+    )
+    results = evaluate(sets, settings, say)
+    if results:
+        with JsonlWriter(output) as writer:
+            for result in results:
+                writer.write(result)
+        if not quiet:
+            log("\n" + format_table(results))

@@ -1,14 +1,22 @@
 """Options shared by the model-backed generation commands (caption, ask, eval-amber), declared once."""
 
+import enum
 from typing import Annotated
 
 import typer
 
-DeviceOpt = Annotated[
-    str, typer.Option(help="Torch device: auto (cuda if visible, else cpu), cpu, cuda:1, ...")
-]
+
+class Dtype(str, enum.Enum):
+    """LVLM/LLM weight dtype (models.hub.model_dtype resolves auto)."""
+
+    auto = "auto"
+    fp32 = "fp32"
+    bf16 = "bf16"
+    fp16 = "fp16"
+
+
 DtypeOpt = Annotated[
-    str,
+    Dtype,
     typer.Option(help="Weights: auto (bf16 on GPU if supported, else fp16; fp32 on CPU), fp32, bf16, fp16."),
 ]
 BatchSizeOpt = Annotated[int, typer.Option(min=1, help="Rows (prompts) generated together in one batch.")]

@@ -16,6 +16,11 @@ class OnError(str, enum.Enum):
     skip = "skip"
 
 
+DeviceOpt = Annotated[
+    str, typer.Option(help="Torch device: auto (cuda if visible, else cpu), cpu, cuda, cuda:1, ...")
+]
+
+
 class InputOrder(str, enum.Enum):
     grouped = "grouped"
     any = "any"

@@ -8,13 +8,13 @@ import typer
 from clipdpo_cli.commands.generation import (
     BatchSizeOpt,
     ChatTemplateOpt,
-    DeviceOpt,
+    Dtype,
     DtypeOpt,
     MaxNewTokensOpt,
     TemperatureOpt,
     TopPOpt,
 )
-from clipdpo_cli.commands.options import RejectsOpt, stage_command
+from clipdpo_cli.commands.options import DeviceOpt, RejectsOpt, stage_command
 from clipdpo_cli.io.errors import UsageError
 from clipdpo_cli.io.runner import IOOptions, run_stage
 
@@ -72,7 +72,7 @@ def command(
     ] = None,
     batch_size: BatchSizeOpt = 8,
     device: DeviceOpt = "auto",
-    dtype: DtypeOpt = "auto",
+    dtype: DtypeOpt = Dtype.auto,
     chat_template: ChatTemplateOpt = None,
     rejects: RejectsOpt = None,
 ) -> None:
@@ -119,7 +119,7 @@ def command(
             raise UsageError(f"the prompts file has no template for {', '.join(missing)}")
         from clipdpo_cli.models.llm import load_llm
 
-        llm = load_llm(model, device=device, dtype=dtype, chat_template=chat_template)
+        llm = load_llm(model, device=device, dtype=dtype.value, chat_template=chat_template)
     else:
         settings = PerturbSettings(
             types=kinds, text_field=field, seed=seed, objects=tuple(read_objects(objects))

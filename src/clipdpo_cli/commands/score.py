@@ -9,7 +9,6 @@ from clipdpo_cli.commands.clip_options import (
     DEFAULT_CLIP,
     BatchSizeOpt,
     CacheDirOpt,
-    DeviceOpt,
     ImageRootOpt,
     ListModelsOpt,
     ModelOpt,
@@ -17,8 +16,8 @@ from clipdpo_cli.commands.clip_options import (
     PrecisionOpt,
     WorkersOpt,
 )
-from clipdpo_cli.commands.generation import ChatTemplateOpt, DtypeOpt, MaxPixelsOpt
-from clipdpo_cli.commands.options import stage_command
+from clipdpo_cli.commands.generation import ChatTemplateOpt, Dtype, DtypeOpt, MaxPixelsOpt
+from clipdpo_cli.commands.options import DeviceOpt, stage_command
 from clipdpo_cli.io.runner import IOOptions, run_stage
 
 NAME = "score"
@@ -75,7 +74,7 @@ def command(
     ] = "Describe the image.",
     device: DeviceOpt = "auto",
     precision: PrecisionOpt = Precision.fp32,
-    dtype: DtypeOpt = "auto",
+    dtype: DtypeOpt = Dtype.auto,
     chat_template: ChatTemplateOpt = None,
     max_pixels: MaxPixelsOpt = None,
     batch_size: BatchSizeOpt = 64,
@@ -109,7 +108,7 @@ def command(
         prompt=prompt,
     )
     if scorer == Scorer.lvlm:
-        return score_with_lvlm(io, model, options, categorize, device, dtype, chat_template, max_pixels)
+        return score_with_lvlm(io, model, options, categorize, device, dtype.value, chat_template, max_pixels)
     if categorize:
         from clipdpo_cli.stages.categorize import CategorizeOptions, CategoryPrototypes, load_descriptions
 

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from clipdpo_cli.commands.generation import MaxPixelsOpt
+from clipdpo_cli.commands.options import OnError
 from clipdpo_cli.commands.values import optional_int
 
 NAME = "train"
@@ -50,11 +51,6 @@ class ReportTo(str, enum.Enum):
     none = "none"
     tensorboard = "tensorboard"
     wandb = "wandb"
-
-
-class OnError(str, enum.Enum):
-    fail = "fail"
-    skip = "skip"
 
 
 def command(

@@ -41,6 +41,8 @@ class EvalSet:
 
 @dataclass
 class Settings:
+    """What eval-zeroshot does; built by the command from its options (commands/eval_zeroshot.py)."""
+
     model: str | None = None  # LVLM; None: captions only from the cache
     text_encoder: str = ""
     prompt: str = DEFAULT_PROMPT
@@ -60,6 +62,13 @@ class Settings:
     chat_template: str | None = None
     max_pixels: int | None = None
     predictions_out: str | None = None  # JSONL of per-image predictions
+
+
+def captions_output(captions: Sequence[str]) -> str | None:
+    """Where new captions are appended: the first --captions file, unless it is a glob (read only)."""
+    import glob
+
+    return captions[0] if captions and not glob.has_magic(captions[0]) else None
 
 
 def select_samples(data: LabelledSet, limit: int | None) -> list[Sample]:
@@ -252,6 +261,10 @@ def evaluate(
     load_text_encoder: Callable[[], Any] | None = None,
 ) -> list[dict[str, Any]]:
     """Per-dataset results (plus an 'average' entry for several datasets); [] for a captioning shard."""
+    if settings.model and not settings.captions:
+        log("captions are not cached (pass --captions FILE to keep them for re-scoring)")
+    if settings.model is None and not settings.shard.is_whole:
+        raise UsageError("--shard splits the captioning: it needs --model")
     if not settings.use_captions and settings.baseline is None:
         raise UsageError("nothing to evaluate: give --model or --captions, or --baseline clip")
     if not settings.shard.is_whole and not settings.captions_out:

@@ -1,10 +1,9 @@
-"""Turns the eval-zeroshot command-line options into EvalSets and Settings, runs, and writes the output."""
+"""The labelled sets eval-zeroshot is given (folders, JSONL files, named datasets), their prompts chosen."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from typing import Any
 
 from clipdpo_cli.eval.zeroshot.datasets import (
     DATASETS,
@@ -15,10 +14,9 @@ from clipdpo_cli.eval.zeroshot.datasets import (
     read_image_folder,
     read_jsonl_set,
 )
-from clipdpo_cli.eval.zeroshot.pipeline import DEFAULT_PROMPT, EvalSet, Settings, evaluate, format_table
+from clipdpo_cli.eval.zeroshot.pipeline import EvalSet
 from clipdpo_cli.eval.zeroshot.resources import choose_prompts
 from clipdpo_cli.io.errors import UsageError
-from clipdpo_cli.io.shard import Shard
 
 
 def per_dataset_files(values: Sequence[str], option: str, names: Sequence[str]) -> dict[str | None, str]:
@@ -68,45 +66,15 @@ def load_sets(
     return out
 
 
-def write_results(results: Sequence[dict[str, Any]], output: str | None) -> None:
-    from clipdpo_cli.io.jsonl import JsonlWriter
-
-    with JsonlWriter(output) as writer:
-        for result in results:
-            writer.write(result)
-
-
-def run_command(
-    *,
-    inputs: Sequence[str],
-    datasets: Sequence[str],
-    data_root: str | None,
+def eval_sets(
+    loaded: Sequence[tuple[LabelledSet, DatasetSpec | None]],
     split: str,
-    model: str | None,
-    text_encoder: str,
-    prompt: str | None,
-    captions: Sequence[str],
     classnames: Sequence[str],
     templates: Sequence[str],
-    baseline: str,
-    limit: int | None,
-    shard: str | None,
-    image_root: str | None,
-    batch_size: int,
-    max_new_tokens: int,
-    device: str,
-    precision: str,
-    dtype: str,
-    output: str | None,
-    chat_template: str | None = None,
-    max_pixels: int | None = None,
-    predictions: str | None = None,
-    on_error: str,
-    quiet: bool,
     log: Callable[[str], None],
-) -> list[dict[str, Any]]:
-    say = (lambda _msg: None) if quiet else log
-    loaded = load_sets(inputs, datasets, data_root, split, image_root)
+) -> list[EvalSet]:
+    """Each loaded set with its class names and templates chosen (--classnames / --templates files first);
+    logs the set's notes and one line on where its names and templates come from."""
     names = [d.name for d, _ in loaded]
     name_files = per_dataset_files(classnames, "--classnames", names)
     template_files = per_dataset_files(templates, "--templates", names)
@@ -117,33 +85,10 @@ def run_command(
             template_files.get(data.name, template_files.get(None)),
         )  # fmt: skip
         for note in data.notes:
-            say(note)
-        say(
+            log(note)
+        log(
             f"{data.name}: {len(data.samples)} images, {data.n_classes} classes; names from "
             f"{prompts.classnames_source}; {len(prompts.templates)} templates from {prompts.templates_source}"
         )
         sets.append(EvalSet(data, prompts, spec, split if spec is not None else ""))
-    settings = Settings(
-        model=model, text_encoder=text_encoder, prompt=prompt or DEFAULT_PROMPT,
-        captions=list(captions), captions_out=captions[0] if captions and not _is_glob(captions[0]) else None,
-        use_captions=bool(model or captions), baseline=None if baseline == "none" else baseline,
-        limit=limit, shard=Shard.parse(shard), batch_size=batch_size, max_new_tokens=max_new_tokens,
-        device=device, precision=precision, dtype=dtype, on_error=on_error,
-        chat_template=chat_template, max_pixels=max_pixels, predictions_out=predictions,
-    )  # fmt: skip
-    if settings.model and not captions:
-        say("captions are not cached (pass --captions FILE to keep them for re-scoring)")
-    if settings.model is None and not settings.shard.is_whole:
-        raise UsageError("--shard splits the captioning: it needs --model")
-    results = evaluate(sets, settings, say)
-    if results:
-        write_results(results, output)
-        if not quiet:
-            log("\n" + format_table(results))
-    return results
-
-
-def _is_glob(path: str) -> bool:
-    import glob
-
-    return glob.has_magic(path)
+    return sets
