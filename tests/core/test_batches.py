@@ -1,6 +1,9 @@
 """Batch reading (io.jsonl) and the batch form of the filter rules, against their one-record references."""
 
 import io
+from collections import Counter
+from typing import Any
+from unittest.mock import patch
 
 import orjson
 import pytest
@@ -11,6 +14,7 @@ from clipdpo_cli.io.errors import RecordFailure
 from clipdpo_cli.io.jsonl import LineBatch, decode_batch, plain_lines, read_batches
 from clipdpo_cli.io.records import content_id
 from clipdpo_cli.io.stage import SKIPPED, StageContext
+from clipdpo_cli.stages import filter as filter_module
 from clipdpo_cli.stages.filter import FilterRules, compile_rules, filter_batch, long_texts, word_count
 from clipdpo_cli.stages.where import Condition
 
@@ -93,6 +97,19 @@ def test_long_texts_hand_cases():
     assert sorted(long_texts(texts[:4], 4, plain=True)) == [1]
 
 
+CAPTION_WORDS = st.tuples(st.sampled_from(["a", "dog", "é"]), st.sampled_from([" ", " ", "  ", "\t"]))
+CAPTION_TEXTS = st.lists(CAPTION_WORDS, max_size=30).map(lambda pairs: "".join(w + s for w, s in pairs))
+WELL_TYPED = st.fixed_dictionaries(
+    {
+        "id": st.text(alphabet="abcdef0123", min_size=1, max_size=6),
+        "image": st.sampled_from(["a.jpg", "b.jpg", "c.jpg"]),
+        "clip_score": st.floats(min_value=20, max_value=35),
+        "text": CAPTION_TEXTS,
+    },
+    optional={"category": st.sampled_from(["text", "people"])},
+)
+
+
 SCORES = st.one_of(
     st.floats(min_value=20, max_value=35), st.integers(20, 35), st.none(), st.booleans(), st.just("30")
 )
@@ -111,28 +128,75 @@ RECORDS = st.fixed_dictionaries(
 )
 
 
-@given(
-    st.lists(RECORDS, max_size=25),
-    st.sampled_from([None, 28.0]),
-    st.sampled_from([None, 25]),
-    st.sampled_from([None, 3, 60]),
-    st.sampled_from([1.0, 0.25, 0.0]),
-    st.sampled_from([(), (Condition.parse("image == a.jpg"),)]),
-)
-@settings(max_examples=400, deadline=None)
-def test_filter_batch_gives_compile_rules_reasons(records, min_caption, min_question, max_len, keep, where):
-    rules = FilterRules(min_caption, min_question, max_len, keep, where)
-    reason_of, ctx = compile_rules(rules), StageContext(on_error="skip")
-    expected, n_bad = [], 0
-    for record in records:
-        try:
-            expected.append(reason_of(record))
-        except Exception:
-            expected.append(SKIPPED)
-            n_bad += 1
-    lines = [orjson.dumps(r) for r in records]
-    assert filter_batch(rules)(records, lines, all(plain_lines(lines)), ctx) == expected
-    assert sum(ctx.stats.skipped.values()) == n_bad
+CAPTION_BATCH = st.fixed_dictionaries(
+    {
+        "id": st.text(alphabet="abcdef0123", min_size=1, max_size=6),
+        "image": st.sampled_from(["a.jpg", "b.jpg", "c.jpg", "d.jpg"]),
+        "clip_score": st.one_of(st.floats(min_value=20, max_value=35), st.integers(20, 35)),
+        "text": st.one_of(WORDS, CAPTION_TEXTS),
+    },
+    optional={
+        "kind": st.sampled_from(["caption", None]),
+        "category": st.sampled_from(["text", "people", None]),
+        "question_score": SCORES,
+    },
+)  # a well-typed caption record: the kind of batch the column path judges
+
+
+def counting_filter_batch(rules: FilterRules) -> tuple[Any, list[bool]]:
+    """filter_batch(rules), and a list that gets, per batch judged, whether the column path judged it."""
+    real, took = filter_module._column_rules, []
+
+    def counting(rules: FilterRules) -> Any:
+        judge = real(rules)
+
+        def counted(*args: Any) -> Any:
+            reasons = judge(*args)
+            took.append(reasons is not None)
+            return reasons
+
+        return counted
+
+    with patch.object(filter_module, "_column_rules", counting):
+        return filter_batch(rules), took
+
+
+def test_filter_batch_gives_compile_rules_reasons():
+    """Mixed batches (any field may be missing or mistyped: record by record) and well-typed caption
+    batches (column by column) give compile_rules' reasons; most examples with a score or length rule
+    really take the column path (counted, not assumed)."""
+    paths: Counter = Counter()
+
+    @given(
+        st.one_of(st.lists(RECORDS, max_size=25), st.lists(CAPTION_BATCH, min_size=1, max_size=25)),
+        st.sampled_from([None, 28.0]),
+        st.sampled_from([None, 25]),
+        st.sampled_from([None, 3, 60]),
+        st.sampled_from([1.0, 0.25, 0.0]),
+        st.sampled_from([(), (Condition.parse("image == a.jpg"),)]),
+    )
+    @settings(max_examples=400, deadline=None)
+    def check(records, min_caption, min_question, max_len, keep, where):
+        rules = FilterRules(min_caption, min_question, max_len, keep, where)
+        reason_of, ctx = compile_rules(rules), StageContext(on_error="skip")
+        expected, n_bad = [], 0
+        for record in records:
+            try:
+                expected.append(reason_of(record))
+            except Exception:
+                expected.append(SKIPPED)
+                n_bad += 1
+        lines = [orjson.dumps(r) for r in records]
+        select, took = counting_filter_batch(rules)
+        assert select(records, lines, all(plain_lines(lines)), ctx) == expected
+        assert sum(ctx.stats.skipped.values()) == n_bad
+        assert len(took) == 1
+        if records and (min_caption is not None or max_len is not None):
+            paths["column" if took[0] else "record"] += 1
+
+    check()
+    total = paths["column"] + paths["record"]
+    assert paths["column"] >= 0.3 * total and paths["record"] >= 0.2 * total, paths
 
 
 def test_filter_batch_fast_path_hand_case():
@@ -166,19 +230,6 @@ def test_filter_batch_keeps_plain_flags_beside_their_records():
     assert reasons == ["caption score < 28", "caption > 3 words"]
 
 
-CAPTION_WORDS = st.tuples(st.sampled_from(["a", "dog", "é"]), st.sampled_from([" ", " ", "  ", "\t"]))
-CAPTION_TEXTS = st.lists(CAPTION_WORDS, max_size=30).map(lambda pairs: "".join(w + s for w, s in pairs))
-WELL_TYPED = st.fixed_dictionaries(
-    {
-        "id": st.text(alphabet="abcdef0123", min_size=1, max_size=6),
-        "image": st.sampled_from(["a.jpg", "b.jpg", "c.jpg"]),
-        "clip_score": st.floats(min_value=20, max_value=35),
-        "text": CAPTION_TEXTS,
-    },
-    optional={"category": st.sampled_from(["text", "people"])},
-)
-
-
 @given(st.lists(WELL_TYPED, min_size=1, max_size=25), st.sampled_from([3, 10]), st.sampled_from([1.0, 0.5]))
 @settings(max_examples=300, deadline=None)
 def test_filter_batch_column_path_gives_compile_rules_reasons(records, max_length, keep):
@@ -186,7 +237,8 @@ def test_filter_batch_column_path_gives_compile_rules_reasons(records, max_lengt
     rules = FilterRules(max_length=max_length, text_keep=keep)
     expected = [compile_rules(rules)(r) for r in records]
     lines = [orjson.dumps(r) for r in records]
-    judged = filter_batch(rules)(records, lines, all(plain_lines(lines)), StageContext())
+    select, took = counting_filter_batch(rules)
+    judged = select(records, lines, all(plain_lines(lines)), StageContext())
     assert judged == expected
+    assert took == [True]  # judged column by column
     event(f"length rule drops: {rules.length_reason in expected}")
-
