@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from pathlib import Path
+
+import pytest
 
 from tests.conftest import run_text_cli as run_cli  # noqa: F401 - shared by the tests here
 
@@ -16,6 +20,22 @@ def shared_amber_dir() -> Path | None:
         if (path / "annotations.json").is_file():
             return path
     return None
+
+
+def running_in_ci(env: Mapping[str, str] | None = None) -> bool:
+    """CI=true (GitHub Actions, GitLab, ... set it): missing test data is then an error, not a skip."""
+    return (os.environ if env is None else env).get("CI", "").strip().lower() in ("true", "1", "yes")
+
+
+def require_shared_amber(env: Mapping[str, str] | None = None) -> Path:
+    """The real AMBER annotation files; missing, the test is skipped locally but FAILS in CI."""
+    path = shared_amber_dir()
+    if path is not None:
+        return path
+    message = "AMBER annotation files (../shared/amber) not available"
+    if running_in_ci(env):
+        pytest.fail(f"{message}: CI=true, so the AMBER tests must run (check out ../shared/amber)")
+    pytest.skip(message)
 
 
 FAKE_NLTK = '''"""A stand-in for nltk {version}: data looked up in NLTK_DATA (as nltk.data.find does), a

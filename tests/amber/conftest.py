@@ -1,5 +1,5 @@
-"""Fixtures for the AMBER tests: the benchmark's real annotation files (skipped when absent) and a stand-in
-AMBER folder with generated images."""
+"""Fixtures for the AMBER tests: the benchmark's real annotation files (skipped when absent, failed in CI)
+and a stand-in AMBER folder with generated images."""
 
 from __future__ import annotations
 
@@ -7,15 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from .amber_helpers import shared_amber_dir
+from .amber_helpers import require_shared_amber
 
 
 @pytest.fixture(scope="session")
 def shared_amber() -> Path:
-    path = shared_amber_dir()
-    if path is None:
-        pytest.skip("AMBER annotation files (../shared/amber) not available")
-    return path
+    return require_shared_amber()
 
 
 @pytest.fixture(scope="session")
