@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -66,3 +67,24 @@ def invoke_cli(*args: str):
 @pytest.fixture
 def cli():
     return run_cli
+
+
+@pytest.fixture(scope="session")
+def tiny_llava_path(request: pytest.FixtureRequest) -> str:
+    """The tiny random LLaVA (clipdpo_cli.testing.tiny_llava), built once per run (tests/tiny_models.py)."""
+    from clipdpo_cli.testing.tiny_llava import build_tiny_llava
+    from tests.tiny_models import cached_build, tiny_model_cache
+
+    return cached_build(tiny_model_cache(request.config), "tiny-llava", build_tiny_llava)
+
+
+@pytest.fixture(scope="session")
+def tiny_clip_path(request: pytest.FixtureRequest) -> Callable[[int], str]:
+    """tiny_clip_path(seed) -> 'local-dir:...' of a tiny random open_clip CLIP, built once per test run."""
+    from clipdpo_cli.testing.tiny_clip import build_tiny_clip
+    from tests.tiny_models import cached_build, tiny_model_cache
+
+    def get(seed: int = 0) -> str:
+        return cached_build(tiny_model_cache(request.config), "tiny-clip", build_tiny_clip, seed=seed)
+
+    return get

@@ -101,10 +101,8 @@ def test_amber_generate_missing_image(data, tmp_path):
 
 
 @pytest.fixture(scope="session")
-def tiny_llava_model(tmp_path_factory):
-    from clipdpo_cli.testing.tiny_llava import build_tiny_llava
-
-    return build_tiny_llava(str(tmp_path_factory.mktemp("amber-llava")))
+def tiny_llava_model(tiny_llava_path: str) -> str:
+    return tiny_llava_path
 
 
 @pytest.mark.slow

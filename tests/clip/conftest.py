@@ -6,10 +6,8 @@ import pytest
 
 
 @pytest.fixture(scope="session")
-def tiny_clip_name(tmp_path_factory: pytest.TempPathFactory) -> str:
-    from clipdpo_cli.testing.tiny_clip import build_tiny_clip
-
-    return build_tiny_clip(str(tmp_path_factory.mktemp("tiny-clip")))
+def tiny_clip_name(tiny_clip_path) -> str:
+    return tiny_clip_path(0)
 
 
 @pytest.fixture(scope="session")

@@ -6,10 +6,8 @@ import pytest
 
 
 @pytest.fixture(scope="session")
-def tiny_llava_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
-    from clipdpo_cli.testing.tiny_llava import build_tiny_llava
-
-    return build_tiny_llava(str(tmp_path_factory.mktemp("tiny-llava")))
+def tiny_llava_dir(tiny_llava_path: str) -> str:
+    return tiny_llava_path
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""Fixtures for the train tests: one tiny LLaVA per session and a learnable toy preference set of pairs."""
+"""Fixtures for the train tests: the tiny LLaVA (built once per run) and a learnable toy preference set."""
 
 from __future__ import annotations
 
@@ -7,10 +7,8 @@ from train_helpers import write_toy_pairs
 
 
 @pytest.fixture(scope="session")
-def tiny_llava(tmp_path_factory) -> str:
-    from clipdpo_cli.testing.tiny_llava import build_tiny_llava
-
-    return build_tiny_llava(str(tmp_path_factory.mktemp("tiny-llava")))
+def tiny_llava(tiny_llava_path: str) -> str:
+    return tiny_llava_path
 
 
 @pytest.fixture(scope="session")

@@ -73,14 +73,6 @@ def shapes_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def tiny_models(tmp_path_factory):
-    """Tiny random LLaVA and two tiny random open_clip CLIPs (different seeds), built once."""
-    from clipdpo_cli.testing.tiny_clip import build_tiny_clip
-    from clipdpo_cli.testing.tiny_llava import build_tiny_llava
-
-    base = tmp_path_factory.mktemp("tiny")
-    return {
-        "llava": build_tiny_llava(str(base / "llava")),
-        "clip": build_tiny_clip(str(base / "clip"), seed=0),
-        "clip2": build_tiny_clip(str(base / "clip2"), seed=1),
-    }
+def tiny_models(tiny_llava_path, tiny_clip_path):
+    """Tiny random LLaVA and two tiny random open_clip CLIPs (different seeds), built once per run."""
+    return {"llava": tiny_llava_path, "clip": tiny_clip_path(0), "clip2": tiny_clip_path(1)}
