@@ -212,12 +212,13 @@ def _load_mat(path: Path) -> dict[str, Any]:
 
 def _mat_var(mat: dict[str, Any], name: str, path: Path) -> list[Any]:
     """Variable `name` of a loaded MAT file as a list (a squeezed one-element array counts as one)."""
-    import numpy as np
-
     if name not in mat or name.startswith("__"):
         found = ", ".join(sorted(k for k in mat if not k.startswith("__"))) or "none"
         raise InputError(f"{path}: no variable '{name}' (found: {found})")
-    return list(np.atleast_1d(mat[name]))
+    value = mat[name]
+    if getattr(value, "ndim", 0) == 0:  # squeeze_me made one element a scalar, a str or a 0-d record
+        return [value[()] if hasattr(value, "shape") else value]
+    return list(value)
 
 
 CARS_LAYOUT = (
