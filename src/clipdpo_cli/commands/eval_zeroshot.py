@@ -7,7 +7,8 @@ from typing import Annotated
 import typer
 
 from clipdpo_cli.commands.generation import MaxPixelsOpt
-from clipdpo_cli.commands.options import OnError
+from clipdpo_cli.commands.options import OnError, ProgressEveryOpt, QuietOpt
+from clipdpo_cli.io.progress import DEFAULT_EVERY
 
 NAME = "eval-zeroshot"
 SUMMARY = "Zero-shot classification from the LVLM's captions, vs. CLIP (paper Sec. 6.2, Table 3)."
@@ -102,9 +103,8 @@ def command(
         OnError,
         typer.Option(help="On an unreadable image: stop (fail), or leave it out and count it (skip)."),
     ] = OnError.fail,
-    quiet: Annotated[
-        bool, typer.Option("--quiet", "-q", help="No log lines and no table on stderr.")
-    ] = False,
+    quiet: QuietOpt = False,
+    progress_every: ProgressEveryOpt = DEFAULT_EVERY,
 ) -> None:
     """clipdpo eval-zeroshot --dataset all --data-root data/ --model out/ --captions caps.jsonl > zs.jsonl
 
@@ -123,6 +123,6 @@ def command(
         templates=templates or [], baseline=baseline.value, limit=limit, shard=shard, image_root=image_root,
         batch_size=batch_size, max_new_tokens=max_new_tokens, device=device, precision=precision,
         dtype=dtype, chat_template=chat_template, max_pixels=max_pixels, predictions=predictions,
-        output=output, on_error=on_error.value, quiet=quiet,
+        output=output, on_error=on_error.value, quiet=quiet, progress_every=progress_every,
         log=lambda msg: print(f"clipdpo {NAME}: {msg}", file=sys.stderr, flush=True),
     )  # fmt: skip

@@ -18,6 +18,7 @@ from clipdpo_cli.eval.zeroshot.datasets import (
 from clipdpo_cli.eval.zeroshot.pipeline import DEFAULT_PROMPT, EvalSet, Settings, evaluate, format_table
 from clipdpo_cli.eval.zeroshot.resources import choose_prompts
 from clipdpo_cli.io.errors import UsageError
+from clipdpo_cli.io.progress import DEFAULT_EVERY
 from clipdpo_cli.io.shard import Shard
 
 
@@ -104,6 +105,7 @@ def run_command(
     on_error: str,
     quiet: bool,
     log: Callable[[str], None],
+    progress_every: float = DEFAULT_EVERY,
 ) -> list[dict[str, Any]]:
     say = (lambda _msg: None) if quiet else log
     loaded = load_sets(inputs, datasets, data_root, split, image_root)
@@ -129,7 +131,8 @@ def run_command(
         use_captions=bool(model or captions), baseline=None if baseline == "none" else baseline,
         limit=limit, shard=Shard.parse(shard), batch_size=batch_size, max_new_tokens=max_new_tokens,
         device=device, precision=precision, dtype=dtype, on_error=on_error,
-        chat_template=chat_template, max_pixels=max_pixels, predictions_out=predictions,
+        chat_template=chat_template, max_pixels=max_pixels, predictions_out=predictions, quiet=quiet,
+        progress_every=progress_every,
     )  # fmt: skip
     if settings.model and not captions:
         say("captions are not cached (pass --captions FILE to keep them for re-scoring)")
