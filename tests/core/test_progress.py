@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import time
 
 import pytest
@@ -161,6 +162,25 @@ def test_a_record_stage_prints_lines_with_the_input_fraction(tmp_path, capsys):
     progress = [line for line in err if "% of the input" in line]
     assert progress and all(line.startswith("clipdpo slow: ") for line in progress)
     assert err[-1].startswith("clipdpo slow: 20 in, 20 out")  # the summary comes last
+
+
+def test_a_gz_input_is_measured_by_its_compressed_bytes(tmp_path):
+    import gzip
+
+    from clipdpo_cli.io.jsonl import LineSource
+
+    path = tmp_path / "in.jsonl.gz"
+    with gzip.open(path, "wb") as fh:
+        lines = (json.dumps({"id": i, "t": os.urandom(32).hex()}) + "\n" for i in range(20000))
+        fh.write("".join(lines).encode())  # random text: the compressed file is read gradually
+    source = LineSource(str(path))
+    assert source.total_bytes == path.stat().st_size
+    stream = source.open()
+    stream.read(1000)
+    assert 0 < source.bytes_read < source.total_bytes
+    stream.read()
+    assert source.bytes_read == source.total_bytes
+    source.close()
 
 
 def test_a_folder_is_counted_first(tmp_path, capsys):

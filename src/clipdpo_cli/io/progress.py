@@ -8,7 +8,8 @@
 The rate is measured over the last `WINDOW` seconds of work (a slow start, e.g. a model loading inside the
 first batch, stops counting after that), and the time left is the fraction still to do at that pace. The
 fraction comes from a known total (an image folder is counted first, train knows its steps) or, for a file,
-from the bytes read so far (no counting pass over the input; stdin and .gz show the count and rate only).
+from the bytes read so far (no counting pass over the input; a .gz file by its compressed bytes; stdin
+shows the count and rate only).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any, TextIO
 
 DEFAULT_EVERY = 60.0  # seconds between plain progress lines (--progress-every)
@@ -263,18 +264,7 @@ class Progress:
 
         columns = [TextColumn(f"[bold]{self.stage}[/]"), Figures("count"), Figures("bar"), Figures("figures")]
         console = Console(file=self._stream, force_terminal=True)  # only drawn where stderr is a terminal
-        self._bar = RichProgress(*columns, console=console, transient=True)
+        # stdout carries data: only stderr writes (log lines) are shown above the bar
+        self._bar = RichProgress(*columns, console=console, transient=True, redirect_stdout=False)
         self._bar.start()
         self._bar.add_task(self.stage, total=None)
-
-    def track(self, records: Iterator[dict[str, Any]], source: Any = None) -> Iterator[dict[str, Any]]:
-        """Yield the records unchanged, counting them, and every 16 the bytes read from `source`."""
-        if not self.enabled:
-            yield from records
-            return
-        state = self.state
-        for i, record in enumerate(records, 1):
-            state.done = i
-            if source is not None and not i & 15:
-                state.bytes_read = source.bytes_read
-            yield record
