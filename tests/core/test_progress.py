@@ -201,3 +201,26 @@ def test_quiet_record_stage_prints_nothing(tmp_path, capsys):
     io_opts = IOOptions(input=str(src), output=str(tmp_path / "out.jsonl"), quiet=True, progress_every=0.02)
     run_stage("slow", io_opts, slow_copy)
     assert capsys.readouterr().err == ""
+
+
+def test_silenced_libraries_turns_off_warnings_logging_and_bars_then_restores_them(capsys, monkeypatch):
+    import logging
+    import warnings
+
+    from huggingface_hub.utils import are_progress_bars_disabled
+
+    from clipdpo_cli.io.quiet import silenced_libraries
+
+    monkeypatch.delenv("HF_HUB_DISABLE_PROGRESS_BARS", raising=False)
+    logger = logging.getLogger("some.library")
+    with silenced_libraries():
+        warnings.warn("deprecated", FutureWarning, stacklevel=1)
+        logger.warning("chatter")
+        assert os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] == "1" and are_progress_bars_disabled()
+    assert capsys.readouterr().err == ""
+    assert "HF_HUB_DISABLE_PROGRESS_BARS" not in os.environ and not are_progress_bars_disabled()
+    assert logging.root.manager.disable == logging.NOTSET
+    with pytest.warns(FutureWarning):  # the filters are back
+        warnings.warn("deprecated", FutureWarning, stacklevel=1)
+    with silenced_libraries(quiet=False), pytest.warns(UserWarning):
+        warnings.warn("shown", stacklevel=1)

@@ -259,7 +259,7 @@ class Progress:
                     return Text(state.count_text())
                 if self.part == "bar":
                     fraction = state.fraction()
-                    return ProgressBar(total=1.0, completed=fraction or 0.0, width=30, pulse=fraction is None)
+                    return ProgressBar(total=1.0, completed=fraction or 0.0, width=20, pulse=fraction is None)
                 return Text(", ".join(state.figures(state.clock())))
 
         columns = [TextColumn(f"[bold]{self.stage}[/]"), Figures("count"), Figures("bar"), Figures("figures")]
