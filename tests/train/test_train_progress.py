@@ -92,3 +92,21 @@ def test_loss_note():
     assert loss_note({"loss": 0.5}) == "loss 0.5"
     assert loss_note({"loss": 0.123456, "rewards/margins": 2.0}) == "loss 0.1235, margin 2"
     assert loss_note({"train_loss": 0.5}) is None
+
+
+def test_final_metrics_always_has_the_same_keys():
+    from clipdpo_cli.train.trainer import final_metrics
+
+    history = [
+        {"loss": 0.69, "rewards/margins": 0.0, "rewards/accuracies": 0.0, "step": 1},
+        {"loss": 0.5, "step": 2},  # a log without reward figures
+        {"loss": 0.4, "rewards/margins": 0.8, "rewards/accuracies": 1.0, "step": 3},
+        {"train_loss": 0.53, "train_runtime": 2.0, "train_samples_per_second": 6.0, "step": 3},
+    ]
+    assert final_metrics(history) == {
+        "first_loss": 0.69, "last_loss": 0.4, "first_rewards/margins": 0.0, "last_rewards/margins": 0.8,
+        "first_rewards/accuracies": 0.0, "last_rewards/accuracies": 1.0,
+        "train_loss": 0.53, "train_runtime": 2.0, "train_samples_per_second": 6.0,
+    }  # fmt: skip
+    empty = final_metrics([])
+    assert set(empty) == set(final_metrics(history)) and set(empty.values()) == {None}

@@ -620,8 +620,8 @@ RUN_FIGURES = ("train_loss", "train_runtime", "train_samples_per_second")
 def final_metrics(history: list[dict[str, Any]]) -> dict[str, Any]:
     """First and last logged loss / reward margin / reward accuracy, and the run's own train_* figures.
 
-    Always the same keys: a figure the run did not log (KTO has no reward margin; a finished run resumed
-    trains nothing) is None. The last step is always logged (train.progress_callback.LogLastStep).
+    Always the same keys: a figure the run did not log (a loss without reward figures; a finished run
+    resumed, which trains nothing) is None. The last step is always logged (progress_callback.LogLastStep).
     """
     logged = [h for h in history if "loss" in h]
     out: dict[str, Any] = {}
