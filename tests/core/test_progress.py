@@ -224,3 +224,18 @@ def test_silenced_libraries_turns_off_warnings_logging_and_bars_then_restores_th
         warnings.warn("deprecated", FutureWarning, stacklevel=1)
     with silenced_libraries(quiet=False), pytest.warns(UserWarning):
         warnings.warn("shown", stacklevel=1)
+
+
+def test_every_stage_command_takes_progress_every(tmp_path, monkeypatch):
+    """The shared option reaches IOOptions; a negative interval is a usage error."""
+    import clipdpo_cli.commands.filter as filter_command
+    from tests.conftest import invoke_cli
+
+    seen = []
+    monkeypatch.setattr(filter_command, "run_selection", lambda name, io, select: seen.append(io))
+    src = tmp_path / "in.jsonl"
+    src.write_text('{"id": 1}\n')
+    assert invoke_cli("filter", str(src), "--progress-every", "300").exit_code == 0
+    assert seen[-1].progress_every == 300.0 and not seen[-1].quiet
+    assert invoke_cli("filter", str(src)).exit_code == 0 and seen[-1].progress_every == 60.0
+    assert invoke_cli("filter", str(src), "--progress-every", "-1").exit_code == 2
