@@ -7,9 +7,12 @@ Heavy libraries (torch, open_clip, transformers) are imported inside the stage c
 from __future__ import annotations
 
 import errno
+import functools
 import importlib
 import os
 import sys
+from collections.abc import Callable
+from typing import Any
 
 import typer
 
@@ -66,8 +69,21 @@ def build_app(only: str | None = None) -> typer.Typer:
             module.NAME,
             short_help=getattr(module, "SUMMARY", None),
             context_settings=getattr(module, "CONTEXT", None),
-        )(module.command)
+        )(quiet_aware(module.command))
     return app
+
+
+def quiet_aware(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The command, run with the libraries silenced (io.quiet) when it was given --quiet."""
+
+    @functools.wraps(command)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        from clipdpo_cli.io.quiet import silenced_libraries
+
+        with silenced_libraries(bool(kwargs.get("quiet"))):
+            return command(*args, **kwargs)
+
+    return run
 
 
 def _named_module(args: list[str]) -> str | None:

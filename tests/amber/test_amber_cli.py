@@ -196,3 +196,26 @@ def test_amber_read_responses_surrogates_become_replacement_chars(tmp_path, caps
     bad.write_text('[{"id": 1, "response": "\\ud800", "score": NaN}]')  # still strict JSON otherwise
     with pytest.raises(InputError, match="invalid JSON"):
         read_responses(str(bad))
+
+
+def test_amber_cli_incomplete_responses_say_so_and_fail_unless_allowed(tmp_path, tiny_amber):
+    """One of the 21 stand-in responses missing: the headline says PARTIAL, the metrics are still written
+    (complete: false), and the exit code is 1 unless --allow-partial."""
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps([item for item in _stand_in_items(tiny_amber) if item["id"] != 2]))
+    args = ("eval-amber", "--amber-root", tiny_amber, "--responses", str(path))
+    proc = run_cli(*args)
+    assert proc.returncode == 1
+    assert json.loads(proc.stdout)["complete"] is False
+    headline = next(line for line in proc.stderr.splitlines() if line.startswith("AMBER ("))
+    assert headline.endswith("-- PARTIAL: 1 of 21 responses missing, the figures cover a subset")
+    assert proc.stderr.splitlines()[-1] == (
+        "clipdpo eval-amber: error: 1 of the 21 responses (task all) are missing, so the figures cover a "
+        "subset (--allow-partial to accept them)"
+    )
+    allowed = run_cli(*args, "--allow-partial")
+    assert allowed.returncode == 0, allowed.stderr
+    assert "PARTIAL: 1 of 21" in allowed.stderr and "error" not in allowed.stderr
+    assert json.loads(allowed.stdout) == json.loads(proc.stdout)
+    quiet = run_cli(*args, "-q")
+    assert quiet.returncode == 1 and quiet.stderr.count("\n") == 1 and "are missing" in quiet.stderr

@@ -160,3 +160,24 @@ def test_amber_run_eval_with_fake_model(monkeypatch, tiny_amber, tmp_path, capsy
                                 generate_only=True, quiet=True, nlp="official")) is None  # fmt: skip
     assert capsys.readouterr().out == ""
     assert [json.loads(line)["id"] for line in out.read_text().splitlines()] == [16, 17, 18, 19, 20, 21]
+
+
+def test_amber_generation_prints_progress_lines(monkeypatch, tiny_amber, capsys):
+    """Off a terminal, generation prints a line every --progress-every seconds: responses of the total."""
+    import time
+
+    import clipdpo_cli.models.lvlm as lvlm_module
+    from clipdpo_cli.eval.amber.run import EvalOptions, run_eval
+
+    class SlowLvlm(FakeLvlm):
+        def next_token_probs(self, images, prompts, candidates):
+            time.sleep(0.1)
+            return super().next_token_probs(images, prompts, candidates)
+
+    monkeypatch.setattr(lvlm_module, "load_lvlm", lambda name, device, dtype, **kw: SlowLvlm())
+    opts = EvalOptions(amber_root=tiny_amber, model="fake", task="discriminative", progress_every=0.05,
+                       generation=GenerationSettings(batch_size=2))  # fmt: skip
+    run_eval(opts)
+    lines = [line for line in capsys.readouterr().err.splitlines() if "/18 responses (" in line]
+    assert lines and all(line.startswith("clipdpo eval-amber: ") for line in lines)
+    assert "responses/s" in lines[-1]

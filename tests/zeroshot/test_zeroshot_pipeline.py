@@ -230,3 +230,31 @@ def test_per_dataset_option_files(tmp_path):
         per_dataset_files(["mnist=t.txt"], "--templates", ["a", "b"])
     with pytest.raises(UsageError, match="'pets' is not one of the datasets"):
         per_dataset_files(["pets=t.txt"], "--templates", ["flowers"])
+
+
+def test_captioning_and_the_image_baseline_print_progress_lines(shapes_dir, capsys):
+    """Off a terminal each phase prints a line every progress_every seconds: images done of the total."""
+    import time
+
+    class SlowLvlm(FakeLvlm):
+        def generate(self, images, prompts, **kw):
+            time.sleep(0.1)
+            return super().generate(images, prompts, **kw)
+
+    class SlowEncoder(FakeEncoder):
+        def encode_images(self, images):
+            time.sleep(0.1)
+            return super().encode_images(images)
+
+    settings = Settings(text_encoder="fake-encoder", model="fake-lvlm", baseline="clip", batch_size=3,
+                        progress_every=0.05)  # fmt: skip
+    evaluate([make_set(shapes_dir)], settings, lambda _msg: None, load_lvlm=SlowLvlm,
+             load_text_encoder=SlowEncoder)  # fmt: skip
+    err = capsys.readouterr().err.splitlines()
+    for phase in ("captions", "clip baseline"):
+        lines = [line for line in err if line.startswith(f"clipdpo eval-zeroshot {phase}: ")]
+        assert lines and all("/12 images (" in line for line in lines), err
+    quiet = Settings(text_encoder="fake-encoder", model="fake-lvlm", batch_size=3, progress_every=0.05,
+                     quiet=True)  # fmt: skip
+    evaluate([make_set(shapes_dir)], quiet, print, load_lvlm=SlowLvlm, load_text_encoder=FakeEncoder)
+    assert capsys.readouterr().err == ""

@@ -13,7 +13,8 @@ from clipdpo_cli.commands.generation import (
     TemperatureOpt,
     TopPOpt,
 )
-from clipdpo_cli.commands.options import DeviceOpt
+from clipdpo_cli.commands.options import DeviceOpt, ProgressEveryOpt, QuietOpt
+from clipdpo_cli.io.progress import DEFAULT_EVERY
 
 NAME = "eval-amber"
 SUMMARY = "AMBER hallucination benchmark: generate responses and score them as the official scorer."
@@ -115,7 +116,13 @@ def command(
     output: Annotated[
         str | None, typer.Option("--output", "-o", help="Write the metrics JSON here, not stdout.")
     ] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No table or summary on stderr.")] = False,
+    allow_partial: Annotated[
+        bool,
+        typer.Option("--allow-partial", help="Score incomplete responses and exit 0 (without it: exit 1, "
+                     "after writing the metrics; --limit implies it)."),
+    ] = False,
+    quiet: QuietOpt = False,
+    progress_every: ProgressEveryOpt = DEFAULT_EVERY,
 ) -> None:
     """clipdpo eval-amber --model out/ --amber-root AMBER/ -r responses.jsonl > amber.json
 
@@ -143,6 +150,7 @@ def command(
                 temperature=temperature, top_p=top_p, seed=seed, batch_size=batch_size,
             ),
             nlp=nlp.value, similarity_table=similarity_table, similarity_threshold=similarity_threshold,
-            normalize_answers=normalize_answers, output=output, quiet=quiet,
+            normalize_answers=normalize_answers, output=output, quiet=quiet, allow_partial=allow_partial,
+            progress_every=progress_every,
         )
     )  # fmt: skip

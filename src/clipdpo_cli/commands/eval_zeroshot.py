@@ -8,7 +8,8 @@ import typer
 
 from clipdpo_cli.commands.clip_options import Precision, PrecisionOpt
 from clipdpo_cli.commands.generation import Dtype, DtypeOpt, MaxPixelsOpt
-from clipdpo_cli.commands.options import DeviceOpt, OnError
+from clipdpo_cli.commands.options import DeviceOpt, OnError, ProgressEveryOpt, QuietOpt
+from clipdpo_cli.io.progress import DEFAULT_EVERY
 
 NAME = "eval-zeroshot"
 SUMMARY = "Zero-shot classification from the LVLM's captions, vs. CLIP (paper Sec. 6.2, Table 3)."
@@ -103,9 +104,8 @@ def command(
         OnError,
         typer.Option(help="On an unreadable image: stop (fail), or leave it out and count it (skip)."),
     ] = OnError.fail,
-    quiet: Annotated[
-        bool, typer.Option("--quiet", "-q", help="No log lines and no table on stderr.")
-    ] = False,
+    quiet: QuietOpt = False,
+    progress_every: ProgressEveryOpt = DEFAULT_EVERY,
 ) -> None:
     """clipdpo eval-zeroshot --dataset all --data-root data/ --model out/ --captions caps.jsonl > zs.jsonl
 
@@ -152,6 +152,8 @@ def command(
         chat_template=chat_template,
         max_pixels=max_pixels,
         predictions_out=predictions,
+        quiet=quiet,
+        progress_every=progress_every,
     )
     results = evaluate(sets, settings, say)
     if results:

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
+from clipdpo_cli.io.progress import DEFAULT_EVERY
 from clipdpo_cli.io.runner import IOOptions, check_io
 
 
@@ -34,6 +35,18 @@ InputOrderOpt = Annotated[
     ),
 ]
 
+
+QUIET_HELP = "Nothing on stderr but errors: no progress, no summary, no library bars or warnings."
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help=QUIET_HELP)]
+ProgressEveryOpt = Annotated[
+    float,
+    typer.Option(
+        min=0,
+        metavar="SECONDS",
+        help="Off a terminal (a SLURM log), print a progress line this often; 0: never. "
+        "On a terminal a bar shows instead.",
+    ),
+]
 
 _IO_PARAMS: list[tuple[str, Any, Any]] = [
     (
@@ -67,11 +80,8 @@ _IO_PARAMS: list[tuple[str, Any, Any]] = [
         Annotated[bool, typer.Option("--resume", help="With -o FILE: append, skipping ids already in FILE.")],
         False,
     ),
-    (
-        "quiet",
-        Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no summary line on stderr.")],
-        False,
-    ),
+    ("quiet", QuietOpt, False),
+    ("progress_every", ProgressEveryOpt, DEFAULT_EVERY),
 ]
 
 _INPUT_HELP = "Input JSONL: a path, '-' for stdin (default); .jsonl.gz is read transparently."
@@ -113,6 +123,7 @@ def stage_command(input_help: str = _INPUT_HELP) -> Callable[[Callable[..., Any]
                 shard=kwargs.pop("shard"),
                 resume=kwargs.pop("resume"),
                 rejects=kwargs.get("rejects"),
+                progress_every=kwargs.pop("progress_every"),
             )
             check_io(io)  # now, not after minutes of loading a model
             return func(io=io, **kwargs)

@@ -8,8 +8,9 @@ from typing import Annotated, Any
 import typer
 
 from clipdpo_cli.commands.generation import MaxPixelsOpt
-from clipdpo_cli.commands.options import OnError
+from clipdpo_cli.commands.options import OnError, ProgressEveryOpt, QuietOpt
 from clipdpo_cli.commands.values import optional_int
+from clipdpo_cli.io.progress import DEFAULT_EVERY
 
 NAME = "train"
 SUMMARY = (
@@ -188,7 +189,8 @@ def command(
         int | None,
         typer.Option(min=1, help="How many pairs --dry-run encodes [default: 8].", show_default=False),
     ] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress lines on stderr.")] = False,
+    quiet: QuietOpt = False,
+    progress_every: ProgressEveryOpt = DEFAULT_EVERY,
 ) -> None:
     """clipdpo train pairs.jsonl --model llava-hf/llava-1.5-7b-hf --deepspeed zero3.json --output-dir out/
 
@@ -207,7 +209,7 @@ def command(
         return dry_run_command(
             pairs, model, max_text, image_root, chat_template, max_pixels, on_error, dump_encoded,
             dump_rows or 8,
-        )
+        )  # fmt: skip
     if write_ref_logps is not None:
         return write_reference(
             pairs,
@@ -223,6 +225,7 @@ def command(
             chat_template,
             max_pixels,
             quiet,
+            progress_every,
         )
     if output_dir is None:
         raise UsageError("--output-dir is required (where the trained model is saved)")
@@ -253,7 +256,7 @@ def command(
         resume_from_checkpoint=resume_from_checkpoint, deepspeed=deepspeed, ref_logps=ref_logps.value,
         ref_model=ref_model, image_root=image_root, skip_bad=on_error == OnError.skip,
         num_workers=num_workers,
-        chat_template=chat_template, max_pixels=max_pixels, quiet=quiet,
+        chat_template=chat_template, max_pixels=max_pixels, quiet=quiet, progress_every=progress_every,
         extra=read_config(config), explicit=explicit_fields(ctx),
     )  # fmt: skip
     with stdout_to_stderr():  # library chatter (DeepSpeed logs to stdout) must not mix with the JSON
@@ -264,7 +267,7 @@ def command(
 def write_reference(
     pairs: str, model: str, output: str, max_text: int | None, precision: str, batch_size: int,
     shard: str | None, resume: bool, on_error: str, image_root: str | None, chat_template: str | None,
-    max_pixels: int | None, quiet: bool,
+    max_pixels: int | None, quiet: bool, progress_every: float = DEFAULT_EVERY,
 ) -> None:  # fmt: skip
     """The --write-ref-logps pass: a record stage over the pairs."""
     from clipdpo_cli.io.runner import IOOptions, run_stage
@@ -277,6 +280,7 @@ def write_reference(
         on_error=on_error,
         shard=shard,
         resume=resume,
+        progress_every=progress_every,
     )
     scorer = RefScorer(
         model, max_length=max_text, precision=precision, chat_template=chat_template, max_pixels=max_pixels

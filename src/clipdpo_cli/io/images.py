@@ -34,6 +34,16 @@ def list_images(folder: str) -> Iterator[dict[str, Any]]:
         raise InputError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) found under {folder}")
 
 
+def count_images(folder: str) -> int:
+    """How many images `list_images(folder)` yields (a listing only, for a progress total)."""
+    return sum(
+        1
+        for _, _, files in os.walk(folder)
+        for name in files
+        if name.lower().endswith(IMAGE_EXTENSIONS) and not name.startswith(".")
+    )
+
+
 def resolve_image(path: str, root: str | None = None) -> str:
     """An image path as given, or joined to `root` (--image-root) when relative."""
     if root and not os.path.isabs(path):

@@ -42,7 +42,7 @@ class LineSource:
         self.path = path
         self.total_bytes: int | None = None
         self._stream: IO[bytes] | None = None
-        if path != "-" and not path.endswith(".gz"):
+        if path != "-":  # a .gz file is measured by its compressed bytes
             try:
                 self.total_bytes = os.path.getsize(path)
             except OSError:
@@ -57,8 +57,8 @@ class LineSource:
         """Bytes consumed so far (0 when the input is not a plain file)."""
         if self._stream is None or self.total_bytes is None:
             return 0
-        try:
-            return self._stream.tell()
+        try:  # the file descriptor's position (of the compressed file for .gz), safe from any thread
+            return os.lseek(self._stream.fileno(), 0, os.SEEK_CUR)
         except (OSError, ValueError):
             return 0
 

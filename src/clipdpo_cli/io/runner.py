@@ -15,7 +15,7 @@ from typing import Any
 from orjson import dumps
 
 from clipdpo_cli.io.errors import InputError, Interrupted, PipeClosed, RecordFailure, UsageError
-from clipdpo_cli.io.images import list_images
+from clipdpo_cli.io.images import count_images, list_images
 from clipdpo_cli.io.jsonl import (
     BadLineHandler,
     JsonlWriter,
@@ -25,7 +25,7 @@ from clipdpo_cli.io.jsonl import (
     iter_records,
     read_batches,
 )
-from clipdpo_cli.io.progress import Progress
+from clipdpo_cli.io.progress import DEFAULT_EVERY, Progress, ProgressState
 from clipdpo_cli.io.records import id_key, record_key
 from clipdpo_cli.io.shard import Shard, shard_key
 from clipdpo_cli.io.stage import SKIPPED, BatchSelector, StageContext
@@ -44,6 +44,7 @@ class IOOptions:
     shard: str | None = None
     resume: bool = False
     rejects: str | None = None
+    progress_every: float = DEFAULT_EVERY  # seconds between plain progress lines off a terminal (0: none)
 
 
 def check_io(io: IOOptions) -> None:
@@ -76,6 +77,27 @@ def open_source(
     source = LineSource(io.input)
     name = input_name(io)
     return iter_records(read_batches(source.open()), bad_line_handler(io, ctx), None, counter, name), source
+
+
+def stage_progress(
+    name: str, io: IOOptions, source: LineSource | None, counter: list[int], allow_folder: bool = False
+) -> Progress:
+    """The progress display of a record stage: the records read (`counter[0]`); an image folder is counted
+    first (the bar has a total), a file's progress is the bytes read of its size.
+
+    The display reads the counter and the file position on its own schedule: no work per record.
+    """
+
+    def poll(state: ProgressState) -> None:
+        state.done = counter[0]
+        if source is not None and source.total_bytes:
+            state.bytes_read = source.bytes_read
+
+    total_bytes = source.total_bytes if source is not None else None
+    bar = Progress(name, total_bytes=total_bytes, quiet=io.quiet, every=io.progress_every, poll=poll)
+    if source is None and allow_folder and bar.enabled:
+        bar.state.total = count_images(io.input)
+    return bar
 
 
 def input_name(io: IOOptions) -> str:
@@ -215,9 +237,8 @@ def run_stage(
     with _running(name, io, one_to_one) as run:
         ctx, writer = run.ctx, run.writer
         records, run.source = open_source(io, ctx, allow_folder, run.counter)
-        total = getattr(run.source, "total_bytes", None)
-        with Progress(name, enabled=not io.quiet, total_bytes=total) as bar:
-            selected = select(bar.track(records, run.source), ctx, run.shard, skip_done=one_to_one)
+        with stage_progress(name, io, run.source, run.counter, allow_folder):
+            selected = select(records, ctx, run.shard, skip_done=one_to_one)
             if ctx.done and not one_to_one:
                 write, done = writer.write, ctx.done
                 for record in stage(selected, ctx):
@@ -242,7 +263,7 @@ def run_selection(name: str, io: IOOptions, select_batch: BatchSelector) -> Stag
         ctx, writer, shard, counter = run.ctx, run.writer, run.shard, run.counter
         run.source = source = LineSource(io.input)
         on_bad_line, dropped = bad_line_handler(io, ctx), ctx.stats.dropped
-        with Progress(name, enabled=not io.quiet, total_bytes=source.total_bytes) as bar:
+        with stage_progress(name, io, source, counter):
             for batch in read_batches(source.open()):
                 records, lines = decode_batch(batch, on_bad_line)
                 counter[0] += len(records)
@@ -263,7 +284,6 @@ def run_selection(name: str, io: IOOptions, select_batch: BatchSelector) -> Stag
                         for record, reason in zip(records, reasons, strict=True):
                             if reason is not None and reason is not SKIPPED:
                                 ctx.reject(record, reason)
-                bar.update(counter[0], source.bytes_read)
     return ctx
 
 

@@ -61,6 +61,7 @@ class TrainSettings:
     chat_template: str | None = None
     max_pixels: int | None = None  # cap on a dynamic-resolution processor's pixels per image
     quiet: bool = False
+    progress_every: float = 60.0  # seconds between plain progress lines off a terminal (0: none)
     extra: dict[str, Any] = field(default_factory=dict)  # --config YAML: more DPOConfig/KTOConfig fields
     explicit: frozenset[str] = frozenset()  # config fields the user set on the command line (win over extra)
 
@@ -495,6 +496,10 @@ def run_training(s: TrainSettings) -> TrainResult:
         f"{args.world_size} processes), reference: {ref_mode}",
     )
     quiet_callbacks(trainer, s.quiet)
+    from clipdpo_cli.train.progress_callback import train_callbacks
+
+    for callback in train_callbacks(s.quiet, s.progress_every):
+        trainer.add_callback(callback)
     timer = step_timer()
     trainer.add_callback(timer)
     resume = resolve_checkpoint(s.resume_from_checkpoint, s.output_dir)
@@ -608,19 +613,24 @@ def quiet_callbacks(trainer: Any, quiet: bool) -> None:
         trainer.add_callback(StderrLog())
 
 
+SUMMARY_METRICS = ("loss", "rewards/margins", "rewards/accuracies")
+RUN_FIGURES = ("train_loss", "train_runtime", "train_samples_per_second")
+
+
 def final_metrics(history: list[dict[str, Any]]) -> dict[str, Any]:
-    """First and last logged loss / reward margin, and the run's own train_* figures."""
+    """First and last logged loss / reward margin / reward accuracy, and the run's own train_* figures.
+
+    Always the same keys: a figure the run did not log (a loss without reward figures; a finished run
+    resumed, which trains nothing) is None. The last step is always logged (progress_callback.LogLastStep).
+    """
     logged = [h for h in history if "loss" in h]
     out: dict[str, Any] = {}
-    if logged:
-        for key in ("loss", "rewards/margins", "rewards/accuracies"):
-            if key in logged[0]:
-                out[f"first_{key}"] = logged[0][key]
-                out[f"last_{key}"] = logged[-1][key]
-    for h in history:
-        for key in ("train_loss", "train_runtime", "train_samples_per_second"):
-            if key in h:
-                out[key] = h[key]
+    for key in SUMMARY_METRICS:
+        values = [h[key] for h in logged if key in h]
+        out[f"first_{key}"] = values[0] if values else None
+        out[f"last_{key}"] = values[-1] if values else None
+    for key in RUN_FIGURES:
+        out[key] = next((h[key] for h in reversed(history) if key in h), None)
     return out
 
 

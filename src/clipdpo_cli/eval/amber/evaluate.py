@@ -106,9 +106,15 @@ def format_table(result: dict[str, Any]) -> str:
     """The result as a readable table (stderr), columns in the order of the paper's Table 2."""
     lines = []
     nlp = result.get("nlp", {})
-    lines.append(
-        f"AMBER ({result['task']}; nlp {nlp.get('backend', '?')}, similarity {nlp.get('similarity', '?')})"
-    )
+    backend, similarity = nlp.get("backend", "?"), nlp.get("similarity", "?")
+    headline = f"AMBER ({result['task']}; nlp {backend}, similarity {similarity})"
+    resp = result.get("responses", {})
+    if result.get("complete") is False:
+        headline += (
+            f" -- PARTIAL: {resp.get('missing', 0):,} of {resp.get('expected', 0):,} responses missing, "
+            "the figures cover a subset"
+        )
+    lines.append(headline)
     gen, dis = result.get("generative"), result.get("discriminative")
     head, row = [], []
     if gen:
@@ -133,7 +139,6 @@ def format_table(result: dict[str, Any]) -> str:
             name = f"  {section}" if section in ("state", "number", "action") else section
             values = "".join(f"{m[k]:>8.1f}" for k in ("Accuracy", "Precision", "Recall", "F1"))
             lines.append(f"  {name:<12}{values}{m['counts']['responses']:>8}")
-    resp = result.get("responses", {})
     notes = [f"{resp.get('scored', 0):,} responses scored of {resp.get('expected', 0):,} expected"]
     if resp.get("missing"):
         notes.append(f"{resp['missing']:,} missing")

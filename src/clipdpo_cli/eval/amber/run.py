@@ -15,6 +15,7 @@ from clipdpo_cli.eval.amber.nlp.similarity import load_similarity
 from clipdpo_cli.eval.amber.responses import read_responses
 from clipdpo_cli.io.errors import InputError, UsageError
 from clipdpo_cli.io.jsonl import JsonlWriter, write_json
+from clipdpo_cli.io.progress import DEFAULT_EVERY, Progress
 from clipdpo_cli.io.shard import Shard
 
 
@@ -41,6 +42,8 @@ class EvalOptions:
     normalize_answers: bool = False
     output: str | None = None
     quiet: bool = False
+    allow_partial: bool = False  # incomplete responses are scored and exit 0 (also implied by --limit)
+    progress_every: float = DEFAULT_EVERY
 
 
 def log(message: str) -> None:
@@ -93,12 +96,20 @@ def _generate(opts: EvalOptions, data: AmberData) -> list[dict[str, Any]]:
     )  # fmt: skip
     memory: list[dict[str, Any]] = []
     writer = JsonlWriter(opts.responses_out, append=opts.resume) if opts.responses_out else None
+    todo = sum(1 for q in queries if q["id"] not in done and shard.owns(q["image"]))
+    bar = Progress("eval-amber", unit="responses", total=todo, quiet=opts.quiet, every=opts.progress_every)
+
+    def on_batch(n: int) -> None:
+        if writer:
+            writer.flush()
+        bar.update(advance=n)
+
     try:
-        written = generate_responses(
-            lvlm, data, queries, image_dir, opts.generation,
-            write=writer.write if writer else memory.append, done=done, shard=shard,
-            on_batch=(lambda n: writer.flush()) if writer else None,
-        )  # fmt: skip
+        with bar:
+            written = generate_responses(
+                lvlm, data, queries, image_dir, opts.generation,
+                write=writer.write if writer else memory.append, done=done, shard=shard, on_batch=on_batch,
+            )  # fmt: skip
     finally:
         if writer:
             writer.close()
@@ -153,4 +164,17 @@ def run_eval(opts: EvalOptions) -> dict[str, Any] | None:
     if not opts.quiet:
         log(format_table(result))
         log(f"clipdpo eval-amber: scored in {scored_in:.2f} s")
+    check_complete(result, opts)
     return result
+
+
+def check_complete(result: dict[str, Any], opts: EvalOptions) -> None:
+    """Incomplete responses are an error (exit 1, after the metrics are written) unless --allow-partial
+    or --limit (a subset asked for) accepts them."""
+    if result.get("complete", True) or opts.allow_partial or opts.limit is not None:
+        return
+    counts = result["responses"]
+    raise InputError(
+        f"{counts['missing']:,} of the {counts['expected']:,} responses (task {result['task']}) are missing, "
+        "so the figures cover a subset (--allow-partial to accept them)"
+    )

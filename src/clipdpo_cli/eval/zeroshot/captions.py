@@ -141,11 +141,13 @@ def generate_captions(
     on_bad: Callable[[Sample, BadRecord], None],
     batch_size: int = 8,
     max_new_tokens: int = 64,
-    log: Callable[[str], None] | None = None,
+    on_batch: Callable[[int], None] | None = None,
 ) -> int:
-    """Caption `samples` with the LVLM (greedy decoding), each batch added to the cache; returns a count."""
-    count, n_batches = 0, -(-len(samples) // batch_size)
-    for i, (kept, images) in enumerate(prefetch_images(samples, batch_size, on_bad), 1):
+    """Caption `samples` with the LVLM (greedy decoding), each batch added to the cache; returns a count.
+
+    `on_batch(n)` is called after each batch with the images it captioned (the progress display)."""
+    count = 0
+    for kept, images in prefetch_images(samples, batch_size, on_bad):
         if not kept:
             continue
         texts = lvlm.generate(
@@ -174,6 +176,6 @@ def generate_captions(
             )
         cache.flush()  # a killed run loses at most the batch in flight
         count += len(kept)
-        if log is not None and (i % 25 == 0 or i == n_batches):
-            log(f"captioned {count}/{len(samples)} images")
+        if on_batch is not None:
+            on_batch(len(kept))
     return count

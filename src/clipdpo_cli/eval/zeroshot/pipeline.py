@@ -22,6 +22,7 @@ from clipdpo_cli.eval.zeroshot.classify import class_prototypes, encode_in_batch
 from clipdpo_cli.eval.zeroshot.datasets import DatasetSpec, LabelledSet
 from clipdpo_cli.eval.zeroshot.resources import Prompts, describe
 from clipdpo_cli.io.errors import BadRecord, InputError, UsageError
+from clipdpo_cli.io.progress import DEFAULT_EVERY, Progress
 from clipdpo_cli.io.records import make_id
 from clipdpo_cli.io.shard import Shard
 
@@ -62,6 +63,8 @@ class Settings:
     chat_template: str | None = None
     max_pixels: int | None = None
     predictions_out: str | None = None  # JSONL of per-image predictions
+    quiet: bool = False  # no progress display
+    progress_every: float = DEFAULT_EVERY  # seconds between plain progress lines off a terminal
 
 
 def captions_output(captions: Sequence[str]) -> str | None:
@@ -112,14 +115,22 @@ def run_captioning(
         return 0
     lvlm = load_lvlm() if load_lvlm is not None else _load_lvlm(settings)
     start = time.monotonic()
-    n = generate_captions(
-        todo, lvlm, model=settings.model, prompt=settings.prompt, cache=cache, on_bad=skips,
-        batch_size=settings.batch_size, max_new_tokens=settings.max_new_tokens, log=log,
-    )  # fmt: skip
+    with progress(settings, len(todo), "captions") as bar:
+        n = generate_captions(
+            todo, lvlm, model=settings.model, prompt=settings.prompt, cache=cache, on_bad=skips,
+            batch_size=settings.batch_size, max_new_tokens=settings.max_new_tokens,
+            on_batch=lambda done: bar.update(advance=done),
+        )  # fmt: skip
     log(f"captioned {n} images in {time.monotonic() - start:.1f}s")
     del lvlm
     _free_accelerator_memory()
     return n
+
+
+def progress(settings: Settings, total: int, what: str) -> Progress:
+    """The progress display of one phase (io.progress): images done of `total`."""
+    name, every = f"eval-zeroshot {what}", settings.progress_every
+    return Progress(name, unit="images", total=total, quiet=settings.quiet, every=every)
 
 
 def _load_lvlm(settings: Settings) -> Any:
@@ -242,11 +253,13 @@ def _image_baseline(
 
     todo = [s for s in samples if (s.dataset, s.key) not in skips.keys]
     embeddings, done = [], []
-    for kept, images in prefetch_images(todo, settings.batch_size, skips):
-        if kept:
-            emb = encoder.encode_images(images)
-            embeddings.append(torch.nn.functional.normalize(emb.detach().float().cpu(), dim=-1))
-            done += kept
+    with progress(settings, len(todo), "clip baseline") as bar:
+        for kept, images in prefetch_images(todo, settings.batch_size, skips):
+            if kept:
+                emb = encoder.encode_images(images)
+                embeddings.append(torch.nn.functional.normalize(emb.detach().float().cpu(), dim=-1))
+                done += kept
+            bar.update(len(done))
     if not embeddings:
         return [], None
     return done, top_k(torch.cat(embeddings), prototypes)
