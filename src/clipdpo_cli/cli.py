@@ -30,6 +30,7 @@ COMMAND_MODULES = (
     "eval_amber",
     "eval_zeroshot",
     "probe",
+    "report",
     "models",
 )
 
