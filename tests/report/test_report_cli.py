@@ -6,13 +6,14 @@ from __future__ import annotations
 import base64
 import json
 import re
+import subprocess
 import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import invoke_cli, run_text_cli
+from tests.conftest import cli_env, invoke_cli, run_text_cli
 from tests.report.run_files import write_run
 
 pytest.importorskip("matplotlib", reason="clipdpo report needs the 'report' extra (matplotlib)")
@@ -232,6 +233,18 @@ def test_errors_are_one_line(args, message, code, tmp_path: Path):
     assert len(lines) == 1 and lines[0].startswith(f"clipdpo report: error: {message}"), lines
 
 
+def test_files_of_the_wrong_kind_are_one_line(run, tmp_path: Path):
+    from clipdpo_cli.io.errors import InputError
+
+    out = str(tmp_path / "r.html")
+    with pytest.raises(InputError, match="no pair records"):
+        invoke_cli("report", "--pairs", str(run["rejects"]), "-o", out)
+    with pytest.raises(InputError, match="no record has a numeric clip_score or question_score"):
+        invoke_cli("report", "--scored", str(run["pairs"]), "-o", out)
+    with pytest.raises(InputError, match="not an eval-zeroshot output"):
+        invoke_cli("report", "--zeroshot", str(run["pairs"]), "-o", out)
+
+
 def test_bad_jsonl_line_names_it(tmp_path: Path):
     bad = tmp_path / "scored.jsonl"
     bad.write_text('{"id": 1, "clip_score": 30}\nnot json\n')
@@ -250,3 +263,16 @@ def test_missing_matplotlib_is_one_line(run, tmp_path: Path, monkeypatch: pytest
     with pytest.raises(InputError, match=r"needs matplotlib: pip install 'clipdpo-cli\[report\]'"):
         invoke_cli("report", "--amber", str(run["amber_base"]), "-o", str(tmp_path / "r.html"))
     assert not (tmp_path / "r.html").exists()
+
+
+def test_help_is_the_same_from_the_one_command_app_and_imports_no_matplotlib():
+    code = (
+        "import sys; from typer.testing import CliRunner; from clipdpo_cli.cli import build_app; "
+        "one = CliRunner().invoke(build_app('report'), ['report', '--help'], prog_name='clipdpo').output; "
+        "full = CliRunner().invoke(build_app(), ['report', '--help'], prog_name='clipdpo').output; "
+        "print(one == full, one.split(chr(10))[2].strip()[:15], 'matplotlib' in sys.modules)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=cli_env(), check=True
+    )
+    assert done.stdout.split() == ["True", "clipdpo", "report", "False"]

@@ -109,7 +109,7 @@ PAIRS = [
 
 def test_pair_stats():
     s = pair_stats(PAIRS)
-    assert s.total == 5 and dict(s.kinds) == {"caption": 4, "qa": 1}
+    assert s.total == s.with_texts == 5 and dict(s.kinds) == {"caption": 4, "qa": 1}
     assert s.margins == [2.5, 4.0, 3.25, 2.1]
     assert s.chosen_words == [3, 10, 1, 2]
     assert s.rejected_words == [2, 9, 1, 2]

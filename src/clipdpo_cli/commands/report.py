@@ -22,6 +22,7 @@ def command(
     scored: Annotated[
         list[str] | None,
         typer.Option(
+            metavar="FILE",
             help="Scored (and categorized) records, JSONL: score histograms per category. Repeatable.",
             show_default=False,
         ),
@@ -29,6 +30,7 @@ def command(
     rejects: Annotated[
         list[str] | None,
         typer.Option(
+            metavar="FILE",
             help="A --rejects file of filter, pair or ask: records dropped per rule, and the score "
             "thresholds the reasons record. Repeatable.",
             show_default=False,
@@ -37,6 +39,7 @@ def command(
     pairs: Annotated[
         list[str] | None,
         typer.Option(
+            metavar="FILE",
             help="Pairs JSONL (clipdpo pair): margins, lengths, pairs per image, example cards. "
             "Repeatable (shards).",
             show_default=False,
@@ -45,6 +48,7 @@ def command(
     train: Annotated[
         list[str] | None,
         typer.Option(
+            metavar="[LABEL=]PATH",
             help="A train --output-dir (or its train_summary.json / trainer_state.json): loss and "
             "reward curves. [LABEL=]PATH, repeatable to compare runs.",
             show_default=False,
@@ -52,16 +56,24 @@ def command(
     ] = None,
     amber: Annotated[
         list[str] | None,
-        typer.Option(help="An eval-amber result (JSON)." + _LABELLED, show_default=False),
+        typer.Option(
+            metavar="[LABEL=]FILE", help="An eval-amber result (JSON)." + _LABELLED, show_default=False
+        ),
     ] = None,
     zeroshot: Annotated[
         list[str] | None,
-        typer.Option(help="An eval-zeroshot output (JSONL)." + _LABELLED, show_default=False),
+        typer.Option(
+            metavar="[LABEL=]FILE", help="An eval-zeroshot output (JSONL)." + _LABELLED, show_default=False
+        ),
     ] = None,
-    output: Annotated[str, typer.Option("--output", "-o", help="The HTML file to write.")] = "report.html",
+    output: Annotated[
+        str, typer.Option("--output", "-o", metavar="FILE", help="The HTML file to write.")
+    ] = "report.html",
     png_dir: Annotated[
         str | None,
-        typer.Option(help="Also write each figure as a PNG file into this folder.", show_default=False),
+        typer.Option(
+            metavar="DIR", help="Also write each figure as a PNG file into this folder.", show_default=False
+        ),
     ] = None,
     min_caption_score: Annotated[
         str | None,

@@ -136,6 +136,11 @@ def _score_sections(
         I.records(opts.scored), opts.score_field, opts.question_score_field, thresholds
     )
     _log(opts, f"read {hists.records:,} scored records from {', '.join(opts.scored)}")
+    if not (hists.captions.total or hists.questions.total or hists.answers.total):
+        raise InputError(
+            f"{', '.join(opts.scored)}: no record has a numeric {opts.score_field} or "
+            f"{opts.question_score_field} (run clipdpo score first, or name the field with --score-field)"
+        )
     out = []
     for attr, title, kind, what in SCORE_KINDS:
         hist: D.ScoreHistogram = getattr(hists, attr)
@@ -201,6 +206,8 @@ def _pair_sections(opts: ReportOptions) -> list[Section]:
 
     stats = D.pair_stats(stream())
     _log(opts, f"read {stats.total:,} pairs from {', '.join(opts.pairs)}")
+    if not stats.with_texts:
+        raise InputError(f"{', '.join(opts.pairs)}: no pair records (with chosen and rejected texts)")
     kinds = ", ".join(f"{n:,} {k}" for k, n in sorted(stats.kinds.items()))
     images = len(stats.per_image)
     intro = esc(

@@ -178,6 +178,7 @@ class PairStats:
     rejected_words: list[int] = field(default_factory=list)
     per_image: Counter[str] = field(default_factory=Counter)
     kinds: Counter[str] = field(default_factory=Counter)
+    with_texts: int = 0  # records with a chosen and a rejected text (a file of pairs has only those)
 
     @property
     def total(self) -> int:
@@ -196,12 +197,14 @@ def pair_stats(pairs: Iterable[dict[str, Any]]) -> PairStats:
         kind = pair.get("kind") if isinstance(pair.get("kind"), str) else "caption"
         stats.kinds[kind] += 1
         stats.per_image[str(pair.get("image"))] += 1
+        chosen, rejected = pair.get("chosen"), pair.get("rejected")
+        texts = isinstance(chosen, str) and isinstance(rejected, str)
+        stats.with_texts += texts
         if kind == "qa":
             continue
         if _is_number(pair.get("margin")):
             stats.margins.append(float(pair["margin"]))
-        chosen, rejected = pair.get("chosen"), pair.get("rejected")
-        if isinstance(chosen, str) and isinstance(rejected, str):
+        if texts:
             stats.chosen_words.append(word_count(chosen))
             stats.rejected_words.append(word_count(rejected))
     return stats
