@@ -12,8 +12,7 @@ from typing import Any
 
 from clipdpo_cli import __version__
 from clipdpo_cli.io.errors import BadRecord, InputError
-from clipdpo_cli.report import data as D
-from clipdpo_cli.report import inputs as I
+from clipdpo_cli.report import data, inputs
 from clipdpo_cli.report.page import Figure, Section, data_url, esc, note, render, table
 
 DPI = 150
@@ -67,19 +66,28 @@ def _figure(name: str, alt: str, draw: Callable[[], Any]) -> Figure:
     return Figure(name, to_png(fig, DPI), alt, int(round(width * 96)))
 
 
+def check_inputs(opts: ReportOptions) -> None:
+    """Every named file is there, before the long reads begin (InputError naming the first missing one)."""
+    for arg in [*opts.scored, *opts.rejects, *opts.pairs, *opts.train, *opts.amber, *opts.zeroshot]:
+        path = inputs.labelled(arg)[1]
+        if path != "-" and not os.path.exists(path):
+            raise InputError(f"input file not found: {path}")
+
+
 def build_report(opts: ReportOptions) -> Report:
     """Every section the inputs allow, in pipeline order; a missing input leaves its section out."""
     from clipdpo_cli.report.figures import figure_style
 
+    check_inputs(opts)
     listed: list[tuple[str, str]] = []
     sections: list[Section] = []
     with figure_style():
         drops: list[tuple[str, int]] = []
         if opts.rejects:
-            drops = D.drops_per_rule(I.records(opts.rejects))
+            drops = data.drops_per_rule(inputs.records(opts.rejects))
             listed += [("rejects", p) for p in opts.rejects]
             _log(opts, f"read {sum(n for _, n in drops):,} rejects from {', '.join(opts.rejects)}")
-        recorded = D.thresholds_from_reasons(r for r, _ in drops)
+        recorded = data.thresholds_from_reasons(r for r, _ in drops)
         thresholds, origins = {}, {}
         for kind in THRESHOLD_KINDS:
             if kind in opts.thresholds:
@@ -97,15 +105,15 @@ def build_report(opts: ReportOptions) -> Report:
             listed += [("pairs", p) for p in opts.pairs]
             sections += _pair_sections(opts)
         if opts.train:
-            runs = [I.read_train(arg) for arg in opts.train]
+            runs = [inputs.read_train(arg) for arg in opts.train]
             listed += [("training", run.source) for run in runs]
             sections.append(_training_section(runs))
         if opts.amber:
-            results = I.read_amber(opts.amber)
+            results = inputs.read_amber(opts.amber)
             listed += [(f"AMBER ({r.label})", r.path) for r in results]
             sections.append(_amber_section(results))
         if opts.zeroshot:
-            zs = I.read_zeroshot(opts.zeroshot)
+            zs = inputs.read_zeroshot(opts.zeroshot)
             listed += [(f"zero-shot ({r.label})", r.path) for r in zs]
             sections.append(_zeroshot_section(zs))
     stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
@@ -132,8 +140,8 @@ def _score_sections(
 ) -> list[Section]:
     from clipdpo_cli.report.figures import score_figure
 
-    hists = D.score_histograms(
-        I.records(opts.scored), opts.score_field, opts.question_score_field, thresholds
+    hists = data.score_histograms(
+        inputs.records(opts.scored), opts.score_field, opts.question_score_field, thresholds
     )
     _log(opts, f"read {hists.records:,} scored records from {', '.join(opts.scored)}")
     if not (hists.captions.total or hists.questions.total or hists.answers.total):
@@ -143,7 +151,7 @@ def _score_sections(
         )
     out = []
     for attr, title, kind, what in SCORE_KINDS:
-        hist: D.ScoreHistogram = getattr(hists, attr)
+        hist: data.ScoreHistogram = getattr(hists, attr)
         if not hist.total:
             continue
         threshold = hist.threshold
@@ -197,14 +205,14 @@ def _drops_section(drops: list[tuple[str, int]]) -> Section:
 def _pair_sections(opts: ReportOptions) -> list[Section]:
     from clipdpo_cli.report.figures import pairs_figure
 
-    picker = D.ExamplePicker(opts.examples)
+    picker = data.ExamplePicker(opts.examples)
 
     def stream() -> Any:
-        for pair in I.records(opts.pairs):
+        for pair in inputs.records(opts.pairs):
             picker.add(pair)
             yield pair
 
-    stats = D.pair_stats(stream())
+    stats = data.pair_stats(stream())
     _log(opts, f"read {stats.total:,} pairs from {', '.join(opts.pairs)}")
     if not stats.with_texts:
         raise InputError(f"{', '.join(opts.pairs)}: no pair records (with chosen and rejected texts)")
@@ -285,17 +293,17 @@ def _card(pair: dict[str, Any], root: str | None) -> str:
     )
 
 
-def _training_section(runs: list[I.TrainRun]) -> Section:
+def _training_section(runs: list[inputs.TrainRun]) -> Section:
     from clipdpo_cli.report.figures import training_figure
 
-    series = [(run, D.training_series(run.history)) for run in runs]
+    series = [(run, data.training_series(run.history)) for run in runs]
     fig = _figure(
         "training", "Training loss, reward margin and reward accuracy", lambda: training_figure(series)
     )
     rows = []
     for run, s in series:
         row: list[object] = [run.label, run.summary.get("pairs", "–"), run.summary.get("steps", "–")]
-        for key in D.TRAIN_METRICS:
+        for key in data.TRAIN_METRICS:
             row += [f"{s[key][1][0]:.4g}", f"{s[key][1][-1]:.4g}"] if key in s else ["–", "–"]
         rows.append(row)
     header = [
@@ -340,7 +348,7 @@ def _best(
     for c, key in enumerate(columns):
         values = [(row[key], r) for r, row in enumerate(rows) if row[key] is not None]
         if len({v for v, _ in values}) > 1:
-            pick = min(values) if key in D.LOWER_IS_BETTER else max(values, key=lambda t: (t[0], -t[1]))
+            pick = min(values) if key in data.LOWER_IS_BETTER else max(values, key=lambda t: (t[0], -t[1]))
             marked.append((pick[1], c + offset))
     return marked
 
@@ -348,20 +356,20 @@ def _best(
 AMBER_TYPES = ("existence", "attribute", "state", "number", "action", "relation")
 
 
-def _amber_section(results: list[I.AmberResult]) -> Section:
+def _amber_section(results: list[inputs.AmberResult]) -> Section:
     from clipdpo_cli.report.figures import amber_figure
 
-    rows = [D.amber_row(r.result) for r in results]
+    rows = [data.amber_row(r.result) for r in results]
     fig = _figure("amber", "AMBER metrics per model", lambda: amber_figure(results, rows))
     table_rows = [
-        [r.label, *(_fmt(row[k]) for k in D.AMBER_COLUMNS)] for r, row in zip(results, rows, strict=True)
+        [r.label, *(_fmt(row[k]) for k in data.AMBER_COLUMNS)] for r, row in zip(results, rows, strict=True)
     ]
     header = ["model", "CHAIR ↓", "Cover ↑", "Hal ↓", "Cog ↓", "Acc. ↑", "P. ↑", "R. ↑", "F1 ↑", "AMBER ↑"]
     body = [
         table(
             header,
             table_rows,
-            highlight=_best(rows, D.AMBER_COLUMNS, 1),
+            highlight=_best(rows, data.AMBER_COLUMNS, 1),
             caption="Columns as in the paper's Table 2; best value per column in bold.",
         )
     ]
@@ -389,10 +397,10 @@ def _amber_section(results: list[I.AmberResult]) -> Section:
     return Section("amber", "AMBER", intro, [fig], body)
 
 
-def _zeroshot_section(results: list[I.ZeroShotResult]) -> Section:
+def _zeroshot_section(results: list[inputs.ZeroShotResult]) -> Section:
     from clipdpo_cli.report.figures import zeroshot_figure
 
-    zs = D.zeroshot_table([(r.label, r.lines) for r in results])
+    zs = data.zeroshot_table([(r.label, r.lines) for r in results])
     if not zs.rows:
         raise InputError(f"{results[0].path}: no caption or clip results in this eval-zeroshot output")
     fig = _figure("zeroshot", "Zero-shot top-1 accuracy per dataset", lambda: zeroshot_figure(zs))

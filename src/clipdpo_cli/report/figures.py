@@ -44,7 +44,10 @@ STYLE = {
     "grid.color": "#e5e5e5",
     "grid.linewidth": 0.8,
     "axes.axisbelow": True,
-    "legend.frameon": False,
+    "legend.frameon": True,  # legends inside small panels sit over bars: a light box keeps them legible
+    "legend.framealpha": 0.92,
+    "legend.edgecolor": "#d9d9d9",
+    "legend.fancybox": False,
     "legend.fontsize": 9,
 }
 
@@ -147,6 +150,7 @@ def pairs_figure(stats: PairStats) -> Figure:
         )
         mean = sum(stats.margins) / len(stats.margins)
         margins.axvline(mean, color=THRESHOLD_COLOR, linestyle="--", linewidth=1.4, label=f"mean {mean:.2f}")
+        margins.set_ylim(0, margins.get_ylim()[1] * 1.25)  # room for the legend above the bars
         margins.legend(loc="upper right")
         _integer_axis(margins.yaxis)
     else:
@@ -172,6 +176,7 @@ def pairs_figure(stats: PairStats) -> Figure:
                 color=color,
                 label=f"{name} (mean {mean:.1f})",
             )
+        lengths.set_ylim(0, lengths.get_ylim()[1] * 1.3)
         lengths.legend(loc="upper right")
         _integer_axis(lengths.xaxis)
         _integer_axis(lengths.yaxis)
