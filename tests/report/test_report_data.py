@@ -68,6 +68,9 @@ def test_histogram_bins_are_exact_at_decimal_edges():
     assert counts["people"] == [1, 0, 0, 0, 1, 0, 0, 0, 1]
     with pytest.raises(ValueError):
         h.binned(0.03)
+    # 1.15 * 20 is 22.999999999999996: 1.15 still starts its 0.05 bin; non-finite and bool scores are missing
+    h = score_histograms([_cap(1.15), _cap(float("inf")), _cap(float("nan")), _cap(True)]).captions
+    assert h.binned(0.05) == ([1.15, 1.2], {"people": [1]}) and h.missing == 3
 
 
 def test_auto_width_fits_the_range():

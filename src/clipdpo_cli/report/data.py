@@ -13,6 +13,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from math import floor
 from typing import Any
 
 from clipdpo_cli.stages.filter import word_count
@@ -22,6 +23,7 @@ NICE_WIDTHS = (0.05, 0.1, 0.2, 0.25, 0.5, 1.0, 2.0, 2.5, 5.0, 10.0, 20.0, 25.0, 
 MAX_BINS = 48
 CATEGORY_ORDER = ("text", "people", "objects", "scenes")
 ALL = "all"
+_INFINITE = (math.inf, -math.inf)
 
 
 def _is_number(value: Any) -> bool:
@@ -40,16 +42,24 @@ class ScoreHistogram:
 
     field: str
     threshold: float | None = None
-    fine: dict[str, Counter[int]] = field(default_factory=dict)
+    fine: dict[str, dict[int, int]] = field(default_factory=dict)  # category -> fine bin -> records
     below: Counter[str] = field(default_factory=Counter)
     sums: Counter[str] = field(default_factory=Counter)
     missing: int = 0  # records of this kind without a numeric score
 
-    def add(self, category: str, score: float) -> None:
+    def add(self, category: str, score: Any) -> None:
+        """Count one record's score (anything but a finite int or float counts as missing)."""
+        kind = score.__class__
+        if (kind is not float and kind is not int) or score != score or score in _INFINITE:
+            self.missing += 1
+            return
         bins = self.fine.get(category)
         if bins is None:
-            bins = self.fine[category] = Counter()
-        bins[math.floor(round(score * FINE, 6))] += 1
+            bins = self.fine[category] = {}
+        # + 1e-7: a score that is a multiple of the bin width lands in the bin it starts, also where the
+        # product rounds down (1.15 * 20 = 22.999999999999996)
+        index = floor(score * FINE + 1e-7)
+        bins[index] = bins.get(index, 0) + 1
         self.sums[category] += score
         if self.threshold is not None and score < self.threshold:
             self.below[category] += 1
@@ -79,7 +89,7 @@ class ScoreHistogram:
         step = round(width * FINE)
         if step < 1 or abs(step - width * FINE) > 1e-9:
             raise ValueError(f"bin width {width:g} is not a multiple of {1 / FINE:g}")
-        coarse: dict[str, Counter[int]] = {c: Counter() for c in self.fine}  # category -> bin -> count
+        coarse: dict[str, Counter[int]] = {c: Counter() for c in self.fine}  # category -> bin -> records
         for category, bins in self.fine.items():
             for i, n in bins.items():
                 coarse[category][i // step] += n
@@ -119,20 +129,20 @@ def score_histograms(
         ScoreHistogram(question_score_field, thresholds.get("question")),
         ScoreHistogram(score_field, thresholds.get("answer")),
     )
+    captions, questions, answers = out.captions.add, out.questions.add, out.answers.add
+    n = 0
     for record in records:
-        out.records += 1
-        category = record.get("category")
-        category = category if isinstance(category, str) and category else ALL
-        if record.get("kind") == "qa":
-            targets = ((out.questions, question_score_field), (out.answers, score_field))
+        n += 1
+        get = record.get
+        category = get("category")
+        if category.__class__ is not str or not category:
+            category = ALL
+        if get("kind") == "qa":
+            questions(category, get(question_score_field))
+            answers(category, get(score_field))
         else:
-            targets = ((out.captions, score_field),)
-        for histogram, name in targets:
-            value = record.get(name)
-            if _is_number(value):
-                histogram.add(category, value)
-            else:
-                histogram.missing += 1
+            captions(category, get(score_field))
+    out.records = n
     return out
 
 
