@@ -84,7 +84,7 @@ def build_report(opts: ReportOptions) -> Report:
     with figure_style():
         drops: list[tuple[str, int]] = []
         if opts.rejects:
-            drops = data.drops_per_rule(inputs.records(opts.rejects))
+            drops = data.drops_per_rule(inputs.records(opts.rejects, opts.quiet))
             listed += [("rejects", p) for p in opts.rejects]
             _log(opts, f"read {sum(n for _, n in drops):,} rejects from {', '.join(opts.rejects)}")
         recorded = data.thresholds_from_reasons(r for r, _ in drops)
@@ -141,7 +141,7 @@ def _score_sections(
     from clipdpo_cli.report.figures import score_figure
 
     hists = data.score_histograms(
-        inputs.records(opts.scored), opts.score_field, opts.question_score_field, thresholds
+        inputs.records(opts.scored, opts.quiet), opts.score_field, opts.question_score_field, thresholds
     )
     _log(opts, f"read {hists.records:,} scored records from {', '.join(opts.scored)}")
     if not (hists.captions.total or hists.questions.total or hists.answers.total):
@@ -208,7 +208,7 @@ def _pair_sections(opts: ReportOptions) -> list[Section]:
     picker = data.ExamplePicker(opts.examples)
 
     def stream() -> Any:
-        for pair in inputs.records(opts.pairs):
+        for pair in inputs.records(opts.pairs, opts.quiet):
             picker.add(pair)
             yield pair
 

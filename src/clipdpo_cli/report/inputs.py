@@ -12,7 +12,8 @@ from typing import Any
 import orjson
 
 from clipdpo_cli.io.errors import InputError
-from clipdpo_cli.io.jsonl import open_binary, read_jsonl
+from clipdpo_cli.io.jsonl import LineSource, iter_records, open_binary, read_batches, read_jsonl
+from clipdpo_cli.io.progress import Progress
 
 
 def labelled(arg: str) -> tuple[str | None, str]:
@@ -24,10 +25,20 @@ def labelled(arg: str) -> tuple[str | None, str]:
     return None, arg
 
 
-def records(paths: list[str]) -> Iterator[dict[str, Any]]:
-    """The records of several JSONL files (.gz ok) in turn; a bad line is one InputError naming it."""
+def records(paths: list[str], quiet: bool = True) -> Iterator[dict[str, Any]]:
+    """The records of several JSONL files (.gz ok) in turn; a bad line is one InputError naming it.
+    Unless `quiet`, the project's progress display shows each file being read (on a terminal)."""
     for path in paths:
-        yield from read_jsonl(path)
+
+        def fail(lineno: int, _reason: str, message: str, path: str = path) -> None:
+            raise InputError(f"{path}: line {lineno}: {message}")
+
+        source = LineSource(path)
+        try:
+            with Progress(f"report: {os.path.basename(path)}", not quiet, source.total_bytes) as progress:
+                yield from progress.track(iter_records(read_batches(source.open()), fail, name=path), source)
+        finally:
+            source.close()
 
 
 def read_json(path: str) -> Any:
