@@ -50,3 +50,10 @@ clipdpo eval-zeroshot "$ZEROSHOT" --model "$out/model" --text-encoder "$CLIP" --
 
 step "done: outputs in $out/"
 ls -1 "$out" >&2
+
+step "7. report: the run's figures in one self-contained HTML page (opens offline)"
+clipdpo report --scored "$out/scored-captions.jsonl" --scored "$out/scored-questions.jsonl" \
+  --rejects "$out/filter-rejects.jsonl" --rejects "$out/ask-rejects.jsonl" --pairs "$out/pairs.jsonl" \
+  --train "$out/model" --amber "$out/amber.json" --zeroshot "$out/zeroshot.jsonl" \
+  -o "$out/report.html" --png-dir "$out/figures"
+echo "report: $out/report.html"

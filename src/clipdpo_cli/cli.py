@@ -33,6 +33,7 @@ COMMAND_MODULES = (
     "eval_amber",
     "eval_zeroshot",
     "probe",
+    "report",
     "models",
 )
 

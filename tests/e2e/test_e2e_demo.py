@@ -129,3 +129,13 @@ def test_trained_model_reloads_and_evaluations_report(demo):
     assert line["caption"]["n"] == 12 and 0 <= line["caption"]["top1"] <= 100
     assert line["clip"]["n"] == 12
     assert len(read(out / "zeroshot-captions.jsonl")) == 12
+
+
+def test_demo_ends_with_its_report(demo):
+    out, log = demo
+    html = (out / "report.html").read_text()
+    sections = ("scores-captions", "scores-questions", "pairs", "examples", "training", "amber", "zeroshot")
+    assert all(f'<section id="{s}">' in html for s in sections)
+    assert not re.search(r'(?:src|href)="(?!data:|#)', html)  # everything embedded
+    assert {p.name for p in (out / "figures").iterdir()} >= {"scores-captions.png", "pairs.png", "amber.png"}
+    assert f"clipdpo report: wrote {out}/report.html" in log

@@ -1,0 +1,6 @@
+"""`clipdpo report`: one self-contained HTML page (and optionally PNG files) that shows a run.
+
+data.py computes what each figure shows (pure functions over records, testable without matplotlib),
+inputs.py reads the files a run leaves, figures.py draws with matplotlib (imported lazily, Agg canvas),
+page.py writes the HTML, build.py ties them together.
+"""

@@ -1,0 +1,436 @@
+"""Building the report: read the inputs, compute each figure's data, draw, and write the page."""
+
+from __future__ import annotations
+
+import io
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from clipdpo_cli import __version__
+from clipdpo_cli.io.errors import BadRecord, InputError
+from clipdpo_cli.report import data, inputs
+from clipdpo_cli.report.page import Figure, Section, data_url, esc, note, render, table
+
+DPI = 150
+THRESHOLD_KINDS = ("caption", "question", "answer")
+THRESHOLD_OPTIONS = {
+    "caption": "--min-caption-score",
+    "question": "--min-question-score",
+    "answer": "--min-answer-score",
+}
+
+
+@dataclass
+class ReportOptions:
+    scored: list[str] = field(default_factory=list)
+    rejects: list[str] = field(default_factory=list)
+    pairs: list[str] = field(default_factory=list)
+    train: list[str] = field(default_factory=list)
+    amber: list[str] = field(default_factory=list)
+    zeroshot: list[str] = field(default_factory=list)
+    # kind -> threshold given on the command line; None there means "off"; a kind absent: not given
+    thresholds: dict[str, float | None] = field(default_factory=dict)
+    score_field: str = "clip_score"
+    question_score_field: str = "question_score"
+    bin_width: float | None = None
+    examples: int = 6
+    image_root: str | None = None
+    title: str = "clipdpo report"
+    quiet: bool = False
+
+
+@dataclass
+class Report:
+    html: str
+    sections: list[Section]
+
+    @property
+    def figures(self) -> list[Figure]:
+        return [f for s in self.sections for f in s.figures]
+
+
+def _log(opts: ReportOptions, message: str) -> None:
+    if not opts.quiet:
+        print(f"clipdpo report: {message}", file=sys.stderr, flush=True)
+
+
+def _figure(name: str, alt: str, draw: Callable[[], Any]) -> Figure:
+    from clipdpo_cli.report.figures import to_png
+
+    fig = draw()
+    width, _ = fig.get_size_inches()
+    return Figure(name, to_png(fig, DPI), alt, int(round(width * 96)))
+
+
+def check_inputs(opts: ReportOptions) -> None:
+    """Every named file is there, before the long reads begin (InputError naming the first missing one)."""
+    for arg in [*opts.scored, *opts.rejects, *opts.pairs, *opts.train, *opts.amber, *opts.zeroshot]:
+        path = inputs.labelled(arg)[1]
+        if path != "-" and not os.path.exists(path):
+            raise InputError(f"input file not found: {path}")
+
+
+def build_report(opts: ReportOptions) -> Report:
+    """Every section the inputs allow, in pipeline order; a missing input leaves its section out."""
+    from clipdpo_cli.report.figures import figure_style
+
+    check_inputs(opts)
+    listed: list[tuple[str, str]] = []
+    sections: list[Section] = []
+    with figure_style():
+        drops: list[tuple[str, int]] = []
+        if opts.rejects:
+            drops = data.drops_per_rule(inputs.records(opts.rejects, opts.quiet))
+            listed += [("rejects", p) for p in opts.rejects]
+            _log(opts, f"read {sum(n for _, n in drops):,} rejects from {', '.join(opts.rejects)}")
+        recorded = data.thresholds_from_reasons(r for r, _ in drops)
+        thresholds, origins = {}, {}
+        for kind in THRESHOLD_KINDS:
+            if kind in opts.thresholds:
+                thresholds[kind], origins[kind] = opts.thresholds[kind], THRESHOLD_OPTIONS[kind]
+            elif kind in recorded:
+                thresholds[kind], origins[kind] = recorded[kind], "the rejects' reasons"
+            else:
+                thresholds[kind], origins[kind] = None, ""
+        if opts.scored:
+            listed += [("scored", p) for p in opts.scored]
+            sections += _score_sections(opts, thresholds, origins)
+        if drops:
+            sections.append(_drops_section(drops))
+        if opts.pairs:
+            listed += [("pairs", p) for p in opts.pairs]
+            sections += _pair_sections(opts)
+        if opts.train:
+            runs = [inputs.read_train(arg) for arg in opts.train]
+            listed += [("training", run.source) for run in runs]
+            sections.append(_training_section(runs))
+        if opts.amber:
+            results = inputs.read_amber(opts.amber)
+            listed += [(f"AMBER ({r.label})", r.path) for r in results]
+            sections.append(_amber_section(results))
+        if opts.zeroshot:
+            zs = inputs.read_zeroshot(opts.zeroshot)
+            listed += [(f"zero-shot ({r.label})", r.path) for r in zs]
+            sections.append(_zeroshot_section(zs))
+    stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    page = render(
+        opts.title,
+        f"CLIP-DPO run report · {stamp}",
+        listed,
+        sections,
+        f"Written by clipdpo {__version__} (clipdpo report). Self-contained: figures are embedded; "
+        "nothing is loaded from the network.",
+    )
+    return Report(page, sections)
+
+
+SCORE_KINDS = (
+    ("captions", "Caption scores", "caption", "captions (records that are not kind qa)"),
+    ("questions", "Question scores", "question", "questions (kind qa)"),
+    ("answers", "Answer scores", "answer", "QA answers (the synthetic caption's score, kind qa)"),
+)
+
+
+def _score_sections(
+    opts: ReportOptions, thresholds: dict[str, float | None], origins: dict[str, str]
+) -> list[Section]:
+    from clipdpo_cli.report.figures import score_figure
+
+    hists = data.score_histograms(
+        inputs.records(opts.scored, opts.quiet), opts.score_field, opts.question_score_field, thresholds
+    )
+    _log(opts, f"read {hists.records:,} scored records from {', '.join(opts.scored)}")
+    if not (hists.captions.total or hists.questions.total or hists.answers.total):
+        raise InputError(
+            f"{', '.join(opts.scored)}: no record has a numeric {opts.score_field} or "
+            f"{opts.question_score_field} (run clipdpo score first, or name the field with --score-field)"
+        )
+    out = []
+    for attr, title, kind, what in SCORE_KINDS:
+        hist: data.ScoreHistogram = getattr(hists, attr)
+        if not hist.total:
+            continue
+        threshold = hist.threshold
+        if threshold is not None:
+            where = f"threshold {threshold:g} from {origins[kind]}"
+        else:
+            where = f"no threshold drawn: give {THRESHOLD_OPTIONS[kind]} or the filter's --rejects file"
+        intro = esc(
+            f"{title[:-1]} distribution of the {what}, field {hist.field}, per image category "
+            f"(the paper's Fig. 4); {where}. Each category's curve is its share of that category's records."
+        )
+        fig = _figure(
+            f"scores-{attr}",
+            f"{title} per category",
+            lambda h=hist, t=title: score_figure(
+                h, f"{t} per image category", f"{h.field} (100 × cosine)", opts.bin_width
+            ),
+        )
+        rows = []
+        for category, n in hist.counts().items():
+            row: list[object] = [category, f"{n:,}", f"{hist.mean(category):.2f}"]
+            if threshold is not None:
+                below = hist.below[category]
+                row += [f"{below:,}", f"{100.0 * below / n:.1f}%"]
+            rows.append(row)
+        header = ["category", "records", "mean score"]
+        if threshold is not None:
+            header += [f"below {threshold:g}", "share below"]
+        body = [table(header, rows)]
+        if hist.missing:
+            body.append(note(f"{hist.missing:,} {attr} without a numeric {hist.field} are not shown."))
+        out.append(Section(f"scores-{attr}", title, intro, [fig], body))
+    return out
+
+
+def _drops_section(drops: list[tuple[str, int]]) -> Section:
+    from clipdpo_cli.report.figures import drops_figure
+
+    fig = _figure("drops", "Records dropped per rule", lambda: drops_figure(drops))
+    total = sum(n for _, n in drops)
+    rows = [[reason, f"{n:,}", f"{100.0 * n / total:.1f}%"] for reason, n in drops]
+    intro = esc(
+        "Why records were dropped: the reject_reason of each record in the --rejects files "
+        "(filter, pair and ask write them)."
+    )
+    return Section(
+        "drops", "Dropped records", intro, [fig], [table(["rule (reject_reason)", "records", "share"], rows)]
+    )
+
+
+def _pair_sections(opts: ReportOptions) -> list[Section]:
+    from clipdpo_cli.report.figures import pairs_figure
+
+    picker = data.ExamplePicker(opts.examples)
+
+    def stream() -> Any:
+        for pair in inputs.records(opts.pairs, opts.quiet):
+            picker.add(pair)
+            yield pair
+
+    stats = data.pair_stats(stream())
+    _log(opts, f"read {stats.total:,} pairs from {', '.join(opts.pairs)}")
+    if not stats.with_texts:
+        raise InputError(f"{', '.join(opts.pairs)}: no pair records (with chosen and rejected texts)")
+    kinds = ", ".join(f"{n:,} {k}" for k, n in sorted(stats.kinds.items()))
+    images = len(stats.per_image)
+    intro = esc(
+        f"{stats.total:,} pairs ({kinds}) of {images:,} images. Margins and lengths are those of the "
+        "caption pairs (QA pairs have no rejected score); length counts words as the filter does."
+    )
+    sections = [
+        Section(
+            "pairs",
+            "Pairs",
+            intro,
+            [_figure("pairs", "Pair margins, lengths and pairs per image", lambda: pairs_figure(stats))],
+        )
+    ]
+    rows = []
+    if stats.margins:
+        m = sorted(stats.margins)
+        rows.append(
+            ["margin (points)", f"{m[0]:.2f}", f"{_median(m):.2f}", f"{sum(m) / len(m):.2f}", f"{m[-1]:.2f}"]
+        )
+    for name, words in (("chosen words", stats.chosen_words), ("rejected words", stats.rejected_words)):
+        if words:
+            w = sorted(words)
+            rows.append([name, f"{w[0]}", f"{_median(w):g}", f"{sum(w) / len(w):.1f}", f"{w[-1]}"])
+    if rows:
+        sections[0].body.append(table(["caption pairs", "min", "median", "mean", "max"], rows))
+    examples = picker.picked()
+    if examples:
+        cards = "".join(_card(pair, opts.image_root) for pair in examples)
+        intro = esc(
+            "The caption pairs of largest margin (one per image) and the first QA pairs, with their images."
+        )
+        sections.append(
+            Section("examples", "Example pairs", intro, [], [f'<div class="cards">{cards}</div>'])
+        )
+    return sections
+
+
+def _median(sorted_values: list[Any]) -> float:
+    n = len(sorted_values)
+    mid = n // 2
+    return float(sorted_values[mid]) if n % 2 else (sorted_values[mid - 1] + sorted_values[mid]) / 2
+
+
+def thumbnail(path: str, root: str | None, size: int = 320) -> bytes:
+    """A JPEG thumbnail (at most size x size) through the project's one image decoder."""
+    from clipdpo_cli.io.images import load_image
+
+    img = load_image(path, root)
+    img.thumbnail((size, size))
+    buffer = io.BytesIO()
+    img.save(buffer, format="JPEG", quality=85)
+    return buffer.getvalue()
+
+
+def _card(pair: dict[str, Any], root: str | None) -> str:
+    image = str(pair.get("image"))
+    try:
+        src = data_url(thumbnail(image, root), "image/jpeg")
+        picture = f'<img src="{src}" alt="{esc(os.path.basename(image))}">'
+    except BadRecord as exc:
+        picture = f'<div class="noimg">{esc(exc)}</div>'
+    kind = pair.get("kind") or "caption"
+    scores = []
+    for key, name in (("chosen_score", "chosen"), ("rejected_score", "rejected"), ("margin", "margin")):
+        value = pair.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            scores.append(f"{name} {value:.2f}")
+    meta = f"{kind} pair · {os.path.basename(image)}" + (f" · {', '.join(scores)}" if scores else "")
+    return (
+        f'<div class="card">{picture}<div class="txt"><div class="meta">{esc(meta)}</div>'
+        f'<div class="prompt">{esc(pair.get("prompt") or "")}</div>'
+        f'<p><span class="tag c">chosen</span>{esc(pair.get("chosen", ""))}</p>'
+        f'<p><span class="tag r">rejected</span>{esc(pair.get("rejected", ""))}</p></div></div>'
+    )
+
+
+def _training_section(runs: list[inputs.TrainRun]) -> Section:
+    from clipdpo_cli.report.figures import training_figure
+
+    series = [(run, data.training_series(run.history)) for run in runs]
+    fig = _figure(
+        "training", "Training loss, reward margin and reward accuracy", lambda: training_figure(series)
+    )
+    rows = []
+    for run, s in series:
+        row: list[object] = [run.label, run.summary.get("pairs", "–"), run.summary.get("steps", "–")]
+        for key in data.TRAIN_METRICS:
+            row += [f"{s[key][1][0]:.4g}", f"{s[key][1][-1]:.4g}"] if key in s else ["–", "–"]
+        rows.append(row)
+    header = [
+        "run",
+        "pairs",
+        "steps",
+        "first loss",
+        "last loss",
+        "first margin",
+        "last margin",
+        "first accuracy",
+        "last accuracy",
+    ]
+    body = [table(header, rows)]
+    few = [run.label for run, s in series if sum(len(v[0]) for v in s.values()) <= 3]
+    if few:
+        body.append(
+            note(
+                f"{', '.join(few)}: few logged points; train with a smaller --logging-steps "
+                "for a finer curve."
+            )
+        )
+    intro = esc(
+        "From each run's log history (train_summary.json, else trainer_state.json): TRL's DPO "
+        "metrics at every logging step. Reward accuracy is the share of pairs whose chosen answer "
+        "gets the higher implicit reward."
+    )
+    return Section("training", "Training", intro, [fig], body)
+
+
+def _fmt(value: float | None) -> str:
+    return "–" if value is None else f"{value:.1f}"
+
+
+def _best(
+    rows: list[dict[str, float | None]], columns: tuple[str, ...], offset: int
+) -> list[tuple[int, int]]:
+    """(row, column) of each column's best value (lowest for CHAIR, Hal, Cog) when rows can be compared."""
+    marked = []
+    if len(rows) < 2:
+        return marked
+    for c, key in enumerate(columns):
+        values = [(row[key], r) for r, row in enumerate(rows) if row[key] is not None]
+        if len({v for v, _ in values}) > 1:
+            pick = min(values) if key in data.LOWER_IS_BETTER else max(values, key=lambda t: (t[0], -t[1]))
+            marked.append((pick[1], c + offset))
+    return marked
+
+
+AMBER_TYPES = ("existence", "attribute", "state", "number", "action", "relation")
+
+
+def _amber_section(results: list[inputs.AmberResult]) -> Section:
+    from clipdpo_cli.report.figures import amber_figure
+
+    rows = [data.amber_row(r.result) for r in results]
+    fig = _figure("amber", "AMBER metrics per model", lambda: amber_figure(results, rows))
+    table_rows = [
+        [r.label, *(_fmt(row[k]) for k in data.AMBER_COLUMNS)] for r, row in zip(results, rows, strict=True)
+    ]
+    header = ["model", "CHAIR ↓", "Cover ↑", "Hal ↓", "Cog ↓", "Acc. ↑", "P. ↑", "R. ↑", "F1 ↑", "AMBER ↑"]
+    body = [
+        table(
+            header,
+            table_rows,
+            highlight=_best(rows, data.AMBER_COLUMNS, 1),
+            caption="Columns as in the paper's Table 2; best value per column in bold.",
+        )
+    ]
+    per_type = [[r.label, *(_fmt((r.result.get(t) or {}).get("F1")) for t in AMBER_TYPES)] for r in results]
+    if any(cell != "–" for row in per_type for cell in row[1:]):
+        body.append(
+            table(
+                ["model", *(f"{t} F1" for t in AMBER_TYPES)],
+                per_type,
+                caption="Discriminative F1 per question type.",
+            )
+        )
+    for r in results:
+        if r.result.get("complete") is False:
+            counts = r.result.get("responses") or {}
+            text = (
+                f"{r.label}: partial result, {counts.get('scored', '?')} of {counts.get('expected', '?')} "
+                "responses scored; its figures cover a subset."
+            )
+            body.append(f'<p class="warn">{esc(text)}</p>')
+    intro = esc(
+        "eval-amber results side by side (generative CHAIR, Cover, Hal, Cog; discriminative F1; "
+        "AMBER score = (100 − CHAIR + F1) / 2). Arrows say which way is better."
+    )
+    return Section("amber", "AMBER", intro, [fig], body)
+
+
+def _zeroshot_section(results: list[inputs.ZeroShotResult]) -> Section:
+    from clipdpo_cli.report.figures import zeroshot_figure
+
+    zs = data.zeroshot_table([(r.label, r.lines) for r in results])
+    if not zs.rows:
+        raise InputError(f"{results[0].path}: no caption or clip results in this eval-zeroshot output")
+    fig = _figure("zeroshot", "Zero-shot top-1 accuracy per dataset", lambda: zeroshot_figure(zs))
+    rows = [[label, *(_fmt(v) for v in cells)] for label, cells in zs.rows]
+    body = [table(["method", *zs.columns], rows, caption="Top-1 accuracy (%), as the paper's Table 3.")]
+    intro = esc(
+        "Caption-based zero-shot classification (eval-zeroshot): the LVLM's caption of each image, matched "
+        "to class prototypes by the text encoder; the CLIP baseline classifies the image itself."
+    )
+    return Section("zeroshot", "Zero-shot classification", intro, [fig], body)
+
+
+def write_report(report: Report, output: str, png_dir: str | None = None) -> list[str]:
+    """The HTML file, and the figures as PNG files in `png_dir`; the paths written."""
+    written = []
+    try:
+        parent = os.path.dirname(os.path.abspath(output))
+        os.makedirs(parent, exist_ok=True)
+        with open(output, "w", encoding="utf-8") as fh:
+            fh.write(report.html)
+        written.append(output)
+        if png_dir:
+            os.makedirs(png_dir, exist_ok=True)
+            for fig in report.figures:
+                path = os.path.join(png_dir, f"{fig.name}.png")
+                with open(path, "wb") as fh:
+                    fh.write(fig.png)
+                written.append(path)
+    except OSError as exc:
+        raise InputError(
+            f"cannot write the report: {exc.strerror or exc} ({exc.filename or output})"
+        ) from None
+    return written
