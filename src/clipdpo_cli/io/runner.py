@@ -177,6 +177,7 @@ def _running(name: str, io: IOOptions, one_to_one: bool) -> Iterator[_Run]:
         name, io.on_error, rejects=rejects.write if rejects else None, log=log, done=done, rejected=rejected
     )
     run = _Run(ctx, writer, shard)
+    implicit_shard(name, shard, ctx)
     try:
         yield run
     except KeyboardInterrupt:
@@ -191,10 +192,18 @@ def _running(name: str, io: IOOptions, one_to_one: bool) -> Iterator[_Run]:
         stats.n_in = run.counter[0] - stats.other_shards - (stats.resumed if one_to_one else 0)
         _close_quietly(writer, rejects)
     stats = ctx.stats
+    if shard.origin:
+        stats.notes.append(f"{shard.describe()}: {stats.other_shards:,} records left to the other shards")
     if stats.n_in == 0 and not stats.skipped and not stats.resumed:
         log(f"clipdpo {name}: warning: the input held no records")
     if not io.quiet:
         log(stats.summary())
+
+
+def implicit_shard(name: str, shard: Shard, ctx: StageContext) -> None:
+    """A shard taken from SLURM's array variables (no --shard) is said on stderr and in the summary."""
+    if shard.origin:
+        log(f"clipdpo {name}: processing only {shard.describe()} (pass --shard 0/1 for the whole input)")
 
 
 def run_stage(
