@@ -3,6 +3,7 @@ error policy of every stage: load_image decodes, verify_image checks ahead that 
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import struct
@@ -106,8 +107,9 @@ def _bad_image(full: str, exc: BaseException) -> BadRecord:
 
 
 @contextmanager
-def _open(full: str) -> Iterator[Any]:
-    """PIL's Image.open of `full`; whatever PIL refuses, here or while decoding in the block, is BadRecord."""
+def _open(full: str, data: bytes | None = None) -> Iterator[Any]:
+    """PIL's Image.open of `full` (or of `data`, the bytes of an image named `full`); whatever PIL refuses,
+    here or while decoding in the block, is BadRecord."""
     from PIL import Image, UnidentifiedImageError
 
     refused = (
@@ -117,7 +119,7 @@ def _open(full: str) -> Iterator[Any]:
     try:
         with _OPEN_LOCK, warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(full)
+            img = Image.open(full if data is None else io.BytesIO(data))
         with img:
             yield img
     except refused as exc:
@@ -149,5 +151,13 @@ def verify_image(path: str, root: str | None = None) -> None:
     JPEGs at 1/8 scale, which skips most of their decoding work.
     """
     with _opened(path, root) as img:
+        img.draft(None, (1, 1))
+        img.load()
+
+
+def verify_image_bytes(data: bytes, name: str) -> None:
+    """verify_image for an image that arrives as bytes (a dataset column, a webdataset member) named `name`
+    in messages: the same decoder, bomb limit and error policy."""
+    with _open(name, data) as img:
         img.draft(None, (1, 1))
         img.load()

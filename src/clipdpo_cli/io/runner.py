@@ -15,19 +15,11 @@ from typing import Any
 from orjson import dumps
 
 from clipdpo_cli.io.errors import InputError, Interrupted, PipeClosed, RecordFailure, UsageError
-from clipdpo_cli.io.images import list_images
-from clipdpo_cli.io.jsonl import (
-    BadLineHandler,
-    JsonlWriter,
-    LineSource,
-    decode_batch,
-    existing_records,
-    iter_records,
-    read_batches,
-)
+from clipdpo_cli.io.jsonl import BadLineHandler, JsonlWriter, decode_batch, existing_records, read_batches
 from clipdpo_cli.io.progress import Progress
 from clipdpo_cli.io.records import id_key, record_key
 from clipdpo_cli.io.shard import Shard, shard_key
+from clipdpo_cli.io.sources import InputOptions, InputSource, check_input, line_source, open_input
 from clipdpo_cli.io.stage import SKIPPED, BatchSelector, StageContext
 
 StageFn = Callable[[Iterator[dict[str, Any]], StageContext], Iterator[dict[str, Any]]]
@@ -44,13 +36,13 @@ class IOOptions:
     shard: str | None = None
     resume: bool = False
     rejects: str | None = None
+    source: InputOptions = field(default_factory=InputOptions)  # --input-format and co. (io/sources.py)
 
 
 def check_io(io: IOOptions) -> None:
     """Fail on a missing input, an output into a missing folder or a --resume without -o; stage commands
     call it before loading a model."""
-    if io.input != "-" and not os.path.exists(io.input):
-        raise InputError(f"input file not found: {io.input}")
+    check_input(io.input, io.source, allow_folder=True)
     if io.resume and not io.output:
         raise UsageError("--resume needs -o FILE (the ids already in FILE are skipped)")
     for option, path in (("-o", io.output), ("--rejects", io.rejects)):
@@ -63,19 +55,10 @@ def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def open_source(
-    io: IOOptions, ctx: StageContext, allow_folder: bool, counter: list[int]
-) -> tuple[Iterator[dict[str, Any]], Any]:
-    """Records from the input (a JSONL path, '-', or an image folder where allowed) and the line source.
-
-    `counter[0]` counts the records read.
-    """
-    if allow_folder and io.input != "-" and os.path.isdir(io.input):
-        return _counted(list_images(io.input), counter), None
-
-    source = LineSource(io.input)
-    name = input_name(io)
-    return iter_records(read_batches(source.open()), bad_line_handler(io, ctx), None, counter, name), source
+def open_source(io: IOOptions, ctx: StageContext, allow_folder: bool, counter: list[int]) -> InputSource:
+    """The input in any format io/sources.py reads (an image folder only where allowed); `counter[0]`
+    counts the records read."""
+    return open_input(io.input, io.source, ctx, bad_line_handler(io, ctx), counter, allow_folder, io.output)
 
 
 def input_name(io: IOOptions) -> str:
@@ -93,12 +76,6 @@ def bad_line_handler(io: IOOptions, ctx: StageContext) -> BadLineHandler:
         ctx.stats.skipped[reason] += 1
 
     return on_bad_line
-
-
-def _counted(records: Iterator[dict[str, Any]], counter: list[int]) -> Iterator[dict[str, Any]]:
-    for record in records:
-        counter[0] += 1
-        yield record
 
 
 def select(
@@ -162,7 +139,7 @@ class _Run:
     writer: JsonlWriter
     shard: Shard
     counter: list[int] = field(default_factory=lambda: [0])
-    source: LineSource | None = None
+    source: Any = None  # an io.sources.InputSource or io.jsonl.LineSource: close() on the way out
 
 
 @contextmanager
@@ -223,10 +200,10 @@ def run_stage(
     """
     with _running(name, io, one_to_one) as run:
         ctx, writer = run.ctx, run.writer
-        records, run.source = open_source(io, ctx, allow_folder, run.counter)
-        total = getattr(run.source, "total_bytes", None)
-        with Progress(name, enabled=not io.quiet, total_bytes=total) as bar:
-            selected = select(bar.track(records, run.source), ctx, run.shard, skip_done=one_to_one)
+        run.source = source = open_source(io, ctx, allow_folder, run.counter)
+        with Progress(name, enabled=not io.quiet, total_bytes=source.total_bytes) as bar:
+            selected = select(bar.track(source.records, source), ctx, run.shard, skip_done=one_to_one)
+            selected = source.prepare(selected, ctx)  # images that came as bytes: written for this shard
             if ctx.done and not one_to_one:
                 write, done = writer.write, ctx.done
                 for record in stage(selected, ctx):
@@ -249,7 +226,7 @@ def run_selection(name: str, io: IOOptions, select_batch: BatchSelector) -> Stag
     """
     with _running(name, io, one_to_one=True) as run:
         ctx, writer, shard, counter = run.ctx, run.writer, run.shard, run.counter
-        run.source = source = LineSource(io.input)
+        run.source = source = line_source(io.input, io.source, name)
         on_bad_line, dropped = bad_line_handler(io, ctx), ctx.stats.dropped
         with Progress(name, enabled=not io.quiet, total_bytes=source.total_bytes) as bar:
             for batch in read_batches(source.open()):
