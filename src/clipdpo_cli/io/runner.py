@@ -42,7 +42,7 @@ class IOOptions:
 def check_io(io: IOOptions) -> None:
     """Fail on a missing input, an output into a missing folder or a --resume without -o; stage commands
     call it before loading a model."""
-    check_input(io.input, io.source, allow_folder=True)
+    check_input(io.input, io.source, allow_folder=True, output=io.output)
     if io.resume and not io.output:
         raise UsageError("--resume needs -o FILE (the ids already in FILE are skipped)")
     for option, path in (("-o", io.output), ("--rejects", io.rejects)):

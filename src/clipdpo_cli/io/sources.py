@@ -194,11 +194,17 @@ def _folder_format(path: str, declared: str, allow_folder: bool) -> str:
     return declared
 
 
-def check_input(path: str, options: InputOptions, allow_folder: bool = False) -> str:
-    """The input's format, checked before any model loads: it exists and its bytes match (see module)."""
+def check_input(
+    path: str, options: InputOptions, allow_folder: bool = False, output: str | None = None
+) -> str:
+    """The input's format, checked before any model loads: it exists, its bytes match (see the module),
+    and webdataset images (always bytes) have a folder to go to."""
     if path != "-" and not os.path.exists(path) and not _is_pattern(path):
         raise InputError(f"input file not found: {path}")
-    return detect_format(path, options, allow_folder)
+    fmt = detect_format(path, options, allow_folder)
+    if fmt == "webdataset" and not (options.image_dir or default_image_dir(output)):
+        _make_folder(None)
+    return fmt
 
 
 class InputSource:
