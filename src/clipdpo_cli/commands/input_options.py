@@ -26,8 +26,11 @@ INPUT_PARAMS: list[tuple[str, Any, Any]] = [
         "image_column",
         Annotated[
             str | None,
-            typer.Option(help="Dataset column (webdataset: extension) holding the image; default: 'image', "
-                         "the one Image column, or jpg/png/webp.", show_default=False),  # fmt: skip
+            typer.Option(
+                help="Dataset column (webdataset: extension) holding the image; default: 'image', "
+                "the one Image column, or jpg/png/webp.",
+                show_default=False,
+            ),  # fmt: skip
         ],
         None,
     ),
@@ -35,8 +38,10 @@ INPUT_PARAMS: list[tuple[str, Any, Any]] = [
         "text_column",
         Annotated[
             str | None,
-            typer.Option(help="Dataset column (webdataset: extension, e.g. txt) read as the record's 'text'.",
-                         show_default=False),  # fmt: skip
+            typer.Option(
+                help="Dataset column (webdataset: extension, e.g. txt) read as the record's 'text'.",
+                show_default=False,
+            ),  # fmt: skip
         ],
         None,
     ),
@@ -56,8 +61,10 @@ INPUT_PARAMS: list[tuple[str, Any, Any]] = [
         "split",
         Annotated[
             str | None,
-            typer.Option(help="Split of a Hugging Face dataset with several (default: the only one, or "
-                         "train).", show_default=False),  # fmt: skip
+            typer.Option(
+                help="Split of a Hugging Face dataset with several (default: the only one, or train).",
+                show_default=False,
+            ),  # fmt: skip
         ],
         None,
     ),
