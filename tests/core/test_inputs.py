@@ -6,6 +6,9 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import shutil
+import subprocess
+import sys
 import zlib
 
 import pytest
@@ -15,7 +18,7 @@ from clipdpo_cli.io.errors import BadRecord, InputError, RecordFailure, UsageErr
 from clipdpo_cli.io.images import IMAGE_ROOT_ENV, load_image, resolve_image
 from clipdpo_cli.io.records import make_id
 from clipdpo_cli.io.sources import InputOptions, detect_format
-from tests.conftest import invoke_cli, run_text_cli
+from tests.conftest import cli_env, invoke_cli, run_text_cli
 from tests.input_files import COLORS, hf_saved, image_bytes, llava_mix, parquet_with_bytes, webdataset_tar
 
 
@@ -280,3 +283,57 @@ def test_a_shard_taken_from_slurm_is_said_on_stderr_and_in_the_summary(tmp_path)
     )
     whole = run_text_cli("filter", "--text-keep", "1", "--shard", "0/1", stdin=lines, env=env)
     assert len(records(whole.stdout)) == 40 and "shard" not in whole.stderr
+
+
+def test_a_folder_load_dataset_reads_and_an_arrow_file(files, tmp_path):
+    import datasets
+
+    folder = tmp_path / "hub-layout"
+    (folder / "data").mkdir(parents=True)
+    shutil.copy(files["parquet"], folder / "data" / "train-00000-of-00001.parquet")
+    assert detect_format(str(folder), InputOptions(), allow_folder=True) == "hf"
+    args = ["--image-column", "jpg", "--text-column", "caption", "--image-dir", str(tmp_path / "im")]
+    out = records(perturb(str(folder), *args).stdout)
+    assert [r["text"] for r in out if r["hallucination"] == "none"] == [f"a {c} square" for c in COLORS]
+    arrow = tmp_path / "rows.arrow"
+    shutil.copy(next(files["hf"].glob("*.arrow")), arrow)  # datasets' own Arrow stream file
+    assert detect_format(str(arrow), InputOptions()) == "arrow"
+    out = records(perturb(str(arrow), "--text-column", "caption", "--image-dir", str(tmp_path / "im")).stdout)
+    originals = [r for r in out if r["hallucination"] == "none"]
+    assert [open(r["image"], "rb").read() for r in originals] == [image_bytes(c) for c in COLORS]
+    assert datasets.load_from_disk(str(files["hf"])).num_rows == len(originals)
+
+
+def test_an_image_folder_with_a_stray_json_file_is_still_an_image_folder(tmp_path):
+    (tmp_path / "a.png").write_bytes(image_bytes("red"))
+    (tmp_path / "notes.json").write_text("{}")
+    (tmp_path / "metadata.parquet").write_bytes(b"PAR1")
+    assert detect_format(str(tmp_path), InputOptions(), allow_folder=True) == "images"
+
+
+def test_multi_image_sft_entries_give_a_record_per_image(tmp_path):
+    path = tmp_path / "multi.json"
+    entries = [{"id": "m1", "image": ["a.jpg", "b.jpg"], "conversations": []}, {"id": "m2", "image": "b.jpg",
+               "conversations": []}]  # fmt: skip
+    path.write_text(json.dumps(entries))
+    out = records(perturb(str(path), "--field", "sft_id").stdout)
+    originals = [r for r in out if r["hallucination"] == "none"]
+    assert [(r["image"], r["sft_id"], r.get("sft_ids")) for r in originals] == [
+        ("a.jpg", "m1", None),
+        ("b.jpg", "m1", ["m1", "m2"]),
+    ]
+
+
+def test_a_stage_in_a_pipe_does_not_wait_for_its_input_before_loading_its_model():
+    """The format check does not peek at stdin before the model loads: a missing model is reported while
+    the stage before it in the pipe has written nothing yet."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "clipdpo_cli", "caption", "-", "-m", "/no/such/model"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env=cli_env(HF_HUB_OFFLINE="1"),
+    )  # fmt: skip
+    try:
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 1 and b"/no/such/model" in err

@@ -59,7 +59,7 @@ IMAGE_BYTES = "\x00image_bytes"
 SFT_FIELDS = ("conversations", "messages")  # the dialogue of an SFT entry: not copied into records
 WDS_IMAGE_KEYS = ("jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff")
 HF_SAVED_MARKERS = ("state.json", "dataset_info.json", "dataset_dict.json")
-HF_DATA_EXTENSIONS = (".parquet", ".arrow", ".csv", ".jsonl", ".json")
+HF_DATA_EXTENSIONS = (".parquet", ".arrow")  # a folder of these is a dataset (csv, json: --input-format hf)
 
 
 @dataclass
@@ -127,13 +127,17 @@ def _is_pattern(path: str) -> bool:
     return "{" in path and ".tar" in path and not os.path.exists(path)
 
 
-def detect_format(path: str, options: InputOptions, allow_folder: bool = False) -> str:
-    """The format to read `path` ('-' is stdin) in; InputError when its bytes contradict its name/option."""
+def detect_format(path: str, options: InputOptions, allow_folder: bool = False, peek: bool = True) -> str:
+    """The format to read `path` ('-' is stdin) in; InputError when its bytes contradict its name/option.
+
+    `peek`: look at stdin's first bytes (this waits for them: not done before a model loads, so a stage
+    in a pipe loads its model while the stage before it starts).
+    """
     declared = options.format
     if declared not in FORMATS:
         raise UsageError(f"--input-format must be one of {', '.join(FORMATS)}, got '{declared}'")
     if path == "-":
-        return _stdin_format(declared)
+        return _stdin_format(declared, peek)
     if os.path.isdir(path):
         return _folder_format(path, declared, allow_folder)
     if _is_pattern(path):
@@ -154,10 +158,10 @@ def detect_format(path: str, options: InputOptions, allow_folder: bool = False) 
     return declared
 
 
-def _stdin_format(declared: str) -> str:
+def _stdin_format(declared: str, look: bool) -> str:
     if declared not in ("auto", "jsonl", "json"):
         raise UsageError(f"--input-format {declared} reads a file or folder: pass its path, not stdin")
-    peek = getattr(sys.stdin.buffer, "peek", None) if sys.stdin is not None else None
+    peek = getattr(sys.stdin.buffer, "peek", None) if look and sys.stdin is not None else None
     found = None
     if peek is not None:
         try:
@@ -180,10 +184,13 @@ def _folder_format(path: str, declared: str, allow_folder: bool) -> str:
         return "hf"
     if declared == "auto":
         lowered = [n.lower() for n in names]
-        if any(n.endswith(".tar") for n in lowered):
-            return "webdataset"
-        if any(n.endswith(HF_DATA_EXTENSIONS) for n in lowered):
-            return "hf"
+        if os.path.isdir(os.path.join(path, "data")):  # the Hub's layout: data/train-00000-of-00001.parquet
+            lowered += [n.lower() for n in os.listdir(os.path.join(path, "data"))]
+        if not any(n.endswith(IMAGE_EXTENSIONS) for n in lowered):
+            if any(n.endswith(".tar") for n in lowered):
+                return "webdataset"
+            if any(n.endswith(HF_DATA_EXTENSIONS) for n in lowered):
+                return "hf"
         if allow_folder:
             return "images"
         raise InputError(f"{path} is a folder, not a JSONL file (a dataset folder: pass --input-format hf)")
@@ -201,7 +208,7 @@ def check_input(
     and webdataset images (always bytes) have a folder to go to."""
     if path != "-" and not os.path.exists(path) and not _is_pattern(path):
         raise InputError(f"input file not found: {path}")
-    fmt = detect_format(path, options, allow_folder)
+    fmt = detect_format(path, options, allow_folder, peek=False)
     if fmt == "webdataset" and not (options.image_dir or default_image_dir(output)):
         _make_folder(None)
     return fmt
