@@ -390,6 +390,7 @@ def _sft_images(entries: list[Any], name: str, ctx: StageContext) -> Iterator[di
     by_image: dict[str, dict[str, Any]] = {}
     text_only = repeats = 0
     for n, entry in enumerate(entries, 1):
+        entries[n - 1] = None  # its conversations are freed as the array is read
         if not isinstance(entry, dict):
             ctx.bad(None, BadRecord(f"not a JSON object (got {type(entry).__name__})", "not a JSON object"),
                     where=f"{name}: entry {n}")  # fmt: skip
@@ -417,9 +418,7 @@ def _sft_images(entries: list[Any], name: str, ctx: StageContext) -> Iterator[di
         f"{len(entries):,} SFT entries read: {len(by_image):,} distinct images, {text_only:,} text-only "
         f"entries skipped, {repeats:,} entries repeating an image"
     )
-    del entries
-    while by_image:
-        yield by_image.pop(next(iter(by_image)))
+    yield from by_image.values()
 
 
 # --- images that arrive as bytes ------------------------------------------------------------------------
