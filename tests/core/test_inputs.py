@@ -337,3 +337,14 @@ def test_a_stage_in_a_pipe_does_not_wait_for_its_input_before_loading_its_model(
     finally:
         proc.kill()
     assert proc.returncode == 1 and b"/no/such/model" in err
+
+
+def test_an_image_or_a_zip_given_as_input_is_refused_at_once(tmp_path):
+    photo = tmp_path / "photo.jpg"
+    photo.write_bytes(image_bytes("red", "JPEG"))
+    with pytest.raises(InputError, match="photo.jpg is an image file, not JSON lines: pass the folder"):
+        perturb(str(photo), "--on-error", "skip")
+    archive = tmp_path / "images.zip"
+    archive.write_bytes(b"PK\x03\x04" + b"\0" * 40)
+    with pytest.raises(InputError, match="images.zip is a zip archive, not JSON lines: unpack it first"):
+        perturb(str(archive))

@@ -51,6 +51,8 @@ DESCRIBED = {
     "arrow": "an Arrow file",
     "webdataset": "a tar archive (webdataset)",
     "gzip": "gzip-compressed",
+    "image": "an image file",
+    "zip": "a zip archive",
 }
 
 # The private field of a record whose image is still bytes; InputSource.prepare writes it and removes it.
@@ -81,6 +83,10 @@ def sniff(head: bytes) -> str | None:
         return "gzip"
     if head[257:262] == b"ustar":
         return "webdataset"
+    if head.startswith((b"\xff\xd8\xff", b"\x89PNG", b"GIF8")) or head[8:12] == b"WEBP":
+        return "image"
+    if head.startswith(b"PK\x03\x04"):
+        return "zip"
     if head.startswith((b"ARROW1", b"\xff\xff\xff\xff")):
         return "arrow"
     text = head.removeprefix(b"\xef\xbb\xbf").lstrip()
@@ -120,7 +126,9 @@ def _wrong(path: str, found: str, expected: str) -> InputError:
             f"{path} is gzip-compressed but not named .gz: name it {os.path.basename(path)}.gz "
             "(read transparently) or pass --input-format jsonl"
         )
-    return InputError(f"{path} is {DESCRIBED[found]}, not {DESCRIBED[expected]}: pass --input-format {found}")
+    fix = {"image": "pass the folder that holds the images", "zip": "unpack it first"}.get(found)
+    fix = fix or f"pass --input-format {found}"
+    return InputError(f"{path} is {DESCRIBED[found]}, not {DESCRIBED[expected]}: {fix}")
 
 
 def _is_pattern(path: str) -> bool:
@@ -148,7 +156,7 @@ def detect_format(path: str, options: InputOptions, allow_folder: bool = False, 
     if declared == "auto":
         if named == "jsonl" and found not in (None, "jsonl"):
             raise _wrong(path, found, "jsonl")
-        if found == "gzip":
+        if found in ("gzip", "image", "zip"):
             raise _wrong(path, found, "jsonl")
         return found or named or "jsonl"
     if declared == "jsonl" and found == "gzip":
@@ -173,7 +181,7 @@ def _stdin_format(declared: str, look: bool) -> str:
     if found == "gzip":
         raise InputError("stdin is gzip-compressed: pipe it through `gunzip -c`, or pass the FILE.gz path")
     if found not in (None, "jsonl"):
-        hint = "pass --input-format json" if found == "json" else "pass the file's path instead of stdin"
+        hint = "pass --input-format json" if found == "json" else "pass a path instead of stdin"
         raise InputError(f"stdin is {DESCRIBED[found]}, not JSON lines: {hint}")
     return "json" if declared == "json" else "jsonl"
 
