@@ -348,3 +348,22 @@ def test_an_image_or_a_zip_given_as_input_is_refused_at_once(tmp_path):
     archive.write_bytes(b"PK\x03\x04" + b"\0" * 40)
     with pytest.raises(InputError, match="images.zip is a zip archive, not JSON lines: unpack it first"):
         perturb(str(archive))
+
+
+def test_a_parquet_of_image_paths_keeps_its_json_columns(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.table({"image": ["coco/1.jpg", "coco/2.jpg"], "caption": ["a dog", "a cat"],
+                      "tags": [["dog"], ["cat", "pet"]], "thumb": [b"\x00\x01", b"\x02"],
+                      "id": ["p7", "p8"]})  # fmt: skip
+    path = tmp_path / "paths.parquet"
+    pq.write_table(table, str(path))
+    out = records(perturb(str(path), "--text-column", "caption").stdout)  # paths: no --image-dir needed
+    originals = [r for r in out if r["hallucination"] == "none"]
+    assert originals == [
+        {"id": "p7", "image": "coco/1.jpg", "text": "a dog", "tags": ["dog"], "original": "a dog",
+         "hallucination": "none", "from": "p7"},
+        {"id": "p8", "image": "coco/2.jpg", "text": "a cat", "tags": ["cat", "pet"], "original": "a cat",
+         "hallucination": "none", "from": "p8"},
+    ]  # fmt: skip

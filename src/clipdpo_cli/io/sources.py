@@ -445,8 +445,20 @@ def _image_name(data: bytes, hint: str | None) -> str:
     return hashlib.blake2b(data, digest_size=16).hexdigest() + (ext or ".img")
 
 
+_PLAIN = (str, int, float, bool, type(None))
+
+
 def _json_value(value: Any) -> bool:
-    return not isinstance(value, (bytes, bytearray, memoryview))
+    """Whether a column's value can go into a JSON record (binary data, and lists holding it, cannot)."""
+    if isinstance(value, _PLAIN):
+        return True
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return False
+    try:
+        orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY)
+    except TypeError:
+        return False
+    return True
 
 
 def _with_image(record: dict[str, Any], value: Any) -> dict[str, Any]:
