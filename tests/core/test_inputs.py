@@ -367,3 +367,16 @@ def test_a_parquet_of_image_paths_keeps_its_json_columns(tmp_path):
         {"id": "p8", "image": "coco/2.jpg", "text": "a cat", "tags": ["cat", "pet"], "original": "a cat",
          "hallucination": "none", "from": "p8"},
     ]  # fmt: skip
+
+
+def test_a_csv_folder_is_read_by_load_dataset_when_named_hf(tmp_path):
+    folder = tmp_path / "csv"
+    folder.mkdir()
+    (folder / "train.csv").write_text("image,caption\nimgs/a.jpg,a red car\nimgs/b.jpg,a blue car\n")
+    with pytest.raises(InputError, match="is a folder, not a JSONL file .*pass --input-format hf"):
+        perturb(str(folder))
+    out = records(perturb(str(folder), "--input-format", "hf", "--text-column", "caption").stdout)
+    assert [(r["image"], r["text"]) for r in out if r["hallucination"] == "none"] == [
+        ("imgs/a.jpg", "a red car"),
+        ("imgs/b.jpg", "a blue car"),
+    ]

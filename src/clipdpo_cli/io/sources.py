@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import itertools
 import os
 import sys
 import tarfile
@@ -537,13 +538,19 @@ def _webdataset_record(sample: dict[str, Any], options: InputOptions) -> dict[st
 
 def _hf_records(path: str, fmt: str, options: InputOptions, ctx: StageContext) -> Iterator[dict[str, Any]]:
     dataset = _load_dataset(path, fmt, options)
-    dataset, image_column, drop = _hf_columns(path, dataset, options)
+    rows: Iterator[dict[str, Any]] | None = None
+    names = list(dataset.column_names or ())
+    if not names:  # csv or json streamed: the columns are known from the first row
+        rows = iter(dataset)
+        first = next(rows, None)
+        names = list(first or ())
+        rows = itertools.chain([first] if first is not None else [], rows)
+    dataset, image_column, drop = _hf_columns(path, dataset, names, options)
     text_column = options.text_column
-    names = set(dataset.column_names or ())
     if text_column and names and text_column not in names:
-        raise UsageError(f"--text-column {text_column}: {path} has columns {', '.join(sorted(names))}")
+        raise UsageError(f"--text-column {text_column}: {path} has the columns {', '.join(names)}")
     try:
-        for row in dataset:
+        for row in dataset if rows is None else rows:
             record: dict[str, Any] = {}
             for key, value in row.items():
                 if key == image_column or key in drop or not _json_value(value):
@@ -582,14 +589,15 @@ def _load_dataset(path: str, fmt: str, options: InputOptions) -> Any:
     return loaded
 
 
-def _hf_columns(path: str, dataset: Any, options: InputOptions) -> tuple[Any, str, set[str]]:
+def _hf_columns(
+    path: str, dataset: Any, columns: list[str], options: InputOptions
+) -> tuple[Any, str, set[str]]:
     """The dataset with its Image columns cast to decode=False (their bytes reach the one image decoder,
     not PIL inside `datasets`), the image column, and the columns left out (other image columns)."""
     import datasets
 
     features = dataset.features or {}
     image_features = [k for k, f in features.items() if isinstance(f, datasets.Image)]
-    columns = list(features) or list(dataset.column_names or ())
     column = options.image_column or (
         "image" if "image" in columns else image_features[0] if len(image_features) == 1 else None
     )
