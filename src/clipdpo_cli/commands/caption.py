@@ -22,7 +22,10 @@ NAME = "caption"
 SUMMARY = "Caption images with an LVLM: several prompts x samples per image."
 
 
-_INPUT = "An image folder (recursive), or JSONL records with an 'image' field; '-' is stdin."
+_INPUT = (
+    "An image folder (recursive), JSONL records with an 'image' field ('-' is stdin), an SFT pool JSON "
+    "(LLaVA/ShareGPT), a HF dataset, parquet, arrow or webdataset shards (see --input-format)."
+)
 
 
 @stage_command(input_help=_INPUT)
@@ -45,7 +48,8 @@ def command(
     batch_size: BatchSizeOpt = 16,
     workers: Annotated[int, typer.Option(min=0, help="Threads decoding images ahead of the model.")] = 4,
     image_root: Annotated[
-        str | None, typer.Option(help="Resolve relative 'image' paths of JSONL input against this folder.")
+        str | None,
+        typer.Option(help="Resolve relative 'image' paths under this folder; default: $CLIPDPO_IMAGE_ROOT."),
     ] = None,
     device: DeviceOpt = "auto",
     dtype: DtypeOpt = Dtype.auto,

@@ -36,7 +36,11 @@ WorkersOpt = Annotated[
     int, typer.Option(min=0, help="DataLoader processes decoding images ahead of the model (0: in-process).")
 ]
 ImageRootOpt = Annotated[
-    str | None, typer.Option(help="Folder that relative `image` paths are relative to.", show_default=False)
+    str | None,
+    typer.Option(
+        help="Folder that relative `image` paths are relative to; default: $CLIPDPO_IMAGE_ROOT.",
+        show_default=False,
+    ),
 ]
 CacheDirOpt = Annotated[
     str | None,

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
+from clipdpo_cli.commands.input_options import INPUT_PARAMS, input_options
 from clipdpo_cli.io.progress import DEFAULT_EVERY
 from clipdpo_cli.io.runner import IOOptions, check_io
 
@@ -84,7 +85,10 @@ _IO_PARAMS: list[tuple[str, Any, Any]] = [
     ("progress_every", ProgressEveryOpt, DEFAULT_EVERY),
 ]
 
-_INPUT_HELP = "Input JSONL: a path, '-' for stdin (default); .jsonl.gz is read transparently."
+_INPUT_HELP = (
+    "Input records: JSONL (a path, '-' for stdin, the default; .jsonl.gz is read transparently), or a JSON "
+    "array, HF dataset, parquet, arrow or webdataset input (see --input-format)."
+)
 
 RejectsOpt = Annotated[
     str | None, typer.Option(help="Also write every dropped record, with its reject_reason, to this file.")
@@ -109,7 +113,7 @@ def stage_command(input_help: str = _INPUT_HELP) -> Callable[[Callable[..., Any]
         )
         shared = [
             inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=ann, default=default)
-            for name, ann, default in _IO_PARAMS
+            for name, ann, default in [*_IO_PARAMS, *INPUT_PARAMS]
         ]
         own = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own]
 
@@ -124,6 +128,7 @@ def stage_command(input_help: str = _INPUT_HELP) -> Callable[[Callable[..., Any]
                 resume=kwargs.pop("resume"),
                 rejects=kwargs.get("rejects"),
                 progress_every=kwargs.pop("progress_every"),
+                source=input_options(kwargs),
             )
             check_io(io)  # now, not after minutes of loading a model
             return func(io=io, **kwargs)

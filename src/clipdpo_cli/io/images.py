@@ -3,6 +3,7 @@ error policy of every stage: load_image decodes, verify_image checks ahead that 
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import struct
@@ -44,11 +45,42 @@ def count_images(folder: str) -> int:
     )
 
 
+IMAGE_ROOT_ENV = "CLIPDPO_IMAGE_ROOT"
+
+
+def image_root(root: str | None = None) -> tuple[str | None, str]:
+    """The folder relative 'image' paths resolve under, and where it came from: `root` (a command's
+    --image-root) first, else the CLIPDPO_IMAGE_ROOT environment variable (set once for a whole pipeline)."""
+    if root:
+        return root, "--image-root"
+    env = os.environ.get(IMAGE_ROOT_ENV)
+    return (env, IMAGE_ROOT_ENV) if env else (None, "")
+
+
 def resolve_image(path: str, root: str | None = None) -> str:
-    """An image path as given, or joined to `root` (--image-root) when relative."""
-    if root and not os.path.isabs(path):
-        return os.path.join(root, path)
+    """An image path as given, or, when relative, under the image root (`root` or $CLIPDPO_IMAGE_ROOT).
+
+    A joined path is absolute, so resolving it again (a stage that resolves, then loads) changes nothing.
+    """
+    folder, _ = image_root(root)
+    if folder and not os.path.isabs(path):
+        return os.path.join(os.path.abspath(folder), path)
     return path
+
+
+def _not_found(path: str, root: str | None) -> BadRecord:
+    """'image not found', naming the path tried and the image root it was (or was not) resolved under."""
+    full = resolve_image(path, root)
+    folder, origin = image_root(root)
+    if folder and not os.path.isabs(path):
+        where = f"resolved under the image root {folder} from {origin}"
+    elif folder:
+        where = f"an absolute path; the image root {folder} from {origin} applies to relative paths only"
+    else:
+        cwd = os.getcwd()
+        where = "no image root set" if os.path.isabs(path) else f"relative to the current folder {cwd}"
+        where += f"; set the image root with --image-root DIR or {IMAGE_ROOT_ENV}=DIR"
+    return BadRecord(f"image not found: {full} ({where})", reason="image not found")
 
 
 # Image.open runs PIL's decompression-bomb check on the header; its warning (more than MAX_IMAGE_PIXELS
@@ -85,8 +117,9 @@ def _bad_image(full: str, exc: BaseException) -> BadRecord:
 
 
 @contextmanager
-def _open(full: str) -> Iterator[Any]:
-    """PIL's Image.open of `full`; whatever PIL refuses, here or while decoding in the block, is BadRecord."""
+def _open(full: str, data: bytes | None = None) -> Iterator[Any]:
+    """PIL's Image.open of `full` (or of `data`, the bytes of an image named `full`); whatever PIL refuses,
+    here or while decoding in the block, is BadRecord."""
     from PIL import Image, UnidentifiedImageError
 
     refused = (
@@ -96,11 +129,19 @@ def _open(full: str) -> Iterator[Any]:
     try:
         with _OPEN_LOCK, warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(full)
+            img = Image.open(full if data is None else io.BytesIO(data))
         with img:
             yield img
     except refused as exc:
         raise _bad_image(full, exc) from None
+
+
+def _opened(path: str, root: str | None) -> Any:
+    """_open of the resolved path; a missing file is _not_found (naming the image root)."""
+    full = resolve_image(path, root)
+    if not os.path.exists(full):
+        raise _not_found(path, root)
+    return _open(full)
 
 
 def load_image(path: str, root: str | None = None) -> Any:
@@ -109,8 +150,7 @@ def load_image(path: str, root: str | None = None) -> Any:
     Too large is PIL's decompression-bomb limit: more than PIL.Image.MAX_IMAGE_PIXELS pixels (PIL itself
     warns above it and refuses twice that); setting it to None lifts the limit.
     """
-    full = resolve_image(path, root)
-    with _open(full) as img:
+    with _opened(path, root) as img:
         return img.convert("RGB")
 
 
@@ -120,7 +160,14 @@ def verify_image(path: str, root: str | None = None) -> None:
     The whole file goes through the decoder (a header check such as PIL's verify() misses a truncated JPEG),
     JPEGs at 1/8 scale, which skips most of their decoding work.
     """
-    full = resolve_image(path, root)
-    with _open(full) as img:
+    with _opened(path, root) as img:
+        img.draft(None, (1, 1))
+        img.load()
+
+
+def verify_image_bytes(data: bytes, name: str) -> None:
+    """verify_image for an image that arrives as bytes (a dataset column, a webdataset member) named `name`
+    in messages: the same decoder, bomb limit and error policy."""
+    with _open(name, data) as img:
         img.draft(None, (1, 1))
         img.load()

@@ -15,19 +15,19 @@ from typing import Any
 from orjson import dumps
 
 from clipdpo_cli.io.errors import InputError, Interrupted, PipeClosed, RecordFailure, UsageError
-from clipdpo_cli.io.images import count_images, list_images
+from clipdpo_cli.io.images import count_images
 from clipdpo_cli.io.jsonl import (
     BadLineHandler,
     JsonlWriter,
     LineSource,
     decode_batch,
     existing_records,
-    iter_records,
     read_batches,
 )
 from clipdpo_cli.io.progress import DEFAULT_EVERY, Progress, ProgressState
 from clipdpo_cli.io.records import id_key, record_key
 from clipdpo_cli.io.shard import Shard, shard_key
+from clipdpo_cli.io.sources import InputOptions, InputSource, check_input, line_source, open_input
 from clipdpo_cli.io.stage import SKIPPED, BatchSelector, StageContext
 
 StageFn = Callable[[Iterator[dict[str, Any]], StageContext], Iterator[dict[str, Any]]]
@@ -45,13 +45,13 @@ class IOOptions:
     resume: bool = False
     rejects: str | None = None
     progress_every: float = DEFAULT_EVERY  # seconds between plain progress lines off a terminal (0: none)
+    source: InputOptions = field(default_factory=InputOptions)  # --input-format and co. (io/sources.py)
 
 
 def check_io(io: IOOptions) -> None:
     """Fail on a missing input, an output into a missing folder or a --resume without -o; stage commands
     call it before loading a model."""
-    if io.input != "-" and not os.path.exists(io.input):
-        raise InputError(f"input file not found: {io.input}")
+    check_input(io.input, io.source, allow_folder=True, output=io.output)
     if io.resume and not io.output:
         raise UsageError("--resume needs -o FILE (the ids already in FILE are skipped)")
     for option, path in (("-o", io.output), ("--rejects", io.rejects)):
@@ -64,23 +64,14 @@ def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def open_source(
-    io: IOOptions, ctx: StageContext, allow_folder: bool, counter: list[int]
-) -> tuple[Iterator[dict[str, Any]], Any]:
-    """Records from the input (a JSONL path, '-', or an image folder where allowed) and the line source.
-
-    `counter[0]` counts the records read.
-    """
-    if allow_folder and io.input != "-" and os.path.isdir(io.input):
-        return _counted(list_images(io.input), counter), None
-
-    source = LineSource(io.input)
-    name = input_name(io)
-    return iter_records(read_batches(source.open()), bad_line_handler(io, ctx), None, counter, name), source
+def open_source(io: IOOptions, ctx: StageContext, allow_folder: bool, counter: list[int]) -> InputSource:
+    """The input in any format io/sources.py reads (an image folder only where allowed); `counter[0]`
+    counts the records read."""
+    return open_input(io.input, io.source, ctx, bad_line_handler(io, ctx), counter, allow_folder, io.output)
 
 
 def stage_progress(
-    name: str, io: IOOptions, source: LineSource | None, counter: list[int], allow_folder: bool = False
+    name: str, io: IOOptions, source: InputSource | LineSource, counter: list[int], allow_folder: bool = False
 ) -> Progress:
     """The progress display of a record stage: the records read (`counter[0]`); an image folder is counted
     first (the bar has a total), a file's progress is the bytes read of its size.
@@ -90,12 +81,11 @@ def stage_progress(
 
     def poll(state: ProgressState) -> None:
         state.done = counter[0]
-        if source is not None and source.total_bytes:
+        if source.total_bytes:
             state.bytes_read = source.bytes_read
 
-    total_bytes = source.total_bytes if source is not None else None
-    bar = Progress(name, total_bytes=total_bytes, quiet=io.quiet, every=io.progress_every, poll=poll)
-    if source is None and allow_folder and bar.enabled:
+    bar = Progress(name, total_bytes=source.total_bytes, quiet=io.quiet, every=io.progress_every, poll=poll)
+    if allow_folder and bar.enabled and io.input != "-" and os.path.isdir(io.input):
         bar.state.total = count_images(io.input)
     return bar
 
@@ -115,12 +105,6 @@ def bad_line_handler(io: IOOptions, ctx: StageContext) -> BadLineHandler:
         ctx.stats.skipped[reason] += 1
 
     return on_bad_line
-
-
-def _counted(records: Iterator[dict[str, Any]], counter: list[int]) -> Iterator[dict[str, Any]]:
-    for record in records:
-        counter[0] += 1
-        yield record
 
 
 def select(
@@ -184,7 +168,7 @@ class _Run:
     writer: JsonlWriter
     shard: Shard
     counter: list[int] = field(default_factory=lambda: [0])
-    source: LineSource | None = None
+    source: Any = None  # an io.sources.InputSource or io.jsonl.LineSource: close() on the way out
 
 
 @contextmanager
@@ -199,6 +183,7 @@ def _running(name: str, io: IOOptions, one_to_one: bool) -> Iterator[_Run]:
         name, io.on_error, rejects=rejects.write if rejects else None, log=log, done=done, rejected=rejected
     )
     run = _Run(ctx, writer, shard)
+    implicit_shard(name, shard, ctx)
     try:
         yield run
     except KeyboardInterrupt:
@@ -213,10 +198,18 @@ def _running(name: str, io: IOOptions, one_to_one: bool) -> Iterator[_Run]:
         stats.n_in = run.counter[0] - stats.other_shards - (stats.resumed if one_to_one else 0)
         _close_quietly(writer, rejects)
     stats = ctx.stats
+    if shard.origin:
+        stats.notes.append(f"{shard.describe()}: {stats.other_shards:,} records left to the other shards")
     if stats.n_in == 0 and not stats.skipped and not stats.resumed:
         log(f"clipdpo {name}: warning: the input held no records")
     if not io.quiet:
         log(stats.summary())
+
+
+def implicit_shard(name: str, shard: Shard, ctx: StageContext) -> None:
+    """A shard taken from SLURM's array variables (no --shard) is said on stderr and in the summary."""
+    if shard.origin:
+        log(f"clipdpo {name}: processing only {shard.describe()} (pass --shard 0/1 for the whole input)")
 
 
 def run_stage(
@@ -236,9 +229,10 @@ def run_stage(
     """
     with _running(name, io, one_to_one) as run:
         ctx, writer = run.ctx, run.writer
-        records, run.source = open_source(io, ctx, allow_folder, run.counter)
-        with stage_progress(name, io, run.source, run.counter, allow_folder):
-            selected = select(records, ctx, run.shard, skip_done=one_to_one)
+        run.source = source = open_source(io, ctx, allow_folder, run.counter)
+        with stage_progress(name, io, source, run.counter, allow_folder):
+            selected = select(source.records, ctx, run.shard, skip_done=one_to_one)
+            selected = source.prepare(selected, ctx)  # images that came as bytes: written for this shard
             if ctx.done and not one_to_one:
                 write, done = writer.write, ctx.done
                 for record in stage(selected, ctx):
@@ -261,7 +255,7 @@ def run_selection(name: str, io: IOOptions, select_batch: BatchSelector) -> Stag
     """
     with _running(name, io, one_to_one=True) as run:
         ctx, writer, shard, counter = run.ctx, run.writer, run.shard, run.counter
-        run.source = source = LineSource(io.input)
+        run.source = source = line_source(io.input, io.source, name)
         on_bad_line, dropped = bad_line_handler(io, ctx), ctx.stats.dropped
         with stage_progress(name, io, source, counter):
             for batch in read_batches(source.open()):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from clipdpo_cli.io.errors import UsageError
@@ -21,6 +21,8 @@ class Shard:
 
     index: int = 0
     count: int = 1
+    # Where an implicit shard came from ("SLURM_ARRAY_TASK_ID=3 of SLURM_ARRAY_TASK_COUNT=4"); "" for --shard.
+    origin: str = field(default="", compare=False)
 
     @property
     def is_whole(self) -> bool:
@@ -43,7 +45,9 @@ class Shard:
                 offset, stride = int(task) - int(first), int(step)
                 if stride < 1 or offset % stride:
                     raise ValueError
-                return cls._checked(offset // stride, int(count))
+                shard = cls._checked(offset // stride, int(count))
+                origin = f"SLURM_ARRAY_TASK_ID={task} of SLURM_ARRAY_TASK_COUNT={count}"
+                return cls(shard.index, shard.count, origin)
             except ValueError:
                 raise UsageError(
                     f"cannot shard from SLURM_ARRAY_TASK_ID={task} SLURM_ARRAY_TASK_MIN={first} "
@@ -55,6 +59,11 @@ class Shard:
             return cls._checked(int(k), int(n))
         except ValueError:
             raise UsageError(f"--shard must look like K/N with 0 <= K < N, got '{spec}'") from None
+
+    def describe(self) -> str:
+        """'shard 1/4 from SLURM_ARRAY_TASK_ID=1 of SLURM_ARRAY_TASK_COUNT=4' (K/N as --shard takes it)."""
+        where = f" from {self.origin}" if self.origin else ""
+        return f"shard {self.index}/{self.count}{where}"
 
     @classmethod
     def _checked(cls, index: int, count: int) -> Shard:

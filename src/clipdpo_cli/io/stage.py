@@ -31,6 +31,7 @@ class RunStats:
     other_shards: int = 0
     dropped: Counter[str] = field(default_factory=Counter)
     skipped: Counter[str] = field(default_factory=Counter)
+    notes: list[str] = field(default_factory=list)  # facts about the input (io.sources), the shard
     started: float = field(default_factory=time.perf_counter)
 
     def summary(self) -> str:
@@ -44,6 +45,7 @@ class RunStats:
             parts.append(
                 "skipped bad " + ", ".join(f"{n:,} {why}" for why, n in sorted(self.skipped.items()))
             )
+        parts += self.notes
         return f"clipdpo {self.stage}: " + "; ".join(parts) + f"; {seconds:.2f} s"
 
 

@@ -4,9 +4,10 @@ For every input image, one record per (prompt, sample): its id is make_id("capti
 sample, seed, temperature, top_p, max_new_tokens, and --max-pixels and the --chat-template's digest when
 given), so the same command gives the same ids, and changing the model or a setting gives new ones. The
 rows of all images are generated in batches of `batch_size` (across image boundaries); the records of one
-image are emitted together, in prompt order. An image listed again in the input (the same 'image' string, e.g.
-under two sources) is captioned once, with the fields of its first record; the repeats are dropped and
-counted ("duplicate image"), since their captions would have the same ids.
+image are emitted together, in prompt order. An image listed again in the input (the same file, however its
+path is spelled: `a.jpg`, `./a.jpg`, or images that came as the same bytes) is captioned once, with the fields
+of its first record; the repeats are dropped and counted ("duplicate image"): the same 'image' would repeat
+the captions' ids, and another spelling would caption the image twice.
 
 Reproducibility: with a seed, every caption is sampled from its own random stream, seeded from the seed and
 the caption's id (models.sampling). A caption then does not depend on the batch size, the order of the input,
@@ -15,12 +16,14 @@ sharding or resuming, up to the last-bit differences that batched matrix product
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
 from clipdpo_cli.io.errors import BadRecord, InputError
+from clipdpo_cli.io.images import resolve_image
 from clipdpo_cli.io.records import make_id
 from clipdpo_cli.io.stage import StageContext
 from clipdpo_cli.io.textfiles import read_text_file
@@ -129,10 +132,11 @@ def caption_records(
             if not isinstance(image, str):
                 yield record, []  # the image loader reports it
                 continue
-            if image in seen:
+            file = os.path.normpath(resolve_image(image, settings.image_root))  # 'a.jpg' is './a.jpg'
+            if file in seen:
                 ctx.drop(record, "duplicate image")
                 continue
-            seen.add(image)
+            seen.add(file)
             jobs = caption_jobs(image, model, settings)
             todo = [job for job in jobs if job.id not in ctx.done]
             ctx.stats.resumed += len(jobs) - len(todo)
