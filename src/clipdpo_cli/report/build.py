@@ -277,7 +277,9 @@ def _card(pair: dict[str, Any], root: str | None) -> str:
         src = data_url(thumbnail(image, root), "image/jpeg")
         picture = f'<img src="{src}" alt="{esc(os.path.basename(image))}">'
     except BadRecord as exc:
-        picture = f'<div class="noimg">{esc(exc)}</div>'
+        # the short reason and the file name fit the thumbnail's box; the full message names the whole path
+        note = f"{exc.reason}: {os.path.basename(image)}"
+        picture = f'<div class="noimg" title="{esc(exc)}">{esc(note)}</div>'
     kind = pair.get("kind") or "caption"
     scores = []
     for key, name in (("chosen_score", "chosen"), ("rejected_score", "rejected"), ("margin", "margin")):
