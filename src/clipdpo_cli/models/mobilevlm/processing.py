@@ -17,7 +17,7 @@ import os
 from typing import Any
 
 from PIL import Image
-from transformers import AutoConfig, AutoTokenizer, CLIPImageProcessor, ProcessorMixin
+from transformers import AutoConfig, AutoTokenizer, BatchFeature, CLIPImageProcessor, ProcessorMixin
 from transformers.image_utils import make_flat_list_of_images
 from transformers.utils import PROCESSOR_NAME, cached_file
 
@@ -96,6 +96,39 @@ class MobileVLMProcessor(ProcessorMixin):
 
     def replace_image_token(self, image_inputs: dict, image_idx: int, **kwargs: Any) -> str:
         return self.image_token * self.image_seq_length
+
+    def __call__(self, images: Any = None, text: Any = None, **kwargs: Any) -> BatchFeature:
+        """Pixel values and ids as the official code tokenises: the text between images on its own.
+
+        The official `tokenizer_image_token` tokenises each piece of text around an `<image>` separately,
+        so the piece after an image starts with SentencePiece's word-start `▁` (`▁`, `<0x0A>` for "\n"),
+        whatever the tokenizer's `legacy` setting makes of text after a special token.
+        """
+        if text is None:
+            return super().__call__(images=images, text=text, **kwargs)
+        texts = [text] if isinstance(text, str) else list(text)
+        return_tensors = kwargs.get("return_tensors")
+        first = kwargs.get("add_special_tokens", True)
+        rows = [self.text_ids(t, first) for t in texts]
+        found = sum(t.count(self.image_token) for t in texts)
+        given = len(make_flat_list_of_images(images)) if images is not None else 0
+        if found != given:
+            raise ValueError(f"{found} {self.image_token} in the text for {given} images")
+        data = dict(self.tokenizer.pad(
+            {"input_ids": rows}, padding=kwargs.get("padding", False), padding_side=kwargs.get("padding_side"),
+        ))  # fmt: skip
+        if images is not None:
+            data.update(self._process_images(images)[0])
+        return BatchFeature(data, tensor_type=return_tensors)
+
+    def text_ids(self, text: str, add_special_tokens: bool = True) -> list[int]:
+        """Ids of one text: its pieces around `<image>` tokenised apart, each image as its placeholders."""
+        pieces = text.split(self.image_token)
+        ids = list(self.tokenizer(pieces[0], add_special_tokens=add_special_tokens)["input_ids"])
+        for piece in pieces[1:]:
+            ids += [self.image_token_id] * self.image_seq_length
+            ids += self.tokenizer(piece, add_special_tokens=False)["input_ids"] if piece else []
+        return ids
 
     def _process_images(self, images: Any, **kwargs: Any) -> Any:
         flat = make_flat_list_of_images(images)
