@@ -36,10 +36,10 @@ def vision_tower_config(name: str) -> CLIPVisionConfig:
 
 
 class MobileVLMConfig(LlamaConfig):
-    """A MobileLLaMA / Vicuna (Llama) config with MobileVLM's vision keys, loaded from the official config.json.
+    """A MobileLLaMA / Vicuna (Llama) config with MobileVLM's vision keys, read from the official config.json.
 
-    `vision_config` (clipdpo's addition) holds the CLIP tower's config; `image_placeholder_id` is the placeholder
-    id the processor writes once per image token (default: `vocab_size`, the first id after the official
+    `vision_config` (clipdpo's addition) holds the CLIP tower's config; `image_placeholder_id` is the id the
+    processor writes once per image token (default: `vocab_size`, the first id after the official
     vocabulary, which the processor gives `<image>`).
     """
 
@@ -65,10 +65,13 @@ class MobileVLMConfig(LlamaConfig):
             self.vision_config = vision_tower_config(self.mm_vision_tower)
         if self.image_placeholder_id is None:
             self.image_placeholder_id = self.vocab_size
+        if "rope_scaling" in kwargs and kwargs["rope_scaling"] is None:  # official: null, i.e. no scaling
+            del kwargs["rope_scaling"]  # (setting it warns that it is deprecated)
         super().__post_init__(**kwargs)
 
-    def validate_architecture(self) -> None:
-        super().validate_architecture()
+    def check_vision_settings(self) -> None:
+        """ValueError (one line) for official settings this implementation does not cover (checked where the
+        model and the processor are built: AutoProcessor would hide a config error behind its fallbacks)."""
         if self.mm_projector_type not in PROJECTORS:
             raise ValueError(
                 f"mm_projector_type '{self.mm_projector_type}' is not supported (MobileVLM: "

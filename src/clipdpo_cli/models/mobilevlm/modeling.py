@@ -84,7 +84,7 @@ class LDPBlock(nn.Module):
 
 
 class LDPProjector(nn.Module):
-    """MobileVLM (v1)'s LDP: Linear-GELU-Linear, then a stride-1 and a stride-2 MobileNetV3 block (24 -> 12)."""
+    """MobileVLM (v1)'s LDP: Linear-GELU-Linear, a stride-1 and a stride-2 MobileNetV3 block (24 -> 12)."""
 
     def __init__(self, config: MobileVLMConfig) -> None:
         super().__init__()
@@ -136,6 +136,7 @@ class MobileVLMModel(MobileVLMPreTrainedModel):
     """The Llama backbone with the CLIP tower and the projector; image placeholders become image features."""
 
     def __init__(self, config: MobileVLMConfig) -> None:
+        config.check_vision_settings()
         super().__init__(config)
         self.language_model = LlamaModel(config)
         self.vision_tower = CLIPVisionModel(config.vision_config)
@@ -236,14 +237,17 @@ class MobileVLMForConditionalGeneration(MobileVLMPreTrainedModel, GenerationMixi
     ) -> CausalLMOutputWithPast:
         out = self.model(
             input_ids=input_ids, pixel_values=pixel_values, attention_mask=attention_mask,
-            position_ids=position_ids, cache=cache, inputs_embeds=inputs_embeds, use_cache=use_cache, **kwargs,
+            position_ids=position_ids, cache=cache, inputs_embeds=inputs_embeds, use_cache=use_cache,
+            **kwargs,
         )  # fmt: skip
         hidden = out.last_hidden_state
         keep = slice(-logits_to_keep, None) if isinstance(logits_to_keep, int) else logits_to_keep
         logits = self.lm_head(hidden[:, keep, :])
         loss = None
         if labels is not None:
-            loss = self.loss_function(logits=logits, labels=labels, vocab_size=self.config.vocab_size, **kwargs)
+            loss = self.loss_function(
+                logits=logits, labels=labels, vocab_size=self.config.vocab_size, **kwargs
+            )
         return CausalLMOutputWithPast(
             loss=loss, logits=logits, cache=out.cache, hidden_states=out.hidden_states,
             attentions=out.attentions,
@@ -258,5 +262,7 @@ class MobileVLMForConditionalGeneration(MobileVLMPreTrainedModel, GenerationMixi
         if any(key.startswith("model.vision_tower.") for key in info.get("missing_keys", ())):
             tower = CLIPVisionModel.from_pretrained(model.config.mm_vision_tower, dtype=model.dtype)
             model.model.vision_tower.load_state_dict(tower.state_dict())
-            info["missing_keys"] = {k for k in info["missing_keys"] if not k.startswith("model.vision_tower.")}
+            info["missing_keys"] = {
+                k for k in info["missing_keys"] if not k.startswith("model.vision_tower.")
+            }
         return (model, info) if wants_info else model

@@ -1,4 +1,4 @@
-"""MobileVLMProcessor: pad to a square, CLIP preprocessing at 336 px, the `v1` conversation as a chat template.
+"""MobileVLMProcessor: pad to a square, CLIP preprocessing at 336 px, the `v1` conversation as chat template.
 
 The official checkpoints ship a tokenizer and nothing else: no processor config, no image-processor config
 (the official code reads the CLIP image processor of `mm_vision_tower`), no chat template (the official code
@@ -114,9 +114,10 @@ class MobileVLMProcessor(ProcessorMixin):
         given = len(make_flat_list_of_images(images)) if images is not None else 0
         if found != given:
             raise ValueError(f"{found} {self.image_token} in the text for {given} images")
-        data = dict(self.tokenizer.pad(
-            {"input_ids": rows}, padding=kwargs.get("padding", False), padding_side=kwargs.get("padding_side"),
-        ))  # fmt: skip
+        padding = kwargs.get("padding", False)
+        data = dict(
+            self.tokenizer.pad({"input_ids": rows}, padding=padding, padding_side=kwargs.get("padding_side"))
+        )
         if images is not None:
             data.update(self._process_images(images)[0])
         return BatchFeature(data, tensor_type=return_tensors)
@@ -153,6 +154,7 @@ class MobileVLMProcessor(ProcessorMixin):
     def from_official(cls, path: str | os.PathLike, **hub: Any) -> MobileVLMProcessor:
         """The processor the official code uses for checkpoint `path` (tokenizer from `path`)."""
         config = AutoConfig.from_pretrained(path, **hub)
+        config.check_vision_settings()
         tokenizer = AutoTokenizer.from_pretrained(path, **hub)
         processor = cls(
             image_processor=official_image_processor(config.mm_vision_tower), tokenizer=tokenizer,
