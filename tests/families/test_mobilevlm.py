@@ -242,3 +242,44 @@ def test_registration_is_lazy():
         [sys.executable, "-c", code], capture_output=True, text=True, env=cli_env(), timeout=120
     )
     assert out.stdout.strip().splitlines()[-1] == "False False", out.stderr
+
+
+LIT_GPT_KEYS_3B = {  # keys mtgv/MobileVLM_V2-3B's config.json carries besides the Llama and mm_* keys
+    "_mlp_class": "LLaMAMLP", "_norm_class": "RMSNorm", "bias": False, "block_size": 2048,
+    "gelu_approximate": "none", "lm_head_bias": False, "n_embd": 2560, "n_head": 16, "n_layer": 32,
+    "n_query_groups": 16, "name": "huggy_llama_3b", "norm_eps": 1e-06, "org": "meta",
+    "padded_vocab_size": 32000, "padding_multiple": 64, "parallel_residual": False,
+}  # fmt: skip
+SIZES = {
+    "1.7B": {},
+    "3B": {"hidden_size": 2560, "intermediate_size": 6912, "num_attention_heads": 32,
+           "num_hidden_layers": 32, "num_key_value_heads": 32, **LIT_GPT_KEYS_3B},
+    "7B": {"hidden_size": 4096, "intermediate_size": 11008, "num_attention_heads": 32, "num_hidden_layers": 32,
+           "num_key_value_heads": 32, "max_position_embeddings": 4096, "rms_norm_eps": 1e-05},
+}  # fmt: skip
+# pytorch_model.bin sizes on the Hub (bf16): 1.7B 3.35 GB; 7B 9.98 + 4.15 GB (mobilevlm_v2/facts.json)
+PUBLISHED_GB = {"1.7B": 3.35, "7B": 14.13}
+
+
+@pytest.mark.parametrize("size", sorted(SIZES))
+def test_published_configs_build_the_published_model(size, tmp_path):
+    """The three published configs load through AutoConfig (the 3B one with its lit-gpt keys) and, built on
+    the meta device, have the parameters of the published weight files: LM + the CLIP ViT-L/14 tower."""
+    from transformers import AutoConfig
+
+    from clipdpo_cli.models.mobilevlm import register
+    from clipdpo_cli.models.mobilevlm.modeling import MobileVLMForConditionalGeneration
+    from clipdpo_cli.testing.families import facts
+
+    register()
+    config = {**facts("mobilevlm_v2")["config"], **SIZES[size]}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    loaded = AutoConfig.from_pretrained(tmp_path)
+    assert type(loaded).__name__ == "MobileVLMConfig" and loaded.hidden_size == config["hidden_size"]
+    assert (loaded.vision_config.hidden_size, loaded.vision_config.num_hidden_layers) == (1024, 24)
+    assert loaded.image_placeholder_id == 32000 and loaded.image_seq_length == 144
+    with torch.device("meta"):
+        model = MobileVLMForConditionalGeneration(loaded)
+    params = sum(p.numel() for p in model.parameters())
+    if size in PUBLISHED_GB:
+        assert params * 2 / 1e9 == pytest.approx(PUBLISHED_GB[size], abs=0.01)
