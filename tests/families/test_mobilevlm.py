@@ -254,8 +254,9 @@ SIZES = {
     "1.7B": {},
     "3B": {"hidden_size": 2560, "intermediate_size": 6912, "num_attention_heads": 32,
            "num_hidden_layers": 32, "num_key_value_heads": 32, **LIT_GPT_KEYS_3B},
-    "7B": {"hidden_size": 4096, "intermediate_size": 11008, "num_attention_heads": 32, "num_hidden_layers": 32,
-           "num_key_value_heads": 32, "max_position_embeddings": 4096, "rms_norm_eps": 1e-05},
+    "7B": {"hidden_size": 4096, "intermediate_size": 11008, "num_attention_heads": 32,
+           "num_hidden_layers": 32, "num_key_value_heads": 32, "max_position_embeddings": 4096,
+           "rms_norm_eps": 1e-05},
 }  # fmt: skip
 # pytorch_model.bin sizes on the Hub (bf16): 1.7B 3.35 GB; 7B 9.98 + 4.15 GB (mobilevlm_v2/facts.json)
 PUBLISHED_GB = {"1.7B": 3.35, "7B": 14.13}
