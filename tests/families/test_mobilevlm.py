@@ -200,14 +200,26 @@ import sys
 from clipdpo_cli.cli import main
 for name in sys.argv[2:]:
     try:
-        main(["caption", sys.argv[1], "--model", name, "--device", "cpu"])
+        main(["caption", sys.argv[1], "--model", name, "--device", "cpu", "--max-new-tokens", "2"])
     except SystemExit as exc:
         print(exc.code, file=sys.stderr)
 """
 
 
-def test_hub_names_offline_say_what_llava_says(tmp_path):
-    """Offline, not cached: the same one line as for llava-hf/llava-1.5-7b-hf (resolved, not downloaded)."""
+def hub_cache(home, repo: str, folder: str) -> None:
+    """`folder` as the Hugging Face cache holds a downloaded `repo` (HF_HOME layout, one snapshot)."""
+    import shutil
+
+    commit = "0" * 40
+    entry = home / "hub" / f"models--{repo.replace('/', '--')}"
+    (entry / "refs").mkdir(parents=True)
+    (entry / "refs" / "main").write_text(commit)
+    shutil.copytree(folder, entry / "snapshots" / commit, ignore=shutil.ignore_patterns(".complete"))
+
+
+def test_hub_names_resolve_offline_as_llava_does(family_dir, tmp_path):
+    """Offline: a cached MobileVLM-v2 Hub id loads and captions; one not cached gives the same one line as
+    llava-hf/llava-1.5-7b-hf (names resolved as on a user's machine, nothing downloaded)."""
     import subprocess
     import sys
 
@@ -215,6 +227,7 @@ def test_hub_names_offline_say_what_llava_says(tmp_path):
 
     (tmp_path / "imgs").mkdir()
     Image.new("RGB", (8, 8)).save(tmp_path / "imgs" / "a.png")
+    hub_cache(tmp_path / "hf", HUB_NAMES[0], family_dir("mobilevlm_v2"))
     names = ["llava-hf/llava-1.5-7b-hf", *HUB_NAMES]
     env = cli_env(HF_HUB_OFFLINE="1", HF_HOME=str(tmp_path / "hf"))
     result = subprocess.run([sys.executable, "-c", OFFLINE_SCRIPT, str(tmp_path / "imgs"), *names],
@@ -222,11 +235,17 @@ def test_hub_names_offline_say_what_llava_says(tmp_path):
     lines = result.stderr.strip().splitlines()
     expected = []
     for name in names:
+        if name == HUB_NAMES[0]:  # cached: five captions (the default prompts), exit 0
+            expected += ["clipdpo caption: 1 in, 5 out", "0"]
+            continue
         expected += [
             f"clipdpo caption: error: model '{name}' is not a local directory and is not in the Hugging Face "
             "cache (HF_HUB_OFFLINE=1: download it first, or pass a local directory)", "1",
         ]  # fmt: skip
-    assert lines == expected
+    lines = [line.split(";")[0] for line in lines]  # the summary's timing varies
+    assert lines == expected, result.stderr
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(records) == 5 and all(r["model"] == HUB_NAMES[0] for r in records)
 
 
 def test_registration_is_lazy():
