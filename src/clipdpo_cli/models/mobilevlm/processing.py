@@ -101,7 +101,7 @@ class MobileVLMProcessor(ProcessorMixin):
         """Pixel values and ids as the official code tokenises: the text between images on its own.
 
         The official `tokenizer_image_token` tokenises each piece of text around an `<image>` separately,
-        so the piece after an image starts with SentencePiece's word-start `▁` (`▁`, `<0x0A>` for "\n"),
+        so the piece after an image starts with SentencePiece's word-start `▁` (`▁`, `<0x0A>` for a newline),
         whatever the tokenizer's `legacy` setting makes of text after a special token.
         """
         if text is None:
