@@ -16,15 +16,16 @@ import pytest
 def _sources_key() -> str:
     import transformers
 
+    import clipdpo_cli.models.mobilevlm as mobilevlm  # its classes build the mobilevlm_v2 fixture
     import clipdpo_cli.testing.families as families
 
     digest = hashlib.sha256(transformers.__version__.encode())
-    root = os.path.dirname(families.__file__)
-    for folder, _, files in sorted(os.walk(root)):
-        for name in sorted(files):
-            if name.endswith((".py", ".json", ".jinja")):
-                with open(os.path.join(folder, name), "rb") as fh:
-                    digest.update(name.encode() + fh.read())
+    for root in (os.path.dirname(families.__file__), os.path.dirname(mobilevlm.__file__)):
+        for folder, _, files in sorted(os.walk(root)):
+            for name in sorted(files):
+                if name.endswith((".py", ".json", ".jinja")):
+                    with open(os.path.join(folder, name), "rb") as fh:
+                        digest.update(name.encode() + fh.read())
     return digest.hexdigest()[:16]
 
 

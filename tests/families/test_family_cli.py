@@ -71,14 +71,16 @@ def test_train_one_step_and_reload(family_dir, key, inputs, tmp_path):
     assert trained.encoding.end_of_turn_id == base.encoding.end_of_turn_id
 
 
-@pytest.mark.parametrize("key", ["llava15", "smolvlm", "qwen2_vl"])
+@pytest.mark.parametrize("key", ["llava15", "smolvlm", "qwen2_vl", "mobilevlm_v2"])
 def test_lora_targets_the_language_model_of_each_family(family_dir, key, inputs, tmp_path):
-    """SmolVLM keeps its LM at model.text_model: a fixed 'language_model' regex matched nothing there."""
+    """SmolVLM keeps its LM at model.text_model: a fixed 'language_model' regex matched nothing there.
+    MobileVLM's CLIP tower has q/k/v projections too: they are not matched."""
     from transformers import AutoModelForImageTextToText
 
+    from clipdpo_cli.models.hub import load_pretrained
     from clipdpo_cli.train.trainer import lora_targets
 
-    model = AutoModelForImageTextToText.from_pretrained(family_dir(key))
+    model = load_pretrained(AutoModelForImageTextToText.from_pretrained, family_dir(key), "model")
     pattern = lora_targets(model)
     import re
 

@@ -31,6 +31,8 @@ EXPECT = {
     "qwen2_5_vl": {"bos": None, "lead": "", "eot": "<|im_end|>", "image_tokens": 4},
     "smolvlm": {"bos": "<|im_start|>", "lead": " ", "eot": "<end_of_utterance>", "image_tokens": 13 * 64},
     "paligemma": {"bos": "<bos>", "lead": "", "eot": "<eos>", "image_tokens": 256},
+    # MobileVLM's v1 conversation writes "ASSISTANT: text</s>"; LDPv2 pools every image to 12 x 12
+    "mobilevlm_v2": {"bos": "<s>", "lead": "", "eot": "</s>", "image_tokens": 144},
 }
 
 

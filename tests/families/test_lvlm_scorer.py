@@ -22,6 +22,9 @@ def direct_logprob(model, processor, image, key: str, text: str) -> tuple[float,
     text_ids = tok.convert_tokens_to_ids(tok.tokenize(EXPECT[key]["lead"] + text))
     ids = torch.tensor([prompt + text_ids])
     pixels = processor.image_processor([image], return_tensors="pt")
+    if key == "mobilevlm_v2":  # padded to a square first, by the processor (the official process_images)
+        pixels = processor(images=[image], text=[processor.image_token], return_tensors="pt")
+        pixels = {"pixel_values": pixels["pixel_values"]}
     extra = {k: v for k, v in pixels.items() if k != "num_patches"}
     if "image_grid_thw" in extra:  # Qwen2-VL: flattened patches, their grid, and which ids are image tokens
         extra = {"pixel_values": extra["pixel_values"], "image_grid_thw": extra["image_grid_thw"],
@@ -34,7 +37,7 @@ def direct_logprob(model, processor, image, key: str, text: str) -> tuple[float,
     return total, len(text_ids)
 
 
-@pytest.mark.parametrize("key", ["llava15", "qwen2_vl"])
+@pytest.mark.parametrize("key", ["llava15", "qwen2_vl", "mobilevlm_v2"])
 def test_lvlm_scorer_equals_the_log_probabilities_of_the_same_tokens(family_dir, key, tmp_path):
     from clipdpo_cli.models.lvlm import load_lvlm
 

@@ -75,6 +75,9 @@ def quiet_transformers() -> Iterator[None]:
 
 def load_pretrained(loader: Callable[..., Any], name: str, what: str, **kwargs: Any) -> Any:
     """`loader(name, **kwargs)` with hub/path errors turned into InputError."""
+    from clipdpo_cli.models.mobilevlm import register
+
+    register()  # MobileVLM's classes, so that the Auto classes know its checkpoints (models/mobilevlm)
     try:
         with quiet_transformers():
             return loader(name, **kwargs)

@@ -403,8 +403,16 @@ FAMILIES: dict[str, Family] = {
         Family("qwen2_5_vl", "Qwen/Qwen2.5-VL-3B-Instruct", "lvlm", lambda d: build_qwen_vl(d, "qwen2_5_vl")),
         Family("smolvlm", "HuggingFaceTB/SmolVLM-256M-Instruct", "lvlm", build_smolvlm),
         Family("paligemma", "google/paligemma-3b-mix-224", "lvlm", build_paligemma, needs_template=True),
+        Family("mobilevlm_v2", "mtgv/MobileVLM_V2-1.7B", "lvlm", lambda d: build_mobilevlm(d)),
     )
 }
+
+
+def build_mobilevlm(out_dir: str, **kwargs: Any) -> str:
+    """mtgv/MobileVLM_V2-1.7B in the official layout (testing/families/mobilevlm.py)."""
+    from clipdpo_cli.testing.families.mobilevlm import build_mobilevlm as build
+
+    return build(out_dir, **kwargs)
 
 
 def all_families() -> dict[str, Family]:
