@@ -10,9 +10,8 @@ import os
 import shutil
 
 import pytest
-from train_helpers import main_in_process
-
 from tests.conftest import invoke_cli
+from train_helpers import main_in_process
 
 
 def write_pairs(folder, records) -> str:
@@ -86,7 +85,9 @@ def test_bad_pairs_fail_or_are_skipped(tmp_path, capsys):
     )
     code, _, err = main_in_process(capsys, "export", pairs, "-o", str(tmp_path / "out.jsonl"))
     assert code == 1
-    assert f"record gone (image {tmp_path / 'missing.png'}): image not found: {tmp_path / 'missing.png'}" in err
+    assert (
+        f"record gone (image {tmp_path / 'missing.png'}): image not found: {tmp_path / 'missing.png'}" in err
+    )
     out = str(tmp_path / "skip.jsonl")
     code, _, err = main_in_process(capsys, "export", pairs, "-o", out, "--on-error", "skip")
     assert code == 0, err
@@ -180,7 +181,9 @@ def check_sharegpt_ranking(example: dict, entry: dict, data_dir: str) -> None:
     roles = [m["from"] for m in messages]
     assert roles == ["human", "gpt"] * (len(roles) // 2) + ["human"]  # human at odd positions, odd count
     for answer in ("chosen", "rejected"):
-        assert set(example[columns[answer]]) == {"from", "value"} and example[columns[answer]]["from"] == "gpt"
+        assert (
+            set(example[columns[answer]]) == {"from", "value"} and example[columns[answer]]["from"] == "gpt"
+        )
     images = example[columns["images"]]
     assert sum(m["value"].count("<image>") for m in messages) == len(images) == 1
     assert all(os.path.isfile(os.path.join(data_dir, image)) for image in images)  # media_dir join
@@ -204,7 +207,12 @@ def test_llamafactory_layout_matches_its_documented_schema(toy_pairs, tmp_path):
         "file_name": "clipdpo_pairs.jsonl",
         "formatting": "sharegpt",
         "ranking": True,
-        "columns": {"messages": "conversations", "chosen": "chosen", "rejected": "rejected", "images": "images"},
+        "columns": {
+            "messages": "conversations",
+            "chosen": "chosen",
+            "rejected": "rejected",
+            "images": "images",
+        },
     }
     assert set(entry) <= LLAMAFACTORY_KEYS and set(entry["columns"]) <= LLAMAFACTORY_COLUMNS
     assert entry["formatting"] in ("alpaca", "sharegpt") and isinstance(entry["ranking"], bool)

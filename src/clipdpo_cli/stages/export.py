@@ -41,7 +41,9 @@ def checked_pair(record: dict[str, Any], image_root: str | None) -> dict[str, An
         )
     image = os.path.abspath(row["image"])
     if not os.path.isfile(image):
-        hint = "" if image_root or os.path.isabs(record["image"]) else " (relative paths start at --image-root)"
+        hint = (
+            "" if image_root or os.path.isabs(record["image"]) else " (relative paths start at --image-root)"
+        )
         raise BadRecord(f"image not found: {image}{hint}", reason="missing image")
     return {**row, "id": record.get("id", row["id"]), "image": image}
 
@@ -76,7 +78,7 @@ def export_records(
     image_root: str | None = None,
     ctx: StageContext | None = None,
 ) -> Iterator[dict[str, Any]]:
-    """One exported example per usable pair record (`fmt`: trl, parquet -> TRL rows; sharegpt, llamafactory)."""
+    """One exported example per usable pair: TRL rows (trl, parquet), else sharegpt rows."""
     if fmt not in FORMATS:
         raise InputError(f"unknown export format '{fmt}' (one of {', '.join(FORMATS)})")
     ctx = ctx or StageContext("export")
@@ -96,7 +98,12 @@ def dataset_info_entry(file_name: str) -> dict[str, Any]:
         "file_name": file_name,
         "formatting": "sharegpt",
         "ranking": True,
-        "columns": {"messages": "conversations", "chosen": "chosen", "rejected": "rejected", "images": "images"},
+        "columns": {
+            "messages": "conversations",
+            "chosen": "chosen",
+            "rejected": "rejected",
+            "images": "images",
+        },
     }
 
 
@@ -128,7 +135,7 @@ def write_dataset_info(data_file: str, name: str | None = None) -> tuple[str, st
 
 
 def write_parquet(trl_jsonl: str, output: str, embed_images: bool = True) -> int:
-    """The TRL rows of `trl_jsonl` as a parquet file with an `images` column of `datasets.Image`: rows written.
+    """The TRL rows of `trl_jsonl` as a parquet file, `images` a column of `datasets.Image`: rows written.
 
     With `embed_images` the image files' bytes go into the file (what `push_to_hub` does), else their paths.
     The features are stored in the file, so `load_dataset("parquet", ...)` gives PIL images back.
