@@ -117,7 +117,7 @@ def test_model_card_names_the_base_model_and_the_run(overwritten, tiny_llava, to
     assert "| pairs ranked by | not recorded in the pair records |" in card.text
     for row in ("| loss | dpo |", "| beta | 0.1 |", "| reference | live |", "| optimizer steps | 1 (of"):
         assert row in card.text, row
-    assert "| effective batch | 4 |" in card.text and "CLIP-DPO" in card.text
+    assert "| effective batch | 4 |" in card.text and "\n# model: CLIP-DPO\n" in card.text
     data = card.data.to_dict()
     assert data["pipeline_tag"] == "image-text-to-text" and data["library_name"] == "transformers"
     assert "clipdpo" in data["tags"] and "base_model" not in data  # a local folder is no Hub id

@@ -37,6 +37,7 @@ class RunFacts:
     kinds: dict[str, int] = field(default_factory=dict)  # pair kind -> count (caption, qa)
     scorers: list[str] = field(default_factory=list)  # scorers named in the pairs, if any
     hub_model_id: str | None = None
+    output_dir: str = ""  # the card's title without a Hub id is this folder's name
 
 
 def hub_id_of(model: str) -> str | None:
@@ -88,7 +89,7 @@ def card_text(facts: RunFacts, steps: int) -> str:
         pipeline_tag="image-text-to-text",
         tags=tags,
     )
-    name = facts.hub_model_id or facts.base_model_id or facts.base_model
+    name = facts.hub_model_id or os.path.basename(os.path.abspath(facts.output_dir or facts.base_model))
     base = (
         f"[{facts.base_model_id}](https://huggingface.co/{facts.base_model_id})"
         if facts.base_model_id
@@ -186,6 +187,7 @@ def run_facts(s: Any, pairs: Any, reference: str, effective_batch: int) -> RunFa
         loss=s.loss, beta=s.beta, label_smoothing=s.label_smoothing, learning_rate=s.learning_rate,
         effective_batch=effective_batch, epochs=s.epochs, max_steps=s.max_steps, reference=reference,
         lora=lora, max_length=s.max_length, kinds=kinds, scorers=scorers, hub_model_id=s.hub_model_id,
+        output_dir=s.output_dir,
     )  # fmt: skip
 
 
