@@ -57,6 +57,18 @@ def test_unrelated_files_do_not_count_and_are_kept(tmp_path):
     assert sorted(os.listdir(out)) == ["checkpoint-best", "notes.txt", "slurm-1.out"]
 
 
+def test_only_the_first_node_of_a_multi_node_job_clears(tmp_path, monkeypatch):
+    from clipdpo_cli.train.output_dir import check_output_dir
+
+    (tmp_path / "checkpoint-1").mkdir()
+    monkeypatch.setenv("SLURM_NODEID", "1")
+    check_output_dir(str(tmp_path), overwrite=True, resume_from_checkpoint=None)
+    assert os.listdir(tmp_path) == ["checkpoint-1"]
+    monkeypatch.setenv("SLURM_NODEID", "0")
+    check_output_dir(str(tmp_path), overwrite=True, resume_from_checkpoint=None)
+    assert os.listdir(tmp_path) == []
+
+
 def test_overwrite_and_resume_exclude_each_other(toy_pairs, tmp_path, capsys):
     code, _, err = train(
         capsys, toy_pairs, "m", str(tmp_path), "--overwrite", "--resume-from-checkpoint", "last"

@@ -14,7 +14,6 @@ import shutil
 
 from clipdpo_cli.io.errors import UsageError
 
-CHECKPOINT = re.compile(r"^checkpoint-\d+$")
 # What a run leaves in its output folder (the model and processor files, an adapter, the summary, the card).
 RUN_FILE = re.compile(
     r"^(config\.json|generation_config\.json|model(-\d+-of-\d+)?\.safetensors|model\.safetensors\.index\.json|"
@@ -57,7 +56,8 @@ def check_output_dir(output_dir: str, overwrite: bool, resume_from_checkpoint: s
             f"--output-dir {output_dir} already holds a training run ({shown}); add --overwrite to replace "
             "it, --resume-from-checkpoint last to continue it, or choose another folder"
         )
-    clear_previous_run(output_dir, found)
+    if int(os.environ.get("SLURM_NODEID", "0") or 0) == 0:  # one node of a multi-node job clears it
+        clear_previous_run(output_dir, found)
 
 
 def clear_previous_run(output_dir: str, names: list[str]) -> None:
