@@ -20,7 +20,7 @@ ASK_ARGS=${ASK_ARGS:---questions 2 --batch-size 32}
 SCORE_ARGS=${SCORE_ARGS:---precision bf16}
 FILTER_ARGS=${FILTER_ARGS:-}   # the paper's thresholds are the defaults
 PAIR_ARGS=${PAIR_ARGS:-}
-TRAIN_ARGS=${TRAIN_ARGS:---num-processes 8 --deepspeed examples/zero3.json --per-device-batch-size 4}
+TRAIN_ARGS=${TRAIN_ARGS:---num-processes 8 --deepspeed zero3 --per-device-batch-size 4}
 EVAL_ARGS=${EVAL_ARGS:-}
 mkdir -p "$OUT"
 
@@ -41,7 +41,10 @@ cat "$OUT/scored-captions.jsonl" "$OUT/scored-questions.jsonl" \
   | clipdpo pair --input-order any $PAIR_ARGS > "$OUT/pairs.jsonl"
 
 # 4. DPO training with the paper's hyperparameters (defaults) under DeepSpeed ZeRO-3 on 8 GPUs
-clipdpo train "$OUT/pairs.jsonl" --model "$LVLM" --output-dir "$OUT/model" $TRAIN_ARGS > "$OUT/train-summary.json"
+#    (a rerun keeps a finished model: train refuses an --output-dir that holds a run unless --overwrite)
+if [ ! -s "$OUT/model/train_summary.json" ]; then
+  clipdpo train "$OUT/pairs.jsonl" --model "$LVLM" --output-dir "$OUT/model" $TRAIN_ARGS > "$OUT/train-summary.json"
+fi
 
 # 5. evaluation
 if [ -n "$AMBER" ]; then

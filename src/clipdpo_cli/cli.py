@@ -29,6 +29,7 @@ COMMAND_MODULES = (
     "categorize",
     "filter",
     "pair",
+    "export",
     "train",
     "eval_amber",
     "eval_zeroshot",

@@ -13,7 +13,10 @@ import pytest
 from clipdpo_cli.io.records import content_id
 from tests.conftest import cli_env, run_cli
 
-STAGES = ["caption", "ask", "score", "categorize", "filter", "pair", "train", "eval-amber", "eval-zeroshot"]
+STAGES = [
+    "caption", "ask", "score", "categorize", "filter", "pair", "export", "train", "eval-amber",
+    "eval-zeroshot",
+]  # fmt: skip
 
 
 def scored(n_images=4, per_image=3):

@@ -50,9 +50,9 @@ def shell_env(tmp_path_factory):
     return env
 
 
-def run(script, env, *args, **extra):
+def run(script, env, *args, cwd=REPO, **extra):
     r = subprocess.run(
-        ["bash", str(REPO / script), *args], capture_output=True, env={**env, **extra}, cwd=REPO, timeout=900
+        ["bash", str(REPO / script), *args], capture_output=True, env={**env, **extra}, cwd=cwd, timeout=900
     )
     assert r.returncode == 0, r.stderr.decode()[-3000:]
     return r
@@ -98,30 +98,35 @@ def test_slurm_caption_score_arrays_then_merge(assets, shell_env, tmp_path):
 
 
 def test_slurm_train_sbatch_single_node(assets, shell_env, tmp_path):
-    pairs = tmp_path / "pairs.jsonl"
-    images = sorted(os.path.join(assets.images, f) for f in os.listdir(assets.images))
-    with open(pairs, "wb") as fh:
-        for i, image in enumerate(images[:4]):
-            fh.write(
-                orjson.dumps(
-                    {
-                        "id": f"p{i}",
-                        "image": image,
-                        "kind": "caption",
-                        "prompt": "Describe the image.",
-                        "chosen": "a red ball",
-                        "rejected": "a green kite",
-                    }
-                )
-                + b"\n"
-            )
-    out = tmp_path / "model"
+    """Submitted from a folder of its own (sbatch runs a copy of the script elsewhere): relative PAIRS and
+    OUT start at SLURM_SUBMIT_DIR, --deepspeed zero3 is the package's config, and the reference pass reads
+    the images from the same IMAGE_ROOT with the same --max-length as training."""
+    import shutil
+
+    from clipdpo_cli.train.refcache import RefScorer
+
+    submit, root, spool = tmp_path / "submit", tmp_path / "images", tmp_path / "spool"
+    for folder in (submit, root, spool):
+        folder.mkdir()
+    rows = []
+    for i, name in enumerate(sorted(os.listdir(assets.images))[:4]):
+        shutil.copy(os.path.join(assets.images, name), root / name)
+        rows.append(
+            {"id": f"p{i}", "image": name, "kind": "caption", "prompt": "Describe the image.",
+             "chosen": "a red ball on the green grass", "rejected": "a green kite"}
+        )  # fmt: skip
+    with open(submit / "pairs.jsonl", "wb") as fh:
+        fh.writelines(orjson.dumps(r) + b"\n" for r in rows)
     run(
         "examples/slurm/train.sbatch",
         shell_env,
-        PAIRS=str(pairs),
+        cwd=spool,
+        SLURM_SUBMIT_DIR=str(submit),
+        PAIRS="pairs.jsonl",
         MODEL=assets.llava,
-        OUT=str(out),
+        OUT="model",
+        IMAGE_ROOT=str(root),
+        MAX_LENGTH="30",
         GPUS_PER_NODE="1",
         SLURM_NNODES="1",
         SLURM_NODEID="0",
@@ -130,12 +135,19 @@ def test_slurm_train_sbatch_single_node(assets, shell_env, tmp_path):
         REPORT_TO="none",
         TRAIN_ARGS="--max-steps 1 --per-device-batch-size 2",
     )
-    ref = read(tmp_path / "pairs.ref.jsonl")
+    ref = read(submit / "pairs.ref.jsonl")
     assert [r["id"] for r in ref] == ["p0", "p1", "p2", "p3"]
-    assert all(
-        isinstance(r["ref_chosen_logps"], float) and isinstance(r["ref_rejected_logps"], float) for r in ref
-    )
+    assert not (submit / "pairs.ref.jsonl.partial").exists()
+    # the pass cut prompt + answer to 30 text tokens (26 of them the prompt's), as training does
+    scorer = RefScorer(assets.llava, max_length=30, precision="fp32")
+    chosen, rejected = scorer([{**r, "image": str(root / r["image"])} for r in rows])
+    assert [r["ref_chosen_logps"] for r in ref] == pytest.approx(chosen, abs=1e-4)
+    assert [r["ref_rejected_logps"] for r in ref] == pytest.approx(rejected, abs=1e-4)
+    full, _ = RefScorer(assets.llava, precision="fp32")([{**rows[0], "image": str(root / rows[0]["image"])}])
+    assert full[0] < chosen[0] - 1  # uncut, the 12-token answer scores far lower
+    out = submit / "model"
     assert (out / "config.json").exists() and any(p.name.endswith(".safetensors") for p in out.iterdir())
+    assert orjson.loads((out / "train_summary.json").read_bytes())["reference"] == "precomputed"
 
 
 def test_pipeline_sh_with_tiny_models(assets, shell_env, tmp_path):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from clipdpo_cli.io.errors import UsageError
@@ -92,13 +94,26 @@ def test_single_process_env_for_deepspeed():
     assert kept == {"RANK": "3", "WORLD_SIZE": "8"}
 
 
-def test_shipped_zero3_config_is_stage3():
+@pytest.mark.parametrize("name, stage", [("zero2", 2), ("zero3", 3)])
+def test_shipped_deepspeed_configs_resolve_by_name(name, stage, tmp_path):
+    """`--deepspeed zero3` needs no repository checkout: the configs are package data."""
     import json
-    import os
 
-    root = os.path.join(os.path.dirname(__file__), "..", "..", "examples")
-    with open(os.path.join(root, "zero3.json")) as fh:
+    from clipdpo_cli.train.deepspeed_configs import resolve_deepspeed
+
+    path = resolve_deepspeed(name)
+    assert path.endswith(os.path.join("clipdpo_cli", "data", "deepspeed", f"{name}.json"))
+    with open(path) as fh:
         config = json.load(fh)
-    assert config["zero_optimization"]["stage"] == 3
-    assert config["zero_optimization"]["stage3_gather_16bit_weights_on_model_save"] is True
-    assert config["train_micro_batch_size_per_gpu"] == "auto"  # filled from the command's options
+    assert config["zero_optimization"]["stage"] == stage
+    if stage == 3:
+        assert config["zero_optimization"]["stage3_gather_16bit_weights_on_model_save"] is True
+    for key in ("train_micro_batch_size_per_gpu", "gradient_accumulation_steps", "train_batch_size"):
+        assert config[key] == "auto"  # filled from the command's options
+    own = tmp_path / "mine.json"
+    own.write_text("{}")
+    assert resolve_deepspeed(str(own)) == str(own) and resolve_deepspeed(None) is None
+    with pytest.raises(
+        UsageError, match="--deepspeed file not found: zero4 .or name a shipped config: zero2, zero3"
+    ):
+        resolve_deepspeed("zero4")

@@ -48,12 +48,6 @@ class RefMode(str, enum.Enum):
     precomputed = "precomputed"
 
 
-class ReportTo(str, enum.Enum):
-    none = "none"
-    tensorboard = "tensorboard"
-    wandb = "wandb"
-
-
 def command(
     ctx: typer.Context,
     pairs: Annotated[
@@ -105,21 +99,37 @@ def command(
     lora: Annotated[
         bool, typer.Option("--lora", help="Train a LoRA adapter (peft), merged into the saved model.")
     ] = False,
+    save_adapter_only: Annotated[
+        bool, typer.Option("--save-adapter-only", help="With --lora: save the adapter alone, not merged.")
+    ] = False,
     lora_r: Annotated[int, typer.Option(help="LoRA rank.")] = 16,
     lora_alpha: Annotated[int, typer.Option(help="LoRA alpha.")] = 32,
     seed: Annotated[int, typer.Option(help="Seed for shuffling, dropout and init.")] = 0,
-    report_to: Annotated[ReportTo, typer.Option(help="Where metrics go besides stderr.")] = ReportTo.none,
+    report_to: Annotated[
+        str,
+        typer.Option(help="Metrics besides stderr: none, tensorboard, wandb, or a,b (checked first)."),
+    ] = "none",
     logging_steps: Annotated[int, typer.Option(help="Log metrics every N optimizer steps.")] = 10,
     save_steps: Annotated[int, typer.Option(help="Save a checkpoint every N optimizer steps.")] = 500,
     resume_from_checkpoint: Annotated[
         str | None,
         typer.Option(help="Continue from a checkpoint folder in --output-dir ('last' for the latest)."),
     ] = None,
+    overwrite: Annotated[
+        bool,
+        typer.Option("--overwrite", help="Replace the run already in --output-dir (its checkpoints too)."),
+    ] = False,
+    push_to_hub: Annotated[
+        bool, typer.Option("--push-to-hub", help="Upload the saved model folder to the Hugging Face Hub.")
+    ] = False,
+    hub_model_id: Annotated[
+        str | None, typer.Option(help="Hub repository (NAME or OWNER/NAME; default: --output-dir's name).")
+    ] = None,
     config: Annotated[
         str | None, typer.Option(help="YAML file with more TRL DPOConfig/KTOConfig fields.")
     ] = None,
     deepspeed: Annotated[
-        str | None, typer.Option(help="DeepSpeed config JSON (e.g. examples/zero3.json).")
+        str | None, typer.Option(help="DeepSpeed config: zero2 / zero3 (shipped in clipdpo) or a JSON file.")
     ] = None,
     num_processes: Annotated[
         int | None, typer.Option(help="Processes in all (GPUs); >1 re-launches under accelerate.")
@@ -192,7 +202,7 @@ def command(
     quiet: QuietOpt = False,
     progress_every: ProgressEveryOpt = DEFAULT_EVERY,
 ) -> None:
-    """clipdpo train pairs.jsonl --model llava-hf/llava-1.5-7b-hf --deepspeed zero3.json --output-dir out/
+    """clipdpo train pairs.jsonl --model llava-hf/llava-1.5-7b-hf --deepspeed zero3 --output-dir out/
 
     DPO fine-tuning with TRL on {image, prompt, chosen, rejected} pairs, the paper's hyperparameters by
     default (1 epoch, AdamW, lr 5e-7 cosine to 0, warm-up 0.01, no weight decay, batch 256, beta 0.1).
@@ -229,6 +239,11 @@ def command(
         )
     if output_dir is None:
         raise UsageError("--output-dir is required (where the trained model is saved)")
+    extra, explicit = read_config(config), explicit_fields(ctx)
+    deepspeed, report_to = preflight(
+        output_dir, overwrite, resume_from_checkpoint, deepspeed, report_to, extra, explicit, push_to_hub,
+        hub_model_id, lora, save_adapter_only,
+    )  # fmt: skip
     plan = launcher.plan_from_options(
         num_processes,
         num_machines,
@@ -252,16 +267,45 @@ def command(
         per_device_batch_size=per_device_batch_size, warmup_ratio=warmup_ratio, weight_decay=weight_decay,
         lr_scheduler=lr_scheduler, max_length=max_text, precision=precision,
         gradient_checkpointing=gradient_checkpointing, lora=lora, lora_r=lora_r, lora_alpha=lora_alpha,
-        seed=seed, report_to=report_to.value, logging_steps=logging_steps, save_steps=save_steps,
+        seed=seed, report_to=report_to, logging_steps=logging_steps, save_steps=save_steps,
         resume_from_checkpoint=resume_from_checkpoint, deepspeed=deepspeed, ref_logps=ref_logps.value,
         ref_model=ref_model, image_root=image_root, skip_bad=on_error == OnError.skip,
         num_workers=num_workers,
         chat_template=chat_template, max_pixels=max_pixels, quiet=quiet, progress_every=progress_every,
-        extra=read_config(config), explicit=explicit_fields(ctx),
+        save_adapter_only=save_adapter_only, push_to_hub=push_to_hub, hub_model_id=hub_model_id,
+        extra=extra, explicit=explicit,
     )  # fmt: skip
     with stdout_to_stderr():  # library chatter (DeepSpeed logs to stdout) must not mix with the JSON
         result = run_training(settings)
     summary(result, quiet)
+
+
+def preflight(
+    output_dir: str, overwrite: bool, resume_from_checkpoint: str | None, deepspeed: str | None,
+    report_to: str, extra: dict[str, Any], explicit: frozenset[str], push_to_hub: bool,
+    hub_model_id: str | None, lora: bool, save_adapter_only: bool,
+) -> tuple[str | None, str]:  # fmt: skip
+    """Everything that can be wrong before a model loads (in the process the user started, not again in
+    the processes it launches): the output folder, the DeepSpeed config, the trackers, the Hub push.
+    Returns the DeepSpeed config file and the checked --report-to."""
+    import os
+
+    from clipdpo_cli.io.errors import UsageError
+    from clipdpo_cli.train.deepspeed_configs import resolve_deepspeed
+    from clipdpo_cli.train.launcher import LAUNCHED_ENV
+    from clipdpo_cli.train.output_dir import check_output_dir
+    from clipdpo_cli.train.publish import check_hub
+    from clipdpo_cli.train.reporting import parse_report_to
+
+    if save_adapter_only and not lora:
+        raise UsageError("--save-adapter-only goes with --lora")
+    if os.environ.get(LAUNCHED_ENV) != "1":
+        check_output_dir(output_dir, overwrite, resume_from_checkpoint)
+    trackers = parse_report_to(report_to)
+    if "report_to" in extra and "report_to" not in explicit:
+        parse_report_to(extra["report_to"])  # --config's value is the one used: check it too
+    check_hub(push_to_hub, hub_model_id)
+    return resolve_deepspeed(deepspeed), ",".join(trackers) or "none"
 
 
 def write_reference(

@@ -17,8 +17,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from clipdpo_cli.io.errors import InputError, UsageError
+from clipdpo_cli.train import model_card
 from clipdpo_cli.train.data import PairColumns, VisionPairCollator, collect_pairs, unpair
 from clipdpo_cli.train.losses import LossChoice, cdpo_loss, resolve_loss
+from clipdpo_cli.train.publish import hub_config
 
 REF_MODES = ("auto", "live", "precomputed")
 
@@ -62,6 +64,9 @@ class TrainSettings:
     max_pixels: int | None = None  # cap on a dynamic-resolution processor's pixels per image
     quiet: bool = False
     progress_every: float = 60.0  # seconds between plain progress lines off a terminal (0: none)
+    save_adapter_only: bool = False  # --lora: save the adapter alone instead of merging it
+    push_to_hub: bool = False
+    hub_model_id: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # --config YAML: more DPOConfig/KTOConfig fields
     explicit: frozenset[str] = frozenset()  # config fields the user set on the command line (win over extra)
 
@@ -143,7 +148,7 @@ def config_kwargs(s: TrainSettings, choice: LossChoice) -> dict[str, Any]:
         "fp16": fp16,
         "gradient_checkpointing": s.gradient_checkpointing,
         "seed": s.seed,
-        "report_to": s.report_to,
+        "report_to": s.report_to.split(","),  # checked by train.reporting before any model loads
         "logging_steps": s.logging_steps,
         "save_steps": s.save_steps,
         "remove_unused_columns": False,  # the collator needs the raw columns (image, texts, ref log-probs)
@@ -152,6 +157,7 @@ def config_kwargs(s: TrainSettings, choice: LossChoice) -> dict[str, Any]:
         "deepspeed": s.deepspeed,
         "disable_tqdm": not sys.stderr.isatty(),
     }
+    derived.update(hub_config(s.push_to_hub, s.hub_model_id))
     if choice.trainer == "dpo":
         derived["loss_type"] = ["sigmoid"] if choice.loss_type == "cdpo" else choice.loss_type.split(",")
         derived["label_smoothing"] = label_smoothing(s, choice)
@@ -500,6 +506,7 @@ def run_training(s: TrainSettings) -> TrainResult:
 
     for callback in train_callbacks(s.quiet, s.progress_every):
         trainer.add_callback(callback)
+    card = model_card.install(trainer, model_card.run_facts(s, pairs, ref_mode, effective))
     timer = step_timer()
     trainer.add_callback(timer)
     resume = resolve_checkpoint(s.resume_from_checkpoint, s.output_dir)
@@ -509,7 +516,8 @@ def run_training(s: TrainSettings) -> TrainResult:
         if "max_length" in str(exc) and "image" in str(exc):
             raise InputError(str(exc)) from None
         raise
-    save_model(trainer, s.output_dir, merge_lora=s.lora)
+    save_model(trainer, s.output_dir, merge_lora=s.lora and not s.save_adapter_only)
+    model_card.finish(trainer, card, s.output_dir)  # README.md, then the --push-to-hub upload
     result = TrainResult(
         output_dir=s.output_dir,
         pairs=len(pairs),
@@ -563,7 +571,7 @@ def peak_gpu_memory() -> float | None:
 
 
 def save_model(trainer: Any, output_dir: str, merge_lora: bool = False) -> None:
-    """Model + processor in `output_dir`, loadable by `--model DIR` (a LoRA adapter is merged in)."""
+    """Model + processor in `output_dir`, loadable by `--model DIR` (a LoRA adapter merged in, or alone)."""
     from accelerate.utils import is_peft_model
 
     model = trainer.accelerator.unwrap_model(trainer.model)
@@ -573,7 +581,7 @@ def save_model(trainer: Any, output_dir: str, merge_lora: bool = False) -> None:
             merged = model.merge_and_unload()
             merged.save_pretrained(output_dir)
     else:
-        trainer.save_model(output_dir)
+        trainer.save_model(output_dir, _internal_call=True)  # --push-to-hub uploads once, after the card
     if trainer.accelerator.is_main_process:
         trainer.processing_class.save_pretrained(output_dir)
     trainer.accelerator.wait_for_everyone()

@@ -1,0 +1,112 @@
+"""`clipdpo export`: pairs in the formats TRL's DPOTrainer and LLaMA-Factory load as they are."""
+
+from __future__ import annotations
+
+import enum
+import os
+from typing import Annotated
+
+import typer
+
+from clipdpo_cli.commands.options import stage_command
+from clipdpo_cli.io.runner import IOOptions, run_stage
+
+NAME = "export"
+SUMMARY = "Write pairs for other trainers: TRL (JSONL, parquet with images) or LLaMA-Factory (sharegpt)."
+
+
+class ExportFormat(str, enum.Enum):
+    trl = "trl"
+    llamafactory = "llamafactory"
+    sharegpt = "sharegpt"
+    parquet = "parquet"
+
+
+@stage_command(input_help="Pair records (JSONL from `clipdpo pair`; '-' stdin, .gz ok).")
+def command(
+    io: IOOptions,
+    format: Annotated[
+        ExportFormat,
+        typer.Option(
+            "--format",
+            "-f",
+            help="trl: TRL DPOTrainer's conversational vision preference JSONL; sharegpt: LLaMA-Factory's "
+            "sharegpt ranking JSONL; llamafactory: the same plus its dataset_info.json entry (needs -o); "
+            "parquet: the trl rows with the images as a datasets Image column (needs -o).",
+        ),
+    ] = ExportFormat.trl,
+    image_root: Annotated[
+        str | None, typer.Option(help="Directory that relative image paths start from.")
+    ] = None,
+    dataset_name: Annotated[
+        str | None,
+        typer.Option(help="llamafactory: the dataset's name in dataset_info.json (default: -o's file stem)."),
+    ] = None,
+    embed_images: Annotated[
+        bool,
+        typer.Option(
+            "--embed-images/--no-embed-images",
+            help="parquet: store the image files' bytes in the file (portable) or only their paths.",
+        ),
+    ] = True,
+) -> None:
+    """clipdpo export pairs.jsonl --format trl -o pairs.trl.jsonl
+
+    Each pair {image, prompt, chosen, rejected} becomes one example of the chosen format, with the image
+    placeholder in the prompt and the image path made absolute. `datasets.load_dataset("json" or "parquet",
+    data_files=FILE)` gives TRL's DPOTrainer a dataset it trains on unchanged; `--format llamafactory -o
+    DATA_DIR/name.jsonl` also registers the file in DATA_DIR/dataset_info.json (`dataset: name`).
+    """
+    from clipdpo_cli.io.errors import UsageError
+    from clipdpo_cli.stages.export import export_records, write_dataset_info
+
+    fmt = format.value
+    if fmt in ("llamafactory", "parquet") and (io.output is None or io.output == "-"):
+        raise UsageError(f"--format {fmt} needs -o FILE")
+    if fmt == "llamafactory" and not io.output.endswith((".json", ".jsonl")):
+        raise UsageError("--format llamafactory: -o must end in .json or .jsonl (what LLaMA-Factory reads)")
+    if fmt == "parquet":
+        return export_parquet(io, image_root, embed_images)
+    run_stage(NAME, io, lambda records, ctx: export_records(records, fmt, image_root, ctx), one_to_one=True)
+    if fmt == "llamafactory":
+        path, name = write_dataset_info(io.output, dataset_name)
+        if not io.quiet:
+            typer.echo(f"clipdpo export: registered '{name}' in {path}", err=True)
+
+
+def export_parquet(io: IOOptions, image_root: str | None, embed_images: bool) -> None:
+    """The trl rows through the runner into a temporary JSONL, then one parquet file written by `datasets`."""
+    from dataclasses import replace
+
+    from clipdpo_cli.io.errors import UsageError
+    from clipdpo_cli.stages.export import export_records, write_parquet
+
+    if io.resume:
+        raise UsageError("--format parquet cannot --resume (a parquet file is written whole)")
+    output = str(io.output)
+    tmp_jsonl, tmp_parquet = f"{output}.rows.tmp.jsonl", f"{output}.tmp"
+    try:
+        ctx = run_stage(
+            NAME,
+            replace(io, output=tmp_jsonl),
+            lambda records, ctx: export_records(records, "parquet", image_root, ctx),
+            one_to_one=True,
+        )
+        from datasets.utils.logging import disable_progress_bar
+
+        disable_progress_bar()  # one line of ours instead of four progress bars of datasets
+        if not io.quiet:
+            typer.echo(f"clipdpo export: writing {output} ...", err=True)
+        rows = write_parquet(tmp_jsonl, tmp_parquet, embed_images) if ctx.stats.n_out else 0
+        if not rows:
+            from clipdpo_cli.io.errors import InputError
+
+            raise InputError("no usable pairs: nothing written")
+        os.replace(tmp_parquet, output)
+    finally:
+        for path in (tmp_jsonl, tmp_parquet):
+            if os.path.exists(path):
+                os.remove(path)
+    if not io.quiet:
+        what = "embedded" if embed_images else "as paths"
+        typer.echo(f"clipdpo export: wrote {output} ({rows:,} rows, images {what})", err=True)
