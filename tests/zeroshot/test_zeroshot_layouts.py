@@ -185,6 +185,16 @@ def test_image_folder_and_mapping_file(tmp_path):
     assert choose_prompts(data).classnames == ["Banana", "apple", "zebra crossing"]
 
 
+def test_jsonl_set_image_root_from_the_environment(tmp_path, monkeypatch):
+    listing = tmp_path / "pets.jsonl"
+    listing.write_text('{"image": "a.jpg", "label": "dog"}\n')
+    monkeypatch.delenv("CLIPDPO_IMAGE_ROOT", raising=False)
+    assert read_jsonl_set(str(listing)).samples == [(str(tmp_path / "a.jpg"), 0)]  # the file's folder
+    monkeypatch.setenv("CLIPDPO_IMAGE_ROOT", "/pool")
+    assert read_jsonl_set(str(listing)).samples == [("/pool/a.jpg", 0)]
+    assert read_jsonl_set(str(listing), image_root="/data").samples == [("/data/a.jpg", 0)]  # the option wins
+
+
 def test_jsonl_sets(tmp_path):
     good = tmp_path / "pets.jsonl"
     good.write_text(

@@ -81,7 +81,8 @@ def command(
         typer.Option(help="Caption only shard K/N (0-based) into --captions; default from SLURM array vars."),
     ] = None,
     image_root: Annotated[
-        str | None, typer.Option(help="Folder that relative image paths of JSONL inputs are under.")
+        str | None, typer.Option(help="Folder that relative image paths of JSONL inputs are under (default: "
+                               "$CLIPDPO_IMAGE_ROOT, else the JSONL file's folder).")
     ] = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Images per LVLM / image-encoder batch.")] = 8,
     max_new_tokens: Annotated[int, typer.Option(min=1, help="Caption length limit in tokens.")] = 64,

@@ -173,7 +173,8 @@ def command(
         OnError, typer.Option(help="A bad pair record: stop (fail) or skip and count it.")
     ] = OnError.fail,
     image_root: Annotated[
-        str | None, typer.Option(help="Directory that relative image paths start from.")
+        str | None,
+        typer.Option(help="Directory that relative image paths start from (default: $CLIPDPO_IMAGE_ROOT)."),
     ] = None,
     chat_template: Annotated[
         str | None,

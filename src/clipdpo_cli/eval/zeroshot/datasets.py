@@ -163,11 +163,14 @@ def empty_classes_note(title: str, empty: list[str], kept: bool = False, shown: 
 
 
 def read_jsonl_set(path: str, image_root: str | None = None, name: str | None = None) -> LabelledSet:
-    """JSONL lines {"image": PATH, "label": NAME-or-INDEX}; relative images are under `image_root` or the
-    file's folder. String labels give the classes (sorted); integer labels need --classnames."""
+    """JSONL lines {"image": PATH, "label": NAME-or-INDEX}; relative images are under `image_root` (else
+    $CLIPDPO_IMAGE_ROOT, else the file's folder). String labels give the classes (sorted); integer labels
+    need --classnames."""
+    from clipdpo_cli.io.images import image_root as shared_root
     from clipdpo_cli.io.jsonl import read_jsonl
 
-    root = Path(image_root) if image_root else Path(path).resolve().parent
+    folder, _ = shared_root(image_root)
+    root = Path(folder) if folder else Path(path).resolve().parent
     rows: list[tuple[str, Any]] = []
     for lineno, record in enumerate(read_jsonl(path), 1):
         image, label = record.get("image"), record.get("label")
