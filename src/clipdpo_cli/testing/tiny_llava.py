@@ -41,12 +41,15 @@ def build_tiny_llava(
     image_size: int = 32,
     patch_size: int = 8,
     vocab_size: int = 512,
+    vision_hidden_act: str = "quick_gelu",
+    vision_feature_layer: int = -2,
     seed: int = 0,
 ) -> str:
     """Save a random LlavaForConditionalGeneration and its LlavaProcessor to `out_dir`; return the path.
 
     The image takes (image_size // patch_size) ** 2 tokens (the CLS feature is dropped, as in LLaVA-1.5).
-    The same `seed` and sizes give the same weights.
+    The same `seed` and sizes give the same weights. `vision_hidden_act="gelu"` gives the vision tower
+    open_clip's activation (the miniature world copies a trained open_clip image tower into it).
     """
     import torch
     from transformers import (
@@ -75,6 +78,7 @@ def build_tiny_llava(
         image_size=image_size,
         patch_size=patch_size,
         projection_dim=vision_hidden_size,
+        hidden_act=vision_hidden_act,
     )
     text = LlamaConfig(
         vocab_size=len(tokenizer),
@@ -94,7 +98,7 @@ def build_tiny_llava(
         image_token_index=image_token_id,
         image_seq_length=(image_size // patch_size) ** 2,
         vision_feature_select_strategy="default",
-        vision_feature_layer=-2,
+        vision_feature_layer=vision_feature_layer,
     )
     torch.manual_seed(seed)
     model = LlavaForConditionalGeneration(config).eval()
