@@ -46,8 +46,9 @@ def main(argv: list[str] | None = None) -> None:
     rp = sub.add_parser("repro")
     rp.add_argument("out")
     rp.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    rp.add_argument("--sft-steps", type=int, default=None)
-    rp.add_argument("--pool", type=int, default=None)
+    rp.add_argument("--jobs", type=int, default=2, help="seeds run side by side")
+    rp.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE",
+                    help="override a ReproSettings field (e.g. sft_steps=600 n_pool=500)")
     args = p.parse_args(argv)
 
     from clipdpo_cli.mini import world as mw
@@ -89,11 +90,11 @@ def main(argv: list[str] | None = None) -> None:
     elif args.cmd == "repro":
         from clipdpo_cli.mini.repro import ReproSettings, run
 
-        settings = ReproSettings(args.out, seeds=tuple(args.seeds))
-        if args.sft_steps is not None:
-            settings.sft_steps = args.sft_steps
-        if args.pool is not None:
-            settings.n_pool = args.pool
+        settings = ReproSettings(args.out, seeds=tuple(args.seeds), jobs=args.jobs)
+        for item in args.set:
+            key, _, value = item.partition("=")
+            current = getattr(settings, key)  # an unknown field is an AttributeError
+            setattr(settings, key, type(current)(value))
         run(settings)
 
 

@@ -9,13 +9,16 @@ sees exactly the prompt and completion tokens that generation and DPO use.
 
 from __future__ import annotations
 
+import json
 import math
+import os
 import random
 import sys
 from typing import Any
 
-from clipdpo_cli.mini.world import PROMPTS, MiniScene, biased_caption
+from clipdpo_cli.mini.world import PROMPTS, MiniScene, biased_caption, tokenizer_corpus
 
+TRAINED_MARK = "mini_sft.json"  # written last: the folder holds a finished SFT run
 LM_SIZES: dict[str, int] = {"hidden_size": 64, "num_layers": 2, "num_heads": 4}
 
 
@@ -87,14 +90,13 @@ def train_captioner(
     import torch
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
-    from clipdpo_cli.io.images import load_image
     from clipdpo_cli.models.conversation import ChatEncoding
     from clipdpo_cli.models.hub import quiet_transformers
     from clipdpo_cli.testing.tiny_llava import build_tiny_llava
 
     build_tiny_llava(
         out_dir, **LM_SIZES, vision_hidden_size=64, vision_layers=3, image_size=32, patch_size=8,
-        vision_hidden_act="gelu", vision_feature_layer=-1, seed=seed,
+        vision_hidden_act="gelu", vision_feature_layer=-1, tokenizer_corpus=tokenizer_corpus(), seed=seed,
     )  # fmt: skip
     model = AutoModelForImageTextToText.from_pretrained(out_dir)
     processor = AutoProcessor.from_pretrained(out_dir)
@@ -103,9 +105,8 @@ def train_captioner(
         from clipdpo_cli.models.clip import load_clip
 
         copy_image_tower(load_clip(ranker, device="cpu").model.visual, tower)
-    encoding = ChatEncoding(processor)
     rows = sft_rows(manifest, seed, bias)
-    images = {path: load_image(path) for path, _, _ in rows}
+    encoded = encode_rows(ChatEncoding(processor), rows)
     vision = {id(p) for p in tower.parameters()}
     groups = [
         {"params": [p for p in model.parameters() if id(p) not in vision], "lr": lr},
@@ -120,11 +121,10 @@ def train_captioner(
     rng = random.Random(seed)
     model.train()
     for step in range(1, steps + 1):
-        batch = [rows[i] for i in rng.sample(range(len(rows)), min(batch_size, len(rows)))]
-        enc = encoding.unpaired_batch(
-            [images[p] for p, _, _ in batch], [q for _, q, _ in batch], [c for _, _, c in batch],
-            calculate_kl=False,
-        )  # fmt: skip
+        idx = torch.tensor(rng.sample(range(len(rows)), min(batch_size, len(rows))))
+        enc = {k: v[idx] for k, v in encoded.items()}
+        width = int(enc["attention_mask"].sum(dim=1).max())  # rows are flushed left
+        enc = {k: v if k == "pixel_values" else v[:, :width] for k, v in enc.items()}
         loss = completion_loss(model, enc)
         opt.zero_grad()
         loss.backward()
@@ -138,7 +138,38 @@ def train_captioner(
     with quiet_transformers():
         model.save_pretrained(out_dir)
     processor.save_pretrained(out_dir)
+    info = {"seed": seed, "steps": steps, "batch_size": batch_size, "lr": lr,
+            "vision_lr_scale": vision_lr_scale, "bias": bias, "scenes": len(rows), "ranker": ranker,
+            "final_loss": round(loss.item(), 4)}  # fmt: skip
+    with open(os.path.join(out_dir, TRAINED_MARK), "w", encoding="utf-8") as fh:
+        json.dump(info, fh, indent=1)
     return out_dir
+
+
+def encode_rows(encoding: Any, rows: list[tuple[str, str, str]], chunk: int = 256) -> dict[str, Any]:
+    """All (image, prompt, caption) rows encoded once by the conversation encoding, right-padded to one
+    width: input_ids, attention_mask, completion_mask, pixel_values."""
+    import torch
+    import torch.nn.functional as F
+
+    from clipdpo_cli.io.images import load_image
+
+    parts = []
+    for start in range(0, len(rows), chunk):
+        part = rows[start : start + chunk]
+        enc = encoding.unpaired_batch(
+            [load_image(p) for p, _, _ in part], [q for _, q, _ in part], [c for _, _, c in part],
+            calculate_kl=False,
+        )  # fmt: skip
+        parts.append({k: enc[k] for k in ("input_ids", "attention_mask", "completion_mask", "pixel_values")})
+    width = max(p["input_ids"].shape[1] for p in parts)
+    pad_id = encoding.tokenizer.pad_token_id
+    out = {}
+    for key in ("input_ids", "attention_mask", "completion_mask"):
+        fill = pad_id if key == "input_ids" else 0
+        out[key] = torch.cat([F.pad(p[key], (0, width - p[key].shape[1]), value=fill) for p in parts])
+    out["pixel_values"] = torch.cat([p["pixel_values"] for p in parts])
+    return out
 
 
 def completion_loss(model: Any, enc: dict[str, Any]) -> Any:

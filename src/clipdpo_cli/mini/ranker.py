@@ -16,6 +16,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+TRAINED_MARK = "mini_ranker.json"  # written last: the folder holds a finished training run
 RANKER_CONFIG: dict[str, Any] = {
     "embed_dim": 64,
     "vision_cfg": {"image_size": 32, "layers": 3, "width": 64, "head_width": 16, "mlp_ratio": 2.0,
@@ -87,7 +88,11 @@ def train_ranker(
         if log_every and (step % log_every == 0 or step == steps):
             print(f"ranker step {step}/{steps} loss {loss.item():.4f}", file=sys.stderr, flush=True)
     model.eval()
-    return write_ranker(out_dir, model)
+    name = write_ranker(out_dir, model)
+    with open(os.path.join(out_dir, TRAINED_MARK), "w", encoding="utf-8") as fh:
+        json.dump({"steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed, "scenes": n,
+                   "final_loss": round(loss.item(), 4)}, fh, indent=1)  # fmt: skip
+    return name
 
 
 def _encode_text(model: Any, tokens: Any, length: int) -> Any:

@@ -3,18 +3,19 @@
 Per SFT seed: train the biased captioner, then
 
     caption POOL | score (ranker) --categorize | filter | pair          -> pairs
-    train (each arm) ; eval-amber --task generative on val/ and test/   -> metrics
+    train (each arm) ; eval-amber --task generative on the held-out val and test splits   -> metrics
 
 Arms: the candidate CLIP-DPO recipes (DPO + an SFT term on the chosen, and the paper's plain DPO, beta 0.1),
 and two controls trained with the recipe selected on the validation split: random preference (each
 pair's chosen/rejected swapped with probability 1/2) and a random-weights ranker. The table reports the
 test split. Layout of OUT (see docs/reproducing.md):
 
-    world/{ranker,sft,pool,val,test}/   scenes (+ scenes.jsonl; val/ and test/ are AMBER folders)
+    world/{ranker,sft,pool}/   scenes (+ scenes.jsonl);  world/heldout/  AMBER folder: val ids, then test
     models/{ranker,ranker-random,sft-seedS}/
     seedS/captions.jsonl
     seedS/{ranker,ranker-random}/{scored,filtered,pairs}.jsonl (+ pairs-swapped.jsonl, agreement.json)
-    seedS/ARM/{model/,train-summary.json}     seedS/{base,ARM}/{val,test}/{amber.json,responses.jsonl}
+    seedS/ARM/{model/,train-summary.json}
+    seedS/base/ and seedS/ARM/eval/: responses.jsonl, responses-{val,test}.jsonl, amber-{val,test}.json
     seedS/selection.json   table.json  table.png  table.txt
 """
 
@@ -65,6 +66,7 @@ class ReproSettings:
         Recipe("clip-dpo", "dpo", 0.1),
     ))  # fmt: skip
     world_seed: int = 0
+    jobs: int = 2  # seeds run side by side (each command single-threaded by OMP_NUM_THREADS=1)
 
 
 def _log(msg: str) -> None:
@@ -86,23 +88,32 @@ def clipdpo(*args: str, stdout: str | None = None, stdin: str | None = None) -> 
                 fh.close()
 
 
+def mini(*args: str) -> None:
+    """Run a world-building step (`python -m clipdpo_cli.mini ...`) in its own process."""
+    _log("python -m clipdpo_cli.mini " + " ".join(shlex.quote(a) for a in args))
+    subprocess.run([sys.executable, "-m", "clipdpo_cli.mini", *args], check=True)
+
+
 def _done(path: str) -> bool:
     return os.path.exists(path) and os.path.getsize(path) > 0
 
 
 def build_world(s: ReproSettings) -> dict[str, str]:
+    """Scenes for the ranker, SFT and the pool, and one AMBER folder of held-out scenes whose first
+    n_val are the validation split and the next n_test the test split (scored separately)."""
     from clipdpo_cli.mini.world import write_amber_split, write_prompts, write_split
 
     w = os.path.join(s.out, "world")
     os.makedirs(w, exist_ok=True)
-    paths = {k: os.path.join(w, k) for k in ("ranker", "sft", "pool", "val", "test")}
-    starts = {"ranker": 0, "sft": 100_000, "pool": 200_000, "val": 300_000, "test": 400_000}
-    sizes = {"ranker": s.n_ranker, "sft": s.n_sft, "pool": s.n_pool, "val": s.n_val, "test": s.n_test}
+    paths = {k: os.path.join(w, k) for k in ("ranker", "sft", "pool", "heldout")}
+    starts = {"ranker": 0, "sft": 100_000, "pool": 200_000, "heldout": 300_000}
+    sizes = {"ranker": s.n_ranker, "sft": s.n_sft, "pool": s.n_pool}
     for key, path in paths.items():
         if _done(os.path.join(path, "scenes.jsonl")):
             continue
-        if key in ("val", "test"):
-            write_amber_split(path, sizes[key], s.world_seed, starts[key])
+        if key == "heldout":
+            write_amber_split(path, s.n_val + s.n_test, s.world_seed, starts[key],
+                              splits={"val": s.n_val, "test": s.n_test})  # fmt: skip
         else:
             write_split(path, sizes[key], s.world_seed, starts[key])
     paths["prompts"] = write_prompts(os.path.join(w, "prompts.txt"))
@@ -110,12 +121,12 @@ def build_world(s: ReproSettings) -> dict[str, str]:
 
 
 def build_rankers(s: ReproSettings, world: dict[str, str]) -> dict[str, str]:
-    from clipdpo_cli.mini.ranker import insertion_accuracy, train_ranker, write_ranker
+    from clipdpo_cli.mini.ranker import TRAINED_MARK, insertion_accuracy, train_ranker, write_ranker
     from clipdpo_cli.mini.world import read_manifest
 
     models = os.path.join(s.out, "models")
     trained, rand = os.path.join(models, "ranker"), os.path.join(models, "ranker-random")
-    if not _done(os.path.join(trained, "open_clip_model.safetensors")):
+    if not _done(os.path.join(trained, TRAINED_MARK)):
         _log(f"training the ranker ({s.ranker_steps} steps on {s.n_ranker} scenes)")
         train_ranker(read_manifest(world["ranker"]), trained, steps=s.ranker_steps)
     if not _done(os.path.join(rand, "open_clip_model.safetensors")):
@@ -126,7 +137,7 @@ def build_rankers(s: ReproSettings, world: dict[str, str]) -> dict[str, str]:
     }
     acc_path = os.path.join(models, "ranker-accuracy.json")
     if not _done(acc_path):
-        val = read_manifest(world["val"])
+        val = [r for r in read_manifest(world["heldout"]) if r["split"] == "val"]
         acc = {k: insertion_accuracy(v, val) for k, v in names.items()}
         _write_json(acc_path, acc)
     return names
@@ -147,7 +158,9 @@ def _read_jsonl(path: str) -> list[dict[str, Any]]:
         return [json.loads(line) for line in fh if line.strip()]
 
 
-def make_pairs(s: ReproSettings, seed: int, captions: str, ranker: str, folder: str, scenes: dict) -> str:
+def make_pairs(
+    s: ReproSettings, captions: str, ranker: str, folder: str, scenes: dict, min_score: str
+) -> str:
     """score | filter | pair with the real commands; also the agreement of the pairs with the truth."""
     os.makedirs(folder, exist_ok=True)
     scored, kept, pairs = (os.path.join(folder, f) for f in ("scored.jsonl", "filtered.jsonl", "pairs.jsonl"))
@@ -155,7 +168,7 @@ def make_pairs(s: ReproSettings, seed: int, captions: str, ranker: str, folder: 
         clipdpo("score", captions, "--model", ranker, "--categorize", "--workers", "0", "-q", "-o", scored)
     if not _done(kept):
         # every image of this world is a plain drawing: categories carry no meaning, keep them all
-        clipdpo("filter", scored, "--min-caption-score", str(s.min_caption_score), "--text-keep", "1",
+        clipdpo("filter", scored, "--min-caption-score", min_score, "--text-keep", "1",
                 "-o", kept)  # fmt: skip
     if not _done(pairs):
         clipdpo("pair", kept, "--per-image", str(s.per_image), "--min-margin", str(s.min_margin),
@@ -179,6 +192,7 @@ def swap_pairs(pairs: list[dict[str, Any]], seed: int) -> list[dict[str, Any]]:
 
 def train_arm(s: ReproSettings, recipe: Recipe, pairs: str, base: str, folder: str, seed: int) -> str:
     model = os.path.join(folder, "model")
+    os.makedirs(folder, exist_ok=True)
     if not _done(os.path.join(model, "config.json")):
         clipdpo("train", pairs, "--model", base, "--output-dir", model, "--loss", recipe.loss,
                 "--beta", str(recipe.beta), "--learning-rate", str(recipe.lr), "--epochs", str(recipe.epochs),
@@ -189,22 +203,38 @@ def train_arm(s: ReproSettings, recipe: Recipe, pairs: str, base: str, folder: s
     return model
 
 
-def evaluate(s: ReproSettings, model: str, amber: str, folder: str) -> dict[str, Any]:
-    """eval-amber --task generative; adds the mean response length in words."""
+def evaluate(s: ReproSettings, model: str, world: dict[str, str], folder: str,
+             splits: tuple[str, ...] = ("val", "test")) -> dict[str, dict[str, Any]]:
+    """eval-amber --generate-only on the held-out folder, then eval-amber --responses per split (the
+    official counting on that split's ids); adds the mean response length in words."""
+    from clipdpo_cli.mini.world import read_manifest
+
     os.makedirs(folder, exist_ok=True)
-    result_path, responses = os.path.join(folder, "amber.json"), os.path.join(folder, "responses.jsonl")
-    if not _done(result_path):
-        clipdpo("eval-amber", "--model", model, "--amber-root", amber, "--task", "generative",
-                "--max-new-tokens", str(s.max_new_tokens), "--batch-size", "50", "-q",
-                "-r", responses, "-o", result_path)  # fmt: skip
-    result = _read_json(result_path)
-    texts = [r["response"] for r in _read_jsonl(responses)]
-    gen = result.get("generative", result)
-    return {
-        "CHAIR": gen["CHAIR"], "Cover": gen["Cover"], "Hal": gen["Hal"], "Cog": gen.get("Cog"),
-        "length": round(statistics.fmean(len(t.split()) for t in texts), 3),
-        "mentions": round(statistics.fmean(len(mentions(t)) for t in texts), 3),
-    }  # fmt: skip
+    responses = os.path.join(folder, "responses.jsonl")
+    rows = read_manifest(world["heldout"])
+    done = {r["id"] for r in _read_jsonl(responses)} if _done(responses) else set()
+    if len(done) < len(rows):
+        clipdpo("eval-amber", "--model", model, "--amber-root", world["heldout"], "--task", "generative",
+                "--generate-only", "--max-new-tokens", str(s.max_new_tokens), "--batch-size", "50", "-q",
+                "-r", responses, "--resume")  # fmt: skip
+    by_id = {r["id"]: r for r in _read_jsonl(responses)}
+    out = {}
+    for split in splits:
+        ids = [r["id"] for r in rows if r["split"] == split]
+        part = os.path.join(folder, f"responses-{split}.jsonl")
+        with open(part, "w", encoding="utf-8") as fh:
+            fh.writelines(json.dumps(by_id[i]) + "\n" for i in ids)
+        result_path = os.path.join(folder, f"amber-{split}.json")
+        clipdpo("eval-amber", "--responses", part, "--amber-root", world["heldout"], "--task", "generative",
+                "-q", "-o", result_path)  # fmt: skip
+        gen = _read_json(result_path)["generative"]
+        texts = [by_id[i]["response"] for i in ids]
+        out[split] = {
+            "CHAIR": gen["CHAIR"], "Cover": gen["Cover"], "Hal": gen["Hal"], "Cog": gen.get("Cog"),
+            "length": round(statistics.fmean(len(t.split()) for t in texts), 3),
+            "mentions": round(statistics.fmean(len(mentions(t)) for t in texts), 3),
+        }  # fmt: skip
+    return out
 
 
 def select(base: dict[str, Any], val: dict[str, dict[str, Any]]) -> str:
@@ -219,15 +249,16 @@ def select(base: dict[str, Any], val: dict[str, dict[str, Any]]) -> str:
 
 
 def run_seed(s: ReproSettings, seed: int, world: dict[str, str], rankers: dict[str, str]) -> dict[str, Any]:
-    from clipdpo_cli.mini.captioner import train_captioner
+    from clipdpo_cli.mini.captioner import TRAINED_MARK
     from clipdpo_cli.mini.world import read_manifest, scenes_by_image
 
     sd = os.path.join(s.out, f"seed{seed}")
     os.makedirs(sd, exist_ok=True)
     base = os.path.join(s.out, "models", f"sft-seed{seed}")
-    if not _done(os.path.join(base, "model.safetensors")):
+    if not _done(os.path.join(base, TRAINED_MARK)):
         _log(f"seed {seed}: SFT captioner ({s.sft_steps} steps on {s.n_sft} biased captions)")
-        train_captioner(read_manifest(world["sft"]), rankers["ranker"], base, seed=seed, steps=s.sft_steps)
+        mini("captioner", world["sft"], rankers["ranker"], base, "--seed", str(seed),
+             "--steps", str(s.sft_steps))  # fmt: skip
     captions = os.path.join(sd, "captions.jsonl")
     if not _done(captions):
         clipdpo("caption", world["pool"], "--model", base, "--prompts", world["prompts"],
@@ -235,8 +266,12 @@ def run_seed(s: ReproSettings, seed: int, world: dict[str, str], rankers: dict[s
                 "--max-new-tokens", str(s.max_new_tokens), "--seed", str(seed), "--batch-size", "80",
                 "--workers", "0", "-q", "-o", captions)  # fmt: skip
     scenes = scenes_by_image(read_manifest(world["pool"]))
+    # The score threshold is on the trained ranker's scale; a random ranker's scores (100 x cosine of
+    # random embeddings) sit near 0, so its control keeps every caption and relies on the pair margin.
+    thresholds = {"ranker": str(s.min_caption_score), "ranker-random": "none"}
     pairs = {
-        name: make_pairs(s, seed, captions, r, os.path.join(sd, name), scenes) for name, r in rankers.items()
+        name: make_pairs(s, captions, r, os.path.join(sd, name), scenes, thresholds[name])
+        for name, r in rankers.items()
     }
     swapped = os.path.join(sd, "ranker", "pairs-swapped.jsonl")
     if not _done(swapped):
@@ -247,12 +282,10 @@ def run_seed(s: ReproSettings, seed: int, world: dict[str, str], rankers: dict[s
         "ranker-random": _read_json(os.path.join(sd, "ranker-random", "agreement.json")),
         "swapped": pair_agreement(_read_jsonl(swapped), scenes),
     }
-    metrics: dict[str, dict[str, Any]] = {"base": {
-        split: evaluate(s, base, world[split], os.path.join(sd, "base", split)) for split in ("val", "test")
-    }}  # fmt: skip
+    metrics: dict[str, dict[str, Any]] = {"base": evaluate(s, base, world, os.path.join(sd, "base"))}
     for recipe in s.candidates:
         model = train_arm(s, recipe, pairs["ranker"], base, os.path.join(sd, recipe.name), seed)
-        metrics[recipe.name] = {"val": evaluate(s, model, world["val"], os.path.join(sd, recipe.name, "val"))}
+        metrics[recipe.name] = evaluate(s, model, world, os.path.join(sd, recipe.name, "eval"))
     chosen = select(metrics["base"]["val"], {r.name: metrics[r.name]["val"] for r in s.candidates})
     recipe = next(r for r in s.candidates if r.name == chosen)
     _write_json(os.path.join(sd, "selection.json"), {"selected": chosen, "recipe": asdict(recipe),
@@ -260,11 +293,7 @@ def run_seed(s: ReproSettings, seed: int, world: dict[str, str], rankers: dict[s
     _log(f"seed {seed}: selected {chosen} on the validation split")
     for arm, arm_pairs in (("random-preference", swapped), ("random-ranker", pairs["ranker-random"])):
         model = train_arm(s, recipe, arm_pairs, base, os.path.join(sd, arm), seed)
-        metrics[arm] = {"val": evaluate(s, model, world["val"], os.path.join(sd, arm, "val"))}
-    for arm in metrics:
-        if arm != "base":
-            model = os.path.join(sd, arm, "model")
-            metrics[arm]["test"] = evaluate(s, model, world["test"], os.path.join(sd, arm, "test"))
+        metrics[arm] = evaluate(s, model, world, os.path.join(sd, arm, "eval"))
     pair_counts = {arm: agreement["ranker"] for arm in (r.name for r in s.candidates)}
     pair_counts.update(
         {"random-preference": agreement["swapped"], "random-ranker": agreement["ranker-random"]}
@@ -370,10 +399,24 @@ def run(s: ReproSettings) -> dict[str, Any]:
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     world = build_world(s)
     rankers = build_rankers(s, world)
-    seeds = []
-    for seed in s.seeds:
-        seeds.append(run_seed(s, seed, world, rankers))
-        _write_json(os.path.join(s.out, f"seed{seed}", "result.json"), seeds[-1])
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    failed = threading.Event()  # a failed seed stops the others from starting (rerun to resume)
+
+    def one(seed: int) -> dict[str, Any] | None:
+        if failed.is_set():
+            return None
+        try:
+            result = run_seed(s, seed, world, rankers)
+        except BaseException:
+            failed.set()
+            raise
+        _write_json(os.path.join(s.out, f"seed{seed}", "result.json"), result)
+        return result
+
+    with ThreadPoolExecutor(max_workers=max(1, s.jobs)) as pool:
+        seeds = [r for r in pool.map(one, s.seeds) if r is not None]
     table = summarise(seeds)
     result = {
         "settings": {**asdict(s), "candidates": [asdict(r) for r in s.candidates]},

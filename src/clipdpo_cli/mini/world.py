@@ -139,6 +139,13 @@ def biased_caption(scene: MiniScene, rng: random.Random, bias: float = 0.7) -> s
     return true_caption(scene)
 
 
+def tokenizer_corpus() -> str:
+    """Text the captioner's tokenizer learns its merges from: the chat template's words, the prompts and
+    every object phrase, so that a caption is a few tokens per word (short sequences, fast on a CPU)."""
+    phrases = [f"a {colour} {kind}, a {colour} {kind} and" for colour in COLOURS for kind in KINDS]
+    return "\n".join(["USER: ASSISTANT: USER: ASSISTANT:", *PROMPTS, *phrases]) + "\n"
+
+
 # ---- writing splits ---------------------------------------------------------------------------------
 
 
@@ -171,16 +178,24 @@ def read_manifest(path: str) -> list[dict[str, Any]]:
         return [json.loads(line) for line in fh if line.strip()]
 
 
-def write_amber_split(out_dir: str, count: int, seed: int, start: int) -> str:
-    """An AMBER-layout folder (generative task) of `count` held-out scenes; `clipdpo eval-amber
-    --task generative` scores it: truth = the kinds shown, hallu = the kinds absent, every kind is in the
-    vocabulary (relation.json keys), no safe words. Also writes scenes.jsonl (image -> scene)."""
+def write_amber_split(
+    out_dir: str, count: int, seed: int, start: int, splits: dict[str, int] | None = None
+) -> str:
+    """An AMBER-layout folder (generative task) of scenes start..start+count-1 that `clipdpo eval-amber
+    --task generative` scores: truth = the kinds shown, hallu = the kinds absent, every kind in the
+    vocabulary (relation.json keys), no safe words. Also writes scenes.jsonl ({id, image, scene, caption,
+    split}). `splits` ({name: size}, sizes adding up to count) names consecutive parts (e.g. val, test):
+    one folder to generate for, scored per part with `eval-amber --responses` on that part's ids."""
+    parts = [(name, n) for name, n in (splits or {"all": count}).items()]
+    if sum(n for _, n in parts) != count:
+        raise ValueError(f"split sizes {splits} do not add up to {count}")
+    names = [name for name, n in parts for _ in range(n)]
     data = os.path.join(out_dir, "data")
     image_dir = os.path.join(out_dir, "image")
     os.makedirs(os.path.join(data, "query"), exist_ok=True)
     os.makedirs(image_dir, exist_ok=True)
     annotations, queries, rows = [], [], []
-    for n, index in enumerate(range(start, start + count), start=1):
+    for n, (index, split) in enumerate(zip(range(start, start + count), names, strict=True), start=1):
         scene = sample_scene(index, seed)
         name = f"AMBER_{n}.png"
         path = os.path.abspath(os.path.join(image_dir, name))
@@ -189,7 +204,8 @@ def write_amber_split(out_dir: str, count: int, seed: int, start: int) -> str:
         annotations.append({"id": n, "type": "generative", "truth": truth,
                             "hallu": [k for k in KINDS if k not in truth]})  # fmt: skip
         queries.append({"id": n, "image": name, "query": DESCRIBE})
-        rows.append({"image": path, "scene": scene.to_json(), "caption": true_caption(scene)})
+        rows.append({"id": n, "image": path, "scene": scene.to_json(), "caption": true_caption(scene),
+                     "split": split})  # fmt: skip
     _dump(os.path.join(data, "annotations.json"), annotations)
     _dump(os.path.join(data, "relation.json"), {k: [] for k in KINDS})
     with open(os.path.join(data, "safe_words.txt"), "w", encoding="utf-8"):
