@@ -40,8 +40,9 @@ def method(mini_world, tmp_path_factory):
     captions, scored, kept, pairs = (str(out / n) for n in ("c.jsonl", "s.jsonl", "k.jsonl", "p.jsonl"))
     w = mini_world
     _ok(run_text_cli("caption", w.pool, "--model", w.captioner, "--prompts", w.prompts,
-                     "--samples-per-prompt", "2", "--temperature", "1", "--top-p", "1", "--max-new-tokens", "40",
-                     "--seed", "0", "--batch-size", "60", "--workers", "0", "-q", "-o", captions))  # fmt: skip
+                     "--samples-per-prompt", "2", "--temperature", "1", "--top-p", "1",
+                     "--max-new-tokens", "40", "--seed", "0", "--batch-size", "60", "--workers", "0", "-q",
+                     "-o", captions))  # fmt: skip
     _ok(run_text_cli("score", captions, "--model", w.ranker, "--categorize", "--workers", "0", "-q",
                      "-o", scored))  # fmt: skip
     _ok(run_text_cli("filter", scored, "--min-caption-score", "20", "--text-keep", "1", "-q", "-o", kept))
@@ -74,7 +75,9 @@ def _llr(model: str, world, out: str, name: str) -> float:
         scene = MiniScene.from_json(row["scene"])
         if scene.triggers_bias:
             rows.append({"id": f"{scene.index}-t", "image": row["image"], "text": true_caption(scene)})
-            rows.append({"id": f"{scene.index}-h", "image": row["image"], "text": hallucinated_caption(scene, rng)})
+            rows.append(
+                {"id": f"{scene.index}-h", "image": row["image"], "text": hallucinated_caption(scene, rng)}
+            )
     src = os.path.join(out, f"{name}-in.jsonl")
     with open(src, "w", encoding="utf-8") as fh:
         fh.writelines(json.dumps(r) + "\n" for r in rows)

@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None) -> None:
     w = sub.add_parser("world")
     w.add_argument("out")
     w.add_argument("--seed", type=int, default=0)
-    for name, default in (("ranker", 6000), ("sft", 6000), ("pool", 1000), ("val", 200), ("test", 300)):
+    for name, default in (("ranker", 6000), ("sft", 6000), ("pool", 600), ("val", 150), ("test", 250)):
         w.add_argument(f"--{name}", type=int, default=default, help=f"scenes (default {default})")
     r = sub.add_parser("ranker")
     r.add_argument("split")
@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> None:
     c.add_argument("split")
     c.add_argument("ranker", help="local-dir:DIR of the ranker ('none': a random vision tower)")
     c.add_argument("out")
-    c.add_argument("--steps", type=int, default=1400)
+    c.add_argument("--steps", type=int, default=800)
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--bias", type=float, default=0.7)
     a = sub.add_parser("agreement")
@@ -47,21 +47,27 @@ def main(argv: list[str] | None = None) -> None:
     rp.add_argument("out")
     rp.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     rp.add_argument("--jobs", type=int, default=2, help="seeds run side by side")
-    rp.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE",
-                    help="override a ReproSettings field (e.g. sft_steps=600 n_pool=500)")
+    rp.add_argument(
+        "--set",
+        nargs="*",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="override a ReproSettings field (e.g. sft_steps=600 n_pool=500)",
+    )
     args = p.parse_args(argv)
 
     from clipdpo_cli.mini import world as mw
 
     if args.cmd == "world":
-        starts = {"ranker": 0, "sft": 100_000, "pool": 200_000, "val": 300_000, "test": 400_000}
+        starts = {"ranker": 0, "sft": 100_000, "pool": 200_000}
         for name, start in starts.items():
-            path = f"{args.out}/{name}"
-            if name in ("val", "test"):
-                mw.write_amber_split(path, getattr(args, name), args.seed, start)
-            else:
-                mw.write_split(path, getattr(args, name), args.seed, start)
-            print(path)
+            mw.write_split(f"{args.out}/{name}", getattr(args, name), args.seed, start)
+            print(f"{args.out}/{name}")
+        heldout = f"{args.out}/heldout"
+        mw.write_amber_split(heldout, args.val + args.test, args.seed, 300_000,
+                             splits={"val": args.val, "test": args.test})  # fmt: skip
+        print(heldout)
+        print(mw.write_prompts(f"{args.out}/prompts.txt"))
     elif args.cmd == "ranker":
         from clipdpo_cli.mini.ranker import train_ranker, write_ranker
 

@@ -81,7 +81,7 @@ def sft_rows(manifest: list[dict[str, Any]], seed: int, bias: float) -> list[tup
 
 
 def train_captioner(
-    manifest: list[dict[str, Any]], ranker: str | None, out_dir: str, *, seed: int = 0, steps: int = 1400,
+    manifest: list[dict[str, Any]], ranker: str | None, out_dir: str, *, seed: int = 0, steps: int = 800,
     batch_size: int = 32, lr: float = 2e-3, vision_lr_scale: float = 0.1, bias: float = 0.7,
     log_every: int = 100,
 ) -> str:  # fmt: skip

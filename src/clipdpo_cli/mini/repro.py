@@ -49,11 +49,11 @@ class ReproSettings:
     seeds: tuple[int, ...] = (0, 1, 2)
     n_ranker: int = 6000
     n_sft: int = 6000
-    n_pool: int = 1000
-    n_val: int = 200
-    n_test: int = 300
+    n_pool: int = 600
+    n_val: int = 150
+    n_test: int = 250
     ranker_steps: int = 500
-    sft_steps: int = 1400
+    sft_steps: int = 800
     samples_per_prompt: int = 2
     max_new_tokens: int = 40
     min_caption_score: float = 20.0
@@ -203,8 +203,13 @@ def train_arm(s: ReproSettings, recipe: Recipe, pairs: str, base: str, folder: s
     return model
 
 
-def evaluate(s: ReproSettings, model: str, world: dict[str, str], folder: str,
-             splits: tuple[str, ...] = ("val", "test")) -> dict[str, dict[str, Any]]:
+def evaluate(
+    s: ReproSettings,
+    model: str,
+    world: dict[str, str],
+    folder: str,
+    splits: tuple[str, ...] = ("val", "test"),
+) -> dict[str, dict[str, Any]]:
     """eval-amber --generate-only on the held-out folder, then eval-amber --responses per split (the
     official counting on that split's ids); adds the mean response length in words."""
     from clipdpo_cli.mini.world import read_manifest

@@ -69,7 +69,8 @@ def build_tiny_llava(
 
     if image_size % patch_size:
         raise ValueError(f"image_size ({image_size}) must be a multiple of patch_size ({patch_size})")
-    tokenizer = build_bpe_tokenizer(vocab_size, extra_special=(IMAGE_TOKEN,), corpus=tokenizer_corpus or CORPUS)
+    corpus = tokenizer_corpus or CORPUS
+    tokenizer = build_bpe_tokenizer(vocab_size, extra_special=(IMAGE_TOKEN,), corpus=corpus)
     image_token_id = tokenizer.convert_tokens_to_ids(IMAGE_TOKEN)
 
     vision = CLIPVisionConfig(
