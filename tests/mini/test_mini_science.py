@@ -11,13 +11,7 @@ import os
 import pytest
 
 from clipdpo_cli.mini.truth import pair_agreement
-from clipdpo_cli.mini.world import (
-    MiniScene,
-    hallucinated_caption,
-    read_manifest,
-    scenes_by_image,
-    true_caption,
-)
+from clipdpo_cli.mini.world import MiniScene, read_manifest, scenes_by_image, true_caption
 from tests.conftest import run_text_cli
 
 pytestmark = pytest.mark.slow
@@ -65,19 +59,21 @@ def test_pairs_agree_with_the_ground_truth(mini_world, method):
 
 
 def _llr(model: str, world, out: str, name: str) -> float:
-    """Mean over held-out trigger scenes of log p(hallucinated caption) - log p(true caption), summed
-    over tokens, by `clipdpo score --scorer lvlm` (the LVLM's own log-likelihood)."""
+    """Mean over held-out scenes of log p(hallucinated caption) - log p(true caption), summed over
+    tokens, by `clipdpo score --scorer lvlm` (the LVLM's own log-likelihood); the hallucinated caption is
+    the true one plus an object of an absent kind (seeded, the same for every model)."""
     import random
+
+    from clipdpo_cli.mini.world import COLOURS, KINDS, caption_of
 
     rows = []
     rng = random.Random(0)
     for row in read_manifest(world.held_out):
         scene = MiniScene.from_json(row["scene"])
-        if scene.triggers_bias:
-            rows.append({"id": f"{scene.index}-t", "image": row["image"], "text": true_caption(scene)})
-            rows.append(
-                {"id": f"{scene.index}-h", "image": row["image"], "text": hallucinated_caption(scene, rng)}
-            )
+        absent = rng.choice([k for k in KINDS if k not in scene.kinds])
+        added = [(i.colour, i.kind) for i in scene.items] + [(rng.choice(sorted(COLOURS)), absent)]
+        rows.append({"id": f"{scene.index}-t", "image": row["image"], "text": true_caption(scene)})
+        rows.append({"id": f"{scene.index}-h", "image": row["image"], "text": caption_of(added)})
     src = os.path.join(out, f"{name}-in.jsonl")
     with open(src, "w", encoding="utf-8") as fh:
         fh.writelines(json.dumps(r) + "\n" for r in rows)
@@ -86,7 +82,6 @@ def _llr(model: str, world, out: str, name: str) -> float:
                      "--batch-size", "32", "-q", "-o", scored))  # fmt: skip
     by_id = {r["id"]: r["lvlm_logp_sum"] for r in _jsonl(scored)}
     keys = [r["id"][:-2] for r in rows[::2]]
-    assert len(keys) >= 8
     return sum(by_id[f"{k}-h"] - by_id[f"{k}-t"] for k in keys) / len(keys)
 
 
@@ -95,6 +90,6 @@ def test_dpo_lowers_the_hallucination_likelihood_ratio(mini_world, method):
     base = _llr(mini_world.captioner, mini_world, out, "base")
     trained = _llr(method["model"], mini_world, out, "trained")
     print(f"held-out log p(hallucinated) - log p(true): base {base:.3f}, after DPO {trained:.3f}")
-    # the base model learnt the planted prior (the hallucinated caption is not much less likely than the
-    # true one); DPO on the CLIP-ranked pairs pushes it down, by a clear margin
+    # DPO on the CLIP-ranked pairs makes the added absent object clearly less likely than before. With
+    # chosen and rejected swapped the ratio rises instead (measured: base -6.9, DPO -8.7, swapped -3.6).
     assert trained < base - 0.5, (base, trained)
