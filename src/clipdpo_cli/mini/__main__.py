@@ -1,6 +1,6 @@
 """python -m clipdpo_cli.mini COMMAND ...: build the miniature world, train its models, run repro-mini.
 
-world OUT                   scenes: OUT/{ranker,sft,pool}/ and the AMBER folders OUT/{val,test}/
+world OUT                   scenes: OUT/{ranker,sft,pool}/, the AMBER folder OUT/heldout/ (val, test)
 ranker WORLD_SPLIT OUT      train the open_clip ranker on a split's true captions (--random: untrained)
 captioner SPLIT RANKER OUT  SFT the tiny LLaVA on biased captions, vision tower from RANKER
 agreement PAIRS SPLIT       pairs vs the split's ground truth (JSON)
