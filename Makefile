@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-dev
 
-.PHONY: demo test lint bench bench-gpu clean
+.PHONY: demo repro-mini test lint bench bench-gpu clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -14,6 +14,9 @@ $(STAMP): pyproject.toml constraints.txt
 
 demo: $(STAMP)
 	PATH="$(abspath $(VENV))/bin:$$PATH" bash examples/demo.sh
+
+repro-mini: $(STAMP)
+	PATH="$(abspath $(VENV))/bin:$$PATH" bash examples/mini/repro.sh
 
 test: $(STAMP)
 	OMP_NUM_THREADS=1 $(PY) -m pytest -q -n 2 --dist loadfile
@@ -28,4 +31,4 @@ bench-gpu: $(STAMP)
 	PYTHONPATH=src $(PY) benchmarks/gpu.py --out gpu-bench.json
 
 clean:
-	rm -rf $(VENV) demo-out .bench
+	rm -rf $(VENV) demo-out mini-out .bench

@@ -41,12 +41,17 @@ def build_tiny_llava(
     image_size: int = 32,
     patch_size: int = 8,
     vocab_size: int = 512,
+    vision_hidden_act: str = "quick_gelu",
+    vision_feature_layer: int = -2,
+    tokenizer_corpus: str | None = None,
     seed: int = 0,
 ) -> str:
     """Save a random LlavaForConditionalGeneration and its LlavaProcessor to `out_dir`; return the path.
 
     The image takes (image_size // patch_size) ** 2 tokens (the CLS feature is dropped, as in LLaVA-1.5).
-    The same `seed` and sizes give the same weights.
+    The same `seed` and sizes give the same weights. `vision_hidden_act="gelu"` gives the vision tower
+    open_clip's activation (the miniature world copies a trained open_clip image tower into it);
+    `tokenizer_corpus` replaces the text the tokenizer's merges are learnt from.
     """
     import torch
     from transformers import (
@@ -60,11 +65,12 @@ def build_tiny_llava(
     )
 
     from clipdpo_cli.models.hub import quiet_transformers
-    from clipdpo_cli.testing.tokenizer import build_bpe_tokenizer
+    from clipdpo_cli.testing.tokenizer import CORPUS, build_bpe_tokenizer
 
     if image_size % patch_size:
         raise ValueError(f"image_size ({image_size}) must be a multiple of patch_size ({patch_size})")
-    tokenizer = build_bpe_tokenizer(vocab_size, extra_special=(IMAGE_TOKEN,))
+    corpus = tokenizer_corpus or CORPUS
+    tokenizer = build_bpe_tokenizer(vocab_size, extra_special=(IMAGE_TOKEN,), corpus=corpus)
     image_token_id = tokenizer.convert_tokens_to_ids(IMAGE_TOKEN)
 
     vision = CLIPVisionConfig(
@@ -75,6 +81,7 @@ def build_tiny_llava(
         image_size=image_size,
         patch_size=patch_size,
         projection_dim=vision_hidden_size,
+        hidden_act=vision_hidden_act,
     )
     text = LlamaConfig(
         vocab_size=len(tokenizer),
@@ -94,7 +101,7 @@ def build_tiny_llava(
         image_token_index=image_token_id,
         image_seq_length=(image_size // patch_size) ** 2,
         vision_feature_select_strategy="default",
-        vision_feature_layer=-2,
+        vision_feature_layer=vision_feature_layer,
     )
     torch.manual_seed(seed)
     model = LlavaForConditionalGeneration(config).eval()

@@ -25,10 +25,13 @@ children playing football in a park on a sunny day with clouds in the blue sky
 """
 
 
-def build_bpe_tokenizer(vocab_size: int = 512, extra_special: tuple[str, ...] = ()) -> Any:
+def build_bpe_tokenizer(
+    vocab_size: int = 512, extra_special: tuple[str, ...] = (), corpus: str = CORPUS
+) -> Any:
     """A transformers PreTrainedTokenizerFast (byte-level BPE) that adds BOS in front of every text.
 
     `extra_special` tokens (an image token, chat markers) get their own ids and are registered as special.
+    `corpus` is the text the merges are learnt from (one text per line).
     """
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
@@ -43,7 +46,7 @@ def build_bpe_tokenizer(vocab_size: int = 512, extra_special: tuple[str, ...] = 
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    tok.train_from_iterator([line for line in CORPUS.splitlines() if line], trainer=trainer)
+    tok.train_from_iterator([line for line in corpus.splitlines() if line], trainer=trainer)
     tok.post_processor = processors.TemplateProcessing(
         single=f"{BOS} $A", pair=f"{BOS} $A {BOS} $B", special_tokens=[(BOS, tok.token_to_id(BOS))]
     )

@@ -1,0 +1,108 @@
+"""python -m clipdpo_cli.mini COMMAND ...: build the miniature world, train its models, run repro-mini.
+
+world OUT                   scenes: OUT/{ranker,sft,pool}/, the AMBER folder OUT/heldout/ (val, test)
+ranker WORLD_SPLIT OUT      train the open_clip ranker on a split's true captions (--random: untrained)
+captioner SPLIT RANKER OUT  SFT the tiny LLaVA on biased captions, vision tower from RANKER
+agreement PAIRS SPLIT       pairs vs the split's ground truth (JSON)
+swap PAIRS                  the random-preference control: chosen/rejected swapped at random
+repro OUT                   the whole benchmark (make repro-mini)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m clipdpo_cli.mini", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    sub = p.add_subparsers(dest="cmd", required=True)
+    w = sub.add_parser("world")
+    w.add_argument("out")
+    w.add_argument("--seed", type=int, default=0)
+    for name, default in (("ranker", 6000), ("sft", 6000), ("pool", 600), ("val", 150), ("test", 250)):
+        w.add_argument(f"--{name}", type=int, default=default, help=f"scenes (default {default})")
+    r = sub.add_parser("ranker")
+    r.add_argument("split")
+    r.add_argument("out")
+    r.add_argument("--steps", type=int, default=500)
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--random", action="store_true", help="write the untrained model only")
+    c = sub.add_parser("captioner")
+    c.add_argument("split")
+    c.add_argument("ranker", help="local-dir:DIR of the ranker ('none': a random vision tower)")
+    c.add_argument("out")
+    c.add_argument("--steps", type=int, default=800)
+    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--bias", type=float, default=0.7)
+    a = sub.add_parser("agreement")
+    a.add_argument("pairs")
+    a.add_argument("split")
+    s = sub.add_parser("swap")
+    s.add_argument("pairs")
+    s.add_argument("--seed", type=int, default=0)
+    rp = sub.add_parser("repro")
+    rp.add_argument("out")
+    rp.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    rp.add_argument("--jobs", type=int, default=2, help="seeds run side by side")
+    rp.add_argument(
+        "--set",
+        nargs="*",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="override a ReproSettings field (e.g. sft_steps=600 n_pool=500)",
+    )
+    args = p.parse_args(argv)
+
+    from clipdpo_cli.mini import world as mw
+
+    if args.cmd == "world":
+        starts = {"ranker": 0, "sft": 100_000, "pool": 200_000}
+        for name, start in starts.items():
+            mw.write_split(f"{args.out}/{name}", getattr(args, name), args.seed, start)
+            print(f"{args.out}/{name}")
+        heldout = f"{args.out}/heldout"
+        mw.write_amber_split(heldout, args.val + args.test, args.seed, 300_000,
+                             splits={"val": args.val, "test": args.test})  # fmt: skip
+        print(heldout)
+        print(mw.write_prompts(f"{args.out}/prompts.txt"))
+    elif args.cmd == "ranker":
+        from clipdpo_cli.mini.ranker import train_ranker, write_ranker
+
+        if args.random:
+            print(write_ranker(args.out, seed=args.seed))
+        else:
+            print(train_ranker(mw.read_manifest(args.split), args.out, steps=args.steps, seed=args.seed))
+    elif args.cmd == "captioner":
+        from clipdpo_cli.mini.captioner import train_captioner
+
+        ranker = None if args.ranker == "none" else args.ranker
+        manifest = mw.read_manifest(args.split)
+        print(train_captioner(manifest, ranker, args.out, seed=args.seed, steps=args.steps,
+                              bias=args.bias))  # fmt: skip
+    elif args.cmd == "agreement":
+        from clipdpo_cli.mini.repro import _read_jsonl
+        from clipdpo_cli.mini.truth import pair_agreement
+
+        scenes = mw.scenes_by_image(mw.read_manifest(args.split))
+        print(json.dumps(pair_agreement(_read_jsonl(args.pairs), scenes)))
+    elif args.cmd == "swap":
+        from clipdpo_cli.mini.repro import _read_jsonl, swap_pairs
+
+        for pair in swap_pairs(_read_jsonl(args.pairs), args.seed):
+            sys.stdout.write(json.dumps(pair) + "\n")
+    elif args.cmd == "repro":
+        from clipdpo_cli.mini.repro import ReproSettings, run
+
+        settings = ReproSettings(args.out, seeds=tuple(args.seeds), jobs=args.jobs)
+        for item in args.set:
+            key, _, value = item.partition("=")
+            current = getattr(settings, key)  # an unknown field is an AttributeError
+            setattr(settings, key, type(current)(value))
+        run(settings)
+
+
+if __name__ == "__main__":
+    main()
