@@ -38,7 +38,8 @@ head -1 "$out/pairs.jsonl" >&2
 
 step "4. train: DPO (TRL) on the pairs, a few steps"
 clipdpo train "$out/pairs.jsonl" --model "$LLAVA" --output-dir "$out/model" --max-steps 4 \
-  --batch-size 4 --per-device-batch-size 2 --learning-rate 1e-4 > "$out/train-summary.json"
+  --batch-size 4 --per-device-batch-size 2 --learning-rate 1e-4 --logging-steps 1 --overwrite \
+  > "$out/train-summary.json"
 
 step "5. eval-amber on a stand-in AMBER folder (3 generated images), with the trained model"
 clipdpo eval-amber --model "$out/model" --amber-root "$AMBER" -r "$out/amber-responses.jsonl" \

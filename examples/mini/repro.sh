@@ -7,7 +7,25 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 out=${MINI_OUT:-mini-out}
-export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}  # two seeds run side by side (--jobs 2) HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}  # two seeds run side by side (--jobs 2)
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1  # everything is built here: nothing to download
 export PYTHONWARNINGS=${PYTHONWARNINGS:-ignore::FutureWarning}
 python -m clipdpo_cli.mini repro "$out" "$@"
 echo "table: $out/table.txt, $out/table.json, $out/table.png" >&2
+
+# The figures of seed 0 (scores, filter drops, pairs, training curves, AMBER test split of every arm).
+s0=$out/seed0
+arms=()
+for arm in base clip-dpo+sft clip-dpo random-preference random-ranker; do
+  if [ "$arm" = base ]; then f=$s0/base/amber-test.json; else f=$s0/$arm/eval/amber-test.json; fi
+  [ -f "$f" ] && arms+=(--amber "$arm=$f")
+done
+trains=()
+for arm in clip-dpo+sft clip-dpo random-preference; do
+  [ -d "$s0/$arm/model" ] && trains+=(--train "$arm=$s0/$arm/model")
+done
+rejects=()
+[ -f "$s0/ranker/rejects.jsonl" ] && rejects=(--rejects "$s0/ranker/rejects.jsonl")
+clipdpo report -q --scored "$s0/ranker/scored.jsonl" "${rejects[@]}" --pairs "$s0/ranker/pairs.jsonl" \
+  "${trains[@]}" "${arms[@]}" -o "$out/report.html" --png-dir "$out/figures"
+echo "report: $out/report.html" >&2

@@ -210,3 +210,17 @@ def test_labelled_arguments(tmp_path: Path):
     odd = tmp_path / "x=y.json"
     odd.write_text("{}")
     assert labelled(str(odd)) == (None, str(odd))  # an existing path with '=' stays a path
+
+
+def test_amber_figure_leaves_out_metrics_no_model_has():
+    from clipdpo_cli.report.figures import amber_figure
+    from clipdpo_cli.report.inputs import AmberResult
+
+    generative = {"benchmark": "AMBER", "task": "generative",
+                  "generative": {"CHAIR": 8.0, "Cover": 90.0, "Hal": 20.0, "Cog": 5.0}}  # fmt: skip
+    results = [AmberResult("base", "b.json", generative), AmberResult("dpo", "d.json", generative)]
+    fig = amber_figure(results, [amber_row(r.result) for r in results])
+    assert [ax.get_title() for ax in fig.axes] == ["CHAIR ↓", "Cover ↑", "Hal ↓", "Cog ↓"]
+    full = amber_result(7.8, 51.0, 36.4, 4.2, 74.7, None)
+    fig = amber_figure([AmberResult("x", "x.json", full)], [amber_row(full)])
+    assert [ax.get_title() for ax in fig.axes][-2:] == ["F1 ↑", "AMBER ↑"]

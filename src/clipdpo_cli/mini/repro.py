@@ -169,7 +169,7 @@ def make_pairs(
     if not _done(kept):
         # every image of this world is a plain drawing: categories carry no meaning, keep them all
         clipdpo("filter", scored, "--min-caption-score", min_score, "--text-keep", "1",
-                "-o", kept)  # fmt: skip
+                "--rejects", os.path.join(folder, "rejects.jsonl"), "-o", kept)  # fmt: skip
     if not _done(pairs):
         clipdpo("pair", kept, "--per-image", str(s.per_image), "--min-margin", str(s.min_margin),
                 "--max-length-diff", str(s.max_length_diff), "-o", pairs)  # fmt: skip

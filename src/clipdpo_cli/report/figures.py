@@ -249,8 +249,10 @@ def training_figure(runs: Sequence[tuple[TrainRun, dict[str, tuple[list[float], 
 
 def amber_figure(results: Sequence[AmberResult], rows: Sequence[dict[str, float | None]]) -> Figure:
     """AMBER's Table-2 figures side by side, one bar per model, one panel per metric."""
-    fig, axes = new_figure(3.2, ncols=len(AMBER_FIGURE))
-    for ax, key in zip(axes, AMBER_FIGURE, strict=True):
+    # a metric no model has (F1 and the AMBER score need the discriminative task) gets no empty panel
+    keys = [key for key in AMBER_FIGURE if any(row[key] is not None for row in rows)] or list(AMBER_FIGURE)
+    fig, axes = new_figure(3.2, ncols=len(keys), width=min(WIDTH, 2.6 * len(keys) + 1.0))
+    for ax, key in zip(axes, keys, strict=True):
         values = [row[key] for row in rows]
         xs = list(range(len(rows)))
         bars = ax.bar(xs, [v or 0.0 for v in values], color=[_color(i) for i in xs], width=0.7)
