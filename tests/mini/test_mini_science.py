@@ -54,8 +54,14 @@ def test_pairs_agree_with_the_ground_truth(mini_world, method):
     counts = pair_agreement(method["pairs"], scenes_by_image(read_manifest(mini_world.pool)))
     assert counts["unknown"] == 0
     assert counts["chosen_fewer"] >= 30, counts
-    # chance is 1:1; a swap of chosen and rejected gives the reverse
-    assert counts["chosen_fewer"] >= 4 * counts["chosen_more"], counts
+    # chance is 1:1; a swap of chosen and rejected gives the reverse. Measured 4.5:1 and 3.7:1 in two runs
+    # (CPU training is not bit-reproducible), so the bar is a ratio of 2.5 and a one-sided binomial test
+    # against chance; swapped pairs (1:3.7) fail both.
+    from scipy.stats import binomtest
+
+    fewer, more = counts["chosen_fewer"], counts["chosen_more"]
+    assert fewer >= 2.5 * more, counts
+    assert binomtest(fewer, fewer + more, 0.5, alternative="greater").pvalue < 1e-9, counts
 
 
 def _llr(model: str, world, out: str, name: str) -> float:
