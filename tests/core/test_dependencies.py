@@ -39,3 +39,33 @@ def test_lower_bounds_are_the_verified_majors_and_trl_stops_before_2():
         installed = Version(version(name))
         assert bounds[name].contains(f"{installed.major}.{installed.minor}.0"), name
     assert bounds["torch"].contains("2.14.1")  # the torch that lies on the project's machines
+
+
+def test_every_third_party_module_the_package_imports_is_declared():
+    """A module src/ imports (even lazily, inside a function) must come from a declared requirement, or a
+    fresh install (CI, a user's `pip install`) lacks it while this machine's venv hides the gap."""
+    import ast
+    from importlib.metadata import packages_distributions
+
+    from packaging.utils import canonicalize_name
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    from packaging.requirements import Requirement
+
+    declared = {canonicalize_name(Requirement(r).name) for r in project["dependencies"]}
+    for extra in project["optional-dependencies"].values():
+        declared |= {canonicalize_name(Requirement(r).name) for r in extra}
+    modules: set[str] = set()
+    for path in (REPO / "src").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                modules |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                modules.add(node.module.split(".")[0])
+    owners = packages_distributions()
+    missing = {}
+    for module in sorted(modules - set(sys.stdlib_module_names) - {"clipdpo_cli"}):
+        dists = {canonicalize_name(d) for d in owners.get(module, [])}
+        if dists and not dists & declared:
+            missing[module] = sorted(dists)
+    assert missing == {}
