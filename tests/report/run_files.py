@@ -200,3 +200,19 @@ def write_run(root: Path, n_images: int = 24, seed: int = 0) -> dict[str, Path]:
         root / "zs_dpo.jsonl", zeroshot_lines("out/llava-clipdpo", [55.0, 64.0, 33.0], [80.0, 85.0, 45.0])
     )
     return paths
+
+
+def report_args(run: dict[str, Path], *, compare: bool = True) -> list[str]:
+    """`clipdpo report` arguments for every file of `write_run`; `compare` adds the second training run,
+    the partial AMBER result and the second zero-shot file (several models side by side)."""
+    args = ["--scored", str(run["scored"]), "--rejects", str(run["rejects"]), "--pairs", str(run["pairs"]),
+            "--train", str(run["train_dpo"])]  # fmt: skip
+    if compare:
+        args += ["--train", f"cdpo={run['train_cdpo']}"]
+    args += ["--amber", f"base={run['amber_base']}", "--amber", str(run["amber_dpo"])]
+    if compare:
+        args += ["--amber", str(run["amber_partial"])]
+    args += ["--zeroshot", str(run["zs_base"])]
+    if compare:
+        args += ["--zeroshot", str(run["zs_dpo"])]
+    return args

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import invoke_cli
-from tests.report.run_files import write_run
+from tests.report.run_files import report_args, write_run
 
 pytest.importorskip("matplotlib", reason="clipdpo report needs the 'report' extra (matplotlib)")
 
@@ -88,20 +88,7 @@ def test_report_opens_offline_and_renders(tmp_path: Path):
     page = tmp_path / "report.html"
     result = invoke_cli(
         "report",
-        "--scored",
-        str(run["scored"]),
-        "--rejects",
-        str(run["rejects"]),
-        "--pairs",
-        str(run["pairs"]),
-        "--train",
-        str(run["train_dpo"]),
-        "--amber",
-        f"base={run['amber_base']}",
-        "--amber",
-        str(run["amber_dpo"]),
-        "--zeroshot",
-        str(run["zs_base"]),
+        *report_args(run, compare=False),
         "-o",
         str(page),
         "-q",

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import cli_env, invoke_cli, run_text_cli
-from tests.report.run_files import write_run
+from tests.report.run_files import report_args, write_run
 
 pytest.importorskip("matplotlib", reason="clipdpo report needs the 'report' extra (matplotlib)")
 
@@ -66,26 +66,7 @@ def full_report(run: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) 
     html, figs = out / "report.html", out / "figs"
     result = invoke_cli(
         "report",
-        "--scored",
-        str(run["scored"]),
-        "--rejects",
-        str(run["rejects"]),
-        "--pairs",
-        str(run["pairs"]),
-        "--train",
-        str(run["train_dpo"]),
-        "--train",
-        f"cdpo={run['train_cdpo']}",
-        "--amber",
-        f"base={run['amber_base']}",
-        "--amber",
-        str(run["amber_dpo"]),
-        "--amber",
-        str(run["amber_partial"]),
-        "--zeroshot",
-        str(run["zs_base"]),
-        "--zeroshot",
-        str(run["zs_dpo"]),
+        *report_args(run),
         "-o",
         str(html),
         "--png-dir",
