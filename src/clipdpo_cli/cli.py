@@ -31,6 +31,7 @@ COMMAND_MODULES = (
     "pair",
     "export",
     "train",
+    "respond",
     "eval_amber",
     "eval_zeroshot",
     "probe",
