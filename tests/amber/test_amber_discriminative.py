@@ -7,8 +7,8 @@ import pytest
 from clipdpo_cli.eval.amber.evaluate import score_responses
 from clipdpo_cli.eval.amber.nlp.builtin import BuiltinNouns
 from clipdpo_cli.eval.amber.nlp.similarity import ExactSimilarity
-from clipdpo_cli.eval.amber.responses import normalize_answer
 from clipdpo_cli.eval.amber.scorer import GENERATIVE_COUNTERS, AmberCounters, f1_score
+from clipdpo_cli.stages.respond import normalize_answer
 
 
 def _score(data, answer, task="discriminative", **kw):

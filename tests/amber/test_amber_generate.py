@@ -1,4 +1,5 @@
-"""Response generation: a fake LVLM for exact behaviour, then the tiny LLaVA end to end through the CLI."""
+"""Response generation (AMBER's queries through the respond stage): a fake LVLM for exact behaviour, then the
+tiny LLaVA end to end through the CLI."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ import json
 import pytest
 
 from clipdpo_cli.eval.amber.data import load_amber
-from clipdpo_cli.eval.amber.generate import GenerationSettings, done_response_ids, generate_responses
-from clipdpo_cli.io.shard import Shard
+from clipdpo_cli.eval.amber.queries import DEFAULT_YES_NO_SUFFIX, query_records
+from clipdpo_cli.eval.amber.run import EvalOptions, run_eval
+from clipdpo_cli.stages.respond import RespondSettings, respond_records
 from tests.conftest import invoke_cli as invoke
 
 from .amber_helpers import run_cli
@@ -39,12 +41,27 @@ def data(tiny_amber):
 
 
 def _run(data, tiny_amber, **kw):
-    lvlm, out = FakeLvlm(), []
-    settings = kw.pop("settings", GenerationSettings(batch_size=4, max_new_tokens=20))
-    n = generate_responses(lvlm, data, data.queries(kw.pop("task", "all")), f"{tiny_amber}/image", settings,
-                           out.append, **kw)  # fmt: skip
-    assert n == len(out)
+    lvlm = FakeLvlm()
+    settings = kw.pop("settings", RespondSettings(batch_size=4, max_new_tokens=20, seed=0, workers=0))
+    suffix = kw.pop("suffix", DEFAULT_YES_NO_SUFFIX)
+    queries = query_records(data, kw.pop("task", "all"), f"{tiny_amber}/image", suffix)
+    out = list(respond_records(queries, lvlm, settings))
+    assert len(out) == len(queries)
     return lvlm, out
+
+
+@pytest.fixture()
+def fake_model(monkeypatch):
+    """run_eval's model is one FakeLvlm (its calls are kept)."""
+    import clipdpo_cli.models.lvlm as lvlm_module
+
+    lvlm = FakeLvlm()
+    monkeypatch.setattr(lvlm_module, "load_lvlm", lambda name, device, dtype, **kw: lvlm)
+    return lvlm
+
+
+def _ids(path):
+    return [json.loads(line)["id"] for line in path.read_text().splitlines()]
 
 
 def test_amber_generate_prob_mode(data, tiny_amber):
@@ -67,8 +84,8 @@ def test_amber_generate_prob_mode(data, tiny_amber):
 
 
 def test_amber_generate_free_yes_no_mode(data, tiny_amber):
-    settings = GenerationSettings(yes_no="generate", yes_no_suffix=" Yes or no?", batch_size=8)
-    lvlm, out = _run(data, tiny_amber, settings=settings, task="attribute")
+    settings = RespondSettings(yes_no="generate", batch_size=8, seed=0)
+    lvlm, out = _run(data, tiny_amber, settings=settings, task="attribute", suffix=" Yes or no?")
     by_id = {r["id"]: r for r in out}
     assert by_id[4]["response"] == "Yes" and by_id[4]["text"] == " yes, it is."  # normalised, raw kept
     assert by_id[7]["response"] == "Maybe" and by_id[7]["mode"] == "yes_no_generate"
@@ -76,28 +93,33 @@ def test_amber_generate_free_yes_no_mode(data, tiny_amber):
     assert lvlm.calls[0][2][0].endswith("image? Yes or no?")
 
 
-def test_amber_generate_shards_and_resume(data, tiny_amber, tmp_path):
-    _, whole = _run(data, tiny_amber)
-    parts = [_run(data, tiny_amber, shard=Shard(k, 2))[1] for k in range(2)]
+def test_amber_generate_shards_and_resume(fake_model, tiny_amber, tmp_path):
+    def generate(out, **kw):
+        assert run_eval(EvalOptions(amber_root=tiny_amber, model="fake", responses_out=str(out),
+                                    generate_only=True, quiet=True, **kw)) is None  # fmt: skip
+        return [json.loads(line) for line in out.read_text().splitlines()]
+
+    whole = generate(tmp_path / "whole.jsonl")
+    parts = [generate(tmp_path / f"part{k}.jsonl", shard=f"{k}/2") for k in range(2)]
     ids = sorted(r["id"] for part in parts for r in part)
     assert ids == sorted(r["id"] for r in whole)  # the shards partition the queries
     images = [{r["image"] for r in part} for part in parts]
     assert not images[0] & images[1]  # by image
     path = tmp_path / "r.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in whole[:5]) + '{"id": 6, "resp')  # killed mid-line
-    done = done_response_ids(str(path))
-    assert done == {1, 2, 3, 4, 5}
+    fake_model.calls.clear()
+    rest = generate(path, resume=True)
     assert path.read_text().endswith("}\n")  # the half-written line is gone
-    _, rest = _run(data, tiny_amber, done=done)
-    assert [r["id"] for r in rest] == list(range(6, 22))
+    assert [r["id"] for r in rest] == list(range(1, 22))  # 1-5 kept, 6-21 answered once
+    assert sum(len(c[2]) for c in fake_model.calls) == 16  # only the missing ones were asked
 
 
-def test_amber_generate_missing_image(data, tmp_path):
-    from clipdpo_cli.io.errors import InputError
+def test_amber_generate_missing_image(fake_model, tiny_amber, tmp_path):
+    from clipdpo_cli.io.errors import RecordFailure
 
-    with pytest.raises(InputError, match="image not found"):
-        generate_responses(FakeLvlm(), data, data.queries("generative"), str(tmp_path), GenerationSettings(),
-                           lambda r: None)  # fmt: skip
+    with pytest.raises(RecordFailure, match="image not found"):
+        run_eval(EvalOptions(amber_root=tiny_amber, model="fake", task="generative", image_dir=str(tmp_path),
+                             quiet=True))  # fmt: skip
 
 
 @pytest.fixture(scope="session")
@@ -118,7 +140,7 @@ def test_amber_tiny_llava_end_to_end(tiny_llava_model, tiny_amber, tmp_path):
     assert all(r["response"] in ("Yes", "No") and 0 <= r["p_yes"] <= 1 for r in lines if r["id"] > 3)
     assert metrics["responses"]["scored"] == 21 and metrics["complete"] is True
     assert metrics["model"] == tiny_llava_model and metrics["yes_no"] == "prob"
-    assert "21 responses generated" in proc.stderr and "CHAIR" in proc.stderr
+    assert "clipdpo eval-amber: 21 in, 21 out" in proc.stderr and "CHAIR" in proc.stderr  # 21 generated
     # scoring the written file gives the same figures
     rescored = json.loads(run_cli("eval-amber", "--amber-root", tiny_amber, "--responses", str(responses),
                                   "-q").stdout)  # fmt: skip
@@ -127,9 +149,19 @@ def test_amber_tiny_llava_end_to_end(tiny_llava_model, tiny_amber, tmp_path):
     # the same command in-process (no second torch start-up): resuming a complete file generates
     # nothing and scores the same
     proc = invoke(*common, "--resume")
-    assert proc.exit_code == 0 and "0 responses generated, 21 already done" in proc.stderr
+    assert proc.exit_code == 0 and "0 in, 0 out; 21 already done (resume)" in proc.stderr
     assert json.loads(proc.stdout)["discriminative"] == metrics["discriminative"]
     assert len(responses.read_text().splitlines()) == 21
+    # the same in three steps: export the queries, `clipdpo respond`, score the responses
+    queries, answered = tmp_path / "q.jsonl", tmp_path / "answered.jsonl"
+    assert invoke("eval-amber", "--amber-root", tiny_amber, "--write-queries", str(queries)).exit_code == 0
+    proc = invoke("respond", str(queries), "-m", tiny_llava_model, "--device", "cpu", "--max-new-tokens", "6",
+                  "--seed", "0", "-o", str(answered))  # fmt: skip
+    assert proc.exit_code == 0, proc.stderr
+    assert answered.read_text() == responses.read_text()
+    proc = invoke("eval-amber", "--amber-root", tiny_amber, "--responses", str(answered), "-q")
+    assert {k: v for k, v in json.loads(proc.stdout).items() if k not in ("model", "yes_no")} == {
+        k: v for k, v in metrics.items() if k not in ("model", "yes_no")}
     # two shards in free-generation mode: each writes its images' answers and prints no metrics
     for k in range(2):
         proc = invoke("eval-amber", "--amber-root", tiny_amber, "--model", tiny_llava_model,
@@ -142,12 +174,8 @@ def test_amber_tiny_llava_end_to_end(tiny_llava_model, tiny_amber, tmp_path):
     assert sorted(shard_ids) == [13, 14, 15]
 
 
-def test_amber_run_eval_with_fake_model(monkeypatch, tiny_amber, tmp_path, capsys):
+def test_amber_run_eval_with_fake_model(fake_model, tiny_amber, tmp_path, capsys):
     """run_eval wiring without a real model: --limit, in-memory responses, --generate-only."""
-    import clipdpo_cli.models.lvlm as lvlm_module
-    from clipdpo_cli.eval.amber.run import EvalOptions, run_eval
-
-    monkeypatch.setattr(lvlm_module, "load_lvlm", lambda name, device, dtype, **kw: FakeLvlm())
     result = run_eval(EvalOptions(amber_root=tiny_amber, model="fake", limit=1, quiet=True))
     # one query per part: description 1, attribute 4, existence 13, relation 16
     assert result["responses"]["scored"] == 4 and result["complete"] is False
@@ -167,7 +195,6 @@ def test_amber_generation_prints_progress_lines(monkeypatch, tiny_amber, capsys)
     import time
 
     import clipdpo_cli.models.lvlm as lvlm_module
-    from clipdpo_cli.eval.amber.run import EvalOptions, run_eval
 
     class SlowLvlm(FakeLvlm):
         def next_token_probs(self, images, prompts, candidates):
@@ -176,7 +203,7 @@ def test_amber_generation_prints_progress_lines(monkeypatch, tiny_amber, capsys)
 
     monkeypatch.setattr(lvlm_module, "load_lvlm", lambda name, device, dtype, **kw: SlowLvlm())
     opts = EvalOptions(amber_root=tiny_amber, model="fake", task="discriminative", progress_every=0.05,
-                       generation=GenerationSettings(batch_size=2))  # fmt: skip
+                       generation=RespondSettings(batch_size=2))  # fmt: skip
     run_eval(opts)
     lines = [line for line in capsys.readouterr().err.splitlines() if "/18 responses (" in line]
     assert lines and all(line.startswith("clipdpo eval-amber: ") for line in lines)

@@ -14,6 +14,7 @@ from clipdpo_cli.commands.generation import (
     TopPOpt,
 )
 from clipdpo_cli.commands.options import DeviceOpt, ProgressEveryOpt, QuietOpt
+from clipdpo_cli.commands.respond import YesNo, YesNoOpt
 from clipdpo_cli.io.progress import DEFAULT_EVERY
 
 NAME = "eval-amber"
@@ -27,11 +28,6 @@ class Task(str, enum.Enum):
     existence = "existence"
     attribute = "attribute"
     relation = "relation"
-
-
-class YesNo(str, enum.Enum):
-    prob = "prob"
-    generate = "generate"
 
 
 class Nlp(str, enum.Enum):
@@ -67,11 +63,12 @@ def command(
                      "variables); only writes responses.", show_default=False),
     ] = None,
     generate_only: Annotated[bool, typer.Option(help="Write the responses, do not score them.")] = False,
-    yes_no: Annotated[
-        YesNo,
-        typer.Option(help="Yes/no queries: compare the next-token probabilities of Yes and No (prob), or "
-                     "generate freely and take the leading yes/no (generate)."),
-    ] = YesNo.prob,
+    write_queries: Annotated[
+        str | None,
+        typer.Option(help="Write the task's queries as JSONL records {id, image, prompt, ...} for "
+                     "`clipdpo respond` to this file ('-': stdout), then exit.", show_default=False),
+    ] = None,
+    yes_no: YesNoOpt = YesNo.prob,
     yes_no_suffix: Annotated[
         str, typer.Option(help="Appended to each yes/no query.")
     ] = "\nAnswer the question using a single word or phrase.",
@@ -130,7 +127,7 @@ def command(
     score them with the official algorithm: CHAIR, Cover, Hal, Cog; Accuracy, Precision, Recall, F1 (per
     type too); AMBER score. The metrics go to stdout as JSON, a table to stderr.
     """
-    from clipdpo_cli.eval.amber.generate import GenerationSettings
+    from clipdpo_cli.stages.respond import RespondSettings
 
     if build_similarity_table:
         from clipdpo_cli.eval.amber.table import build_similarity_file
@@ -142,12 +139,13 @@ def command(
     run_eval(
         EvalOptions(
             amber_root=amber_root, task=task.value, model=model, responses=responses,
-            responses_out=responses_out, resume=resume, shard=shard, generate_only=generate_only,
+            responses_out=responses_out, write_queries=write_queries, resume=resume, shard=shard,
+            generate_only=generate_only,
             limit=limit, image_dir=image_dir, device=device, dtype=dtype.value, chat_template=chat_template,
-            max_pixels=max_pixels,
-            generation=GenerationSettings(
-                yes_no=yes_no.value, yes_no_suffix=yes_no_suffix, max_new_tokens=max_new_tokens,
-                temperature=temperature, top_p=top_p, seed=seed, batch_size=batch_size,
+            max_pixels=max_pixels, yes_no_suffix=yes_no_suffix,
+            generation=RespondSettings(
+                yes_no=yes_no.value, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
+                seed=seed, batch_size=batch_size,
             ),
             nlp=nlp.value, similarity_table=similarity_table, similarity_threshold=similarity_threshold,
             normalize_answers=normalize_answers, output=output, quiet=quiet, allow_partial=allow_partial,

@@ -71,10 +71,17 @@ def open_source(io: IOOptions, ctx: StageContext, allow_folder: bool, counter: l
 
 
 def stage_progress(
-    name: str, io: IOOptions, source: InputSource | LineSource, counter: list[int], allow_folder: bool = False
+    name: str,
+    io: IOOptions,
+    source: InputSource | LineSource,
+    counter: list[int],
+    allow_folder: bool = False,
+    total: int | None = None,
+    unit: str = "records",
 ) -> Progress:
     """The progress display of a record stage: the records read (`counter[0]`); an image folder is counted
-    first (the bar has a total), a file's progress is the bytes read of its size.
+    first (the bar has a total), a file's progress is the bytes read of its size, unless the caller knows
+    the `total` (the records in the input).
 
     The display reads the counter and the file position on its own schedule: no work per record.
     """
@@ -84,8 +91,11 @@ def stage_progress(
         if source.total_bytes:
             state.bytes_read = source.bytes_read
 
-    bar = Progress(name, total_bytes=source.total_bytes, quiet=io.quiet, every=io.progress_every, poll=poll)
-    if allow_folder and bar.enabled and io.input != "-" and os.path.isdir(io.input):
+    bar = Progress(
+        name, unit=unit, total=total, total_bytes=source.total_bytes, quiet=io.quiet, every=io.progress_every,
+        poll=poll,
+    )  # fmt: skip
+    if total is None and allow_folder and bar.enabled and io.input != "-" and os.path.isdir(io.input):
         bar.state.total = count_images(io.input)
     return bar
 
@@ -219,8 +229,12 @@ def run_stage(
     *,
     one_to_one: bool = False,
     allow_folder: bool = False,
+    total: int | None = None,
+    unit: str = "records",
 ) -> StageContext:
     """Read, shard, resume, run `stage`, write, and print the summary line.
+
+    `total` and `unit`: what the progress display counts, when the caller knows the input's size.
 
     --resume (see resume_keys): ctx.done holds the ids already in -o or in --rejects. `one_to_one`:
     output ids equal input ids, so done inputs are skipped before the stage sees them (a rejected record
@@ -230,7 +244,7 @@ def run_stage(
     with _running(name, io, one_to_one) as run:
         ctx, writer = run.ctx, run.writer
         run.source = source = open_source(io, ctx, allow_folder, run.counter)
-        with stage_progress(name, io, source, run.counter, allow_folder):
+        with stage_progress(name, io, source, run.counter, allow_folder, total, unit):
             selected = select(source.records, ctx, run.shard, skip_done=one_to_one)
             selected = source.prepare(selected, ctx)  # images that came as bytes: written for this shard
             if ctx.done and not one_to_one:

@@ -8,9 +8,9 @@ from typing import Any
 
 from clipdpo_cli.eval.amber.data import GENERATIVE, AmberData, in_task
 from clipdpo_cli.eval.amber.nlp import NounExtractor
-from clipdpo_cli.eval.amber.responses import normalize_answer
 from clipdpo_cli.eval.amber.scorer import AmberCounters, amber_score, score_description
 from clipdpo_cli.io.errors import InputError
+from clipdpo_cli.stages.respond import normalize_answer
 
 # Sections reported for each task, in the order of the paper's Table 2 and the official printout.
 ANSWER_SECTIONS = ("existence", "attribute", "state", "number", "action", "relation")

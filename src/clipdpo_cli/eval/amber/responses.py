@@ -12,19 +12,8 @@ import orjson
 from clipdpo_cli.io.errors import InputError
 from clipdpo_cli.io.jsonl import open_binary
 
-_YES_NO = re.compile(r"^\W*(yes|no)\b", re.IGNORECASE)
 _SURROGATE = re.compile("[\ud800-\udfff]")
 REPLACEMENT = "\ufffd"
-
-
-def normalize_answer(text: str) -> str:
-    """'Yes'/'No' when the text starts with the word yes or no in any case ("yes.", "No, there is ...",
-    " YES"); anything else unchanged. Used by --normalize-answers (off by default: the official scorer
-    accepts only the exact strings)."""
-    match = _YES_NO.match(text)
-    if not match:
-        return text
-    return "Yes" if match.group(1).lower() == "yes" else "No"
 
 
 def _check(item: Any, where: str) -> dict[str, Any]:

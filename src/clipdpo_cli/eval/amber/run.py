@@ -1,7 +1,12 @@
-"""`eval-amber` end to end: generate responses (optional), score them, report. The CLI calls `run_eval`."""
+"""`eval-amber` end to end: export the queries, answer them (the respond stage, optional), score, report.
+
+The CLI calls `run_eval`. With --model it is the one-command form of
+`eval-amber --write-queries q.jsonl; respond q.jsonl -m MODEL -o r.jsonl; eval-amber --responses r.jsonl`.
+"""
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -9,14 +14,15 @@ from typing import Any
 
 from clipdpo_cli.eval.amber.data import AmberData, find_image_dir, load_amber
 from clipdpo_cli.eval.amber.evaluate import format_table, score_responses
-from clipdpo_cli.eval.amber.generate import GenerationSettings, done_response_ids, generate_responses
 from clipdpo_cli.eval.amber.nlp import load_nouns
 from clipdpo_cli.eval.amber.nlp.similarity import load_similarity
+from clipdpo_cli.eval.amber.queries import DEFAULT_YES_NO_SUFFIX, query_records
 from clipdpo_cli.eval.amber.responses import read_responses
 from clipdpo_cli.io.errors import InputError, UsageError
 from clipdpo_cli.io.jsonl import JsonlWriter, write_json
-from clipdpo_cli.io.progress import DEFAULT_EVERY, Progress
+from clipdpo_cli.io.progress import DEFAULT_EVERY
 from clipdpo_cli.io.shard import Shard
+from clipdpo_cli.stages.respond import RespondSettings
 
 
 @dataclass
@@ -26,6 +32,7 @@ class EvalOptions:
     model: str | None = None
     responses: str | None = None
     responses_out: str | None = None
+    write_queries: str | None = None  # write the task's queries for `clipdpo respond` here, then stop
     resume: bool = False
     shard: str | None = None
     generate_only: bool = False
@@ -35,7 +42,8 @@ class EvalOptions:
     dtype: str = "auto"
     chat_template: str | None = None
     max_pixels: int | None = None
-    generation: GenerationSettings = field(default_factory=GenerationSettings)
+    yes_no_suffix: str = DEFAULT_YES_NO_SUFFIX
+    generation: RespondSettings = field(default_factory=lambda: RespondSettings(seed=0))
     nlp: str = "builtin"
     similarity_table: str | None = None
     similarity_threshold: float = 0.8
@@ -68,6 +76,10 @@ def load_nlp(backend: str, table: str | None, threshold: float, data: AmberData)
 
 
 def _check(opts: EvalOptions) -> None:
+    if opts.write_queries is not None:
+        if opts.model or opts.responses:
+            raise UsageError("--write-queries only writes the queries (no --model, no --responses)")
+        return
     if (opts.model is None) == (opts.responses is None):
         raise UsageError("give exactly one of --model (generate responses) or --responses FILE (score them)")
     if opts.responses and (opts.responses_out or opts.resume or opts.shard or opts.generate_only):
@@ -78,69 +90,58 @@ def _check(opts: EvalOptions) -> None:
         raise UsageError("--similarity-threshold must be between 0 and 1")
 
 
-def _generate(opts: EvalOptions, data: AmberData) -> list[dict[str, Any]]:
-    """Generate the task's responses; returns every response of the task now in --responses-out (or in
-    memory), so that a resumed run scores the earlier ones too."""
-    from clipdpo_cli.models.lvlm import load_lvlm
-
-    queries = data.queries(opts.task)
-    if opts.limit is not None:
-        queries = _limited(queries, data, opts.limit)
-    shard = Shard.parse(opts.shard)
-    done = done_response_ids(opts.responses_out) if opts.resume else set()
+def _queries(opts: EvalOptions, data: AmberData) -> list[dict[str, Any]]:
     image_dir = opts.image_dir or find_image_dir(opts.amber_root)
-    started = time.perf_counter()
+    return query_records(data, opts.task, image_dir, opts.yes_no_suffix, opts.limit)
+
+
+def write_queries(opts: EvalOptions, data: AmberData) -> None:
+    """The exporter: the task's queries as respond records (JSONL) in --write-queries ('-': stdout)."""
+    queries = _queries(opts, data)
+    with JsonlWriter(opts.write_queries) as writer:
+        writer.write_all(queries)
+    if not opts.quiet:
+        log(f"clipdpo eval-amber: {len(queries):,} queries written; answer them with "
+            "`clipdpo respond FILE -m MODEL`, score the answers with --responses")  # fmt: skip
+
+
+def _generate(opts: EvalOptions, data: AmberData) -> list[dict[str, Any]]:
+    """The respond stage over the task's queries, on the shared runner (shard, resume, progress, summary);
+    returns every response of the task now in --responses-out (or a temporary file), so that a resumed run
+    scores the earlier ones too."""
+    import tempfile
+
+    from clipdpo_cli.io.runner import IOOptions, run_stage
+    from clipdpo_cli.models.lvlm import load_lvlm
+    from clipdpo_cli.stages.respond import respond_records
+
+    queries = _queries(opts, data)
     lvlm = load_lvlm(
         opts.model, device=opts.device, dtype=opts.dtype, chat_template=opts.chat_template,
         max_pixels=opts.max_pixels,
     )  # fmt: skip
-    memory: list[dict[str, Any]] = []
-    writer = JsonlWriter(opts.responses_out, append=opts.resume) if opts.responses_out else None
-    todo = sum(1 for q in queries if q["id"] not in done and shard.owns(q["image"]))
-    bar = Progress("eval-amber", unit="responses", total=todo, quiet=opts.quiet, every=opts.progress_every)
-
-    def on_batch(n: int) -> None:
-        if writer:
-            writer.flush()
-        bar.update(advance=n)
-
-    try:
-        with bar:
-            written = generate_responses(
-                lvlm, data, queries, image_dir, opts.generation,
-                write=writer.write if writer else memory.append, done=done, shard=shard, on_batch=on_batch,
-            )  # fmt: skip
-    finally:
-        if writer:
-            writer.close()
-    if not opts.quiet:
-        seconds = time.perf_counter() - started
-        skipped = f", {len(done):,} already done (resume)" if done else ""
-        log(f"clipdpo eval-amber: {written:,} responses generated{skipped}; {seconds:.1f} s")
-    if writer is None:
-        return memory
-    wanted = {q["id"] for q in queries}
-    return [r for r in read_responses(opts.responses_out, opts.quiet) if r["id"] in wanted]
-
-
-def _limited(queries: list[dict[str, Any]], data: AmberData, limit: int) -> list[dict[str, Any]]:
-    """The first `limit` queries of each task part (generative, existence, attribute, relation)."""
-    from clipdpo_cli.eval.amber.data import task_of
-
-    taken: dict[str, int] = {}
-    out = []
-    for query in queries:
-        part = task_of(data.annotations[query["id"]]["type"])
-        if taken.get(part, 0) < limit:
-            taken[part] = taken.get(part, 0) + 1
-            out.append(query)
-    return out
+    with tempfile.TemporaryDirectory(prefix="clipdpo-amber-") as tmp:
+        path = os.path.join(tmp, "queries.jsonl")
+        with JsonlWriter(path) as writer:
+            writer.write_all(queries)
+        out = opts.responses_out or os.path.join(tmp, "responses.jsonl")
+        io = IOOptions(input=path, output=out, quiet=opts.quiet, shard=opts.shard, resume=opts.resume,
+                       progress_every=opts.progress_every)  # fmt: skip
+        run_stage(
+            "eval-amber", io, lambda records, ctx: respond_records(records, lvlm, opts.generation, ctx),
+            one_to_one=True, total=len(queries), unit="responses",
+        )  # fmt: skip
+        wanted = {q["id"] for q in queries}
+        return [r for r in read_responses(out, opts.quiet) if r["id"] in wanted]
 
 
 def run_eval(opts: EvalOptions) -> dict[str, Any] | None:
     """Generate and/or score; print the result JSON (stdout or --output) and the table (stderr)."""
     _check(opts)
     data = load_amber(opts.amber_root)
+    if opts.write_queries is not None:
+        write_queries(opts, data)
+        return None
     sharded = not Shard.parse(opts.shard).is_whole
     scoring = not (opts.model and (opts.generate_only or sharded))
     if scoring:  # before generating: a missing NLP backend fails in seconds, not after hours
