@@ -7,7 +7,7 @@ from clipdpo_cli.io.errors import BadRecord, InputError
 from clipdpo_cli.io.jsonl import (
     JsonlWriter,
     LineSource,
-    done_ids,
+    existing_records,
     parse_lines,
     read_jsonl,
     truncate_partial_line,
@@ -110,10 +110,11 @@ def test_truncate_partial_line(tmp_path):
     assert p.read_bytes() == b""
 
 
-def test_done_ids_repairs_and_reads(tmp_path):
+def test_existing_records_repairs_and_reads(tmp_path):
+    """What --resume reads (io.runner.resume_keys): the whole lines, after cutting a torn last one."""
     p = tmp_path / "o.jsonl"
     p.write_bytes(b'{"id":"a"}\n{"id":"b"}\n{"id":"c')
-    assert done_ids(str(p)) == {"a", "b"}
+    assert {r["id"] for r in existing_records(str(p))} == {"a", "b"}
     assert p.read_bytes().endswith(b"}\n")
 
 

@@ -15,7 +15,7 @@ import torch
 from clipdpo_cli.eval.zeroshot.datasets import read_image_folder
 from clipdpo_cli.eval.zeroshot.pipeline import EvalSet, Settings, evaluate, format_table, select_samples
 from clipdpo_cli.eval.zeroshot.resources import choose_prompts
-from clipdpo_cli.io.errors import InputError, UsageError
+from clipdpo_cli.io.errors import InputError, RecordFailure, UsageError
 from clipdpo_cli.io.shard import Shard
 
 COLOURS = ("red", "green", "blue")
@@ -189,7 +189,7 @@ def test_unreadable_image_fails_or_is_skipped(shapes_dir, tmp_path):
     broken = tmp_path / "broken"
     shutil.copytree(shapes_dir, broken)
     (broken / "red_circle" / "zz_corrupt.png").write_bytes(b"not an image")
-    with pytest.raises(InputError, match="cannot decode image .*zz_corrupt.png.*--on-error skip"):
+    with pytest.raises(RecordFailure, match="cannot decode image .*zz_corrupt.png.*--on-error skip"):
         run([make_set(broken)], lvlm=FakeLvlm(), model="m", baseline="clip")
     results, _ = run([make_set(broken)], lvlm=FakeLvlm(), model="m", baseline="clip", on_error="skip")
     assert results[0]["n_skipped"] == 1
@@ -252,7 +252,8 @@ def test_captioning_and_the_image_baseline_print_progress_lines(shapes_dir, caps
              load_text_encoder=SlowEncoder)  # fmt: skip
     err = capsys.readouterr().err.splitlines()
     for phase in ("captions", "clip baseline"):
-        lines = [line for line in err if line.startswith(f"clipdpo eval-zeroshot {phase}: ")]
+        lines = [line for line in err if line.startswith(f"clipdpo eval-zeroshot {phase}: ")
+                 and " in, " not in line]  # not the runner's summary line  # fmt: skip
         assert lines and all("/12 images (" in line for line in lines), err
     quiet = Settings(text_encoder="fake-encoder", model="fake-lvlm", batch_size=3, progress_every=0.05,
                      quiet=True)  # fmt: skip

@@ -12,7 +12,7 @@ from typing import IO, Any, NamedTuple
 
 import orjson
 
-from clipdpo_cli.io.errors import InputError, UsageError
+from clipdpo_cli.io.errors import InputError
 from clipdpo_cli.io.records import FIELD_TYPES, content_id
 
 _DUMP_OPTS = orjson.OPT_APPEND_NEWLINE | orjson.OPT_SERIALIZE_NUMPY
@@ -363,15 +363,6 @@ def existing_records(path: str, repair: bool = True) -> Iterator[dict[str, Any]]
                 continue
             if isinstance(record, dict):
                 yield record
-
-
-def done_ids(path: str, id_type: type = str) -> set[Any]:
-    """Ids (of `id_type`) already in an output file, for --resume; repairs a half-written last line first."""
-    if path.endswith(".gz"):
-        raise UsageError("--resume needs an uncompressed -o file (a killed .gz stream cannot be appended)")
-    if not os.path.exists(path):
-        return set()
-    return {r["id"] for r in existing_records(path) if isinstance(r.get("id"), id_type)}
 
 
 def write_json(result: Any, output: str | None = None) -> None:

@@ -58,6 +58,7 @@ class RespondSettings:
     batch_size: int = 8
     image_root: str | None = None
     workers: int = 4
+    response_field: str = "response"  # "text" makes the answers caption records (eval-zeroshot's cache)
 
     def __post_init__(self) -> None:
         if self.yes_no not in YES_NO_MODES:
@@ -89,11 +90,17 @@ def yes_no_probs(row: dict[str, float]) -> tuple[float, float]:
 
 
 def respond_records(
-    records: Iterable[dict[str, Any]], lvlm: Any, settings: RespondSettings, ctx: StageContext | None = None
+    records: Iterable[dict[str, Any]],
+    lvlm: Any,
+    settings: RespondSettings,
+    ctx: StageContext | None = None,
+    model: str | None = None,
 ) -> Iterator[dict[str, Any]]:
-    """Each query record with its response by `lvlm` (a models.lvlm.Lvlm: generate, next_token_probs)."""
+    """Each query record with its response by `lvlm` (a models.lvlm.Lvlm: generate, next_token_probs);
+    `model` is the name written in the records (default: the name the LVLM was loaded by)."""
     ctx = ctx or StageContext("respond")
-    model = lvlm.name
+    model = model or lvlm.name
+    field = settings.response_field
 
     def queries() -> Iterator[tuple[dict[str, Any], str]]:
         for record in records:
@@ -139,4 +146,4 @@ def respond_records(
         for group in run_in_batches(run, settings.batch_size, run_batch):
             group.payload = None  # release the image
             answer = group.results[0]
-            yield {**group.record, "response": answer.pop("response"), "model": model, **answer}
+            yield {**group.record, field: answer.pop("response"), "model": model, **answer}

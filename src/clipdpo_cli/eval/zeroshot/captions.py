@@ -1,10 +1,13 @@
 """Captions of the evaluation images, cached as JSONL: resumable, shardable, reusable by any text encoder.
 
+The captions are written by the respond stage (stages/respond.py) on the shared runner, from one query
+record per image (`caption_query`); the runner's --resume rule skips the ids already in the output file.
 A caption record is a `caption` record of the record contract plus the sample's dataset, key and label:
-    {"id", "image", "kind": "caption", "text", "prompt", "model", "dataset", "key", "label", "class",
-     "max_new_tokens", "temperature": 0.0}
+    {"id", "image", "prompt", "kind": "caption", "dataset", "key", "label", "class", "max_new_tokens",
+     "temperature": 0.0, "text", "model", "mode": "describe"}
 Its id is make_id("zeroshot", dataset, key, prompt, model), where key is the image path relative to the
 dataset folder, so a cache stays valid when the data moves and another text encoder re-scores it as is.
+`CaptionCache` reads the files back (globs too) for scoring; it writes nothing.
 """
 
 from __future__ import annotations
@@ -47,27 +50,26 @@ def expand_paths(patterns: Sequence[str]) -> list[str]:
 
 
 class CaptionCache:
-    """Captions read from JSONL files; new captions are appended to `write_path` one whole line at a time."""
+    """Captions read from JSONL files (a missing `optional` file is an empty one)."""
 
-    def __init__(self, read_paths: Sequence[str] = (), write_path: str | None = None) -> None:
+    def __init__(self, read_paths: Sequence[str] = (), optional: str | None = None) -> None:
         self.by_id: dict[str, str] = {}
         self.by_image: dict[tuple[str, str, str], dict[str, str]] = defaultdict(dict)
-        self.write_path = write_path
-        self._writer: Any = None
         paths = expand_paths(read_paths)
-        if write_path and write_path not in paths:
-            paths.append(write_path)
+        if optional and optional not in paths:
+            paths.append(optional)
         for path in paths:
-            self._load(path, repair=path == write_path)
+            self.load(path, must_exist=path != optional)
 
-    def _load(self, path: str, repair: bool) -> None:
+    def load(self, path: str, must_exist: bool = True) -> None:
+        """Add the captions of one file (its last line is skipped when a killed run tore it)."""
         from clipdpo_cli.io.jsonl import existing_records
 
         if not os.path.exists(path):
-            if not repair:
+            if must_exist:
                 raise InputError(f"captions file not found: {path}")
             return
-        for record in existing_records(path, repair=repair):  # a killed run may have left half a line
+        for record in existing_records(path, repair=False):
             self._index(record)
 
     def _index(self, record: dict[str, Any]) -> None:
@@ -94,24 +96,6 @@ class CaptionCache:
             )
         return next(iter(found.values()))
 
-    def add(self, record: dict[str, Any]) -> None:
-        if self.write_path is not None:
-            if self._writer is None:
-                from clipdpo_cli.io.jsonl import JsonlWriter
-
-                self._writer = JsonlWriter(self.write_path, append=True)  # closed on whole lines
-            self._writer.write(record)
-        self._index(record)
-
-    def flush(self) -> None:
-        if self._writer is not None:
-            self._writer.flush()
-
-    def close(self) -> None:
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
-
 
 def prefetch_images(
     samples: Sequence[Sample], batch_size: int, on_bad: Callable[[Sample, BadRecord], None], workers: int = 4
@@ -131,51 +115,17 @@ def prefetch_images(
         yield kept, images
 
 
-def generate_captions(
-    samples: Sequence[Sample],
-    lvlm: Any,
-    *,
-    model: str,
-    prompt: str,
-    cache: CaptionCache,
-    on_bad: Callable[[Sample, BadRecord], None],
-    batch_size: int = 8,
-    max_new_tokens: int = 64,
-    on_batch: Callable[[int], None] | None = None,
-) -> int:
-    """Caption `samples` with the LVLM (greedy decoding), each batch added to the cache; returns a count.
-
-    `on_batch(n)` is called after each batch with the images it captioned (the progress display)."""
-    count = 0
-    for kept, images in prefetch_images(samples, batch_size, on_bad):
-        if not kept:
-            continue
-        texts = lvlm.generate(
-            images,
-            [prompt] * len(images),
-            max_new_tokens=max_new_tokens,
-            temperature=0.0,
-            top_p=1.0,
-        )
-        for sample, text in zip(kept, texts, strict=True):
-            cache.add(
-                {
-                    "id": caption_id(sample.dataset, sample.key, prompt, model),
-                    "image": sample.image,
-                    "kind": "caption",
-                    "text": text.strip(),
-                    "prompt": prompt,
-                    "model": model,
-                    "dataset": sample.dataset,
-                    "key": sample.key,
-                    "label": sample.label,
-                    "class": sample.cls,
-                    "max_new_tokens": max_new_tokens,
-                    "temperature": 0.0,
-                }
-            )
-        cache.flush()  # a killed run loses at most the batch in flight
-        count += len(kept)
-        if on_batch is not None:
-            on_batch(len(kept))
-    return count
+def caption_query(sample: Sample, prompt: str, model: str, max_new_tokens: int) -> dict[str, Any]:
+    """The respond stage's query for one sample's caption (its output adds text, model and mode)."""
+    return {
+        "id": caption_id(sample.dataset, sample.key, prompt, model),
+        "image": sample.image,
+        "prompt": prompt,
+        "kind": "caption",
+        "dataset": sample.dataset,
+        "key": sample.key,
+        "label": sample.label,
+        "class": sample.cls,
+        "max_new_tokens": max_new_tokens,
+        "temperature": 0.0,
+    }

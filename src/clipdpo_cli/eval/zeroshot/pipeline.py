@@ -2,22 +2,20 @@
 to class prototypes, and optionally the images directly with the text encoder's image tower (CLIP baseline).
 
 Phase 1 captions every selected image of every dataset (only those missing from the cache; the LVLM is not
-even loaded when all are cached). Phase 2 loads the text encoder once and scores each dataset.
+even loaded when all are cached) with the respond stage on the shared runner (eval/zeroshot/captions.py).
+Phase 2 loads the text encoder once and scores each dataset.
 """
 
 from __future__ import annotations
 
+import os
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from clipdpo_cli.eval.zeroshot.captions import (
-    CaptionCache,
-    Sample,
-    generate_captions,
-    prefetch_images,
-)
+from clipdpo_cli.eval.zeroshot.captions import CaptionCache, Sample, caption_query, prefetch_images
 from clipdpo_cli.eval.zeroshot.classify import class_prototypes, encode_in_batches, metrics, top_k
 from clipdpo_cli.eval.zeroshot.datasets import DatasetSpec, LabelledSet
 from clipdpo_cli.eval.zeroshot.resources import Prompts, describe
@@ -104,7 +102,10 @@ def run_captioning(
     log: Callable[[str], None],
     load_lvlm: Callable[[], Any] | None = None,
 ) -> int:
-    """Generate the captions of this shard's selected images that the cache lacks; returns how many."""
+    """Caption this shard's selected images that the cache lacks, with the respond stage on the shared
+    runner: appended to --captions (under the runner's --resume, which repairs a torn last line and never
+    writes an id that is already there) or to a temporary file, then added to `cache`. Returns how many
+    were captioned."""
     todo: list[Sample] = []
     for ev in sets:
         mine = [s for s in selected[ev.data.name] if settings.shard.owns(f"{s.dataset}/{s.key}")]
@@ -115,16 +116,42 @@ def run_captioning(
         return 0
     lvlm = load_lvlm() if load_lvlm is not None else _load_lvlm(settings)
     start = time.monotonic()
-    with progress(settings, len(todo), "captions") as bar:
-        n = generate_captions(
-            todo, lvlm, model=settings.model, prompt=settings.prompt, cache=cache, on_bad=skips,
-            batch_size=settings.batch_size, max_new_tokens=settings.max_new_tokens,
-            on_batch=lambda done: bar.update(advance=done),
-        )  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="clipdpo-zeroshot-") as tmp:
+        n, out = _caption_with_runner(todo, lvlm, settings, tmp)
+        cache.load(out, must_exist=False)
+    skips.keys.update((s.dataset, s.key) for s in todo  # left out by the stage under --on-error skip
+                      if cache.lookup(s, settings.prompt, settings.model) is None)  # fmt: skip
     log(f"captioned {n} images in {time.monotonic() - start:.1f}s")
     del lvlm
     _free_accelerator_memory()
     return n
+
+
+def _caption_with_runner(
+    samples: Sequence[Sample], lvlm: Any, settings: Settings, tmp: str
+) -> tuple[int, str]:
+    """(captions written, the file they are in): the respond stage over one query per sample."""
+    from clipdpo_cli.io.jsonl import JsonlWriter
+    from clipdpo_cli.io.runner import IOOptions, run_stage
+    from clipdpo_cli.stages.respond import RespondSettings, respond_records
+
+    assert settings.model is not None
+    model = settings.model
+    queries = os.path.join(tmp, "queries.jsonl")
+    with JsonlWriter(queries) as writer:
+        writer.write_all(caption_query(s, settings.prompt, model, settings.max_new_tokens) for s in samples)
+    out = settings.captions_out or os.path.join(tmp, "captions.jsonl")
+    respond = RespondSettings(max_new_tokens=settings.max_new_tokens, temperature=0.0, top_p=1.0,
+                              batch_size=settings.batch_size, response_field="text")  # fmt: skip
+    io = IOOptions(input=queries, output=out, resume=settings.captions_out is not None, shard="0/1",
+                   quiet=settings.quiet,
+                   on_error=settings.on_error, progress_every=settings.progress_every)  # fmt: skip
+    ctx = run_stage(
+        "eval-zeroshot captions", io,
+        lambda records, ctx: respond_records(records, lvlm, respond, ctx, model=model),
+        one_to_one=True, total=len(samples), unit="images",
+    )  # fmt: skip
+    return ctx.stats.n_out, out
 
 
 def progress(settings: Settings, total: int, what: str) -> Progress:
@@ -289,11 +316,8 @@ def evaluate(
     skips = _Skips(settings.on_error)
     cache = None
     if settings.use_captions:
-        cache = CaptionCache(settings.captions, settings.captions_out)
-        try:
-            run_captioning(sets, selected, settings, cache, skips, log, load_lvlm)
-        finally:
-            cache.close()
+        cache = CaptionCache(settings.captions, optional=settings.captions_out)
+        run_captioning(sets, selected, settings, cache, skips, log, load_lvlm)
         if not settings.shard.is_whole:
             log(
                 f"shard {settings.shard.index}/{settings.shard.count}: captions written to "
