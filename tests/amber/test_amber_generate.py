@@ -208,3 +208,23 @@ def test_amber_generation_prints_progress_lines(monkeypatch, tiny_amber, capsys)
     lines = [line for line in capsys.readouterr().err.splitlines() if "/18 responses (" in line]
     assert lines and all(line.startswith("clipdpo eval-amber: ") for line in lines)
     assert "responses/s" in lines[-1]
+
+
+def test_amber_write_queries_exports_respond_records(tiny_amber):
+    """--write-queries: the task's queries as respond records, yes/no ones marked and suffixed."""
+    from clipdpo_cli.io.errors import UsageError
+
+    proc = invoke("eval-amber", "--amber-root", tiny_amber, "--write-queries", "-", "--task", "attribute",
+                  "--yes-no-suffix", " Yes or no?", "--limit", "2")  # fmt: skip
+    assert proc.exit_code == 0, proc.stderr
+    records = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [r["id"] for r in records] == [4, 5]  # the first two of the part
+    assert records[0] == {"id": 4, "image": f"{tiny_amber}/image/AMBER_1.jpg", "task": "attribute",
+                          "query": "Is the sky clear in this image?",
+                          "prompt": "Is the sky clear in this image? Yes or no?", "yes_no": True}  # fmt: skip
+    assert "2 queries written" in proc.stderr
+    describe = query_records(load_amber(tiny_amber), "generative", "imgs")
+    assert describe[0] == {"id": 1, "image": "imgs/AMBER_1.jpg", "prompt": "Describe this image.",
+                           "query": "Describe this image.", "task": "generative"}  # fmt: skip
+    with pytest.raises(UsageError, match="--write-queries only writes the queries"):
+        invoke("eval-amber", "--amber-root", tiny_amber, "--write-queries", "-", "--model", "m")
