@@ -111,15 +111,11 @@ def _generate(opts: EvalOptions, data: AmberData) -> list[dict[str, Any]]:
     scores the earlier ones too."""
     import tempfile
 
-    from clipdpo_cli.io.runner import IOOptions, run_stage
+    from clipdpo_cli.io.runner import IOOptions, check_io, run_stage
     from clipdpo_cli.models.lvlm import load_lvlm
     from clipdpo_cli.stages.respond import respond_records
 
     queries = _queries(opts, data)
-    lvlm = load_lvlm(
-        opts.model, device=opts.device, dtype=opts.dtype, chat_template=opts.chat_template,
-        max_pixels=opts.max_pixels,
-    )  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="clipdpo-amber-") as tmp:
         path = os.path.join(tmp, "queries.jsonl")
         with JsonlWriter(path) as writer:
@@ -127,6 +123,11 @@ def _generate(opts: EvalOptions, data: AmberData) -> list[dict[str, Any]]:
         out = opts.responses_out or os.path.join(tmp, "responses.jsonl")
         io = IOOptions(input=path, output=out, quiet=opts.quiet, shard=opts.shard, resume=opts.resume,
                        progress_every=opts.progress_every)  # fmt: skip
+        check_io(io)  # a -r into a missing folder fails now, not after the model loaded
+        lvlm = load_lvlm(
+            opts.model, device=opts.device, dtype=opts.dtype, chat_template=opts.chat_template,
+            max_pixels=opts.max_pixels,
+        )  # fmt: skip
         run_stage(
             "eval-amber", io, lambda records, ctx: respond_records(records, lvlm, opts.generation, ctx),
             one_to_one=True, total=len(queries), unit="responses",
