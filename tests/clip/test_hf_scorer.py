@@ -1,5 +1,6 @@
 """The transformers scorer backend (`transformers:`): resolution offline, parity with the model's own
-logits and with cosine computed by hand, and `clipdpo score` end to end on tiny CLIPModel / SiglipModel."""
+logits and with cosine computed by hand, and `clipdpo score` end to end on tiny CLIPModel, SiglipModel and
+Siglip2Model (NaFlex: the image processor's patches, mask and spatial shapes travel as one dict)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from clipdpo_cli.stages.score import ScoreOptions, score_records
 from tests.conftest import invoke_cli
 
 TEXTS = ["a dog on a green lawn", "A red car!", "two cats are sleeping on a brown sofa", ""]
-KINDS = ["clip", "siglip"]
+KINDS = ["clip", "siglip", "siglip2"]
 
 
 @pytest.fixture(scope="module", params=KINDS)
@@ -79,14 +80,14 @@ def test_similarity_is_100_cosine_and_model_logits_are_the_models_own(scorer, im
     assert isinstance(scorer, ImageTextScorer)
     image_emb, text_emb = scorer.encode_images(pil), scorer.encode_texts(TEXTS, batch_size=3)
     assert image_emb.shape == (4, scorer.embed_dim) and text_emb.shape == (4, scorer.embed_dim)
-    siglip = scorer.model.config.model_type == "siglip"
-    inputs = scorer.processor(
-        text=TEXTS, images=pil, return_tensors="pt", truncation=True, max_length=scorer.context,
-        padding="max_length" if siglip else True,
-    )  # fmt: skip
+    siglip = scorer.model.config.model_type in ("siglip", "siglip2")
+    pixels = scorer.processor.image_processor(images=pil, return_tensors="pt")  # its own saved settings
+    text = scorer.processor.tokenizer(TEXTS, return_tensors="pt", truncation=True, max_length=scorer.context,
+                                      padding="max_length" if siglip else True)  # fmt: skip
+    inputs = {**pixels, **text}
     with torch.no_grad():
         out = scorer.model(**inputs)
-        img = scorer.model.get_image_features(pixel_values=inputs["pixel_values"]).pooler_output
+        img = scorer.model.get_image_features(**pixels).pooler_output
         txt_inputs = {k: inputs[k] for k in ("input_ids", "attention_mask") if k in inputs}
         txt = scorer.model.get_text_features(**txt_inputs).pooler_output
     by_hand = 100 * torch.nn.functional.cosine_similarity(img[:, None], txt[None], dim=-1)
@@ -102,15 +103,15 @@ def test_similarity_is_100_cosine_and_model_logits_are_the_models_own(scorer, im
 
 def test_siglip_text_is_padded_to_its_context_and_clip_text_to_the_longest(scorer):
     tokens = scorer.tokens(["a dog", "a photo of a dog on a lawn"])
-    if scorer.model.config.model_type == "siglip":
+    if scorer.model.config.model_type in ("siglip", "siglip2"):
         assert tokens["input_ids"].shape == (2, 16)
     else:
         assert tokens["input_ids"].shape[1] == int(tokens["attention_mask"].sum(dim=1).max()) < 32
 
 
-@pytest.mark.parametrize("workers", [0, 2])
-def test_score_stage_uses_the_backend(tiny_hf_scorer_name, image_dir, workers):
-    scorer = load_scorer(tiny_hf_scorer_name("siglip"), device="cpu")
+@pytest.mark.parametrize("kind, workers", [("siglip", 0), ("siglip2", 2)])
+def test_score_stage_uses_the_backend(tiny_hf_scorer_name, image_dir, kind, workers):
+    scorer = load_scorer(tiny_hf_scorer_name(kind), device="cpu")
     records = [{"id": f"{i}-{j}", "image": os.path.join(image_dir, f"img{i}.png"), "text": TEXTS[j]}
                for i in range(4) for j in range(3)]  # fmt: skip
     out = list(score_records(records, scorer, ScoreOptions(batch_size=3, workers=workers)))

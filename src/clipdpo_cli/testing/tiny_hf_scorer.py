@@ -3,7 +3,9 @@
 The real classes of the transformers scorer backend (models/hf_scorer.py), shrunken: `kind="clip"` is a
 `CLIPModel` with a `CLIPProcessor` (CLIPImageProcessor + CLIPTokenizer, byte-level BPE without merges),
 `kind="siglip"` a `SiglipModel` with a `SiglipProcessor` (SiglipImageProcessor + SiglipTokenizer, a small
-SentencePiece model trained here on a fixed corpus). Nothing is downloaded.
+SentencePiece model trained here on a fixed corpus), `kind="siglip2"` a `Siglip2Model` with a
+`Siglip2Processor` (the NaFlex Siglip2ImageProcessor: patches, their mask and the spatial shapes, and a
+Siglip2Tokenizer over single characters with byte fallback). Nothing is downloaded.
 """
 
 from __future__ import annotations
@@ -49,14 +51,32 @@ def _siglip_tokenizer(folder: str) -> Any:
     return SiglipTokenizer(vocab_file=path, model_max_length=16)
 
 
+def _siglip2_tokenizer() -> Any:
+    """Siglip2Tokenizer over printable ASCII characters and '▁', other bytes by byte fallback."""
+    import string
+
+    from transformers import Siglip2Tokenizer
+
+    vocab = {"<pad>": 0, "<eos>": 1, "<bos>": 2, "<unk>": 3, "<mask>": 4}
+    for token in ["▁", *string.ascii_lowercase, *string.digits, *string.punctuation]:
+        vocab.setdefault(token, len(vocab))
+    for byte in range(256):
+        vocab.setdefault(f"<0x{byte:02X}>", len(vocab))
+    return Siglip2Tokenizer(vocab=vocab, merges=[], model_max_length=16)
+
+
 def build_tiny_hf_scorer(out_dir: str, *, kind: str = "clip", seed: int = 0) -> str:
-    """Write a tiny random CLIPModel or SiglipModel and its processor to out_dir; 'transformers:DIR'."""
+    """Write a tiny random CLIPModel, SiglipModel or Siglip2Model and its processor; 'transformers:DIR'."""
     import torch
     from transformers import (
         CLIPConfig,
         CLIPImageProcessor,
         CLIPModel,
         CLIPProcessor,
+        Siglip2Config,
+        Siglip2ImageProcessor,
+        Siglip2Model,
+        Siglip2Processor,
         SiglipConfig,
         SiglipImageProcessor,
         SiglipModel,
@@ -82,8 +102,16 @@ def build_tiny_hf_scorer(out_dir: str, *, kind: str = "clip", seed: int = 0) -> 
         model = SiglipModel(SiglipConfig(text_config=text, vision_config=vision))
         images = SiglipImageProcessor(size={"height": IMAGE_SIZE, "width": IMAGE_SIZE})
         processor = SiglipProcessor(image_processor=images, tokenizer=tokenizer)
+    elif kind == "siglip2":
+        tokenizer = _siglip2_tokenizer()
+        text = {**TOWER, "vocab_size": len(tokenizer), "max_position_embeddings": 16,
+                "bos_token_id": 2, "eos_token_id": 1, "pad_token_id": 0}  # fmt: skip
+        vision2 = {**TOWER, "patch_size": 8, "num_patches": 16}
+        model = Siglip2Model(Siglip2Config(text_config=text, vision_config=vision2))
+        images2 = Siglip2ImageProcessor(patch_size=8, max_num_patches=16)
+        processor = Siglip2Processor(image_processor=images2, tokenizer=tokenizer)
     else:
-        raise ValueError(f"unknown kind {kind!r} (clip or siglip)")
+        raise ValueError(f"unknown kind {kind!r} (clip, siglip or siglip2)")
     with torch.no_grad():  # a random logit scale and bias, so that the parity test sees them
         model.logit_scale.fill_(2.0)
         if hasattr(model, "logit_bias"):
