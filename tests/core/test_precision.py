@@ -60,3 +60,14 @@ def test_clip_precision_has_no_auto_and_its_help_says_what_it_is(command):
 
 def test_dtype_help_says_it_is_the_weight_dtype():
     assert "LVLM/LLM weight dtype" in invoke_cli("caption", "--help").stdout
+
+
+@pytest.mark.parametrize(
+    "value, message",
+    [("bogus", "Expected one of"), pytest.param("cuda:0", "cuda:0: no CUDA device is visible", marks=(
+        pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is visible")))],
+)
+def test_device_is_checked_when_parsed(value, message):
+    result = invoke_cli("categorize", "-", "--device", value)
+    assert result.exit_code == 2 and "Invalid value for '--device'" in result.stderr
+    assert message in result.stderr
