@@ -55,7 +55,7 @@ def test_clip_precision_has_no_auto_and_its_help_says_what_it_is(command):
     assert result.exit_code == 2 and "Invalid value for '--precision'" in result.stderr
     assert "'auto' is not one of fp32, bf16, fp16" in result.stderr
     helps = invoke_cli(command, "--help").stdout
-    assert "[fp32|bf16|fp16]" in helps and "CLIP scorer compute precision" in helps
+    assert "<fp32|bf16|fp16>" in helps and "CLIP scorer compute precision" in helps
 
 
 def test_dtype_help_says_it_is_the_weight_dtype():

@@ -31,7 +31,7 @@ DEFAULT_CLIP = DEFAULT_MODEL
 PrecisionOpt = Annotated[
     Precision,
     typer.Option(
-        metavar="[" + "|".join(CHOICES[Use.autocast]) + "]",
+        metavar="<" + "|".join(CHOICES[Use.autocast]) + ">",
         callback=_autocast_choice,
         help="CLIP scorer compute precision: weights stay fp32, the forward pass autocasts to bf16/fp16 "
         "(use bf16 on GPU), or fp32.",
