@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from clipdpo_cli.models.clip_registry import DEFAULT_MODEL
-from clipdpo_cli.models.device import CHOICES, Precision, Use
+from clipdpo_cli.models.device import CHOICES, HELP, Precision, Use
 
 
 def _autocast_choice(value: Precision) -> Precision:
@@ -33,8 +33,7 @@ PrecisionOpt = Annotated[
     typer.Option(
         metavar="<" + "|".join(CHOICES[Use.autocast]) + ">",
         callback=_autocast_choice,
-        help="CLIP scorer compute precision: weights stay fp32, the forward pass autocasts to bf16/fp16 "
-        "(use bf16 on GPU), or fp32.",
+        help=HELP[Use.autocast],
     ),
 ]
 BatchSizeOpt = Annotated[

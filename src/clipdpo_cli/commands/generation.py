@@ -4,17 +4,11 @@ from typing import Annotated
 
 import typer
 
-from clipdpo_cli.models.device import Precision
+from clipdpo_cli.models.device import HELP, Precision, Use
 
 Dtype = Precision  # the one precision enum (models/device.py); --dtype is its Use.weights
 
-DtypeOpt = Annotated[
-    Dtype,
-    typer.Option(
-        help="LVLM/LLM weight dtype (weights loaded in it): auto (bf16 on a GPU that has it, else fp16; "
-        "fp32 on CPU), fp32, bf16, fp16."
-    ),
-]
+DtypeOpt = Annotated[Dtype, typer.Option(help=HELP[Use.weights])]
 BatchSizeOpt = Annotated[int, typer.Option(min=1, help="Rows (prompts) generated together in one batch.")]
 TemperatureOpt = Annotated[float, typer.Option(min=0.0, help="Sampling temperature; 0 = greedy.")]
 TopPOpt = Annotated[

@@ -10,7 +10,8 @@
     weights fp32; auto is bf16 on a GPU that has it, else fp32 (never fp16 by itself).
 
 The values are one enum, `Precision`; `resolve_precision(value, use, device)` turns `auto` into a concrete
-choice and checks that the choice is allowed for that use. `resolve_device` does the same for `--device`.
+choice and checks that the choice is allowed for that use; `HELP[use]` is the help of its option.
+`resolve_device` does the same for `--device`.
 """
 
 from __future__ import annotations
@@ -44,6 +45,15 @@ CHOICES: dict[Use, tuple[str, ...]] = {
     Use.weights: ("auto", *PRECISIONS),
     Use.autocast: PRECISIONS,
     Use.training: ("auto", *PRECISIONS),
+}
+# the help of each use's option, so that every command says the same of it
+HELP: dict[Use, str] = {
+    Use.weights: "LVLM/LLM weight dtype (weights loaded in it): auto (bf16 on a GPU that has it, else fp16; "
+    "fp32 on CPU), fp32, bf16, fp16.",
+    Use.autocast: "CLIP scorer compute precision: weights stay fp32, the forward pass autocasts to bf16/fp16 "
+    "(use bf16 on GPU), or fp32.",
+    Use.training: "Training mixed precision (master weights fp32): auto (bf16 on a GPU that has it, else "
+    "fp32), fp32, bf16, fp16.",
 }
 _ALIASES = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}
 
