@@ -30,3 +30,16 @@ def image_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
         Image.fromarray(pixels).save(folder / f"img{i}.png")
     (folder / "bad.png").write_bytes(b"not an image at all")
     return str(folder)
+
+
+@pytest.fixture(scope="session")
+def tiny_hf_scorer_name(request: pytest.FixtureRequest):
+    """tiny_hf_scorer_name(kind) -> 'transformers:DIR': a tiny random CLIPModel / SiglipModel, built once."""
+    from clipdpo_cli.testing.tiny_hf_scorer import build_tiny_hf_scorer
+    from tests.tiny_models import cached_build, tiny_model_cache
+
+    def get(kind: str = "clip") -> str:
+        cache = tiny_model_cache(request.config)
+        return cached_build(cache, f"tiny-hf-{kind}", build_tiny_hf_scorer, kind=kind)
+
+    return get

@@ -17,6 +17,7 @@ from clipdpo_cli.eval.zeroshot.pipeline import EvalSet, Settings, evaluate, form
 from clipdpo_cli.eval.zeroshot.resources import choose_prompts
 from clipdpo_cli.io.errors import InputError, RecordFailure, UsageError
 from clipdpo_cli.io.shard import Shard
+from clipdpo_cli.models.scorer import CosineScore
 
 COLOURS = ("red", "green", "blue")
 
@@ -39,8 +40,8 @@ class FakeLvlm:
         return [f" a {dominant(img).replace('blue', 'green')} shape in the middle " for img in images]
 
 
-class FakeEncoder:
-    """FAKE text/image encoder: 3-d colour-word vectors (L2-normalised)."""
+class FakeEncoder(CosineScore):
+    """FAKE text/image encoder: 3-d colour-word vectors (L2-normalised); similarity 100 x cosine."""
 
     def encode_texts(self, texts):
         rows = [[float(c in t) + 0.01 for c in COLOURS] for t in texts]

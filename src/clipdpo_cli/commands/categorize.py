@@ -53,7 +53,7 @@ def command(
     similarity). A prototype is the mean normalised text embedding of a category's descriptions. Each
     distinct image is encoded once. (`clipdpo score --categorize` does both on the same embeddings.)
     """
-    from clipdpo_cli.models.clip import load_clip
+    from clipdpo_cli.models.scorer import load_scorer
     from clipdpo_cli.stages.categorize import (
         CategorizeOptions,
         CategoryPrototypes,
@@ -69,7 +69,7 @@ def command(
         image_root=image_root,
         overwrite=overwrite,
     )
-    clip = load_clip(model, device=device, precision=precision.value, cache_dir=cache_dir)
+    clip = load_scorer(model, device=device, precision=precision.value, cache_dir=cache_dir)
     protos = CategoryPrototypes(clip, descriptions)
     run_stage(
         NAME,

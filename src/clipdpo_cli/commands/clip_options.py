@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-import enum
 from typing import Annotated
 
 import typer
 
 from clipdpo_cli.models.clip_registry import DEFAULT_MODEL
+from clipdpo_cli.models.device import CHOICES, HELP, Precision, Use
 
 
-class Precision(str, enum.Enum):
-    fp32 = "fp32"
-    bf16 = "bf16"
-    fp16 = "fp16"
+def _autocast_choice(value: Precision) -> Precision:
+    """--precision of a CLIP scorer: the one enum, without auto (a score must not depend on the machine)."""
+    if value.value not in CHOICES[Use.autocast]:
+        raise typer.BadParameter(f"'{value.value}' is not one of {', '.join(CHOICES[Use.autocast])}")
+    return value
 
 
 ModelOpt = Annotated[
@@ -22,12 +23,18 @@ ModelOpt = Annotated[
         "--model",
         "-m",
         help="CLIP scorer: an alias (see `clipdpo models`), open_clip NAME:TAG, NAME:/path/ckpt, "
-        "hf-hub:ORG/REPO or local-dir:/path.",
+        "hf-hub:ORG/REPO, local-dir:/path, or transformers:ID_OR_DIR (a transformers CLIP / SigLIP / "
+        "SigLIP-2).",
     ),
 ]
 DEFAULT_CLIP = DEFAULT_MODEL
 PrecisionOpt = Annotated[
-    Precision, typer.Option(help="fp32, or bf16/fp16 autocast (use bf16 on GPU; weights stay fp32).")
+    Precision,
+    typer.Option(
+        metavar="<" + "|".join(CHOICES[Use.autocast]) + ">",
+        callback=_autocast_choice,
+        help=HELP[Use.autocast],
+    ),
 ]
 BatchSizeOpt = Annotated[
     int, typer.Option(min=1, help="Distinct images per batch; texts go in length-sorted batches this size.")

@@ -50,7 +50,10 @@ def command(
     ] = None,
     text_encoder: Annotated[
         str,
-        typer.Option(help="CLIP/SigLIP model that embeds captions and class prompts (open_clip name/alias)."),
+        typer.Option(
+            help="CLIP/SigLIP model that embeds captions and class prompts (a `score --model` name: "
+            "open_clip alias or name, or transformers:ID_OR_DIR)."
+        ),
     ] = DEFAULT_TEXT_ENCODER,
     prompt: Annotated[
         str | None, typer.Option(help="Caption prompt (default: describe the main object).")

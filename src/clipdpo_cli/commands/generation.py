@@ -1,24 +1,14 @@
 """Options shared by the model-backed generation commands (caption, ask, eval-amber), declared once."""
 
-import enum
 from typing import Annotated
 
 import typer
 
+from clipdpo_cli.models.device import HELP, Precision, Use
 
-class Dtype(str, enum.Enum):
-    """LVLM/LLM weight dtype (models.hub.model_dtype resolves auto)."""
+Dtype = Precision  # the one precision enum (models/device.py); --dtype is its Use.weights
 
-    auto = "auto"
-    fp32 = "fp32"
-    bf16 = "bf16"
-    fp16 = "fp16"
-
-
-DtypeOpt = Annotated[
-    Dtype,
-    typer.Option(help="Weights: auto (bf16 on GPU if supported, else fp16; fp32 on CPU), fp32, bf16, fp16."),
-]
+DtypeOpt = Annotated[Dtype, typer.Option(help=HELP[Use.weights])]
 BatchSizeOpt = Annotated[int, typer.Option(min=1, help="Rows (prompts) generated together in one batch.")]
 TemperatureOpt = Annotated[float, typer.Option(min=0.0, help="Sampling temperature; 0 = greedy.")]
 TopPOpt = Annotated[

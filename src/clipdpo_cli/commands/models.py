@@ -35,7 +35,8 @@ def print_registry(as_json: bool = False, cache_dir: str | None = None) -> None:
         typer.echo("  ".join(str(x).ljust(w) for x, w in zip(line, widths, strict=True)).rstrip())
     typer.echo(
         "\n* default. Also accepted: NAME:TAG for any open_clip pretrained tag, NAME:/path/to/checkpoint, "
-        "hf-hub:ORG/REPO, local-dir:/path."
+        "hf-hub:ORG/REPO, local-dir:/path, and transformers:ID_OR_DIR (a transformers CLIP, SigLIP or "
+        "SigLIP-2)."
     )
 
 

@@ -18,8 +18,24 @@ class OnError(str, enum.Enum):
     skip = "skip"
 
 
+def _check_device(value: str) -> str:
+    """--device checked when parsed (models.device.resolve_device), not once a model is loading."""
+    if value != "auto":
+        from clipdpo_cli.io.errors import UsageError
+        from clipdpo_cli.models.device import resolve_device
+
+        try:
+            resolve_device(value)
+        except UsageError as exc:
+            raise typer.BadParameter(str(exc).removeprefix("--device").lstrip(": ")) from None
+    return value
+
+
 DeviceOpt = Annotated[
-    str, typer.Option(help="Torch device: auto (cuda if visible, else cpu), cpu, cuda, cuda:1, ...")
+    str,
+    typer.Option(
+        callback=_check_device, help="Torch device: auto (cuda if visible, else cpu), cpu, cuda, cuda:1, ..."
+    ),
 ]
 
 

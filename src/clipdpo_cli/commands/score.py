@@ -91,7 +91,7 @@ def command(
     the default `text` is the question turned into a description plus the positive answer; use
     `--field question --score-field question_score` for the question score.
     """
-    from clipdpo_cli.models.clip import load_clip
+    from clipdpo_cli.models.scorer import load_scorer
     from clipdpo_cli.stages.score import ScoreOptions, score_records, template_fields
 
     if template is not None:
@@ -113,7 +113,7 @@ def command(
         from clipdpo_cli.stages.categorize import CategorizeOptions, CategoryPrototypes, load_descriptions
 
         descriptions = load_descriptions(prototypes)  # a bad file fails before the model loads
-    clip = load_clip(model, device=device, precision=precision.value, cache_dir=cache_dir)
+    clip = load_scorer(model, device=device, precision=precision.value, cache_dir=cache_dir)
     extra = None
     if categorize:
         from clipdpo_cli.stages.categorize import check_category

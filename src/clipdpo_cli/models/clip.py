@@ -3,7 +3,10 @@
     clip = load_clip("dfn-h14", device="auto", precision="bf16")
     image_emb = clip.encode_images([pil_image])      # [n, d], L2-normalised, float32, on CPU
     text_emb = clip.encode_texts(["a brown dog"])     # [m, d]
-    score = 100 * image_emb @ text_emb.T              # the paper's CLIP score
+    score = clip.similarity(image_emb, text_emb)      # [n, m]: 100 x cosine, the paper's CLIP score
+
+`ClipModel` is the open_clip backend of the image-text scorer protocol (models/scorer.py): `resolve` and
+`load` below are what models.scorer.load_scorer calls for every name without a backend prefix.
 
 Text encoding is the dominant cost when an image has several captions: the text tower runs at the full
 77-token context although captions are shorter. For open_clip's `CLIP` class (causal attention mask,
@@ -33,8 +36,9 @@ from clipdpo_cli.models.clip_registry import (
     missing_weights_message,
     resolve_clip,
 )
-from clipdpo_cli.models.device import autocast, resolve_device
+from clipdpo_cli.models.device import Use, autocast, resolve_device, resolve_precision
 from clipdpo_cli.models.hub import offline as hub_offline
+from clipdpo_cli.models.scorer import CosineScore
 
 DEFAULT_TEXT_BATCH = 256
 
@@ -62,8 +66,8 @@ def supports_short_context(model: Any) -> bool:
     )
 
 
-class ClipModel:
-    """An open_clip model with its eval preprocessing and tokenizer, ready to embed images and texts."""
+class ClipModel(CosineScore):
+    """An open_clip model with its eval preprocessing and tokenizer: an ImageTextScorer (models/scorer.py)."""
 
     def __init__(
         self, model: Any, preprocess: Any, tokenizer: Any, name: str, device: Any, precision: str = "fp32",
@@ -219,9 +223,7 @@ def load_clip(
     name: str, device: Any = "auto", precision: str = "fp32", cache_dir: str | None = None
 ) -> ClipModel:
     """Load a CLIP model: alias, open_clip name:tag, hf-hub:, local-dir: or checkpoint (see clip_registry)."""
-    from clipdpo_cli.models.device import resolve_dtype
-
-    resolve_dtype(precision)  # validates the name
+    precision = resolve_precision(precision, Use.autocast).value  # validates the name
     source = resolve_clip(name)
     torch_device = resolve_device(device) if isinstance(device, str) else device
     weights = locate_weights(source, cache_dir)
@@ -240,3 +242,11 @@ def load_clip(
         raise InputError(f"cannot load CLIP model '{name}' ({describe(source)}): {first[:300]}") from None
     model.eval()
     return ClipModel(model, preprocess, tokenizer, name, torch_device, precision, source)
+
+
+resolve = resolve_clip  # the scorer backend interface (models/scorer.py)
+
+
+def load(name: str, device: Any = "auto", precision: str = "fp32", cache_dir: str | None = None) -> ClipModel:
+    """models.scorer's loader for open_clip names."""
+    return load_clip(name, device=device, precision=precision, cache_dir=cache_dir)

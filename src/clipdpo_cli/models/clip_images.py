@@ -13,11 +13,14 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from clipdpo_cli.io.errors import BadRecord
 from clipdpo_cli.io.images import load_image, resolve_image
 from clipdpo_cli.io.records import require
+
+if TYPE_CHECKING:
+    from clipdpo_cli.models.scorer import ImageTextScorer
 
 
 @dataclass
@@ -140,7 +143,7 @@ def _quiet_when_orphaned(kind: type[BaseException], value: BaseException, tb: An
 
 def encode_image_chunks(
     records: Iterable[dict[str, Any]],
-    clip: Any,
+    clip: ImageTextScorer,
     *,
     batch_size: int = 64,
     workers: int = 0,
@@ -150,6 +153,8 @@ def encode_image_chunks(
     """Chunks of records with the L2-normalised embedding of each distinct image (see the module doc)."""
     import torch
     from torch.utils.data import DataLoader
+
+    from clipdpo_cli.models.scorer import stack_pixels
 
     sampler = _ChunkSampler(plan_chunks(records, batch_size, image_root, check))
     loader = DataLoader(
@@ -172,7 +177,7 @@ def encode_image_chunks(
             else:
                 rows[path] = len(pixels)
                 pixels.append(tensor)
-        embeddings = clip.encode_pixels(torch.stack(pixels)) if pixels else torch.zeros(0, 0)
+        embeddings = clip.encode_pixels(stack_pixels(pixels)) if pixels else torch.zeros(0, 0)
         yield EncodedChunk(chunk.entries, rows, embeddings, failed)
     if sampler.error is not None:
         raise sampler.error

@@ -88,16 +88,10 @@ def load_pretrained(loader: Callable[..., Any], name: str, what: str, **kwargs: 
 
 
 def model_dtype(dtype: str, device: Any) -> Any:
-    """torch dtype of 'auto' (bf16 on a GPU that has it, fp16 on other GPUs, fp32 on CPU) or of a name."""
-    import torch
+    """torch dtype of LVLM/LLM weights (models.device.weights_dtype: auto is bf16/fp16 on GPU, else fp32)."""
+    from clipdpo_cli.models.device import weights_dtype
 
-    from clipdpo_cli.models.device import resolve_dtype
-
-    if dtype == "auto":
-        if device.type == "cuda":
-            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.float32
-    return resolve_dtype(dtype)
+    return weights_dtype(dtype, device)
 
 
 def use_chat_template(holder: Any, name: str, chat_template: str | None, why: str = "") -> None:

@@ -23,6 +23,7 @@ from clipdpo_cli.io.errors import BadRecord
 from clipdpo_cli.io.groups import groups_by_image
 from clipdpo_cli.io.records import make_id, require
 from clipdpo_cli.io.stage import StageContext
+from clipdpo_cli.models.generator import TextGenerator
 from clipdpo_cli.models.sampling import job_seed
 from clipdpo_cli.qa import qa_to_caption
 from clipdpo_cli.stages.batched import Group, llm_batch_runner, run_in_batches
@@ -169,7 +170,10 @@ def _captions(records: list[dict[str, Any]], limit: int, ctx: StageContext) -> l
 
 
 def ask_records(
-    records: Iterable[dict[str, Any]], llm: Any, settings: AskSettings, ctx: StageContext | None = None
+    records: Iterable[dict[str, Any]],
+    llm: TextGenerator,
+    settings: AskSettings,
+    ctx: StageContext | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Question records from caption records (grouped by image) with `llm` (a models.llm.Llm)."""
     ctx = ctx or StageContext("ask")

@@ -13,6 +13,7 @@ from typing import Any
 from clipdpo_cli.io.errors import BadRecord
 from clipdpo_cli.io.images import load_image
 from clipdpo_cli.io.records import require
+from clipdpo_cli.models.generator import TextGenerator
 
 
 @dataclass
@@ -92,7 +93,7 @@ def run_in_batches(
 
 
 def llm_batch_runner(
-    llm: Any, settings: Any, system: str | None
+    llm: TextGenerator, settings: Any, system: str | None
 ) -> Callable[[list[tuple[Group, Any]]], list[str]]:
     """`run_batch` for LLM jobs that carry `.prompt` and `.seed`: one generate call, each row its own seed.
 

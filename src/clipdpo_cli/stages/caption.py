@@ -27,6 +27,7 @@ from clipdpo_cli.io.images import resolve_image
 from clipdpo_cli.io.records import make_id
 from clipdpo_cli.io.stage import StageContext
 from clipdpo_cli.io.textfiles import read_text_file
+from clipdpo_cli.models.generator import ImageTextGenerator
 from clipdpo_cli.models.sampling import job_seed
 from clipdpo_cli.stages.batched import Group, prefetch_images, run_in_batches
 
@@ -117,9 +118,12 @@ def caption_record(
 
 
 def caption_records(
-    records: Iterable[dict[str, Any]], lvlm: Any, settings: CaptionSettings, ctx: StageContext | None = None
+    records: Iterable[dict[str, Any]],
+    lvlm: ImageTextGenerator,
+    settings: CaptionSettings,
+    ctx: StageContext | None = None,
 ) -> Iterator[dict[str, Any]]:
-    """Caption records for image records ({"image": path, ...}) with `lvlm` (a models.lvlm.Lvlm)."""
+    """Caption records for image records ({"image": path, ...}) with `lvlm` (e.g. a models.lvlm.Lvlm)."""
     ctx = ctx or StageContext("caption")
     if settings.samples_per_prompt < 1:
         raise ValueError("samples_per_prompt must be >= 1")

@@ -2,7 +2,8 @@
 
 Each category's prototype is the mean of the L2-normalised CLIP text embeddings of its descriptions
 (10 each in data/category_prompts.json; `--prototypes FILE` replaces them), normalised again; an image
-gets the category whose prototype has the highest cosine similarity with its embedding.
+gets the category whose prototype has the highest cosine similarity with its embedding. Any image-text
+scorer works (models/scorer.py); its embeddings are unit vectors, so `category_sim` is their cosine.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 from clipdpo_cli.io.errors import InputError, UsageError
 from clipdpo_cli.io.stage import StageContext
 from clipdpo_cli.models.clip_images import encode_image_chunks
+from clipdpo_cli.models.scorer import ImageTextScorer, cosine
 
 DECIMALS = 5
 DEFAULT_PROTOTYPES = os.path.join(os.path.dirname(os.path.dirname(__file__)), "data", "category_prompts.json")
@@ -62,7 +64,7 @@ def load_descriptions(path: str | None = None) -> dict[str, list[str]]:
 class CategoryPrototypes:
     """One normalised prototype per category, built from the descriptions with the model's text tower."""
 
-    def __init__(self, clip: Any, descriptions: dict[str, list[str]]) -> None:
+    def __init__(self, clip: ImageTextScorer, descriptions: dict[str, list[str]]) -> None:
         import torch
         import torch.nn.functional as F
 
@@ -71,7 +73,7 @@ class CategoryPrototypes:
         self.matrix = F.normalize(torch.stack(protos), dim=-1)  # [categories, d]
 
     def similarities(self, image_embedding: Any) -> dict[str, float]:
-        sims = self.matrix @ image_embedding
+        sims = cosine(image_embedding[None], self.matrix)[0]
         return {name: float(s) for name, s in zip(self.names, sims, strict=True)}
 
     def fields(self, image_embedding: Any, options: CategorizeOptions) -> dict[str, Any]:
@@ -94,7 +96,7 @@ def check_category(record: dict[str, Any], options: CategorizeOptions) -> None:
 
 def categorize_records(
     records: Iterable[dict[str, Any]],
-    clip: Any,
+    clip: ImageTextScorer,
     prototypes: CategoryPrototypes,
     options: CategorizeOptions | None = None,
     ctx: StageContext | None = None,

@@ -28,6 +28,7 @@ from clipdpo_cli.io.errors import BadRecord, InputError, UsageError
 from clipdpo_cli.io.records import make_id, require
 from clipdpo_cli.io.stage import StageContext
 from clipdpo_cli.io.textfiles import read_text_file
+from clipdpo_cli.models.generator import TextGenerator
 from clipdpo_cli.models.sampling import job_seed
 from clipdpo_cli.stages.ask import json_values
 from clipdpo_cli.stages.batched import Group, llm_batch_runner, run_in_batches
@@ -300,7 +301,7 @@ def perturb_records(
     records: Iterable[dict[str, Any]],
     settings: PerturbSettings | None = None,
     ctx: StageContext | None = None,
-    llm: Any = None,
+    llm: TextGenerator | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Each record's caption, then its hallucinated variants: by the rules, or by `llm` (a models.llm.Llm)."""
     settings = settings or PerturbSettings()
@@ -333,7 +334,7 @@ def _by_rules(
 
 
 def _by_llm(
-    records: Iterable[dict[str, Any]], llm: Any, settings: PerturbSettings, ctx: StageContext
+    records: Iterable[dict[str, Any]], llm: TextGenerator, settings: PerturbSettings, ctx: StageContext
 ) -> Iterator[dict[str, Any]]:
     model = llm.name
 

@@ -1,9 +1,10 @@
-"""CLIP scoring (paper Sec. 4.2): 100 x cosine(image embedding, text embedding) for each record.
+"""CLIP scoring (paper Sec. 4.2): the scorer's similarity (100 x cosine of the image and text embeddings).
 
 The text is a field of the record (`text` by default: a caption, or for an `ask` record the synthetic
 caption built from its question and positive answer, i.e. the answer score) or a template filled from
 the record's fields (`"a photo of {text}"`). Each distinct image is decoded and encoded once per chunk
-(models.clip_images); the texts of a chunk are encoded together, sorted by length.
+(models.clip_images); the texts of a chunk are encoded together, sorted by length. Any image-text scorer
+(models/scorer.py: open_clip, transformers) works; its `similarity` gives the score.
 
 `lvlm_score_records` is the other scorer (`score --scorer lvlm`, the paper's Fig. 2 baseline): the LVLM's
 own log-likelihood of the text given the image and a prompt, through the project's one conversation
@@ -15,14 +16,16 @@ from __future__ import annotations
 import string
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from clipdpo_cli.io.errors import UsageError
 from clipdpo_cli.io.records import require
 from clipdpo_cli.io.stage import StageContext
 from clipdpo_cli.models.clip_images import encode_image_chunks
+from clipdpo_cli.models.scorer import ImageTextScorer
 
-SCORE_SCALE = 100.0  # the paper's thresholds (28 / 25 / margin 2.0) are on 100 x cosine
+if TYPE_CHECKING:
+    from clipdpo_cli.models.generator import LikelihoodScorer
 DECIMALS = 5
 
 
@@ -91,12 +94,12 @@ def _check_fields(record: dict[str, Any], options: ScoreOptions, scorer: str) ->
 
 def score_records(
     records: Iterable[dict[str, Any]],
-    clip: Any,
+    clip: ImageTextScorer,
     options: ScoreOptions | None = None,
     ctx: StageContext | None = None,
     extra: Callable[[dict[str, Any], Any], dict[str, Any]] | None = None,
 ) -> Iterator[dict[str, Any]]:
-    """Records with `score_field` (100 x cosine) and `scorer_field` added; fields they had are kept.
+    """Records with `score_field` (clip.similarity: 100 x cosine) and `scorer_field` added; fields kept.
 
     `extra(record, image_embedding)` may add more fields from the same image embedding (score --categorize).
     """
@@ -114,7 +117,12 @@ def score_records(
     for chunk in chunks:
         usable = [e for e in chunk.entries if e.error is None and e.image in chunk.rows]
         texts = [e.checked for e in usable]  # get_text ran as the check when the chunk was planned
-        text_emb = clip.encode_texts(texts, batch_size=text_batch) if texts else None
+        # each usable record's (image row, text) pair, scored by the scorer's own rule in one call
+        scores: list[float] = []
+        if texts:
+            text_emb = clip.encode_texts(texts, batch_size=text_batch)
+            rows = [chunk.rows[e.image or ""] for e in usable]
+            scores = clip.similarity(chunk.embeddings, text_emb)[rows, list(range(len(usable)))].tolist()
         position = {id(e): i for i, e in enumerate(usable)}
         for entry in chunk.entries:
             record = entry.record
@@ -122,21 +130,20 @@ def score_records(
                 ctx.bad(record, entry.error or chunk.failed[entry.image or ""])
                 continue
             _check_fields(record, options, scorer)
-            image_emb = chunk.embeddings[chunk.rows[entry.image or ""]]
-            cosine = float(image_emb @ text_emb[position[id(entry)]])
+            row = chunk.rows[entry.image or ""]
             out = {
                 **record,
-                options.score_field: round(SCORE_SCALE * cosine, DECIMALS),
+                options.score_field: round(scores[position[id(entry)]], DECIMALS),
                 options.scorer_field: scorer,
             }
             if extra is not None:
-                out.update(extra(record, image_emb))
+                out.update(extra(record, chunk.embeddings[row]))
             yield out
 
 
 def lvlm_score_records(
     records: Iterable[dict[str, Any]],
-    lvlm: Any,
+    lvlm: LikelihoodScorer,
     options: ScoreOptions | None = None,
     ctx: StageContext | None = None,
 ) -> Iterator[dict[str, Any]]:

@@ -11,8 +11,10 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from clipdpo_cli.eval.zeroshot.resources import fill
+from clipdpo_cli.models.scorer import cosine
 
 EncodeTexts = Callable[[list[str]], Any]  # list of texts -> (n, d) tensor
+Similarity = Callable[[Any, Any], Any]  # (queries [n, d], prototypes [c, d]) -> [n, c] scores
 
 
 def encode_in_batches(encode: EncodeTexts, items: Sequence[Any], batch_size: int = 256) -> Any:
@@ -46,9 +48,12 @@ def class_prototypes(
     return torch.nn.functional.normalize(torch.cat(parts), dim=-1)
 
 
-def top_k(queries: Any, prototypes: Any, k: int = 5) -> Any:
-    """(n, min(k, n_classes)) class indices by decreasing cosine similarity (queries are normalised)."""
-    scores = queries.float() @ prototypes.float().T
+def top_k(queries: Any, prototypes: Any, k: int = 5, similarity: Similarity = cosine) -> Any:
+    """(n, min(k, n_classes)) class indices by decreasing similarity (default: cosine; rows normalised).
+
+    The image baseline passes its scorer's own `similarity` (models/scorer.py).
+    """
+    scores = similarity(queries, prototypes)
     return scores.topk(min(k, prototypes.shape[0]), dim=1).indices
 
 

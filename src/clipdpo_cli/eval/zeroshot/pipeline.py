@@ -13,7 +13,7 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from clipdpo_cli.eval.zeroshot.captions import CaptionCache, Sample, caption_query, prefetch_images
 from clipdpo_cli.eval.zeroshot.classify import class_prototypes, encode_in_batches, metrics, top_k
@@ -23,6 +23,10 @@ from clipdpo_cli.io.errors import BadRecord, InputError, UsageError
 from clipdpo_cli.io.progress import DEFAULT_EVERY, Progress
 from clipdpo_cli.io.records import make_id
 from clipdpo_cli.io.shard import Shard
+
+if TYPE_CHECKING:
+    from clipdpo_cli.models.generator import ImageTextGenerator
+    from clipdpo_cli.models.scorer import ImageTextScorer
 
 DEFAULT_PROMPT = "What is the main object in this image? Describe it in one short sentence."
 METRIC_NAMES = ("top1", "top5", "mean_per_class_recall")
@@ -100,7 +104,7 @@ def run_captioning(
     cache: CaptionCache,
     skips: _Skips,
     log: Callable[[str], None],
-    load_lvlm: Callable[[], Any] | None = None,
+    load_lvlm: Callable[[], ImageTextGenerator] | None = None,
 ) -> int:
     """Caption this shard's selected images that the cache lacks, with the respond stage on the shared
     runner: appended to --captions (under the runner's --resume, which repairs a torn last line and never
@@ -160,7 +164,7 @@ def progress(settings: Settings, total: int, what: str) -> Progress:
     return Progress(name, unit="images", total=total, quiet=settings.quiet, every=every)
 
 
-def _load_lvlm(settings: Settings) -> Any:
+def _load_lvlm(settings: Settings) -> ImageTextGenerator:
     from clipdpo_cli.models.lvlm import load_lvlm
 
     assert settings.model is not None
@@ -170,10 +174,10 @@ def _load_lvlm(settings: Settings) -> Any:
     )
 
 
-def _load_text_encoder(settings: Settings) -> Any:
-    from clipdpo_cli.models.clip import load_clip
+def _load_text_encoder(settings: Settings) -> ImageTextScorer:
+    from clipdpo_cli.models.scorer import load_scorer
 
-    return load_clip(settings.text_encoder, device=settings.device, precision=settings.precision)
+    return load_scorer(settings.text_encoder, device=settings.device, precision=settings.precision)
 
 
 def _free_accelerator_memory() -> None:
@@ -192,7 +196,7 @@ def _free_accelerator_memory() -> None:
 def score_dataset(
     ev: EvalSet,
     samples: Sequence[Sample],
-    encoder: Any,
+    encoder: ImageTextScorer,
     settings: Settings,
     cache: CaptionCache | None,
     skips: _Skips,
@@ -273,7 +277,7 @@ def _cached_model(cache: CaptionCache, samples: Sequence[Sample], prompt: str) -
 
 
 def _image_baseline(
-    samples: Sequence[Sample], encoder: Any, prototypes: Any, settings: Settings, skips: _Skips
+    samples: Sequence[Sample], encoder: ImageTextScorer, prototypes: Any, settings: Settings, skips: _Skips
 ) -> tuple[list[Sample], Any]:
     """Usual CLIP zero-shot: image embeddings against the same class prototypes; (samples, top-k)."""
     import torch
@@ -289,7 +293,7 @@ def _image_baseline(
             bar.update(len(done))
     if not embeddings:
         return [], None
-    return done, top_k(torch.cat(embeddings), prototypes)
+    return done, top_k(torch.cat(embeddings), prototypes, similarity=encoder.similarity)
 
 
 def evaluate(
@@ -297,8 +301,8 @@ def evaluate(
     settings: Settings,
     log: Callable[[str], None],
     *,
-    load_lvlm: Callable[[], Any] | None = None,
-    load_text_encoder: Callable[[], Any] | None = None,
+    load_lvlm: Callable[[], ImageTextGenerator] | None = None,
+    load_text_encoder: Callable[[], ImageTextScorer] | None = None,
 ) -> list[dict[str, Any]]:
     """Per-dataset results (plus an 'average' entry for several datasets); [] for a captioning shard."""
     if settings.model and not settings.captions:
