@@ -30,6 +30,7 @@ from typing import Any
 from clipdpo_cli.io.errors import BadRecord
 from clipdpo_cli.io.records import require
 from clipdpo_cli.io.stage import StageContext
+from clipdpo_cli.models.generator import ImageTextGenerator
 from clipdpo_cli.models.sampling import job_seed
 from clipdpo_cli.stages.batched import Group, prefetch_images, run_in_batches
 
@@ -91,12 +92,12 @@ def yes_no_probs(row: dict[str, float]) -> tuple[float, float]:
 
 def respond_records(
     records: Iterable[dict[str, Any]],
-    lvlm: Any,
+    lvlm: ImageTextGenerator,
     settings: RespondSettings,
     ctx: StageContext | None = None,
     model: str | None = None,
 ) -> Iterator[dict[str, Any]]:
-    """Each query record with its response by `lvlm` (a models.lvlm.Lvlm: generate, next_token_probs);
+    """Each query record with its response by `lvlm` (an ImageTextGenerator: generate, next_token_probs);
     `model` is the name written in the records (default: the name the LVLM was loaded by)."""
     ctx = ctx or StageContext("respond")
     model = model or lvlm.name
