@@ -89,3 +89,24 @@ def test_write_ref_logps_points_to_the_ref_logps_command(toy_pairs, capsys):
     code, out, err = main_in_process(capsys, "train", toy_pairs, "-m", "m", "--write-ref-logps", "x.jsonl")
     assert code == 2 and out == ""
     assert "clipdpo ref-logps PAIRS -m MODEL -o FILE" in err and "Traceback" not in err
+
+
+def test_a_new_loss_is_one_table_entry(monkeypatch, tiny_llava, toy_pairs, tmp_path):
+    """A Loss entry alone makes a --loss: its TRL loss_type, own defaults and formula reach the trainer."""
+    from clipdpo_cli.train import losses
+    from clipdpo_cli.train.trainer import build_trainer
+
+    def halved(delta, beta, label_smoothing):
+        return 0.5 * losses.cdpo_loss(delta, beta, label_smoothing)
+
+    entry = losses.Loss("half_cdpo", "dpo", ("sigmoid",), "cDPO / 2", "a test",
+                        defaults={"label_smoothing": 0.25}, own_formula=halved)  # fmt: skip
+    monkeypatch.setitem(losses.LOSSES, "half_cdpo", entry)
+    loss = resolve_loss("Half_CDPO")
+    s = TrainSettings(pairs=toy_pairs, model=tiny_llava, output_dir=str(tmp_path), loss="Half_CDPO",
+                      per_device_batch_size=2, gradient_checkpointing=False)  # fmt: skip
+    trainer, _, _ = build_trainer(s)
+    assert (trainer.args.loss_type, trainer.args.label_smoothing) == (["sigmoid"], 0.25)
+    assert loss is entry and trainer.own_loss is halved and trainer.label_smoothing == 0.25
+    with pytest.raises(Exception, match="only TRL DPO loss types combine"):
+        resolve_loss("half_cdpo,sft")  # a loss computed here does not combine with TRL's
