@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Annotated, Any
 
 import typer
@@ -10,6 +11,7 @@ from clipdpo_cli.commands.generation import MaxPixelsOpt
 from clipdpo_cli.commands.options import OnError, ProgressEveryOpt, QuietOpt
 from clipdpo_cli.commands.settings_options import settings_options
 from clipdpo_cli.train import settings as train_settings
+from clipdpo_cli.train.settings import TrainSettings
 
 NAME = "train"
 SUMMARY = (
@@ -96,12 +98,10 @@ def command(
         return dry_run_command(pairs, settings, skip_bad, dump_encoded, dump_rows or 8)
     if settings["output_dir"] is None:
         raise UsageError("--output-dir is required (where the trained model is saved)")
-    extra, explicit = read_config(config), explicit_fields(ctx)
-    s = settings
-    deepspeed, report_to = preflight(
-        s["output_dir"], overwrite, s["resume_from_checkpoint"], s["deepspeed"], s["report_to"], extra,
-        explicit, s["push_to_hub"], s["hub_model_id"], s["lora"], s["save_adapter_only"],
-    )  # fmt: skip
+    train = TrainSettings(
+        pairs=pairs, **settings, skip_bad=skip_bad, extra=read_config(config), explicit=explicit_fields(ctx)
+    )
+    train = preflight(train, overwrite)
     plan = launcher.plan_from_options(
         num_processes,
         num_machines,
@@ -109,32 +109,24 @@ def command(
         main_process_ip,
         main_process_port,
         accelerate_config,
-        deepspeed,
+        train.deepspeed,
     )
     if launcher.needs_relaunch(plan):
         raise typer.Exit(launcher.relaunch(plan, original_argv()))
-    if deepspeed and not launcher.under_launcher():
+    if train.deepspeed and not launcher.under_launcher():
         launcher.single_process_env()
 
-    from clipdpo_cli.train.trainer import TrainSettings, run_training, stdout_to_stderr, summary
+    from clipdpo_cli.train.trainer import run_training, stdout_to_stderr, summary
 
-    train = TrainSettings(
-        pairs=pairs, **{**settings, "deepspeed": deepspeed, "report_to": report_to}, skip_bad=skip_bad,
-        extra=extra, explicit=explicit,
-    )  # fmt: skip
     with stdout_to_stderr():  # library chatter (DeepSpeed logs to stdout) must not mix with the JSON
         result = run_training(train)
     summary(result, train.quiet)
 
 
-def preflight(
-    output_dir: str, overwrite: bool, resume_from_checkpoint: str | None, deepspeed: str | None,
-    report_to: str, extra: dict[str, Any], explicit: frozenset[str], push_to_hub: bool,
-    hub_model_id: str | None, lora: bool, save_adapter_only: bool,
-) -> tuple[str | None, str]:  # fmt: skip
+def preflight(s: TrainSettings, overwrite: bool) -> TrainSettings:
     """Everything that can be wrong before a model loads (in the process the user started, not again in
     the processes it launches): the output folder, the DeepSpeed config, the trackers, the Hub push.
-    Returns the DeepSpeed config file and the checked --report-to."""
+    Returns the settings with the DeepSpeed config file and the checked --report-to."""
     import os
 
     from clipdpo_cli.io.errors import UsageError
@@ -144,15 +136,17 @@ def preflight(
     from clipdpo_cli.train.publish import check_hub
     from clipdpo_cli.train.reporting import parse_report_to
 
-    if save_adapter_only and not lora:
+    if s.save_adapter_only and not s.lora:
         raise UsageError("--save-adapter-only goes with --lora")
     if os.environ.get(LAUNCHED_ENV) != "1":
-        check_output_dir(output_dir, overwrite, resume_from_checkpoint)
-    trackers = parse_report_to(report_to)
-    if "report_to" in extra and "report_to" not in explicit:
-        parse_report_to(extra["report_to"])  # --config's value is the one used: check it too
-    check_hub(push_to_hub, hub_model_id)
-    return resolve_deepspeed(deepspeed), ",".join(trackers) or "none"
+        check_output_dir(s.output_dir, overwrite, s.resume_from_checkpoint)
+    trackers = parse_report_to(s.report_to)
+    if "report_to" in s.extra and "report_to" not in s.explicit:
+        parse_report_to(s.extra["report_to"])  # --config's value is the one used: check it too
+    check_hub(s.push_to_hub, s.hub_model_id)
+    return dataclasses.replace(
+        s, deepspeed=resolve_deepspeed(s.deepspeed), report_to=",".join(trackers) or "none"
+    )
 
 
 def dry_run_command(
@@ -163,7 +157,6 @@ def dry_run_command(
     import sys
 
     from clipdpo_cli.train.dump import run_dry
-    from clipdpo_cli.train.trainer import TrainSettings
 
     train = TrainSettings(pairs=pairs, **{**settings, "output_dir": ""}, skip_bad=skip_bad)
     result = run_dry(train, dump_encoded, dump_rows)
