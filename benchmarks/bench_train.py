@@ -116,8 +116,8 @@ def main() -> None:
         fh.write(PLAIN_TRL)
 
     ref_pairs = os.path.join(work, "pairs.ref.jsonl")
-    _, _, ref_wall, ref_rss = run([py, "-m", "clipdpo_cli", "train", pairs, "--model", model,
-                                   "--write-ref-logps", ref_pairs, "--precision", "fp32", "-q"], env)
+    _, _, ref_wall, ref_rss = run([py, "-m", "clipdpo_cli", "ref-logps", pairs, "-m", model,
+                                   "-o", ref_pairs, "--precision", "fp32", "-q"], env)
 
     def plain(i: int):
         out, _, wall, rss = run([py, script, pairs, model, os.path.join(work, f"plain{i}"), str(args.steps),
@@ -150,7 +150,7 @@ def main() -> None:
         print(f"{name:<22}{sps:>10.2f}{sps / base_sps:>8.2f}{wall:>9.1f}{rss:>14.0f}{rss / base_rss:>11.2f}")
     for name, runs in results.items():
         print(f"  {name} runs: " + ", ".join(f"{r[0]:.2f}/s {r[1]:.0f}s {r[2]:.0f}MiB" for r in runs))
-    print(f"reference pass (--write-ref-logps, once per starting model): {ref_wall:.1f} s wall, "
+    print(f"reference pass (ref-logps, once per starting model): {ref_wall:.1f} s wall, "
           f"peak RSS {ref_rss:.0f} MiB")
 
 

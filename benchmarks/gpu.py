@@ -409,7 +409,7 @@ def bench_train(s: Sizes, device: Any, tmp: str) -> dict[str, Any]:
         ["train", pairs, "--model", small, "--output-dir", os.path.join(tmp, "o-live"), "--ref-logps", "live",
          *quick], env))  # fmt: skip
     with_ref = os.path.join(tmp, "pairs.ref.jsonl")
-    run_train(["train", pairs, "--model", small, "--write-ref-logps", with_ref, "-q"], env)
+    run_train(["ref-logps", pairs, "-m", small, "-o", with_ref, "-q"], env)
     pre = record("full_1b_precomputed_reference", run_train(
         ["train", with_ref, "--model", small, "--output-dir", os.path.join(tmp, "o-pre"), "--ref-logps",
          "precomputed", *quick], env))  # fmt: skip

@@ -41,7 +41,10 @@ cat "$OUT/scored-captions.jsonl" "$OUT/scored-questions.jsonl" \
   | clipdpo pair --input-order any $PAIR_ARGS > "$OUT/pairs.jsonl"
 
 # 4. DPO training with the paper's hyperparameters (defaults) under DeepSpeed ZeRO-3 on 8 GPUs
-#    (a rerun keeps a finished model: train refuses an --output-dir that holds a run unless --overwrite)
+#    (a rerun keeps a finished model: train refuses an --output-dir that holds a run unless --overwrite).
+#    For several runs from one model (beta / loss sweeps), compute the reference log-probs once and train on
+#    them without a reference copy in memory (docs/training.md):
+#      clipdpo ref-logps "$OUT/pairs.jsonl" -m "$LVLM" -o "$OUT/pairs.ref.jsonl"
 if [ ! -s "$OUT/model/train_summary.json" ]; then
   clipdpo train "$OUT/pairs.jsonl" --model "$LVLM" --output-dir "$OUT/model" $TRAIN_ARGS > "$OUT/train-summary.json"
 fi

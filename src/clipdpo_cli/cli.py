@@ -30,6 +30,7 @@ COMMAND_MODULES = (
     "filter",
     "pair",
     "export",
+    "ref_logps",
     "train",
     "respond",
     "eval_amber",

@@ -14,7 +14,7 @@ from clipdpo_cli.io.records import content_id
 from tests.conftest import cli_env, run_cli
 
 STAGES = [
-    "caption", "ask", "score", "categorize", "filter", "pair", "export", "train", "eval-amber",
+    "caption", "ask", "score", "categorize", "filter", "pair", "export", "ref-logps", "train", "eval-amber",
     "eval-zeroshot",
 ]  # fmt: skip
 

@@ -127,7 +127,7 @@ def test_reference_log_probs_precomputed_then_trained_on(family_dir, pairs, tmp_
     model = family_dir("mobilevlm_v2")
     ref = str(tmp_path / "pairs.ref.jsonl")
     code, _, err = main_in_process(
-        capsys, "train", pairs, "--model", model, "--write-ref-logps", ref, "--ref-batch-size", "2"
+        capsys, "ref-logps", pairs, "-m", model, "-o", ref, "--batch-size", "2"
     )
     assert code == 0, err[-3000:]
     records = [json.loads(line) for line in open(ref)]

@@ -135,17 +135,8 @@ def test_quiet_prints_no_progress_lines(tiny_llava, toy_pairs, tmp_path, capsys)
 
 def test_precomputed_reference_run(tiny_llava, toy_pairs, tmp_path, capsys):
     ref_pairs = str(tmp_path / "pairs.ref.jsonl")
-    code, _, err = main_in_process(
-        capsys,
-        "train",
-        toy_pairs,
-        "--model",
-        tiny_llava,
-        "--write-ref-logps",
-        ref_pairs,
-        "--ref-batch-size",
-        "3",
-    )
+    code, _, err = main_in_process(capsys, "ref-logps", toy_pairs, "-m", tiny_llava, "-o", ref_pairs,
+                                   "--batch-size", "3")  # fmt: skip
     assert code == 0, err[-3000:]
     records = [json.loads(line) for line in read_lines(ref_pairs)]
     assert len(records) == 8 and all(
@@ -161,6 +152,70 @@ def test_precomputed_reference_run(tiny_llava, toy_pairs, tmp_path, capsys):
     assert summary["reference"] == "precomputed"
     assert summary["first_loss"] == pytest.approx(0.6931, abs=1e-4)  # same start as with a live reference
     assert summary["last_loss"] < summary["first_loss"]
+
+
+def test_ref_logps_is_an_ordinary_stage(tiny_llava, toy_pairs, tmp_path, capsys):
+    """Shards concatenate to the whole pass, --resume skips what is done, a bad pair fails or is skipped."""
+    from clipdpo_cli.io.shard import Shard, shard_key
+
+    whole = str(tmp_path / "whole.jsonl")
+    code, _, err = main_in_process(capsys, "ref-logps", toy_pairs, "-m", tiny_llava, "-o", whole, "-q")
+    assert code == 0 and err == "", err[-3000:]
+    # the toy images' paths differ in one digit: a shard count that splits them (CRC32 mod 2 may not)
+    keys = [shard_key(json.loads(line)) for line in read_lines(toy_pairs)]
+    n = next(n for n in (2, 3, 4, 5, 6, 7) if len({k for k in range(n) for key in keys
+                                                    if Shard.parse(f"{k}/{n}").owns(key)}) > 1)  # fmt: skip
+    shards = [str(tmp_path / f"shard{k}.jsonl") for k in range(n)]
+    for k, path in enumerate(shards):
+        code, _, err = main_in_process(capsys, "ref-logps", toy_pairs, "-m", tiny_llava, "-o", path,
+                                       "--shard", f"{k}/{n}", "--batch-size", "2")  # fmt: skip
+        assert code == 0, err[-3000:]
+    by_id = {r["id"]: r for r in map(json.loads, read_lines(whole))}
+    parts = [json.loads(line) for path in shards for line in read_lines(path)]
+    assert sorted(r["id"] for r in parts) == sorted(by_id) and len(by_id) == 8
+    assert sum(1 for path in shards if read_lines(path)) > 1  # really split
+    for r in parts:  # batch size and shard do not change a value
+        assert r["ref_chosen_logps"] == pytest.approx(by_id[r["id"]]["ref_chosen_logps"], abs=1e-4)
+        assert r["ref_rejected_logps"] == pytest.approx(by_id[r["id"]]["ref_rejected_logps"], abs=1e-4)
+    # --resume after a crash: the ids written are done, only the rest is computed and appended
+    resumed = str(tmp_path / "resumed.jsonl")
+    with open(resumed, "w") as fh:
+        fh.writelines(read_lines(whole)[:3])
+    args = ("-m", tiny_llava, "-o", resumed, "--resume")
+    code, _, err = main_in_process(capsys, "ref-logps", toy_pairs, *args)
+    assert code == 0, err[-3000:]
+    assert sorted(json.loads(line)["id"] for line in read_lines(resumed)) == sorted(by_id)
+    assert "5 in, 5 out; 3 already done (resume)" in err
+    # a pair without its rejected answer: one line naming it, or skipped and counted
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(read_lines(toy_pairs)[0] + json.dumps({"id": "x", "image": "a.png", "prompt": "p",
+                                                          "chosen": "c"}) + "\n")  # fmt: skip
+    code, out, err = main_in_process(capsys, "ref-logps", str(bad), "-m", tiny_llava, "--on-error", "skip")
+    assert code == 0 and [json.loads(line)["id"] for line in out.splitlines()] == ["p0"]
+    assert "skipped bad 1 " in err
+
+
+def test_ref_logps_stage_fails_on_a_bad_pair_or_skips_it(toy_pairs):
+    from clipdpo_cli.io.errors import RecordFailure
+    from clipdpo_cli.io.stage import StageContext
+    from clipdpo_cli.train.refcache import add_ref_logps
+
+    class FakeScorer:  # log-probs from the answers' lengths; the images arrive decoded
+        name = "fake"
+
+        def __call__(self, rows):
+            assert all(hasattr(row["image"], "size") for row in rows)
+            return [-len(r["chosen"]) for r in rows], [-len(r["rejected"]) for r in rows]
+
+    good = [json.loads(line) for line in read_lines(toy_pairs)[:3]]
+    missing = {"id": "x", "image": good[0]["image"], "prompt": "p", "chosen": "c"}
+    records = [good[0], missing, *good[1:]]
+    with pytest.raises(RecordFailure, match="record x"):
+        list(add_ref_logps(iter(records), FakeScorer(), StageContext("ref-logps"), batch_size=2))
+    ctx = StageContext("ref-logps", on_error="skip")
+    out = list(add_ref_logps(iter(records), FakeScorer(), ctx, batch_size=2, workers=2))
+    assert [r["id"] for r in out] == ["p0", "p1", "p2"] and sum(ctx.stats.skipped.values()) == 1
+    assert out[0] == {**good[0], "ref_chosen_logps": -21, "ref_rejected_logps": -11, "ref_model": "fake"}
 
 
 @pytest.mark.parametrize(

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from clipdpo_cli.io.jsonl import read_jsonl
 from clipdpo_cli.io.stage import StageContext
 from clipdpo_cli.train.data import collect_pairs
+from clipdpo_cli.train.losses import cdpo_loss
 from clipdpo_cli.train.refcache import RefScorer, add_ref_logps
 from clipdpo_cli.train.trainer import TrainSettings, build_trainer, load_policy
 
@@ -113,12 +114,19 @@ def test_paired_loss_matches_formula(loss, tiny_llava, ref_dir, pairs, tmp_path)
 
 def test_loss_names():
     from clipdpo_cli.io.errors import UsageError
-    from clipdpo_cli.train.losses import LossChoice, resolve_loss
+    from clipdpo_cli.train.losses import LOSSES, resolve_loss
 
-    assert resolve_loss("SLiC") == LossChoice("dpo", "hinge")
-    assert resolve_loss("kto") == LossChoice("kto", "kto")
-    assert resolve_loss("apo_zero_unpaired") == LossChoice("kto", "apo_zero_unpaired")
-    assert resolve_loss("dpo, sft") == LossChoice("dpo", "sigmoid,sft")
+    def runs(name):
+        loss = resolve_loss(name)
+        return loss.trainer, loss.trl_loss_type
+
+    assert runs("SLiC") == ("dpo", ["hinge"])
+    assert runs("kto") == ("kto", "kto")
+    assert runs("apo_zero_unpaired") == ("kto", "apo_zero_unpaired")
+    assert runs("dpo, sft") == ("dpo", ["sigmoid", "sft"])
+    assert runs("cdpo") == ("dpo", ["sigmoid"]) and LOSSES["cdpo"].own_formula is not None
+    assert dict(LOSSES["cdpo"].defaults) == {"label_smoothing": 0.1}  # the paper's Table 5
+    assert all(not loss.defaults for name, loss in LOSSES.items() if name != "cdpo")
     for bad in ("nope", "cdpo,sft", "kto,dpo"):
         with pytest.raises(UsageError):
             resolve_loss(bad)
@@ -126,9 +134,9 @@ def test_loss_names():
 
 def test_cdpo_default_label_smoothing_is_the_papers(tiny_llava, ref_dir, pairs, tmp_path):
     trainer, _, _ = build_trainer(settings(tiny_llava, ref_dir, "cdpo", tmp_path), pairs)
-    assert trainer.label_smoothing == 0.1 and trainer.cdpo
+    assert trainer.label_smoothing == 0.1 and trainer.own_loss is cdpo_loss
     trainer, _, _ = build_trainer(settings(tiny_llava, ref_dir, "dpo", tmp_path), pairs)
-    assert trainer.label_smoothing == 0.0 and not trainer.cdpo
+    assert trainer.label_smoothing == 0.0 and trainer.own_loss is None
 
 
 def test_kto_loss_matches_formula(tiny_llava, ref_dir, pairs, tmp_path):

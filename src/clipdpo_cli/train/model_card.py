@@ -179,12 +179,17 @@ def write_card(output_dir: str, facts: RunFacts, steps: int) -> str:
 def run_facts(s: Any, pairs: Any, reference: str, effective_batch: int) -> RunFacts:
     """The card's facts of a run: `s` its TrainSettings, `pairs` the validated PairColumns."""
     kinds, scorers = pair_provenance(s.pairs) if int(os.environ.get("RANK", "0")) == 0 else ({}, [])
+    from clipdpo_cli.train.losses import resolve_loss
+
+    smoothing = s.label_smoothing
+    if smoothing is None:  # the loss's own default (cdpo: 0.1), which the run used
+        smoothing = resolve_loss(s.loss).defaults.get("label_smoothing")
     lora = None
     if s.lora:
         lora = {"r": s.lora_r, "alpha": s.lora_alpha, "saved": "adapter" if s.save_adapter_only else "merged"}
     return RunFacts(
         base_model=s.model, base_model_id=hub_id_of(s.model), pairs_file=s.pairs, pairs=len(pairs),
-        loss=s.loss, beta=s.beta, label_smoothing=s.label_smoothing, learning_rate=s.learning_rate,
+        loss=s.loss, beta=s.beta, label_smoothing=smoothing, learning_rate=s.learning_rate,
         effective_batch=effective_batch, epochs=s.epochs, max_steps=s.max_steps, reference=reference,
         lora=lora, max_length=s.max_length, kinds=kinds, scorers=scorers, hub_model_id=s.hub_model_id,
         output_dir=s.output_dir,

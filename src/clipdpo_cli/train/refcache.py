@@ -1,20 +1,20 @@
 """Reference log-probabilities computed once and stored in the pairs, so training needs no reference model.
 
 TRL refuses `precompute_ref_log_probs` for vision data and keeps a full frozen copy of the LVLM in memory
-(and runs it on every step). This record stage writes `ref_chosen_logps` / `ref_rejected_logps` (and
-`ref_model`) into each pair, with the same collator and the same log-prob code the trainer uses, so that
-`clipdpo train` on its output gives the same loss as with a live reference model. The pass is an ordinary
-stage: shard it over GPUs with --shard K/N, resume it, and reuse the result for every run (beta, loss, lr
-sweeps) that starts from the same model.
+(and runs it on every step). This record stage (`clipdpo ref-logps PAIRS -m MODEL -o FILE`) writes
+`ref_chosen_logps` / `ref_rejected_logps` (and `ref_model`) into each pair, with the same collator and the
+same log-prob code the trainer uses, so that `clipdpo train` on its output gives the same loss as with a
+live reference model. The pass is an ordinary stage on the shared runner (io.runner.run_stage): shard it
+over GPUs with --shard K/N, --resume it, skip bad pairs with --on-error skip, and reuse the result for every
+run (beta, loss, lr sweeps) that starts from the same model.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
-from clipdpo_cli.io.errors import BadRecord
-from clipdpo_cli.io.images import load_image
+from clipdpo_cli.io.errors import BadRecord, UsageError
 from clipdpo_cli.io.stage import StageContext
 from clipdpo_cli.train.data import VisionPairCollator, pair_row
 
@@ -57,13 +57,22 @@ class RefScorer:
 
 
 def add_ref_logps(
-    records: Iterator[dict[str, Any]],
+    records: Iterable[dict[str, Any]],
     scorer: RefScorer,
     ctx: StageContext,
     batch_size: int = 8,
     image_root: str | None = None,
+    workers: int = 0,
 ) -> Iterator[dict[str, Any]]:
-    """Each pair record, unchanged, plus ref_chosen_logps, ref_rejected_logps and ref_model."""
+    """Each pair record, unchanged, plus ref_chosen_logps, ref_rejected_logps and ref_model.
+
+    Images are decoded ahead by `workers` threads (stages.batched.prefetch_images, as caption and score do);
+    a pair that cannot be used (a missing field, an image that does not decode) is ctx.bad: fail or skip.
+    """
+    from clipdpo_cli.stages.batched import prefetch_images
+
+    if batch_size < 1:
+        raise UsageError("--batch-size must be at least 1")
     pending: list[tuple[dict[str, Any], dict[str, Any]]] = []
 
     def flush() -> Iterator[dict[str, Any]]:
@@ -72,13 +81,15 @@ def add_ref_logps(
             yield {**record, "ref_chosen_logps": c, "ref_rejected_logps": r, "ref_model": scorer.name}
         pending.clear()
 
-    for record in records:
+    for record, _, image in prefetch_images(((r, None) for r in records), image_root, workers):
         try:
             row = pair_row(record, image_root, check_image=False)
-            row["image"] = load_image(row["image"])
+            if isinstance(image, BadRecord):
+                raise image
         except BadRecord as exc:
             ctx.bad(record, exc)
             continue
+        row["image"] = image
         pending.append((record, row))
         if len(pending) >= batch_size:
             yield from flush()

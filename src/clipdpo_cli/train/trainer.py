@@ -9,66 +9,25 @@ directory so that `clipdpo caption --model DIR` loads it like any other model.
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from clipdpo_cli.io.errors import InputError, UsageError
 from clipdpo_cli.train import model_card
 from clipdpo_cli.train.data import PairColumns, VisionPairCollator, collect_pairs, unpair
-from clipdpo_cli.train.losses import LossChoice, cdpo_loss, resolve_loss
-from clipdpo_cli.train.publish import hub_config
+from clipdpo_cli.train.losses import Loss, resolve_loss
+from clipdpo_cli.train.settings import (  # noqa: F401 - TrainSettings and training_precision re-exported
+    TrainSettings,
+    accumulation_steps,
+    config_kwargs,
+    training_precision,
+    world_size,
+)
 
 REF_MODES = ("auto", "live", "precomputed")
-
-
-@dataclass
-class TrainSettings:
-    """Everything `clipdpo train` needs; defaults are the paper's (Sec. 5) where it gives one."""
-
-    pairs: str
-    model: str
-    output_dir: str
-    loss: str = "dpo"
-    beta: float = 0.1
-    label_smoothing: float | None = None  # cdpo: 0.1 (paper, Table 5)
-    learning_rate: float = 5e-7
-    epochs: float = 1.0
-    max_steps: int = -1
-    batch_size: int = 256  # effective: per device x processes x accumulation
-    per_device_batch_size: int = 8
-    warmup_ratio: float = 0.01
-    weight_decay: float = 0.0
-    lr_scheduler: str = "cosine"
-    max_length: int | None = None  # text tokens; image tokens are never cut
-    precision: str = "auto"
-    gradient_checkpointing: bool = True
-    lora: bool = False
-    lora_r: int = 16
-    lora_alpha: int = 32
-    seed: int = 0
-    report_to: str = "none"
-    logging_steps: int = 10
-    save_steps: int = 500
-    resume_from_checkpoint: str | None = None
-    deepspeed: str | None = None
-    ref_logps: str = "auto"
-    ref_model: str | None = None  # reference policy; default: the starting model itself
-    image_root: str | None = None
-    skip_bad: bool = False
-    num_workers: int = 0
-    chat_template: str | None = None
-    max_pixels: int | None = None  # cap on a dynamic-resolution processor's pixels per image
-    quiet: bool = False
-    progress_every: float = 60.0  # seconds between plain progress lines off a terminal (0: none)
-    save_adapter_only: bool = False  # --lora: save the adapter alone instead of merging it
-    push_to_hub: bool = False
-    hub_model_id: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)  # --config YAML: more DPOConfig/KTOConfig fields
-    explicit: frozenset[str] = frozenset()  # config fields the user set on the command line (win over extra)
 
 
 @dataclass
@@ -94,117 +53,27 @@ def log_unless(quiet: bool, message: str) -> None:
         log(message)
 
 
-def world_size() -> int:
-    return int(os.environ.get("WORLD_SIZE", "1"))
-
-
-def accumulation_steps(batch_size: int, per_device: int, processes: int) -> int:
-    """Gradient accumulation that reaches at least the effective batch size (rounded up)."""
-    if batch_size < 1 or per_device < 1:
-        raise UsageError("--batch-size and --per-device-batch-size must be at least 1")
-    return max(1, math.ceil(batch_size / (per_device * processes)))
-
-
-def training_precision(precision: str) -> str:
-    """'fp32', 'bf16' or 'fp16' for --precision; 'auto' is bf16 on a GPU that has it, else fp32.
-
-    Unlike the inference dtype 'auto' (models.hub.model_dtype), it never picks fp16 by itself.
-    """
-    import torch
-
-    if precision == "auto":
-        return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "fp32"
-    if precision not in ("fp32", "bf16", "fp16"):
-        raise UsageError(f"--precision must be auto, fp32, bf16 or fp16, got '{precision}'")
-    return precision
-
-
-def config_kwargs(s: TrainSettings, choice: LossChoice) -> dict[str, Any]:
-    """TRL config fields from the settings; --config YAML fields fill in, command-line options win.
-
-    TRL's own max_length stays None: `--max-length` is applied by our collator, row by row, to text tokens
-    only (TRL's cuts a whole batch at one length, image tokens included).
-    """
-    import torch
-
-    precision = training_precision(s.precision)
-    bf16, fp16 = precision == "bf16", precision == "fp16"
-    derived: dict[str, Any] = {
-        "output_dir": s.output_dir,
-        "num_train_epochs": s.epochs,
-        "max_steps": s.max_steps,
-        "per_device_train_batch_size": s.per_device_batch_size,
-        "gradient_accumulation_steps": accumulation_steps(
-            s.batch_size, s.per_device_batch_size, world_size()
-        ),
-        "learning_rate": s.learning_rate,
-        "lr_scheduler_type": s.lr_scheduler,
-        "warmup_steps": s.warmup_ratio,  # a float in [0, 1) is a ratio of the total steps (transformers 5)
-        "weight_decay": s.weight_decay,
-        "optim": "adamw_torch",
-        "beta": s.beta,
-        "max_length": None,
-        "bf16": bf16,
-        "fp16": fp16,
-        "gradient_checkpointing": s.gradient_checkpointing,
-        "seed": s.seed,
-        "report_to": s.report_to.split(","),  # checked by train.reporting before any model loads
-        "logging_steps": s.logging_steps,
-        "save_steps": s.save_steps,
-        "remove_unused_columns": False,  # the collator needs the raw columns (image, texts, ref log-probs)
-        "dataloader_num_workers": s.num_workers,
-        "use_cpu": not torch.cuda.is_available(),
-        "deepspeed": s.deepspeed,
-        "disable_tqdm": not sys.stderr.isatty(),
-    }
-    derived.update(hub_config(s.push_to_hub, s.hub_model_id))
-    if choice.trainer == "dpo":
-        derived["loss_type"] = ["sigmoid"] if choice.loss_type == "cdpo" else choice.loss_type.split(",")
-        derived["label_smoothing"] = label_smoothing(s, choice)
-    else:
-        derived["loss_type"] = choice.loss_type
-    if s.max_steps > 0:
-        derived["num_train_epochs"] = 1.0
-    kwargs = {k: v for k, v in derived.items() if k not in s.extra or k in s.explicit}
-    for key, value in s.extra.items():
-        if key not in s.explicit:
-            kwargs[key] = value
-    if kwargs.get("deepspeed") is None:
-        kwargs.pop("deepspeed")
-    return kwargs
-
-
-def label_smoothing(s: TrainSettings, choice: LossChoice) -> float:
-    if s.label_smoothing is not None:
-        if not 0.0 <= s.label_smoothing < 0.5:
-            raise UsageError("--label-smoothing must be in [0, 0.5)")
-        return s.label_smoothing
-    return 0.1 if choice.loss_type == "cdpo" else 0.0
-
-
-def config_class(choice: LossChoice) -> Any:
+def config_class(loss: Loss) -> Any:
     from trl import DPOConfig, KTOConfig
 
-    return DPOConfig if choice.trainer == "dpo" else KTOConfig
+    return DPOConfig if loss.trainer == "dpo" else KTOConfig
 
 
-def check_settings(s: TrainSettings, choice: LossChoice) -> None:
-    """Mistakes found before any model is loaded: unknown --config fields, impossible batch sizes."""
-    cls = config_class(choice)
+def check_settings(s: TrainSettings, loss: Loss) -> None:
+    """Mistakes found before any model is loaded: unknown --config fields, impossible batch sizes, what the
+    loss itself refuses (Loss.check)."""
+    cls = config_class(loss)
     unknown = sorted(k for k in s.extra if k not in cls.__dataclass_fields__)
     if unknown:
         raise UsageError(f"--config: unknown {cls.__name__} field(s): {', '.join(unknown)}")
     if "max_length" in s.extra:
         raise UsageError("--config: set max_length with --max-length (text tokens; images are never cut)")
-    accumulation_steps(s.batch_size, s.per_device_batch_size, world_size())
-    per_device = s.extra.get("per_device_train_batch_size", s.per_device_batch_size)
-    if choice.loss_type == "kto" and per_device < 2:
-        raise UsageError("KTO needs --per-device-batch-size of at least 2 (its KL term compares examples)")
+    loss.validate(config_kwargs(s, loss))
 
 
-def make_config(s: TrainSettings, choice: LossChoice) -> Any:
-    cls = config_class(choice)
-    kwargs = config_kwargs(s, choice)
+def make_config(s: TrainSettings, loss: Loss) -> Any:
+    cls = config_class(loss)
+    kwargs = config_kwargs(s, loss)
     try:
         return cls(**kwargs)
     except (ValueError, TypeError) as exc:
@@ -266,7 +135,8 @@ def no_reference_load() -> Iterator[None]:
 
 
 def clipdpo_dpo_trainer() -> type:
-    """DPOTrainer with cDPO and training on precomputed reference log-probs of vision data."""
+    """DPOTrainer with the losses TRL does not compute (a Loss's own_formula: cDPO) and training on
+    precomputed reference log-probs of vision data."""
     import torch
     from trl import DPOTrainer
     from trl.models.utils import disable_gradient_checkpointing
@@ -276,9 +146,9 @@ def clipdpo_dpo_trainer() -> type:
 
     class ClipdpoDPOTrainer(DPOTrainer):
         def __init__(
-            self, *args: Any, cdpo: bool = False, precomputed_ref: bool = False, **kwargs: Any
+            self, *args: Any, own_loss: Any = None, precomputed_ref: bool = False, **kwargs: Any
         ) -> None:
-            self.cdpo = cdpo
+            self.own_loss = own_loss  # per-pair loss(delta, beta, label_smoothing), or None: TRL's
             if precomputed_ref:
                 if kwargs.get("ref_model") is not None:
                     raise ValueError(
@@ -309,13 +179,13 @@ def clipdpo_dpo_trainer() -> type:
                 return split_pairs(completion_logps(self.ref_model, inputs))
 
         def _compute_loss(self, model: Any, inputs: dict[str, Any], return_outputs: bool) -> Any:
-            if not self.cdpo:
+            if self.own_loss is None:
                 return super()._compute_loss(model, inputs, return_outputs)
             mode = "train" if self.model.training else "eval"
             chosen, rejected = split_pairs(completion_logps(model, inputs))
             ref_chosen, ref_rejected = self.reference_logps(inputs)
             chosen_ratio, rejected_ratio = chosen - ref_chosen, rejected - ref_rejected
-            loss = cdpo_loss(chosen_ratio - rejected_ratio, self.beta, self.label_smoothing).mean()
+            loss = self.own_loss(chosen_ratio - rejected_ratio, self.beta, self.label_smoothing).mean()
             gather = self.accelerator.gather
             rewards_c, rewards_r = self.beta * chosen_ratio.detach(), self.beta * rejected_ratio.detach()
             metrics = self._metrics[mode]
@@ -330,7 +200,7 @@ def clipdpo_dpo_trainer() -> type:
     return ClipdpoDPOTrainer
 
 
-def reference_mode(s: TrainSettings, pairs: PairColumns, choice: LossChoice) -> str:
+def reference_mode(s: TrainSettings, pairs: PairColumns, loss: Loss) -> str:
     if s.ref_logps not in REF_MODES:
         raise UsageError(f"--ref-logps must be one of {', '.join(REF_MODES)}")
     if s.ref_logps == "precomputed" and not pairs.has_ref:
@@ -340,7 +210,7 @@ def reference_mode(s: TrainSettings, pairs: PairColumns, choice: LossChoice) -> 
     wanted = s.ref_logps == "precomputed" or (s.ref_logps == "auto" and pairs.has_ref)
     if not wanted:
         return "adapter" if s.lora else "live"
-    if choice.trainer != "dpo":
+    if loss.trainer != "dpo":
         raise UsageError("precomputed reference log-probs work with the DPO-family losses only, not KTO")
     if s.lora:
         raise UsageError("--lora computes the reference by disabling the adapter; use --ref-logps live")
@@ -360,16 +230,16 @@ def build_trainer(s: TrainSettings, pairs: PairColumns | None = None) -> tuple[A
     from clipdpo_cli.io.jsonl import read_jsonl
     from clipdpo_cli.train.data import to_dataset
 
-    choice = resolve_loss(s.loss)
-    check_settings(s, choice)
+    loss = resolve_loss(s.loss)
+    check_settings(s, loss)
     if pairs is None:
         pairs = collect_pairs(read_jsonl(s.pairs), s.image_root, skip_bad=s.skip_bad)
     if not len(pairs):
         raise InputError(f"{s.pairs}: no usable pairs")
-    ref_mode = reference_mode(s, pairs, choice)
+    ref_mode = reference_mode(s, pairs, loss)
     processor = load_processor(s.model, s.chat_template, s.max_pixels)
     max_text = text_max_length(s.max_length)
-    config = make_config(s, choice)  # before loading the model (ZeRO-3 init)
+    config = make_config(s, loss)  # before loading the model (ZeRO-3 init)
     if config.deepspeed:
         deepspeed_comm_ready()
     checkpoint = resolve_checkpoint(s.resume_from_checkpoint, s.output_dir)
@@ -388,13 +258,13 @@ def build_trainer(s: TrainSettings, pairs: PairColumns | None = None) -> tuple[A
     common = dict(
         model=model, ref_model=ref_model, args=config, processing_class=processor, peft_config=peft_config
     )
-    if choice.trainer == "kto":
+    if loss.trainer == "kto":
         from datasets import Dataset
         from trl import KTOTrainer
 
         dataset = Dataset.from_dict(unpair(pairs, config.per_device_train_batch_size // 2, s.seed))
         collator = VisionPairCollator(
-            processor, max_text, unpaired=True, calculate_kl=choice.loss_type == "kto"
+            processor, max_text, unpaired=True, calculate_kl="kto" in loss.loss_type
         )
         trainer = KTOTrainer(train_dataset=dataset, data_collator=collator, **common)
     else:
@@ -403,7 +273,7 @@ def build_trainer(s: TrainSettings, pairs: PairColumns | None = None) -> tuple[A
         trainer = clipdpo_dpo_trainer()(
             train_dataset=dataset,
             data_collator=collator,
-            cdpo=choice.loss_type == "cdpo",
+            own_loss=loss.own_formula,
             precomputed_ref=ref_mode == "precomputed",
             **common,
         )

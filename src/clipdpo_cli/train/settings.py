@@ -1,0 +1,309 @@
+"""`clipdpo train`'s settings, each declared once: a dataclass field with its option and TRL field.
+
+In the style of TRL's own config dataclasses (one field, its help in the metadata), each `setting(...)` gives:
+
+- the settings object's field and default (`TrainSettings`; Python callers build it directly),
+- the `clipdpo train` option (commands/settings_options.py turns the metadata into the typer parameter:
+  `--name-with-dashes`, the help with where the default comes from, the type, extra typer arguments),
+- the TRL DPOConfig / KTOConfig fields it sets (`trl`; `to_trl` when the value is derived rather than copied),
+  which are also the --config YAML fields a typed option wins over (`typed_fields`).
+
+Adding a training option is one `setting(...)` line here (e.g. `max_grad_norm`); no other list names them.
+Defaults are the paper's (Sec. 5, Table 5) where it gives one, `source` says where the others come from.
+"""
+
+import dataclasses
+import enum
+import math
+import os
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import MISSING, dataclass, field
+from typing import Any
+
+from clipdpo_cli.io.errors import UsageError
+from clipdpo_cli.train.losses import Loss
+
+ToTrl = Callable[[Any, "TrainSettings", Loss], dict[str, Any]]
+
+PAPER = "the paper (Sec. 5)"
+TABLE5 = "the paper (Table 5)"
+
+
+class RefMode(str, enum.Enum):
+    auto = "auto"
+    live = "live"
+    precomputed = "precomputed"
+
+
+def setting(
+    default: Any = MISSING,
+    help: str = "",
+    *,
+    trl: tuple[str, ...] = (),
+    to_trl: ToTrl | None = None,
+    source: str | None = None,
+    flags: tuple[str, ...] = (),
+    cli_type: Any = None,
+    cli_default: Any = MISSING,
+    parse: Callable[[Any], Any] | None = None,
+    shared: bool = False,
+    **option: Any,
+) -> Any:
+    """A settings field that is also a `clipdpo train` option.
+
+    trl: the TRL config fields it decides (`to_trl(value, settings, loss)` builds them; default: the value
+    itself to `trl[0]`). flags: the option's declaration ("--lora", "--x/--no-x"; default --name-with-dashes).
+    cli_type / cli_default / parse: the command-line type and default when they differ from the field's, and
+    the function from one to the other. shared: the option is declared once in commands/ (QuietOpt...) and
+    used as it is. `option`: more typer.Option arguments (min=1, show_default=False).
+    """
+    metadata = {
+        "help": help, "trl": trl, "to_trl": to_trl, "source": source, "flags": flags, "cli_type": cli_type,
+        "cli_default": cli_default, "parse": parse, "shared": shared, "option": option,
+    }  # fmt: skip
+    return field(default=default, metadata=metadata)
+
+
+def world_size() -> int:
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def accumulation_steps(batch_size: int, per_device: int, processes: int) -> int:
+    """Gradient accumulation that reaches at least the effective batch size (rounded up)."""
+    if batch_size < 1 or per_device < 1:
+        raise UsageError("--batch-size and --per-device-batch-size must be at least 1")
+    return max(1, math.ceil(batch_size / (per_device * processes)))
+
+
+def training_precision(precision: str) -> str:
+    """'fp32', 'bf16' or 'fp16' for --precision; 'auto' is bf16 on a GPU that has it, else fp32.
+
+    Unlike the inference dtype 'auto' (models.hub.model_dtype), it never picks fp16 by itself.
+    """
+    if precision == "auto":
+        import torch
+
+        return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "fp32"
+    if precision not in ("fp32", "bf16", "fp16"):
+        raise UsageError(f"--precision must be auto, fp32, bf16 or fp16, got '{precision}'")
+    return precision
+
+
+def _loss_type(value: str, s: "TrainSettings", loss: Loss) -> dict[str, Any]:
+    return {"loss_type": loss.trl_loss_type}
+
+
+def _label_smoothing(value: float | None, s: "TrainSettings", loss: Loss) -> dict[str, Any]:
+    """Only the DPO config has it; unset (None), the loss's own default or TRL's (0) applies."""
+    if value is not None and not 0.0 <= value < 0.5:
+        raise UsageError("--label-smoothing must be in [0, 0.5)")
+    return {"label_smoothing": value} if loss.trainer == "dpo" else {}
+
+
+def _epochs(value: float, s: "TrainSettings", loss: Loss) -> dict[str, Any]:
+    return {"num_train_epochs": 1.0 if s.max_steps > 0 else value}  # --max-steps decides the length
+
+
+def _accumulation(value: int, s: "TrainSettings", loss: Loss) -> dict[str, Any]:
+    return {"gradient_accumulation_steps": accumulation_steps(value, s.per_device_batch_size, world_size())}
+
+
+def _mixed_precision(value: str, s: "TrainSettings", loss: Loss) -> dict[str, Any]:
+    precision = training_precision(value)
+    return {"bf16": precision == "bf16", "fp16": precision == "fp16"}
+
+
+def _trackers(value: str, s: "TrainSettings", loss: Loss) -> dict[str, Any]:
+    return {"report_to": value.split(",")}  # checked by train.reporting before any model loads
+
+
+def _hub(value: bool, s: "TrainSettings", loss: Loss) -> dict[str, Any]:
+    from clipdpo_cli.train.publish import hub_config
+
+    return hub_config(value, None)  # hub_model_id is its own setting
+
+
+def _max_length(value: str) -> int | None:
+    from clipdpo_cli.commands.values import optional_int
+
+    return optional_int(value, "--max-length")
+
+
+@dataclass
+class TrainSettings:
+    """Everything `clipdpo train` needs; defaults are the paper's (Sec. 5) where it gives one."""
+
+    pairs: str
+    model: str = setting(
+        help="Model to start from: Hub id or local directory (also the reference).", flags=("--model", "-m")
+    )
+    output_dir: str = setting(help="Where the trained model, processor and checkpoints go.", cli_default=None)
+    loss: str = setting(
+        "dpo",
+        "dpo | ipo | slic | cdpo | kto (train/losses.py), or any TRL DPO loss_type by name (e.g. robust).",
+        trl=("loss_type",),
+        to_trl=_loss_type,
+        source="the paper (Eq. 1)",
+    )
+    beta: float = setting(0.1, "KL strength beta (IPO: tau).", trl=("beta",), source=TABLE5)
+    label_smoothing: float | None = setting(
+        None,
+        "Label-noise rate e for cdpo (default 0.1, the paper's Table 5) / robust / exo_pair.",
+        trl=("label_smoothing",),
+        to_trl=_label_smoothing,
+    )
+    learning_rate: float = setting(5e-7, "Peak AdamW learning rate.", trl=("learning_rate",), source=PAPER)
+    epochs: float = setting(
+        1.0, "Epochs over the pairs.", trl=("num_train_epochs",), to_trl=_epochs, source=PAPER
+    )
+    max_steps: int = setting(
+        -1, "Stop after this many optimizer steps (overrides --epochs).", trl=("max_steps",)
+    )
+    batch_size: int = setting(
+        256,
+        "Effective batch: per-device x processes x accumulation.",
+        trl=("gradient_accumulation_steps",),
+        to_trl=_accumulation,
+        source=PAPER,
+    )
+    per_device_batch_size: int = setting(
+        8,
+        "Pairs per process per forward pass.",
+        trl=("per_device_train_batch_size", "gradient_accumulation_steps"),
+        to_trl=lambda v, s, loss: {"per_device_train_batch_size": v},
+    )
+    warmup_ratio: float = setting(
+        0.01, "Linear warm-up, fraction of steps.", trl=("warmup_steps",), source=PAPER
+    )  # a float in [0, 1) is a ratio of the total steps (transformers 5)
+    weight_decay: float = setting(0.0, "AdamW weight decay.", trl=("weight_decay",), source=PAPER)
+    lr_scheduler: str = setting(
+        "cosine", "LR schedule after warm-up, down to 0.", trl=("lr_scheduler_type",), source=PAPER
+    )
+    max_grad_norm: float = setting(
+        1.0,
+        "Clip the gradient norm to this (0: no clipping).",
+        trl=("max_grad_norm",),
+        source="transformers (the paper gives none)",
+    )
+    max_length: int | None = setting(
+        None,
+        "Cut prompt+answer to this many TEXT tokens; image tokens are never cut.",
+        cli_type=str,
+        cli_default="none",
+        parse=_max_length,
+    )
+    precision: str = setting(
+        "auto",
+        "auto (bf16 on a GPU with it, else fp32) | fp32 | bf16 | fp16.",
+        trl=("bf16", "fp16"),
+        to_trl=_mixed_precision,
+    )
+    gradient_checkpointing: bool = setting(
+        True,
+        "Trade compute for memory.",
+        trl=("gradient_checkpointing",),
+        flags=("--gradient-checkpointing/--no-gradient-checkpointing",),
+    )
+    lora: bool = setting(
+        False, "Train a LoRA adapter (peft), merged into the saved model.", flags=("--lora",)
+    )
+    lora_r: int = setting(16, "LoRA rank.")
+    lora_alpha: int = setting(32, "LoRA alpha.")
+    seed: int = setting(0, "Seed for shuffling, dropout and init.", trl=("seed",))
+    report_to: str = setting(
+        "none",
+        "Metrics besides stderr: none, tensorboard, wandb, or a,b (checked first).",
+        trl=("report_to",),
+        to_trl=_trackers,
+    )
+    logging_steps: int = setting(10, "Log metrics every N optimizer steps.", trl=("logging_steps",))
+    save_steps: int = setting(500, "Save a checkpoint every N optimizer steps.", trl=("save_steps",))
+    resume_from_checkpoint: str | None = setting(
+        None, "Continue from a checkpoint folder in --output-dir ('last' for the latest)."
+    )
+    deepspeed: str | None = setting(
+        None, "DeepSpeed config: zero2 / zero3 (shipped in clipdpo) or a JSON file.", trl=("deepspeed",)
+    )
+    ref_logps: str = setting(
+        "auto",
+        "Reference log-probs: precomputed (from the pairs, by `clipdpo ref-logps`; no reference model "
+        "in memory), live (a frozen reference copy), auto (precomputed when every pair has them).",
+        cli_type=RefMode,
+        cli_default=RefMode.auto,
+        parse=lambda mode: mode.value,
+    )
+    ref_model: str | None = setting(None, "Reference model when not the starting --model.")
+    image_root: str | None = setting(
+        None, "Directory that relative image paths start from (default: $CLIPDPO_IMAGE_ROOT)."
+    )
+    skip_bad: bool = False  # --on-error skip (the command's own option, shared with --dry-run)
+    num_workers: int = setting(
+        0, "DataLoader workers that open and process images.", trl=("dataloader_num_workers",), cli_default=2
+    )  # a Python caller decodes in its own process unless it asks; the command uses 2 workers
+    chat_template: str | None = setting(
+        None, "Jinja chat template (file) for a processor without one; saved with the model."
+    )
+    max_pixels: int | None = setting(None, shared=True)  # cap on a dynamic-resolution processor's pixels
+    quiet: bool = setting(False, shared=True)
+    progress_every: float = setting(60.0, shared=True)  # seconds between progress lines off a terminal
+    save_adapter_only: bool = setting(
+        False, "With --lora: save the adapter alone, not merged.", flags=("--save-adapter-only",)
+    )
+    push_to_hub: bool = setting(
+        False,
+        "Upload the saved model folder to the Hugging Face Hub.",
+        flags=("--push-to-hub",),
+        trl=("push_to_hub", "hub_strategy"),
+        to_trl=_hub,
+    )
+    hub_model_id: str | None = setting(
+        None, "Hub repository (NAME or OWNER/NAME; default: --output-dir's name).", trl=("hub_model_id",)
+    )
+    extra: dict[str, Any] = field(default_factory=dict)  # --config YAML: more DPOConfig/KTOConfig fields
+    explicit: frozenset[str] = frozenset()  # config fields the user set on the command line (win over extra)
+
+
+def options() -> list[dataclasses.Field[Any]]:
+    """The settings that are `clipdpo train` options, in declaration order."""
+    return [f for f in dataclasses.fields(TrainSettings) if "help" in f.metadata]
+
+
+def typed_fields(names: set[str]) -> frozenset[str]:
+    """The TRL config fields decided by these options (typed on the command line: they win over --config)."""
+    return frozenset(trl for f in options() if f.name in names for trl in f.metadata["trl"])
+
+
+# TRL config fields that are not options: fixed by how clipdpo trains.
+FIXED: Mapping[str, Any] = {
+    "optim": "adamw_torch",
+    "remove_unused_columns": False,  # the collator needs the raw columns (image, texts, ref log-probs)
+}
+
+
+def config_kwargs(s: TrainSettings, loss: Loss) -> dict[str, Any]:
+    """TRL config fields from the settings; --config YAML fields fill in, command-line options win.
+
+    An option left at None leaves the field to the loss's default (`Loss.defaults`, e.g. cDPO's label
+    smoothing), else to TRL's. TRL's own max_length stays None: `--max-length` is applied by our collator,
+    row by row, to text tokens only (TRL's cuts a whole batch at one length, image tokens included).
+    """
+    import torch
+
+    derived: dict[str, Any] = {"output_dir": s.output_dir, **FIXED}
+    for f in options():
+        if f.metadata["trl"]:
+            value = getattr(s, f.name)
+            convert = f.metadata["to_trl"]
+            derived.update(convert(value, s, loss) if convert else {f.metadata["trl"][0]: value})
+    for key, value in loss.defaults.items():
+        if derived.get(key) is None:
+            derived[key] = value
+    derived = {k: v for k, v in derived.items() if v is not None}  # unset: TRL's default
+    derived.update(max_length=None, use_cpu=not torch.cuda.is_available())
+    derived["disable_tqdm"] = not sys.stderr.isatty()
+    kwargs = {k: v for k, v in derived.items() if k not in s.extra or k in s.explicit}
+    for key, value in s.extra.items():
+        if key not in s.explicit:
+            kwargs[key] = value
+    return kwargs
