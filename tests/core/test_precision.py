@@ -71,3 +71,20 @@ def test_device_is_checked_when_parsed(value, message):
     result = invoke_cli("categorize", "-", "--device", value)
     assert result.exit_code == 2 and "Invalid value for '--device'" in result.stderr
     assert message in result.stderr
+
+
+def test_train_precision_is_the_training_use_of_the_one_resolver(monkeypatch):
+    from clipdpo_cli.train.losses import LOSSES
+    from clipdpo_cli.train.settings import TrainSettings, config_kwargs, training_precision
+
+    monkeypatch.setattr(device, "_bf16_gpu", lambda: True)
+    assert training_precision("auto") == "bf16"  # device._bf16_gpu decides it, so the resolver ran
+    monkeypatch.setattr(device, "_bf16_gpu", lambda: False)
+    assert training_precision("auto") == "fp32" and training_precision("float16") == "fp16"
+    with pytest.raises(UsageError, match="training precision must be one of auto, fp32, bf16, fp16, got"):
+        training_precision("fp8")
+    settings = TrainSettings(pairs="p.jsonl", output_dir="o", model="m", precision="bf16")
+    kwargs = config_kwargs(settings, LOSSES["dpo"])
+    assert (kwargs["bf16"], kwargs["fp16"]) == (True, False)
+    helps = " ".join(invoke_cli("train", "--help").stdout.split())
+    assert "Training mixed precision (master weights fp32)" in helps

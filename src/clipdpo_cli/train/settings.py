@@ -22,6 +22,7 @@ from dataclasses import MISSING, dataclass, field
 from typing import Any
 
 from clipdpo_cli.io.errors import UsageError
+from clipdpo_cli.models.device import HELP, Use, resolve_precision
 from clipdpo_cli.train.losses import Loss
 
 ToTrl = Callable[[Any, "TrainSettings", Loss], dict[str, Any]]
@@ -77,17 +78,9 @@ def accumulation_steps(batch_size: int, per_device: int, processes: int) -> int:
 
 
 def training_precision(precision: str) -> str:
-    """'fp32', 'bf16' or 'fp16' for --precision; 'auto' is bf16 on a GPU that has it, else fp32.
-
-    Unlike the inference dtype 'auto' (models.hub.model_dtype), it never picks fp16 by itself.
-    """
-    if precision == "auto":
-        import torch
-
-        return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "fp32"
-    if precision not in ("fp32", "bf16", "fp16"):
-        raise UsageError(f"--precision must be auto, fp32, bf16 or fp16, got '{precision}'")
-    return precision
+    """'fp32', 'bf16' or 'fp16' for --precision: models.device's one resolver for `Use.training` (auto is
+    bf16 on a GPU that has it, else fp32; unlike the weight dtype's auto it never picks fp16 by itself)."""
+    return resolve_precision(precision, Use.training).value
 
 
 def _loss_type(value: str, s: "TrainSettings", loss: Loss) -> dict[str, Any]:
@@ -195,7 +188,7 @@ class TrainSettings:
     )
     precision: str = setting(
         "auto",
-        "auto (bf16 on a GPU with it, else fp32) | fp32 | bf16 | fp16.",
+        HELP[Use.training],
         trl=("bf16", "fp16"),
         to_trl=_mixed_precision,
     )
