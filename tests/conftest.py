@@ -119,3 +119,16 @@ def tiny_clip_path(request: pytest.FixtureRequest) -> Callable[[int], str]:
         return cached_build(tiny_model_cache(request.config), "tiny-clip", build_tiny_clip, seed=seed)
 
     return get
+
+
+@pytest.fixture(scope="session")
+def tiny_llm_path(request: pytest.FixtureRequest) -> Callable[..., str]:
+    """tiny_llm_path(**build_args) -> folder of a tiny Llama chat LLM (clipdpo_cli.testing.tiny_llm), built
+    once per test run for each set of build arguments (e.g. reply=DEMO_REPLY, num_layers=1)."""
+    from clipdpo_cli.testing.tiny_llm import build_tiny_llm
+    from tests.tiny_models import cached_build, tiny_model_cache
+
+    def get(**build_args: object) -> str:
+        return cached_build(tiny_model_cache(request.config), "tiny-llm", build_tiny_llm, **build_args)
+
+    return get
