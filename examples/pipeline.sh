@@ -15,12 +15,16 @@ AMBER=${AMBER:-}        # your copy of the AMBER benchmark (data/ + image/), opt
 ZS_ROOT=${ZS_ROOT:-}    # folder with the nine zero-shot datasets, optional
 # Per-stage options (override to experiment; tests/e2e/test_e2e_scripts.py runs this script on tiny models).
 # Sampling is left at the commands' documented defaults (docs/generation.md; the paper publishes none).
+# Departures from the defaults, for GPUs: caption/ask --batch-size 32 (defaults 16 / 8: rows per generate
+# call; the output does not depend on it), score --precision bf16 (autocast; weights stay fp32, docs/clip.md).
 CAPTION_ARGS=${CAPTION_ARGS:---samples-per-prompt 1 --batch-size 32}
 ASK_ARGS=${ASK_ARGS:---questions 2 --batch-size 32}
 SCORE_ARGS=${SCORE_ARGS:---precision bf16}
 FILTER_ARGS=${FILTER_ARGS:-}   # the paper's thresholds are the defaults
 PAIR_ARGS=${PAIR_ARGS:-}
-TRAIN_ARGS=${TRAIN_ARGS:---num-processes 8 --deepspeed zero3 --per-device-batch-size 4}
+# Training: the paper's 7B setting (Sec. 5: ZeRO-3, --batch-size 64 instead of 256) with --per-device-batch-size
+# 4 to fit 8 GPUs; for a smaller LVLM (MobileVLM-v2 1.7B, 3B) drop --batch-size 64 (the paper's 256).
+TRAIN_ARGS=${TRAIN_ARGS:---num-processes 8 --deepspeed zero3 --per-device-batch-size 4 --batch-size 64}
 EVAL_ARGS=${EVAL_ARGS:-}
 mkdir -p "$OUT"
 
@@ -35,12 +39,13 @@ clipdpo score "$OUT/questions.jsonl" --model "$SCORER" --field question --score-
     --scorer-field question_scorer --categorize $SCORE_ARGS \
   | clipdpo score --model "$SCORER" $SCORE_ARGS -o "$OUT/scored-questions.jsonl"
 
-# 3. global filtering and pair filtering, with the paper's thresholds (the defaults)
+# 3. global filtering and pair filtering, with the paper's thresholds (the defaults); pair --input-order any:
+#    the two scored files are concatenated, so an image's records are not adjacent
 cat "$OUT/scored-captions.jsonl" "$OUT/scored-questions.jsonl" \
   | clipdpo filter $FILTER_ARGS --rejects "$OUT/filter-rejects.jsonl" \
   | clipdpo pair --input-order any $PAIR_ARGS > "$OUT/pairs.jsonl"
 
-# 4. DPO training with the paper's hyperparameters (defaults) under DeepSpeed ZeRO-3 on 8 GPUs
+# 4. DPO training with the paper's hyperparameters (its 7B batch, see TRAIN_ARGS) under ZeRO-3 on 8 GPUs
 #    (a rerun keeps a finished model: train refuses an --output-dir that holds a run unless --overwrite).
 #    For several runs from one model (beta / loss sweeps), compute the reference log-probs once and train on
 #    them without a reference copy in memory (docs/training.md):

@@ -64,6 +64,37 @@ def invoke_cli(*args: str):
     return CliRunner().invoke(build_app(), list(args), catch_exceptions=False)
 
 
+class _MainCommand:
+    """What CliRunner.invoke needs of a command, around `clipdpo_cli.cli.main` itself (so a usage error or a
+    ClipdpoError gives the exit code and the one stderr line that a user's shell sees)."""
+
+    name = "clipdpo"
+
+    def main(self, args: list[str], prog_name: str, **_: object) -> None:
+        from clipdpo_cli.cli import main
+
+        main(list(args))
+
+
+def run_in_process(
+    *args: str, stdin: str | bytes | None = None, env: dict[str, str] | None = None, text: bool = True
+) -> subprocess.CompletedProcess:
+    """`clipdpo ARGS` through the real entry point in this process, offline: as `run_text_cli` (or, with
+    text=False, `run_cli`: bytes out) without a new interpreter's start-up. For option and usage-error
+    checks; tests of pipes, signals and stdout purity keep a real subprocess."""
+    from click.testing import CliRunner  # typer's own wants a Typer app, not the entry point
+    from huggingface_hub import constants
+
+    offline, constants.HF_HUB_OFFLINE = constants.HF_HUB_OFFLINE, True
+    try:
+        result = CliRunner().invoke(_MainCommand(), list(args), input=stdin, env=env, catch_exceptions=False)
+    finally:
+        constants.HF_HUB_OFFLINE = offline
+    if text:
+        return subprocess.CompletedProcess(list(args), result.exit_code, result.stdout, result.stderr)
+    return subprocess.CompletedProcess(list(args), result.exit_code, result.stdout_bytes, result.stderr_bytes)
+
+
 @pytest.fixture
 def cli():
     return run_cli
@@ -86,5 +117,18 @@ def tiny_clip_path(request: pytest.FixtureRequest) -> Callable[[int], str]:
 
     def get(seed: int = 0) -> str:
         return cached_build(tiny_model_cache(request.config), "tiny-clip", build_tiny_clip, seed=seed)
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def tiny_llm_path(request: pytest.FixtureRequest) -> Callable[..., str]:
+    """tiny_llm_path(**build_args) -> folder of a tiny Llama chat LLM (clipdpo_cli.testing.tiny_llm), built
+    once per test run for each set of build arguments (e.g. reply=DEMO_REPLY, num_layers=1)."""
+    from clipdpo_cli.testing.tiny_llm import build_tiny_llm
+    from tests.tiny_models import cached_build, tiny_model_cache
+
+    def get(**build_args: object) -> str:
+        return cached_build(tiny_model_cache(request.config), "tiny-llm", build_tiny_llm, **build_args)
 
     return get

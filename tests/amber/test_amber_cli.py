@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+from tests.conftest import run_in_process
+
 from .amber_helpers import run_cli
 
 
@@ -81,16 +83,16 @@ def test_amber_cli_all_tasks_on_stand_in(tmp_path, tiny_amber):
 
 
 def test_amber_cli_errors(tmp_path, tiny_amber):
-    proc = run_cli("eval-amber", "--amber-root", tiny_amber)
+    proc = run_in_process("eval-amber", "--amber-root", tiny_amber)
     assert proc.returncode == 2 and "exactly one of --model" in proc.stderr
-    proc = run_cli("eval-amber", "--amber-root", str(tmp_path / "nope"), "--responses", "x.json")
+    proc = run_in_process("eval-amber", "--amber-root", str(tmp_path / "nope"), "--responses", "x.json")
     assert proc.returncode == 1 and "folder not found" in proc.stderr
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps([{"id": 99999, "response": "No"}]))
-    proc = run_cli("eval-amber", "--amber-root", tiny_amber, "--responses", str(bad))
+    proc = run_in_process("eval-amber", "--amber-root", tiny_amber, "--responses", str(bad))
     assert proc.returncode == 1 and "99999 is not an AMBER question id" in proc.stderr
     bad.write_text(json.dumps([{"id": 4, "answer": "No"}]))
-    proc = run_cli("eval-amber", "--amber-root", tiny_amber, "--responses", str(bad))
+    proc = run_in_process("eval-amber", "--amber-root", tiny_amber, "--responses", str(bad))
     assert proc.returncode == 1 and "field 'response'" in proc.stderr
     assert "Traceback" not in proc.stderr
 

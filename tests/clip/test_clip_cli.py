@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import io
 import json
 import os
-import subprocess
-import sys
 
 import orjson
 import pytest
 
-from tests.conftest import run_cli
+from tests.conftest import run_cli, run_in_process
 
 OFFLINE = {"HF_HUB_OFFLINE": "1"}
 
@@ -21,25 +18,9 @@ def lines(stdout: bytes) -> list[dict]:
 
 
 @pytest.fixture
-def cli_in_process(capsysbinary, monkeypatch):
+def cli_in_process():
     """`clipdpo ARGS` through the real entry point, in this process (a subprocess pays ~10 s of imports)."""
-    from huggingface_hub import constants
-
-    from clipdpo_cli.cli import main
-
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
-
-    def run(args: list[str], input: bytes = b"") -> subprocess.CompletedProcess:
-        monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(input)))
-        try:
-            main(args)
-            code = 0
-        except SystemExit as exc:
-            code = exc.code or 0
-        out, err = capsysbinary.readouterr()
-        return subprocess.CompletedProcess(args, code, out, err)
-
-    return run
+    return lambda args, input=b"": run_in_process(*args, stdin=input, text=False)
 
 
 def test_score_then_categorize_through_a_file(tiny_clip_name, image_dir, tmp_path, cli_in_process):

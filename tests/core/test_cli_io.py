@@ -1,4 +1,5 @@
-"""The I/O contract seen from the shell: real processes, real pipes."""
+"""The I/O contract seen from the shell: real processes and real pipes where they matter (pipes, signals,
+stdout purity, the environment); option and usage-error checks through the same entry point in-process."""
 
 import gzip
 import os
@@ -11,7 +12,7 @@ import orjson
 import pytest
 
 from clipdpo_cli.io.records import content_id
-from tests.conftest import cli_env, run_cli
+from tests.conftest import cli_env, run_cli, run_in_process
 
 STAGES = [
     "caption", "ask", "score", "categorize", "filter", "pair", "export", "ref-logps", "train", "eval-amber",
@@ -42,6 +43,11 @@ def jsonl(records):
 
 def parse(stdout):
     return [orjson.loads(line) for line in stdout.splitlines()]
+
+
+def in_process(args: list[str], input: bytes | None = None) -> subprocess.CompletedProcess:
+    """As `run_cli` (bytes out), without a new interpreter: `clipdpo_cli.cli.main` in this process."""
+    return run_in_process(*args, stdin=input, text=False)
 
 
 def test_help_lists_all_stages_and_imports_nothing_heavy():
@@ -81,7 +87,7 @@ def test_only_exact_command_names_get_the_one_command_app():
 
 @pytest.mark.parametrize("stage", STAGES)
 def test_every_help_starts_with_a_pipeline_example(stage):
-    r = run_cli([stage, "--help"])
+    r = in_process([stage, "--help"])
     assert r.returncode == 0, r.stderr
     body = r.stdout.decode().split("\n\n", 1)[1].strip()
     assert "clipdpo " in body.splitlines()[0]
@@ -117,7 +123,7 @@ BAD_INPUTS = {
 @pytest.mark.parametrize("case", sorted(BAD_INPUTS))
 def test_bad_input_gives_one_line_and_exit_1(case):
     data, expected = BAD_INPUTS[case]
-    r = run_cli(["filter"], input=data)
+    r = in_process(["filter"], input=data)
     err = r.stderr.decode()
     assert r.returncode == 1
     assert expected in err and "Traceback" not in err
@@ -126,7 +132,7 @@ def test_bad_input_gives_one_line_and_exit_1(case):
 
 def test_skip_mode_counts_bad_lines():
     data = b"".join(v[0] for v in BAD_INPUTS.values()) + jsonl(scored(1, 3))
-    r = run_cli(["filter", "--on-error", "skip"], input=data)
+    r = in_process(["filter", "--on-error", "skip"], input=data)
     assert r.returncode == 0
     assert [x["id"] for x in parse(r.stdout)] == ["a", "0-1", "0-2"]
     err = r.stderr.decode()
@@ -135,7 +141,7 @@ def test_skip_mode_counts_bad_lines():
 
 
 def test_empty_input_warns_and_succeeds():
-    r = run_cli(["filter"], input=b"")
+    r = in_process(["filter"], input=b"")
     assert r.returncode == 0 and r.stdout == b""
     assert "held no records" in r.stderr.decode()
 
@@ -147,7 +153,7 @@ def test_ten_megabyte_line():
 
 
 def test_missing_input_file(tmp_path):
-    r = run_cli(["filter", str(tmp_path / "absent.jsonl")])
+    r = in_process(["filter", str(tmp_path / "absent.jsonl")])
     assert r.returncode == 1 and "input file not found" in r.stderr.decode()
 
 
@@ -222,7 +228,7 @@ def test_resume_skips_done_and_repairs_half_line(tmp_path):
 
 
 def test_resume_needs_output():
-    r = run_cli(["filter", "--resume"], input=b"")
+    r = in_process(["filter", "--resume"], input=b"")
     assert r.returncode == 2 and "--resume needs -o FILE" in r.stderr.decode()
 
 
@@ -237,11 +243,11 @@ def test_rejects_file(tmp_path):
 
 
 def test_where_option_and_bad_where():
-    r = run_cli(
+    r = in_process(
         ["filter", "--where", "image == img1.jpg", "--where", "clip_score > 29"], input=jsonl(scored())
     )
     assert [x["id"] for x in parse(r.stdout)] == ["1-2"]
-    r = run_cli(["filter", "--where", "garbage"], input=jsonl(scored()))
+    r = in_process(["filter", "--where", "garbage"], input=jsonl(scored()))
     assert r.returncode == 2 and "expected FIELD OP VALUE" in r.stderr.decode()
 
 
@@ -258,14 +264,14 @@ def test_pair_cli_end_to_end():
 
 def test_pair_ungrouped_input_gives_clear_error():
     recs = scored(2, 2)
-    r = run_cli(["pair"], input=jsonl([recs[0], recs[2], recs[1], recs[3]]))
+    r = in_process(["pair"], input=jsonl([recs[0], recs[2], recs[1], recs[3]]))
     assert r.returncode == 1 and "not grouped by image" in r.stderr.decode()
-    r = run_cli(["pair", "--input-order", "any"], input=jsonl([recs[0], recs[2], recs[1], recs[3]]))
+    r = in_process(["pair", "--input-order", "any"], input=jsonl([recs[0], recs[2], recs[1], recs[3]]))
     assert r.returncode == 0 and len(parse(r.stdout)) == 2
 
 
 def test_usage_error_exit_2():
-    r = run_cli(["filter", "--no-such-option"])
+    r = in_process(["filter", "--no-such-option"])
     assert r.returncode == 2 and "No such option" in r.stderr.decode()
 
 
@@ -303,9 +309,9 @@ def test_filter_writes_kept_lines_back_unchanged_and_ids_where_missing():
 def test_model_stages_check_input_before_loading_a_model(stage, tmp_path):
     # the model does not exist: an input error proves the input was checked first
     missing = str(tmp_path / "absent.jsonl")
-    r = run_cli([stage, missing, "--model", str(tmp_path / "no-such-model")])
+    r = in_process([stage, missing, "--model", str(tmp_path / "no-such-model")])
     assert r.returncode == 1 and f"input file not found: {missing}" in r.stderr.decode()
-    r = run_cli([stage, "--resume", "--model", str(tmp_path / "no-such-model")], input=b"")
+    r = in_process([stage, "--resume", "--model", str(tmp_path / "no-such-model")], input=b"")
     assert r.returncode == 2 and "--resume needs -o FILE" in r.stderr.decode()
 
 
@@ -313,5 +319,5 @@ def test_score_categorize_checks_prototypes_before_loading_a_model(tmp_path):
     src = tmp_path / "in.jsonl"
     src.write_bytes(jsonl(scored(1, 1)))
     args = [str(src), "--categorize", "--prototypes", str(tmp_path / "p.json"), "-m", str(tmp_path / "m")]
-    r = run_cli(["score", *args])
+    r = in_process(["score", *args])
     assert r.returncode == 1 and "prototypes file not found" in r.stderr.decode()

@@ -18,7 +18,7 @@ from clipdpo_cli.io.errors import BadRecord, InputError, RecordFailure, UsageErr
 from clipdpo_cli.io.images import IMAGE_ROOT_ENV, load_image, resolve_image
 from clipdpo_cli.io.records import make_id
 from clipdpo_cli.io.sources import InputOptions, detect_format
-from tests.conftest import cli_env, invoke_cli, run_text_cli
+from tests.conftest import cli_env, invoke_cli, run_in_process, run_text_cli
 from tests.input_files import COLORS, hf_saved, image_bytes, llava_mix, parquet_with_bytes, webdataset_tar
 
 
@@ -80,13 +80,13 @@ def test_a_file_named_jsonl_in_another_format_is_refused_at_once(files, tmp_path
 def test_on_error_skip_does_not_turn_a_wrong_format_into_an_empty_dataset(files, tmp_path):
     path = _misnamed(files, tmp_path)["parquet"]
     out = tmp_path / "out.jsonl"
-    r = run_text_cli("filter", str(path), "--on-error", "skip", "-o", str(out))
+    r = run_in_process("filter", str(path), "--on-error", "skip", "-o", str(out))
     assert r.returncode == 1 and not out.exists()
     assert (
         r.stderr
         == f"clipdpo filter: error: {path} is a parquet file, not JSON lines: pass --input-format parquet\n"
     )
-    r = run_text_cli("filter", stdin=files["llava"].read_text())
+    r = run_text_cli("filter", stdin=files["llava"].read_text())  # sniffing a real stdin: a subprocess
     assert r.returncode == 1 and r.stdout == ""
     assert (
         r.stderr == "clipdpo filter: error: stdin is a JSON array, not JSON lines: pass --input-format json\n"
@@ -212,7 +212,7 @@ def test_webdataset_tar_as_img2dataset_writes_it(files, tmp_path):
 
 
 def test_webdataset_on_stdout_needs_an_image_dir_before_anything_runs(files):
-    r = run_text_cli("caption", str(files["tar"]), "-m", "no/such-model")
+    r = run_in_process("caption", str(files["tar"]), "-m", "no/such-model")
     assert r.returncode == 2 and "pass --image-dir DIR" in r.stderr and r.stderr.count("\n") == 1
 
 

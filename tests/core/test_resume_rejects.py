@@ -2,7 +2,7 @@
 
 import orjson
 
-from tests.conftest import run_text_cli
+from tests.conftest import run_in_process, run_text_cli
 
 
 def jsonl(records):
@@ -181,5 +181,7 @@ def test_a_reject_without_id_is_known_by_its_content():
 
 def test_resume_needs_an_uncompressed_rejects_file(tmp_path):
     out, rej = tmp_path / "kept.jsonl", tmp_path / "rej.jsonl.gz"
-    r = filter_run(jsonl(scored(["a"])), out, rej, "--resume")
+    r = run_in_process(
+        "filter", "-o", str(out), "--rejects", str(rej), "--resume", stdin=jsonl(scored(["a"]))
+    )
     assert r.returncode == 2 and "--resume needs an uncompressed --rejects file" in r.stderr

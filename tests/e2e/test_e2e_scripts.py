@@ -31,11 +31,25 @@ def read(path):
 
 
 @pytest.fixture(scope="module")
-def assets(tmp_path_factory):
+def assets(tmp_path_factory, tiny_llava_path, tiny_clip_path, tiny_llm_path):
+    """The demo's assets, its three models being the suite's (the same builders with the same arguments as
+    build_demo_assets, built once per test run), so that only the images and data are made here."""
     from clipdpo_cli.testing.demo_assets import build_demo_assets
+    from clipdpo_cli.testing.tiny_llm import DEMO_REPLY
 
     out = tmp_path_factory.mktemp("assets")
-    return build_demo_assets(str(out), n_images=6, per_class=1)
+    models = {
+        "llava": tiny_llava_path,
+        "clip": tiny_clip_path(0).removeprefix("local-dir:"),
+        "llm": tiny_llm_path(reply=DEMO_REPLY, num_layers=1),
+    }
+    (out / "models").mkdir()
+    for name, path in models.items():
+        (out / "models" / name).symlink_to(path, target_is_directory=True)
+    built = build_demo_assets(str(out), n_images=6, per_class=1)
+    assert all(os.path.realpath(p) == os.path.realpath(models[n]) for n, p in
+               (("llava", built.llava), ("clip", built.clip.removeprefix("local-dir:")), ("llm", built.llm)))
+    return built
 
 
 @pytest.fixture(scope="module")
@@ -133,7 +147,7 @@ def test_slurm_train_sbatch_single_node(assets, shell_env, tmp_path):
         SLURM_JOB_NODELIST="localhost",
         MASTER_PORT="29611",
         REPORT_TO="none",
-        TRAIN_ARGS="--max-steps 1 --per-device-batch-size 2",
+        TRAIN_ARGS="--max-steps 1 --per-device-batch-size 2 --batch-size 4",  # 2 accumulation steps, not 32
     )
     ref = read(submit / "pairs.ref.jsonl")
     assert [r["id"] for r in ref] == ["p0", "p1", "p2", "p3"]

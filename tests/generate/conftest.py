@@ -1,4 +1,4 @@
-"""Fixtures for the generation tests: tiny random models built once per session."""
+"""Fixtures for the generation tests: tiny random models built once per test run (tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -26,10 +26,8 @@ def color_images():
 
 
 @pytest.fixture(scope="session")
-def tiny_llm_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
-    from clipdpo_cli.testing.tiny_llm import build_tiny_llm
-
-    return build_tiny_llm(str(tmp_path_factory.mktemp("tiny-llm")))
+def tiny_llm_dir(tiny_llm_path) -> str:
+    return tiny_llm_path()
 
 
 @pytest.fixture(scope="session")
@@ -49,8 +47,8 @@ def image_folder(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 @pytest.fixture(scope="session")
-def tiny_llm_json_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
+def tiny_llm_json_dir(tiny_llm_path) -> str:
     """A tiny Llama taught to answer every prompt with DEMO_REPLY (two questions as JSON)."""
-    from clipdpo_cli.testing.tiny_llm import DEMO_REPLY, build_tiny_llm
+    from clipdpo_cli.testing.tiny_llm import DEMO_REPLY
 
-    return build_tiny_llm(str(tmp_path_factory.mktemp("tiny-llm-json")), reply=DEMO_REPLY, num_layers=1)
+    return tiny_llm_path(reply=DEMO_REPLY, num_layers=1)

@@ -12,6 +12,7 @@ from clipdpo_cli.io.records import make_id
 from clipdpo_cli.io.stage import StageContext
 from clipdpo_cli.stages.batched import Group, run_in_batches
 from clipdpo_cli.stages.caption import CaptionSettings, caption_jobs, caption_records, read_prompts
+from tests.conftest import run_in_process
 
 from .generate_helpers import run_cli
 
@@ -180,11 +181,11 @@ def test_resume_does_not_decode_images_already_done(tiny_lvlm, image_folder) -> 
 
 
 def test_cli_checks_input_and_resume_before_loading_the_model(tmp_path) -> None:
-    missing = run_cli("caption", str(tmp_path / "nothing.jsonl"), "-m", "no-such-org/no-such-llava")
+    missing = run_in_process("caption", str(tmp_path / "nothing.jsonl"), "-m", "no-such-org/no-such-llava")
     assert (missing.returncode, missing.stderr.strip()) == (
         1, f"clipdpo caption: error: input file not found: {tmp_path / 'nothing.jsonl'}"
     )  # fmt: skip
-    resume = run_cli("ask", str(tmp_path), "-m", "no-such-org/no-such-llm", "--resume")
+    resume = run_in_process("ask", str(tmp_path), "-m", "no-such-org/no-such-llm", "--resume")
     assert resume.returncode == 2 and "--resume needs -o FILE" in resume.stderr
 
 

@@ -17,7 +17,7 @@ from clipdpo_cli.io.images import load_image, verify_image
 from clipdpo_cli.io.stage import StageContext
 from clipdpo_cli.stages.batched import prefetch_images
 from clipdpo_cli.stages.caption import CaptionSettings, caption_records, read_prompts
-from tests.conftest import cli_env
+from tests.conftest import cli_env, run_in_process
 
 from .generate_helpers import run_cli
 
@@ -157,6 +157,8 @@ def test_prompts_from_a_fifo_and_a_clear_error_for_a_missing_file(tmp_path) -> N
         read_prompts("/no/such/prompts.txt")
     with pytest.raises(InputError, match="prompts file is a directory"):
         read_prompts(str(tmp_path))
-    result = run_cli("caption", str(tmp_path), "-m", "no-such-org/x", "--prompts", "/no/such/prompts.txt")
+    result = run_in_process(
+        "caption", str(tmp_path), "-m", "no-such-org/x", "--prompts", "/no/such/prompts.txt"
+    )
     assert result.returncode == 1
     assert stderr_lines(result) == ["clipdpo caption: error: prompts file not found: /no/such/prompts.txt"]

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import cli_env, invoke_cli, run_text_cli
+from tests.conftest import cli_env, invoke_cli, run_in_process
 from tests.report.run_files import report_args, write_run
 
 pytest.importorskip("matplotlib", reason="clipdpo report needs the 'report' extra (matplotlib)")
@@ -209,7 +209,7 @@ def test_missing_image_is_a_note_in_its_card(tmp_path: Path):
     ],
 )
 def test_errors_are_one_line(args, message, code, tmp_path: Path):
-    result = run_text_cli("report", *args, "-o", str(tmp_path / "r.html"))
+    result = run_in_process("report", *args, "-o", str(tmp_path / "r.html"))
     assert result.returncode == code
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"clipdpo report: error: {message}"), lines
@@ -230,7 +230,7 @@ def test_files_of_the_wrong_kind_are_one_line(run, tmp_path: Path):
 def test_bad_jsonl_line_names_it(tmp_path: Path):
     bad = tmp_path / "scored.jsonl"
     bad.write_text('{"id": 1, "clip_score": 30}\nnot json\n')
-    result = run_text_cli("report", "--scored", str(bad), "-o", str(tmp_path / "r.html"))
+    result = run_in_process("report", "--scored", str(bad), "-o", str(tmp_path / "r.html"))
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"clipdpo report: error: {bad}: line 2: "), lines

@@ -11,6 +11,7 @@ import json
 import pytest
 import torch
 
+from tests.conftest import run_in_process
 from tests.conftest import run_text_cli as run_cli
 
 pytestmark = pytest.mark.slow
@@ -105,13 +106,15 @@ def test_cli_named_datasets_baseline_only(nine_root, tiny_models, no_clip_benchm
 
 def test_cli_user_errors_are_one_line(nine_root, tmp_path):
     root, _ = nine_root
-    proc = run_cli("eval-zeroshot", "--dataset", "mnist", "--data-root", str(root), "--baseline", "clip")
+    proc = run_in_process(
+        "eval-zeroshot", "--dataset", "mnist", "--data-root", str(root), "--baseline", "clip"
+    )
     assert (
         proc.returncode == 2 and "unknown dataset 'mnist'" in proc.stderr and "Traceback" not in proc.stderr
     )
-    proc = run_cli("eval-zeroshot", "--dataset", "food101", "--baseline", "clip")
+    proc = run_in_process("eval-zeroshot", "--dataset", "food101", "--baseline", "clip")
     assert proc.returncode == 2 and "--dataset needs --data-root" in proc.stderr
-    proc = run_cli("eval-zeroshot", str(tmp_path / "nowhere.jsonl"), "--baseline", "clip")
+    proc = run_in_process("eval-zeroshot", str(tmp_path / "nowhere.jsonl"), "--baseline", "clip")
     assert proc.returncode == 1 and "not found" in proc.stderr
 
 
@@ -121,7 +124,9 @@ def test_cli_asks_for_flowers_classnames_without_clip_benchmark(nine_root):
     if clip_benchmark_file(CLIP_BENCHMARK_CLASSNAMES) is not None:
         pytest.skip("clip-benchmark is installed: Flowers takes its class names from there")
     root, _ = nine_root  # Flowers ships no class names of its own
-    proc = run_cli("eval-zeroshot", "--dataset", "flowers", "--data-root", str(root), "--baseline", "clip")
+    proc = run_in_process(
+        "eval-zeroshot", "--dataset", "flowers", "--data-root", str(root), "--baseline", "clip"
+    )
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert "--classnames FILE (a text file with 102 lines" in proc.stderr
 

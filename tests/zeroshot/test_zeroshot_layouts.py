@@ -231,7 +231,7 @@ def test_name_helpers():
 
 def test_empty_class_folders_are_left_out_with_one_note(tmp_path):
     """An empty class folder is no class (with few classes it would make top-5 trivially 100%)."""
-    from tests.conftest import run_text_cli
+    from tests.conftest import run_in_process
 
     from .zeroshot_fakes import put_image
 
@@ -245,7 +245,7 @@ def test_empty_class_folders_are_left_out_with_one_note(tmp_path):
     assert rel(data) == [("apple/a.png", 0), ("banana/a.png", 1), ("cherry/a.png", 2)]
     note = "set: 2 empty class folder(s) left out (no images, so not classes): durian, elderberry"
     assert data.notes == [note]
-    proc = run_text_cli("eval-zeroshot", str(tmp_path / "set"), "--baseline", "none")
+    proc = run_in_process("eval-zeroshot", str(tmp_path / "set"), "--baseline", "none")
     notes = [line for line in proc.stderr.splitlines() if "empty class folder" in line]
     assert notes == [f"clipdpo eval-zeroshot: {note}"]  # one note for the dataset
     assert "set: 3 images, 3 classes;" in proc.stderr

@@ -42,7 +42,8 @@ def command(
                      "query/, and image/AMBER_N.jpg (see docs/amber.md)."),
     ],
     model: Annotated[
-        str | None, typer.Option(help="LVLM (Hub id or local directory) that answers the queries.")
+        str | None,
+        typer.Option("--model", "-m", help="LVLM (Hub id or local directory) that answers the queries."),
     ] = None,
     responses: Annotated[
         str | None,

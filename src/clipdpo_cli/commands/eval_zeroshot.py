@@ -46,7 +46,11 @@ def command(
     ] = "test",
     model: Annotated[
         str | None,
-        typer.Option(help="LVLM that writes the captions (HF id or local folder); not needed when cached."),
+        typer.Option(
+            "--model",
+            "-m",
+            help="LVLM that writes the captions (HF id or local folder); not needed when cached.",
+        ),
     ] = None,
     text_encoder: Annotated[
         str,
