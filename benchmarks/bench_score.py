@@ -92,7 +92,7 @@ def main() -> None:
 
     from clipdpo_cli.io.images import load_image
     from clipdpo_cli.models.clip import load_clip
-    from clipdpo_cli.stages.score import ScoreOptions, score_records
+    from clipdpo_cli.stages.score import ScoreSettings, score_records
     from clipdpo_cli.testing.tiny_clip import build_tiny_clip
 
     torch.set_num_threads(args.threads)
@@ -125,7 +125,7 @@ def main() -> None:
         return scores
 
     # 2. the score stage
-    options = ScoreOptions(batch_size=args.batch_size, workers=args.workers)
+    options = ScoreSettings(batch_size=args.batch_size, workers=args.workers)
 
     def stage() -> list[float]:
         return [r["clip_score"] for r in score_records(iter(records), clip, options)]

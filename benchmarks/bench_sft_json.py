@@ -25,7 +25,7 @@ import orjson
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from clipdpo_cli.io.sources import InputOptions, open_input  # noqa: E402
+from clipdpo_cli.io.sources import InputSettings, open_input  # noqa: E402
 from clipdpo_cli.io.stage import StageContext  # noqa: E402
 
 
@@ -59,7 +59,7 @@ def main() -> None:
     baseline = time.perf_counter() - start
     start = time.perf_counter()
     ctx = StageContext("bench")
-    source = open_input(path, InputOptions(), ctx, lambda *a: None, [0])
+    source = open_input(path, InputSettings(), ctx, lambda *a: None, [0])
     n_records = sum(1 for _ in source.prepare(source.records, ctx))
     seconds = time.perf_counter() - start
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6

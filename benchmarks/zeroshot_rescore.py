@@ -37,7 +37,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from clipdpo_cli.eval.zeroshot.datasets import read_image_folder
-    from clipdpo_cli.eval.zeroshot.pipeline import EvalSet, Settings, evaluate
+    from clipdpo_cli.eval.zeroshot.pipeline import EvalSet, ZeroshotSettings, evaluate
     from clipdpo_cli.eval.zeroshot.resources import choose_prompts
     from clipdpo_cli.testing.tiny_clip import build_tiny_clip
     from clipdpo_cli.testing.tiny_llava import build_tiny_llava
@@ -52,7 +52,7 @@ def main() -> None:
         sets = [EvalSet(data, choose_prompts(data))]
 
         def run(model: str | None) -> float:
-            settings = Settings(
+            settings = ZeroshotSettings(
                 model=model,
                 text_encoder=clip,
                 captions=[cache],

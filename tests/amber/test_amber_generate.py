@@ -9,7 +9,7 @@ import pytest
 
 from clipdpo_cli.eval.amber.data import load_amber
 from clipdpo_cli.eval.amber.queries import DEFAULT_YES_NO_SUFFIX, query_records
-from clipdpo_cli.eval.amber.run import EvalOptions, run_eval
+from clipdpo_cli.eval.amber.run import AmberEvalSettings, run_eval
 from clipdpo_cli.stages.respond import RespondSettings, respond_records
 from tests.conftest import invoke_cli as invoke
 
@@ -95,7 +95,7 @@ def test_amber_generate_free_yes_no_mode(data, tiny_amber):
 
 def test_amber_generate_shards_and_resume(fake_model, tiny_amber, tmp_path):
     def generate(out, **kw):
-        assert run_eval(EvalOptions(amber_root=tiny_amber, model="fake", responses_out=str(out),
+        assert run_eval(AmberEvalSettings(amber_root=tiny_amber, model="fake", responses_out=str(out),
                                     generate_only=True, quiet=True, **kw)) is None  # fmt: skip
         return [json.loads(line) for line in out.read_text().splitlines()]
 
@@ -118,8 +118,8 @@ def test_amber_generate_missing_image(fake_model, tiny_amber, tmp_path):
     from clipdpo_cli.io.errors import RecordFailure
 
     with pytest.raises(RecordFailure, match="image not found"):
-        run_eval(EvalOptions(amber_root=tiny_amber, model="fake", task="generative", image_dir=str(tmp_path),
-                             quiet=True))  # fmt: skip
+        run_eval(AmberEvalSettings(amber_root=tiny_amber, model="fake", task="generative",
+                                   image_dir=str(tmp_path), quiet=True))  # fmt: skip
 
 
 @pytest.fixture(scope="session")
@@ -161,7 +161,8 @@ def test_amber_tiny_llava_end_to_end(tiny_llava_model, tiny_amber, tmp_path):
     assert answered.read_text() == responses.read_text()
     proc = invoke("eval-amber", "--amber-root", tiny_amber, "--responses", str(answered), "-q")
     assert {k: v for k, v in json.loads(proc.stdout).items() if k not in ("model", "yes_no")} == {
-        k: v for k, v in metrics.items() if k not in ("model", "yes_no")}
+        k: v for k, v in metrics.items() if k not in ("model", "yes_no")
+    }
     # two shards in free-generation mode: each writes its images' answers and prints no metrics
     for k in range(2):
         proc = invoke("eval-amber", "--amber-root", tiny_amber, "--model", tiny_llava_model,
@@ -176,7 +177,7 @@ def test_amber_tiny_llava_end_to_end(tiny_llava_model, tiny_amber, tmp_path):
 
 def test_amber_run_eval_with_fake_model(fake_model, tiny_amber, tmp_path, capsys):
     """run_eval wiring without a real model: --limit, in-memory responses, --generate-only."""
-    result = run_eval(EvalOptions(amber_root=tiny_amber, model="fake", limit=1, quiet=True))
+    result = run_eval(AmberEvalSettings(amber_root=tiny_amber, model="fake", limit=1, quiet=True))
     # one query per part: description 1, attribute 4, existence 13, relation 16
     assert result["responses"]["scored"] == 4 and result["complete"] is False
     assert result["generative"]["counts"]["mentions"] == 2  # "A dog on the grass."
@@ -184,8 +185,9 @@ def test_amber_run_eval_with_fake_model(fake_model, tiny_amber, tmp_path, capsys
     assert json.loads(capsys.readouterr().out)["responses"]["scored"] == 4
     out = tmp_path / "r.jsonl"
     # generating only needs no NLP backend: --nlp official works without spaCy installed
-    assert run_eval(EvalOptions(amber_root=tiny_amber, model="fake", task="relation", responses_out=str(out),
-                                generate_only=True, quiet=True, nlp="official")) is None  # fmt: skip
+    assert run_eval(AmberEvalSettings(amber_root=tiny_amber, model="fake", task="relation",
+                                      responses_out=str(out), generate_only=True, quiet=True,
+                                      nlp="official")) is None  # fmt: skip
     assert capsys.readouterr().out == ""
     assert [json.loads(line)["id"] for line in out.read_text().splitlines()] == [16, 17, 18, 19, 20, 21]
 
@@ -202,7 +204,7 @@ def test_amber_generation_prints_progress_lines(monkeypatch, tiny_amber, capsys)
             return super().next_token_probs(images, prompts, candidates)
 
     monkeypatch.setattr(lvlm_module, "load_lvlm", lambda name, device, dtype, **kw: SlowLvlm())
-    opts = EvalOptions(amber_root=tiny_amber, model="fake", task="discriminative", progress_every=0.05,
+    opts = AmberEvalSettings(amber_root=tiny_amber, model="fake", task="discriminative", progress_every=0.05,
                        generation=RespondSettings(batch_size=2))  # fmt: skip
     run_eval(opts)
     lines = [line for line in capsys.readouterr().err.splitlines() if "/18 responses (" in line]

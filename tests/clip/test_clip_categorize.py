@@ -10,12 +10,12 @@ import torch
 
 from clipdpo_cli.io.errors import InputError
 from clipdpo_cli.stages.categorize import (
-    CategorizeOptions,
+    CategorizeSettings,
     CategoryPrototypes,
     categorize_records,
     load_descriptions,
 )
-from clipdpo_cli.stages.score import ScoreOptions, score_records
+from clipdpo_cli.stages.score import ScoreSettings, score_records
 
 
 def test_packaged_descriptions_are_ten_per_paper_category():
@@ -55,7 +55,7 @@ def test_categories_match_the_rule_computed_directly(tiny_clip, reference, image
     protos = CategoryPrototypes(tiny_clip, descriptions)
     images = [os.path.join(image_dir, f"img{i}.png") for i in range(5)]
     records = [{"id": str(i), "image": p, "keep": i} for i, p in enumerate(images)]
-    options = CategorizeOptions(all_field="category_sims", batch_size=2)
+    options = CategorizeSettings(all_field="category_sims", batch_size=2)
     out = list(categorize_records(records, tiny_clip, protos, options))
     for rec, res in zip(records, out, strict=True):
         best, sim, sims = manual_category(reference, rec["image"], descriptions)
@@ -99,10 +99,10 @@ def test_score_categorize_uses_the_same_embeddings(tiny_clip, image_dir):
         for i in range(3)
         for j in range(2)
     ]
-    cat_options = CategorizeOptions()
+    cat_options = CategorizeSettings()
     both = list(
         score_records(
-            records, tiny_clip, ScoreOptions(), extra=lambda r, emb: protos.fields(emb, cat_options)
+            records, tiny_clip, ScoreSettings(), extra=lambda r, emb: protos.fields(emb, cat_options)
         )
     )
     alone = list(categorize_records(records, tiny_clip, protos))

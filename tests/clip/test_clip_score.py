@@ -11,7 +11,7 @@ from clipdpo_cli.io.errors import RecordFailure, UsageError
 from clipdpo_cli.io.stage import StageContext
 from clipdpo_cli.models.clip import ClipModel, supports_short_context
 from clipdpo_cli.qa import qa_to_caption
-from clipdpo_cli.stages.score import ScoreOptions, score_records
+from clipdpo_cli.stages.score import ScoreSettings, score_records
 
 CAPTIONS = [
     "A brown dog sleeps on a red couch next to a window.",
@@ -57,7 +57,7 @@ def reference_score(reference, image_path: str, text: str) -> float:
 @pytest.mark.parametrize("workers", [0, 2])
 def test_scores_equal_100_cosine_from_open_clip_directly(tiny_clip, reference, image_dir, workers):
     records = records_for(image_dir)
-    out = list(score_records(records, tiny_clip, ScoreOptions(batch_size=3, workers=workers)))
+    out = list(score_records(records, tiny_clip, ScoreSettings(batch_size=3, workers=workers)))
     assert [r["id"] for r in out] == [r["id"] for r in records]
     for rec, res in zip(records, out, strict=True):
         assert res == {**rec, "clip_score": res["clip_score"], "scorer": tiny_clip.name}
@@ -83,7 +83,7 @@ def test_each_distinct_image_is_decoded_and_encoded_once(tiny_clip, image_dir, m
     monkeypatch.setattr(ClipModel, "encode_pixels", counting)
     records = records_for(image_dir, per_image=5, images=5)  # 25 records of 5 images, grouped
     records.insert(7, dict(records[0], id="again"))  # img0 again inside the first chunk: shared
-    out = list(score_records(records, tiny_clip, ScoreOptions(batch_size=2, workers=0)))
+    out = list(score_records(records, tiny_clip, ScoreSettings(batch_size=2, workers=0)))
     assert len(out) == 26
     assert sorted(os.path.basename(p) for p in loads) == [f"img{i}.png" for i in range(5)]
     assert encoded == [2, 2, 1]  # batches of at most 2 distinct images
@@ -144,7 +144,7 @@ def test_qa_records_score_their_answer_check_and_question(tiny_clip, reference, 
     assert scored["clip_score"] == pytest.approx(
         reference_score(reference, image, "The car is red."), abs=1e-4
     )
-    options = ScoreOptions(field="question", score_field="question_score")
+    options = ScoreSettings(field="question", score_field="question_score")
     (both,) = score_records([scored], tiny_clip, options)
     assert both["clip_score"] == scored["clip_score"]
     assert both["question_score"] == pytest.approx(reference_score(reference, image, question), abs=1e-4)
@@ -152,20 +152,20 @@ def test_qa_records_score_their_answer_check_and_question(tiny_clip, reference, 
 
 def test_template(tiny_clip, reference, image_dir):
     image = os.path.join(image_dir, "img2.png")
-    options = ScoreOptions(template="a photo of a {label}, {style}", score_field="s")
+    options = ScoreSettings(template="a photo of a {label}, {style}", score_field="s")
     (out,) = score_records(
         [{"id": "t", "image": image, "label": "dog", "style": "blurry"}], tiny_clip, options
     )
     assert out["s"] == pytest.approx(reference_score(reference, image, "a photo of a dog, blurry"), abs=1e-4)
     with pytest.raises(UsageError, match="uses no field"):
-        list(score_records([], tiny_clip, ScoreOptions(template="a photo")))
+        list(score_records([], tiny_clip, ScoreSettings(template="a photo")))
 
 
 def test_existing_scores_are_not_replaced_silently(tiny_clip, image_dir):
     rec = {"id": "x", "image": os.path.join(image_dir, "img0.png"), "text": "a", "clip_score": 1.0}
     with pytest.raises(UsageError, match="already has 'clip_score'.*--overwrite"):
         list(score_records([rec], tiny_clip))
-    (out,) = score_records([rec], tiny_clip, ScoreOptions(overwrite=True))
+    (out,) = score_records([rec], tiny_clip, ScoreSettings(overwrite=True))
     assert out["clip_score"] != 1.0
     other = {**rec, "clip_score": None, "scorer": "vit-l14"}
     del other["clip_score"]
@@ -182,13 +182,13 @@ def test_bad_records_follow_the_error_policy(tiny_clip, image_dir):
         {"id": "no-image", "text": "x"},
     ]
     ctx = StageContext("score", on_error="skip")
-    out = list(score_records([good[0], *bad, good[1]], tiny_clip, ScoreOptions(batch_size=2), ctx))
+    out = list(score_records([good[0], *bad, good[1]], tiny_clip, ScoreSettings(batch_size=2), ctx))
     assert [r["id"] for r in out] == ["0-0", "1-0"]
     assert dict(ctx.stats.skipped) == {
         "missing field 'text'": 1, "corrupt image": 1, "image not found": 1, "missing field 'image'": 1,
     }  # fmt: skip
     ctx = StageContext("score", on_error="fail")
-    results = score_records([good[0], bad[1], good[1]], tiny_clip, ScoreOptions(batch_size=1), ctx)
+    results = score_records([good[0], bad[1], good[1]], tiny_clip, ScoreSettings(batch_size=1), ctx)
     assert next(results)["id"] == "0-0"  # records before the bad one come out first
     with pytest.raises(RecordFailure, match=r"record corrupt \(image .*bad.png\): cannot decode image"):
         next(results)

@@ -14,7 +14,7 @@ from clipdpo_cli.io.errors import InputError, UsageError
 from clipdpo_cli.models.clip_registry import ClipSource
 from clipdpo_cli.models.hf_scorer import TransformersScorer, TransformersSource
 from clipdpo_cli.models.scorer import ImageTextScorer, load_scorer, resolve_scorer
-from clipdpo_cli.stages.score import ScoreOptions, score_records
+from clipdpo_cli.stages.score import ScoreSettings, score_records
 from tests.conftest import invoke_cli
 
 TEXTS = ["a dog on a green lawn", "A red car!", "two cats are sleeping on a brown sofa", ""]
@@ -114,7 +114,7 @@ def test_score_stage_uses_the_backend(tiny_hf_scorer_name, image_dir, kind, work
     scorer = load_scorer(tiny_hf_scorer_name(kind), device="cpu")
     records = [{"id": f"{i}-{j}", "image": os.path.join(image_dir, f"img{i}.png"), "text": TEXTS[j]}
                for i in range(4) for j in range(3)]  # fmt: skip
-    out = list(score_records(records, scorer, ScoreOptions(batch_size=3, workers=workers)))
+    out = list(score_records(records, scorer, ScoreSettings(batch_size=3, workers=workers)))
     sims = scorer.similarity(scorer.encode_images(images(image_dir)), scorer.encode_texts(TEXTS[:3]))
     assert [o["id"] for o in out] == [r["id"] for r in records]
     for record, scored in zip(records, out, strict=True):

@@ -15,7 +15,7 @@ from clipdpo_cli.io.jsonl import LineBatch, decode_batch, plain_lines, read_batc
 from clipdpo_cli.io.records import content_id
 from clipdpo_cli.io.stage import SKIPPED, StageContext
 from clipdpo_cli.stages import filter as filter_module
-from clipdpo_cli.stages.filter import FilterRules, compile_rules, filter_batch, long_texts, word_count
+from clipdpo_cli.stages.filter import FilterSettings, compile_rules, filter_batch, long_texts, word_count
 from clipdpo_cli.stages.where import Condition
 
 
@@ -143,11 +143,11 @@ CAPTION_BATCH = st.fixed_dictionaries(
 )  # a well-typed caption record: the kind of batch the column path judges
 
 
-def counting_filter_batch(rules: FilterRules) -> tuple[Any, list[bool]]:
+def counting_filter_batch(rules: FilterSettings) -> tuple[Any, list[bool]]:
     """filter_batch(rules), and a list that gets, per batch judged, whether the column path judged it."""
     real, took = filter_module._column_rules, []
 
-    def counting(rules: FilterRules) -> Any:
+    def counting(rules: FilterSettings) -> Any:
         judge = real(rules)
 
         def counted(*args: Any) -> Any:
@@ -177,7 +177,7 @@ def test_filter_batch_gives_compile_rules_reasons():
     )
     @settings(max_examples=400, deadline=None)
     def check(records, min_caption, min_question, max_len, keep, where):
-        rules = FilterRules(min_caption, min_question, max_len, keep, where)
+        rules = FilterSettings(min_caption, min_question, max_len, keep, where)
         reason_of, ctx = compile_rules(rules), StageContext(on_error="skip")
         expected, n_bad = [], 0
         for record in records:
@@ -206,7 +206,7 @@ def test_filter_batch_fast_path_hand_case():
         {"id": "3", "image": "x", "clip_score": 30.0, "text": "short", "category": "text"},
         {"id": "4", "image": "x", "clip_score": 28.0, "text": "short"},
     ]
-    rules = FilterRules(text_keep=0.0)
+    rules = FilterSettings(text_keep=0.0)
     lines = [orjson.dumps(r) for r in records]
     reasons = filter_batch(rules)(records, lines, True, StageContext())
     assert reasons == ["caption score < 28", "caption > 60 words", "text image down-sampled", None]
@@ -215,7 +215,7 @@ def test_filter_batch_fast_path_hand_case():
 def test_filter_batch_raises_on_a_bad_record_by_default():
     records = [{"id": "1", "clip_score": 30.0, "text": "ok"}, {"id": "2", "clip_score": "high", "text": "x"}]
     with pytest.raises(RecordFailure, match="field 'clip_score' is not a number"):
-        filter_batch(FilterRules())(records, [orjson.dumps(r) for r in records], True, StageContext())
+        filter_batch(FilterSettings())(records, [orjson.dumps(r) for r in records], True, StageContext())
 
 
 def test_filter_batch_keeps_plain_flags_beside_their_records():
@@ -226,7 +226,7 @@ def test_filter_batch_keeps_plain_flags_beside_their_records():
     ]
     lines = [orjson.dumps(r) for r in records]
     assert plain_lines(lines) == [True, False]
-    reasons = filter_batch(FilterRules(max_length=3))(records, lines, False, StageContext())
+    reasons = filter_batch(FilterSettings(max_length=3))(records, lines, False, StageContext())
     assert reasons == ["caption score < 28", "caption > 3 words"]
 
 
@@ -234,7 +234,7 @@ def test_filter_batch_keeps_plain_flags_beside_their_records():
 @settings(max_examples=300, deadline=None)
 def test_filter_batch_column_path_gives_compile_rules_reasons(records, max_length, keep):
     """Well-typed captions take the column path, length rule included (the test above mostly cannot)."""
-    rules = FilterRules(max_length=max_length, text_keep=keep)
+    rules = FilterSettings(max_length=max_length, text_keep=keep)
     expected = [compile_rules(rules)(r) for r in records]
     lines = [orjson.dumps(r) for r in records]
     select, took = counting_filter_batch(rules)

@@ -3,7 +3,7 @@ import pytest
 from clipdpo_cli.io.errors import RecordFailure, UsageError
 from clipdpo_cli.io.stage import StageContext
 from clipdpo_cli.stages.filter import (
-    FilterRules,
+    FilterSettings,
     filter_records,
     keep_fraction_hash,
     reject_reason,
@@ -37,13 +37,13 @@ def qa(qscore, **kw):
 
 
 def test_caption_score_threshold_is_inclusive_at_28():
-    rules = FilterRules()
+    rules = FilterSettings()
     assert reject_reason(cap(28.0), rules) is None
     assert reject_reason(cap(27.999), rules) == "caption score < 28"
 
 
 def test_question_threshold_applies_to_qa_only():
-    rules = FilterRules()
+    rules = FilterSettings()
     assert reject_reason(qa(25.0), rules) is None
     assert reject_reason(qa(24.9), rules) == "question score < 25"
     # a QA record is not judged by the caption threshold or length
@@ -51,28 +51,28 @@ def test_question_threshold_applies_to_qa_only():
 
 
 def test_length_rule_counts_words():
-    rules = FilterRules(max_length=5)
+    rules = FilterSettings(max_length=5)
     assert word_count("  one two\tthree\nfour five ") == 5
     assert reject_reason(cap(30, "one two three four five"), rules) is None
     assert reject_reason(cap(30, "one two three four five six"), rules) == "caption > 5 words"
 
 
 def test_rules_can_be_turned_off():
-    rules = FilterRules(min_caption_score=None, max_length=None, min_question_score=None)
+    rules = FilterSettings(min_caption_score=None, max_length=None, min_question_score=None)
     assert reject_reason(cap(-5, "w " * 1000), rules) is None
     assert reject_reason({"id": "x", "kind": "qa"}, rules) is None
 
 
 def test_text_downsampling_is_deterministic_by_image():
-    rules = FilterRules(text_keep=0.5)
+    rules = FilterSettings(text_keep=0.5)
     images = [f"img{i}.jpg" for i in range(400)]
     kept = [im for im in images if reject_reason(cap(30, image=im, category="text"), rules) is None]
     assert kept == [im for im in images if keep_fraction_hash(im) < 0.5]
     assert 150 < len(kept) < 250
     # other categories untouched; keep=1.0 keeps all text images; keep=0 drops all
-    assert reject_reason(cap(30, image=images[0], category="objects"), FilterRules(text_keep=0.0)) is None
-    assert reject_reason(cap(30, category="text"), FilterRules(text_keep=1.0)) is None
-    assert reject_reason(cap(30, category="text"), FilterRules(text_keep=0.0)) == "text image down-sampled"
+    assert reject_reason(cap(30, image=images[0], category="objects"), FilterSettings(text_keep=0.0)) is None
+    assert reject_reason(cap(30, category="text"), FilterSettings(text_keep=1.0)) is None
+    assert reject_reason(cap(30, category="text"), FilterSettings(text_keep=0.0)) == "text image down-sampled"
 
 
 def test_keep_fraction_hash_value():
@@ -121,7 +121,7 @@ def test_filter_records_counts_and_rejects():
         cap(31, "w " * 70, id="d"),
         cap(35, id="e", category="people"),
     ]
-    rules = FilterRules(where=(Condition.parse("category exists"),))
+    rules = FilterSettings(where=(Condition.parse("category exists"),))
     kept = list(filter_records(iter(records), rules, ctx))
     assert [r["id"] for r in kept] == ["e"]
     assert dict(ctx.stats.dropped) == {
@@ -142,9 +142,9 @@ def test_filter_records_counts_and_rejects():
 def test_missing_score_is_bad_record():
     bad = {"id": "z", "image": "i.jpg", "text": "x"}
     with pytest.raises(RecordFailure, match="clip_score"):
-        list(filter_records(iter([bad]), FilterRules()))
+        list(filter_records(iter([bad]), FilterSettings()))
     ctx = StageContext("filter", on_error="skip")
-    assert list(filter_records(iter([bad, cap(30)]), FilterRules(), ctx)) == [cap(30)]
+    assert list(filter_records(iter([bad, cap(30)]), FilterSettings(), ctx)) == [cap(30)]
     assert dict(ctx.stats.skipped) == {"bad field 'clip_score'": 1}
 
 

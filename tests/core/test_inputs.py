@@ -17,7 +17,7 @@ from PIL import Image
 from clipdpo_cli.io.errors import BadRecord, InputError, RecordFailure, UsageError
 from clipdpo_cli.io.images import IMAGE_ROOT_ENV, load_image, resolve_image
 from clipdpo_cli.io.records import make_id
-from clipdpo_cli.io.sources import InputOptions, detect_format
+from clipdpo_cli.io.sources import InputSettings, detect_format
 from tests.conftest import cli_env, invoke_cli, run_in_process, run_text_cli
 from tests.input_files import COLORS, hf_saved, image_bytes, llava_mix, parquet_with_bytes, webdataset_tar
 
@@ -97,23 +97,23 @@ def test_a_declared_format_that_the_bytes_contradict_names_the_right_one(files):
     with pytest.raises(
         InputError, match="is a parquet file, not a tar archive .*: pass --input-format parquet"
     ):
-        detect_format(str(files["parquet"]), InputOptions(format="webdataset"))
+        detect_format(str(files["parquet"]), InputSettings(format="webdataset"))
     with pytest.raises(InputError, match="is a JSON array, not JSON lines: pass --input-format json"):
-        detect_format(str(files["llava"]), InputOptions(format="jsonl"))
+        detect_format(str(files["llava"]), InputSettings(format="jsonl"))
 
 
 def test_formats_recognised_from_bytes_and_names(files, tmp_path):
-    found = {k: detect_format(str(files[k]), InputOptions()) for k in ("llava", "hf", "parquet", "tar")}
+    found = {k: detect_format(str(files[k]), InputSettings()) for k in ("llava", "hf", "parquet", "tar")}
     assert found == {"llava": "json", "hf": "hf", "parquet": "parquet", "tar": "webdataset"}
     gz = tmp_path / "x.jsonl.gz"
     gz.write_bytes(gzip.compress(b'{"id": 1}\n'))
-    assert detect_format(str(gz), InputOptions()) == "jsonl"
+    assert detect_format(str(gz), InputSettings()) == "jsonl"
     lines = tmp_path / "lines.json"  # JSON lines in a file named .json: still JSON lines
     lines.write_text('{"id": 1}\n{"id": 2}\n')
-    assert detect_format(str(lines), InputOptions()) == "jsonl"
+    assert detect_format(str(lines), InputSettings()) == "jsonl"
     first_line_a_list = tmp_path / "odd.jsonl"  # a JSONL whose first line is a list: a bad line, not an array
     first_line_a_list.write_text("[1, 2]\n")
-    assert detect_format(str(first_line_a_list), InputOptions()) == "jsonl"
+    assert detect_format(str(first_line_a_list), InputSettings()) == "jsonl"
 
 
 def test_filter_reads_only_json_lines_and_says_so(files):
@@ -291,13 +291,13 @@ def test_a_folder_load_dataset_reads_and_an_arrow_file(files, tmp_path):
     folder = tmp_path / "hub-layout"
     (folder / "data").mkdir(parents=True)
     shutil.copy(files["parquet"], folder / "data" / "train-00000-of-00001.parquet")
-    assert detect_format(str(folder), InputOptions(), allow_folder=True) == "hf"
+    assert detect_format(str(folder), InputSettings(), allow_folder=True) == "hf"
     args = ["--image-column", "jpg", "--text-column", "caption", "--image-dir", str(tmp_path / "im")]
     out = records(perturb(str(folder), *args).stdout)
     assert [r["text"] for r in out if r["hallucination"] == "none"] == [f"a {c} square" for c in COLORS]
     arrow = tmp_path / "rows.arrow"
     shutil.copy(next(files["hf"].glob("*.arrow")), arrow)  # datasets' own Arrow stream file
-    assert detect_format(str(arrow), InputOptions()) == "arrow"
+    assert detect_format(str(arrow), InputSettings()) == "arrow"
     out = records(perturb(str(arrow), "--text-column", "caption", "--image-dir", str(tmp_path / "im")).stdout)
     originals = [r for r in out if r["hallucination"] == "none"]
     assert [open(r["image"], "rb").read() for r in originals] == [image_bytes(c) for c in COLORS]
@@ -308,7 +308,7 @@ def test_an_image_folder_with_a_stray_json_file_is_still_an_image_folder(tmp_pat
     (tmp_path / "a.png").write_bytes(image_bytes("red"))
     (tmp_path / "notes.json").write_text("{}")
     (tmp_path / "metadata.parquet").write_bytes(b"PAR1")
-    assert detect_format(str(tmp_path), InputOptions(), allow_folder=True) == "images"
+    assert detect_format(str(tmp_path), InputSettings(), allow_folder=True) == "images"
 
 
 def test_multi_image_sft_entries_give_a_record_per_image(tmp_path):

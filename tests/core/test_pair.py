@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from clipdpo_cli.io.errors import InputError
 from clipdpo_cli.io.records import make_id
 from clipdpo_cli.io.stage import StageContext
-from clipdpo_cli.stages.pair import PairRules, lengths_similar, pair_records
+from clipdpo_cli.stages.pair import PairSettings, lengths_similar, pair_records
 
 
 def cap(cid, score, text=None, image="i.jpg", prompt="Describe."):
@@ -24,7 +24,7 @@ def cap(cid, score, text=None, image="i.jpg", prompt="Describe."):
 
 def run(records, **rules):
     ctx = StageContext("pair")
-    return list(pair_records(iter(records), PairRules(**rules), ctx)), ctx
+    return list(pair_records(iter(records), PairSettings(**rules), ctx)), ctx
 
 
 def test_best_margin_pair_per_image():
@@ -151,7 +151,7 @@ def test_properties_match_brute_force(items, k, max_diff, margin):
         cap(f"c{i}", round(s, 3), " ".join(["w"] * n), image=f"img{img}")
         for i, (img, s, n) in enumerate(sorted(items, key=lambda t: t[0]))
     ]
-    rules = PairRules(per_image=k, max_length_diff=max_diff, min_margin=margin)
+    rules = PairSettings(per_image=k, max_length_diff=max_diff, min_margin=margin)
     out = list(pair_records(iter(records), rules))
     got = {tuple(p["from"]) for p in out}
     assert got == brute_force(records, rules)
@@ -169,7 +169,7 @@ def test_properties_match_brute_force(items, k, max_diff, margin):
     spilled = list(
         pair_records(
             iter(shuffled),
-            PairRules(per_image=k, max_length_diff=max_diff, min_margin=margin, input_order="any"),
+            PairSettings(per_image=k, max_length_diff=max_diff, min_margin=margin, input_order="any"),
         )
     )
     assert sorted(p["id"] for p in spilled) == sorted(p["id"] for p in out)

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from clipdpo_cli.io.progress import LineTicker, Progress, ProgressState, clock_time, rate_text
-from clipdpo_cli.io.runner import IOOptions, run_stage
+from clipdpo_cli.io.runner import IOSettings, run_stage
 
 
 class FakeClock:
@@ -156,7 +156,7 @@ def slow_copy(records, ctx):
 def test_a_record_stage_prints_lines_with_the_input_fraction(tmp_path, capsys):
     src = tmp_path / "in.jsonl"
     src.write_text("".join(json.dumps({"id": f"r{i}", "text": "x" * 40}) + "\n" for i in range(20)))
-    io_opts = IOOptions(input=str(src), output=str(tmp_path / "out.jsonl"), progress_every=0.1)
+    io_opts = IOSettings(input=str(src), output=str(tmp_path / "out.jsonl"), progress_every=0.1)
     run_stage("slow", io_opts, slow_copy)
     err = capsys.readouterr().err.splitlines()
     progress = [line for line in err if "% of the input" in line]
@@ -189,7 +189,7 @@ def test_a_folder_is_counted_first(tmp_path, capsys):
     for name in ("a.png", "b.jpg", "sub/c.png"):
         Image.new("RGB", (4, 4)).save(folder / name)
     (folder / "notes.txt").write_text("not an image")
-    io_opts = IOOptions(input=str(folder), output=str(tmp_path / "out.jsonl"), progress_every=0.02)
+    io_opts = IOSettings(input=str(folder), output=str(tmp_path / "out.jsonl"), progress_every=0.02)
     run_stage("slow", io_opts, slow_copy, allow_folder=True)
     err = capsys.readouterr().err
     assert "/3 records (" in err and "3 in, 3 out" in err
@@ -198,7 +198,7 @@ def test_a_folder_is_counted_first(tmp_path, capsys):
 def test_quiet_record_stage_prints_nothing(tmp_path, capsys):
     src = tmp_path / "in.jsonl"
     src.write_text("".join(json.dumps({"id": i}) + "\n" for i in range(10)))
-    io_opts = IOOptions(input=str(src), output=str(tmp_path / "out.jsonl"), quiet=True, progress_every=0.02)
+    io_opts = IOSettings(input=str(src), output=str(tmp_path / "out.jsonl"), quiet=True, progress_every=0.02)
     run_stage("slow", io_opts, slow_copy)
     assert capsys.readouterr().err == ""
 
@@ -227,7 +227,7 @@ def test_silenced_libraries_turns_off_warnings_logging_and_bars_then_restores_th
 
 
 def test_every_stage_command_takes_progress_every(tmp_path, monkeypatch):
-    """The shared option reaches IOOptions; a negative interval is a usage error."""
+    """The shared option reaches IOSettings; a negative interval is a usage error."""
     import clipdpo_cli.commands.filter as filter_command
     from tests.conftest import invoke_cli
 

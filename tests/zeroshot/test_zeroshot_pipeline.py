@@ -13,7 +13,13 @@ import pytest
 import torch
 
 from clipdpo_cli.eval.zeroshot.datasets import read_image_folder
-from clipdpo_cli.eval.zeroshot.pipeline import EvalSet, Settings, evaluate, format_table, select_samples
+from clipdpo_cli.eval.zeroshot.pipeline import (
+    EvalSet,
+    ZeroshotSettings,
+    evaluate,
+    format_table,
+    select_samples,
+)
 from clipdpo_cli.eval.zeroshot.resources import choose_prompts
 from clipdpo_cli.io.errors import InputError, RecordFailure, UsageError
 from clipdpo_cli.io.shard import Shard
@@ -58,7 +64,7 @@ def make_set(folder) -> EvalSet:
 
 
 def run(sets, log=None, lvlm=None, **kw):
-    settings = Settings(text_encoder="fake-encoder", **kw)
+    settings = ZeroshotSettings(text_encoder="fake-encoder", **kw)
     lines = []
     results = evaluate(
         sets,
@@ -247,7 +253,7 @@ def test_captioning_and_the_image_baseline_print_progress_lines(shapes_dir, caps
             time.sleep(0.1)
             return super().encode_images(images)
 
-    settings = Settings(text_encoder="fake-encoder", model="fake-lvlm", baseline="clip", batch_size=3,
+    settings = ZeroshotSettings(text_encoder="fake-encoder", model="fake-lvlm", baseline="clip", batch_size=3,
                         progress_every=0.05)  # fmt: skip
     evaluate([make_set(shapes_dir)], settings, lambda _msg: None, load_lvlm=SlowLvlm,
              load_text_encoder=SlowEncoder)  # fmt: skip
@@ -256,7 +262,7 @@ def test_captioning_and_the_image_baseline_print_progress_lines(shapes_dir, caps
         lines = [line for line in err if line.startswith(f"clipdpo eval-zeroshot {phase}: ")
                  and " in, " not in line]  # not the runner's summary line  # fmt: skip
         assert lines and all("/12 images (" in line for line in lines), err
-    quiet = Settings(text_encoder="fake-encoder", model="fake-lvlm", batch_size=3, progress_every=0.05,
-                     quiet=True)  # fmt: skip
+    quiet = ZeroshotSettings(text_encoder="fake-encoder", model="fake-lvlm", batch_size=3,
+                             progress_every=0.05, quiet=True)  # fmt: skip
     evaluate([make_set(shapes_dir)], quiet, print, load_lvlm=SlowLvlm, load_text_encoder=FakeEncoder)
     assert capsys.readouterr().err == ""

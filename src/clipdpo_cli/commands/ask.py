@@ -15,7 +15,7 @@ from clipdpo_cli.commands.generation import (
     TopPOpt,
 )
 from clipdpo_cli.commands.options import DeviceOpt, InputOrder, InputOrderOpt, RejectsOpt, stage_command
-from clipdpo_cli.io.runner import IOOptions, run_stage
+from clipdpo_cli.io.runner import IOSettings, run_stage
 
 NAME = "ask"
 SUMMARY = "Questions with positive and negative answers per image, from its captions, by an LLM."
@@ -23,7 +23,7 @@ SUMMARY = "Questions with positive and negative answers per image, from its capt
 
 @stage_command()
 def command(
-    io: IOOptions,
+    io: IOSettings,
     model: Annotated[
         str, typer.Option("--model", "-m", help="Chat LLM: Hugging Face id or local directory (causal LM).")
     ] = "teknium/OpenHermes-2.5-Mistral-7B",

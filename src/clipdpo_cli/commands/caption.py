@@ -16,7 +16,7 @@ from clipdpo_cli.commands.generation import (
     TopPOpt,
 )
 from clipdpo_cli.commands.options import DeviceOpt, stage_command
-from clipdpo_cli.io.runner import IOOptions, run_stage
+from clipdpo_cli.io.runner import IOSettings, run_stage
 
 NAME = "caption"
 SUMMARY = "Caption images with an LVLM: several prompts x samples per image."
@@ -30,7 +30,7 @@ _INPUT = (
 
 @stage_command(input_help=_INPUT)
 def command(
-    io: IOOptions,
+    io: IOSettings,
     model: Annotated[
         str,
         typer.Option("--model", "-m", help="LVLM: Hugging Face id or local directory (image-text-to-text)"),

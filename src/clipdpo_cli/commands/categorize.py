@@ -16,7 +16,7 @@ from clipdpo_cli.commands.clip_options import (
     WorkersOpt,
 )
 from clipdpo_cli.commands.options import DeviceOpt, stage_command
-from clipdpo_cli.io.runner import IOOptions, run_stage
+from clipdpo_cli.io.runner import IOSettings, run_stage
 
 NAME = "categorize"
 SUMMARY = "Add each image's category (text, people, objects, scenes) by CLIP prototypes."
@@ -24,7 +24,7 @@ SUMMARY = "Add each image's category (text, people, objects, scenes) by CLIP pro
 
 @stage_command(input_help="Input JSONL with an `image` field, '-' for stdin (default), or an image folder.")
 def command(
-    io: IOOptions,
+    io: IOSettings,
     model: ModelOpt = DEFAULT_CLIP,
     prototypes: Annotated[
         str | None,
@@ -55,14 +55,14 @@ def command(
     """
     from clipdpo_cli.models.scorer import load_scorer
     from clipdpo_cli.stages.categorize import (
-        CategorizeOptions,
+        CategorizeSettings,
         CategoryPrototypes,
         categorize_records,
         load_descriptions,
     )
 
     descriptions = load_descriptions(prototypes)  # a bad file fails before the model loads
-    options = CategorizeOptions(
+    options = CategorizeSettings(
         all_field="category_sims" if all_sims else None,
         batch_size=batch_size,
         workers=workers,

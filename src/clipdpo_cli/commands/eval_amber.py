@@ -135,10 +135,10 @@ def command(
 
         build_similarity_file(amber_root, build_similarity_table, quiet=quiet)
         return
-    from clipdpo_cli.eval.amber.run import EvalOptions, run_eval
+    from clipdpo_cli.eval.amber.run import AmberEvalSettings, run_eval
 
     run_eval(
-        EvalOptions(
+        AmberEvalSettings(
             amber_root=amber_root, task=task.value, model=model, responses=responses,
             responses_out=responses_out, write_queries=write_queries, resume=resume, shard=shard,
             generate_only=generate_only,

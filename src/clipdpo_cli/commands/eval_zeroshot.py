@@ -126,7 +126,7 @@ def command(
     """
     from clipdpo_cli.eval.zeroshot.pipeline import (
         DEFAULT_PROMPT,
-        Settings,
+        ZeroshotSettings,
         captions_output,
         evaluate,
         format_table,
@@ -141,7 +141,7 @@ def command(
     say = (lambda _msg: None) if quiet else log
     loaded = load_sets(inputs or [], dataset or [], data_root, split, image_root)
     sets = eval_sets(loaded, split, classnames or [], templates or [], say)
-    settings = Settings(
+    settings = ZeroshotSettings(
         model=model,
         text_encoder=text_encoder,
         prompt=prompt or DEFAULT_PROMPT,

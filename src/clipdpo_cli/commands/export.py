@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from clipdpo_cli.commands.options import stage_command
-from clipdpo_cli.io.runner import IOOptions, run_stage
+from clipdpo_cli.io.runner import IOSettings, run_stage
 
 NAME = "export"
 SUMMARY = "Write pairs for other trainers: TRL (JSONL, parquet with images) or LLaMA-Factory (sharegpt)."
@@ -24,7 +24,7 @@ class ExportFormat(str, enum.Enum):
 
 @stage_command(input_help="Pair records (JSONL from `clipdpo pair`; '-' stdin, .gz ok).")
 def command(
-    io: IOOptions,
+    io: IOSettings,
     format: Annotated[
         ExportFormat,
         typer.Option(
@@ -74,7 +74,7 @@ def command(
             typer.echo(f"clipdpo export: registered '{name}' in {path}", err=True)
 
 
-def export_parquet(io: IOOptions, image_root: str | None, embed_images: bool) -> None:
+def export_parquet(io: IOSettings, image_root: str | None, embed_images: bool) -> None:
     """The trl rows through the runner into a temporary JSONL, then one parquet file written by `datasets`."""
     from dataclasses import replace
 

@@ -6,7 +6,7 @@ import typer
 
 from clipdpo_cli.commands.options import RejectsOpt, stage_command
 from clipdpo_cli.commands.values import optional_float, optional_int
-from clipdpo_cli.io.runner import IOOptions, run_selection
+from clipdpo_cli.io.runner import IOSettings, run_selection
 
 NAME = "filter"
 SUMMARY = "Drop low-score, long and text-image records by rule (paper Sec. 4.2)."
@@ -14,7 +14,7 @@ SUMMARY = "Drop low-score, long and text-image records by rule (paper Sec. 4.2).
 
 @stage_command()
 def command(
-    io: IOOptions,
+    io: IOSettings,
     min_caption_score: Annotated[
         str, typer.Option(help="Drop captions scoring below this (paper: 28.0); 'none' turns it off.")
     ] = "28.0",
@@ -43,10 +43,10 @@ def command(
     Drop low-scoring captions and questions, long captions, most text images, and whatever --where
     excludes. Each dropped record is counted by reason in the summary (and written to --rejects).
     """
-    from clipdpo_cli.stages.filter import FilterRules, filter_batch
+    from clipdpo_cli.stages.filter import FilterSettings, filter_batch
     from clipdpo_cli.stages.where import Condition
 
-    rules = FilterRules(
+    rules = FilterSettings(
         min_caption_score=optional_float(min_caption_score, "--min-caption-score"),
         min_question_score=optional_float(min_question_score, "--min-question-score"),
         max_length=optional_int(max_length, "--max-length"),

@@ -5,7 +5,7 @@ from typing import Annotated, Any
 
 import typer
 
-from clipdpo_cli.io.sources import FORMATS, InputOptions
+from clipdpo_cli.io.sources import FORMATS, InputSettings
 
 InputFormat = enum.Enum("InputFormat", {name: name for name in FORMATS}, type=str)  # type: ignore[misc]
 
@@ -71,10 +71,10 @@ INPUT_PARAMS: list[tuple[str, Any, Any]] = [
 ]
 
 
-def input_options(kwargs: dict[str, Any]) -> InputOptions:
+def input_options(kwargs: dict[str, Any]) -> InputSettings:
     """Pop the input options out of a command's arguments."""
     fmt = kwargs.pop("input_format")
-    return InputOptions(
+    return InputSettings(
         format=getattr(fmt, "value", fmt),
         image_column=kwargs.pop("image_column"),
         text_column=kwargs.pop("text_column"),

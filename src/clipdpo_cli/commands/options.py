@@ -10,7 +10,7 @@ import typer
 
 from clipdpo_cli.commands.input_options import INPUT_PARAMS, input_options
 from clipdpo_cli.io.progress import DEFAULT_EVERY
-from clipdpo_cli.io.runner import IOOptions, check_io
+from clipdpo_cli.io.runner import IOSettings, check_io
 
 
 class OnError(str, enum.Enum):
@@ -112,7 +112,7 @@ RejectsOpt = Annotated[
 
 
 def stage_command(input_help: str = _INPUT_HELP) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Give a command the INPUT argument and the shared I/O options; it receives them as `io=IOOptions`.
+    """Give a command the INPUT argument and the shared I/O options; it receives them as `io=IOSettings`.
 
     The decorated function declares only its own options plus a parameter `io`. A `rejects` parameter,
     if declared, is copied into `io.rejects` too.
@@ -135,7 +135,7 @@ def stage_command(input_help: str = _INPUT_HELP) -> Callable[[Callable[..., Any]
 
         @functools.wraps(func)
         def wrapper(**kwargs: Any) -> Any:
-            io = IOOptions(
+            io = IOSettings(
                 input=kwargs.pop("input"),
                 output=kwargs.pop("output"),
                 quiet=kwargs.pop("quiet"),

@@ -6,7 +6,7 @@ import typer
 
 from clipdpo_cli.commands.options import InputOrder, InputOrderOpt, RejectsOpt, stage_command
 from clipdpo_cli.commands.values import optional_float
-from clipdpo_cli.io.runner import IOOptions, run_stage
+from clipdpo_cli.io.runner import IOSettings, run_stage
 
 NAME = "pair"
 SUMMARY = "Turn scored captions and QA records into DPO preference pairs."
@@ -14,7 +14,7 @@ SUMMARY = "Turn scored captions and QA records into DPO preference pairs."
 
 @stage_command()
 def command(
-    io: IOOptions,
+    io: IOSettings,
     min_margin: Annotated[
         float,
         typer.Option(help="Keep caption pairs whose score difference is greater than this (paper: 2.0)."),
@@ -43,9 +43,9 @@ def command(
     Per image, the caption pairs with the largest CLIP-score margin (> --min-margin) and similar lengths,
     plus the QA records whose answer passes --min-answer-score, as {image, prompt, chosen, rejected} pairs.
     """
-    from clipdpo_cli.stages.pair import PairRules, pair_records
+    from clipdpo_cli.stages.pair import PairSettings, pair_records
 
-    rules = PairRules(
+    rules = PairSettings(
         min_margin=min_margin,
         max_length_diff=max_length_diff,
         per_image=per_image,

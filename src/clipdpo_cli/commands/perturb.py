@@ -16,7 +16,7 @@ from clipdpo_cli.commands.generation import (
 )
 from clipdpo_cli.commands.options import DeviceOpt, RejectsOpt, stage_command
 from clipdpo_cli.io.errors import UsageError
-from clipdpo_cli.io.runner import IOOptions, run_stage
+from clipdpo_cli.io.runner import IOSettings, run_stage
 
 NAME = "perturb"
 SUMMARY = "Hallucinated variants (existence, attribute, relation) of trusted captions, by rules or an LLM."
@@ -29,7 +29,7 @@ class Method(str, enum.Enum):
 
 @stage_command(input_help="Input JSONL with `image` and a trusted caption, '-' for stdin (default).")
 def command(
-    io: IOOptions,
+    io: IOSettings,
     method: Annotated[
         Method, typer.Option(help="rules: deterministic word rules, no model; llm: a chat LLM (-m).")
     ] = Method.rules,

@@ -7,7 +7,7 @@ import typer
 from clipdpo_cli.commands.generation import MaxPixelsOpt
 from clipdpo_cli.commands.options import DeviceOpt, stage_command
 from clipdpo_cli.commands.settings_options import settings_options
-from clipdpo_cli.io.runner import IOOptions, run_stage
+from clipdpo_cli.io.runner import IOSettings, run_stage
 from clipdpo_cli.train import settings as train_settings
 
 NAME = "ref-logps"
@@ -22,7 +22,7 @@ ENCODING = ("max_length", "precision", "image_root", "chat_template", "max_pixel
 @stage_command(input_help="Pair records (JSONL from `clipdpo pair`; '-' for stdin; .gz ok).")
 @settings_options([f for f in train_settings.options() if f.name in ENCODING], {"max_pixels": MaxPixelsOpt})
 def command(
-    io: IOOptions,
+    io: IOSettings,
     settings: dict[str, Any],
     model: Annotated[
         str,

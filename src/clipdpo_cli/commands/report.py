@@ -124,7 +124,7 @@ def command(
     """
     from clipdpo_cli.commands.values import optional_float
     from clipdpo_cli.io.errors import UsageError
-    from clipdpo_cli.report.build import ReportOptions, build_report, write_report
+    from clipdpo_cli.report.build import ReportSettings, build_report, write_report
 
     thresholds = {
         kind: optional_float(value, option)
@@ -137,7 +137,7 @@ def command(
     }
     if bin_width is not None and (bin_width <= 0 or abs(round(bin_width * 20) - bin_width * 20) > 1e-9):
         raise UsageError(f"--bin-width must be a positive multiple of 0.05, got {bin_width:g}")
-    opts = ReportOptions(
+    opts = ReportSettings(
         scored=scored or [],
         rejects=rejects or [],
         pairs=pairs or [],

@@ -17,7 +17,7 @@ from clipdpo_cli.commands.generation import (
     TopPOpt,
 )
 from clipdpo_cli.commands.options import DeviceOpt, stage_command
-from clipdpo_cli.io.runner import IOOptions, run_stage
+from clipdpo_cli.io.runner import IOSettings, run_stage
 
 NAME = "respond"
 SUMMARY = "Answer queries {id, image, prompt} with an LVLM (yes/no ones by next-token probabilities)."
@@ -50,7 +50,7 @@ ImageRootOpt = Annotated[
 
 @stage_command(input_help=_INPUT)
 def command(
-    io: IOOptions,
+    io: IOSettings,
     model: Annotated[
         str,
         typer.Option("--model", "-m", help="LVLM: Hugging Face id or local directory (image-text-to-text)."),

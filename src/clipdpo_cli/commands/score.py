@@ -18,7 +18,7 @@ from clipdpo_cli.commands.clip_options import (
 )
 from clipdpo_cli.commands.generation import ChatTemplateOpt, Dtype, DtypeOpt, MaxPixelsOpt
 from clipdpo_cli.commands.options import DeviceOpt, stage_command
-from clipdpo_cli.io.runner import IOOptions, run_stage
+from clipdpo_cli.io.runner import IOSettings, run_stage
 
 NAME = "score"
 SUMMARY = "Add CLIP image-text scores (100 x cosine) to caption and QA records (or LVLM log-likelihoods)."
@@ -31,7 +31,7 @@ class Scorer(str, enum.Enum):
 
 @stage_command()
 def command(
-    io: IOOptions,
+    io: IOSettings,
     model: ModelOpt = DEFAULT_CLIP,
     field: Annotated[
         str,
@@ -92,11 +92,11 @@ def command(
     `--field question --score-field question_score` for the question score.
     """
     from clipdpo_cli.models.scorer import load_scorer
-    from clipdpo_cli.stages.score import ScoreOptions, score_records, template_fields
+    from clipdpo_cli.stages.score import ScoreSettings, score_records, template_fields
 
     if template is not None:
         template_fields(template)  # a bad template is a usage error before the model loads
-    options = ScoreOptions(
+    options = ScoreSettings(
         field=field,
         template=template,
         score_field=score_field or ("lvlm_logp" if scorer == Scorer.lvlm else "clip_score"),
@@ -110,7 +110,7 @@ def command(
     if scorer == Scorer.lvlm:
         return score_with_lvlm(io, model, options, categorize, device, dtype.value, chat_template, max_pixels)
     if categorize:
-        from clipdpo_cli.stages.categorize import CategorizeOptions, CategoryPrototypes, load_descriptions
+        from clipdpo_cli.stages.categorize import CategorizeSettings, CategoryPrototypes, load_descriptions
 
         descriptions = load_descriptions(prototypes)  # a bad file fails before the model loads
     clip = load_scorer(model, device=device, precision=precision.value, cache_dir=cache_dir)
@@ -118,7 +118,7 @@ def command(
     if categorize:
         from clipdpo_cli.stages.categorize import check_category
 
-        protos, cat_options = CategoryPrototypes(clip, descriptions), CategorizeOptions(overwrite=overwrite)
+        protos, cat_options = CategoryPrototypes(clip, descriptions), CategorizeSettings(overwrite=overwrite)
 
         def extra(record, image_embedding):  # noqa: ANN001, ANN202 - a local callback
             check_category(record, cat_options)
@@ -130,7 +130,7 @@ def command(
 
 
 def score_with_lvlm(
-    io: IOOptions, model: str, options: object, categorize: bool, device: str, dtype: str,
+    io: IOSettings, model: str, options: object, categorize: bool, device: str, dtype: str,
     chat_template: str | None, max_pixels: int | None,
 ) -> None:  # fmt: skip
     """--scorer lvlm: the LVLM's log-likelihood of each text (stages.score.lvlm_score_records)."""

@@ -27,14 +27,14 @@ from clipdpo_cli.io.jsonl import (
 from clipdpo_cli.io.progress import DEFAULT_EVERY, Progress, ProgressState
 from clipdpo_cli.io.records import id_key, record_key
 from clipdpo_cli.io.shard import Shard, shard_key
-from clipdpo_cli.io.sources import InputOptions, InputSource, check_input, line_source, open_input
+from clipdpo_cli.io.sources import InputSettings, InputSource, check_input, line_source, open_input
 from clipdpo_cli.io.stage import SKIPPED, BatchSelector, StageContext
 
 StageFn = Callable[[Iterator[dict[str, Any]], StageContext], Iterator[dict[str, Any]]]
 
 
 @dataclass
-class IOOptions:
+class IOSettings:
     """The options every stage command shares (see commands/options.py)."""
 
     input: str = "-"
@@ -45,10 +45,10 @@ class IOOptions:
     resume: bool = False
     rejects: str | None = None
     progress_every: float = DEFAULT_EVERY  # seconds between plain progress lines off a terminal (0: none)
-    source: InputOptions = field(default_factory=InputOptions)  # --input-format and co. (io/sources.py)
+    source: InputSettings = field(default_factory=InputSettings)  # --input-format and co. (io/sources.py)
 
 
-def check_io(io: IOOptions) -> None:
+def check_io(io: IOSettings) -> None:
     """Fail on a missing input, an output into a missing folder or a --resume without -o; stage commands
     call it before loading a model."""
     check_input(io.input, io.source, allow_folder=True, output=io.output)
@@ -64,7 +64,7 @@ def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def open_source(io: IOOptions, ctx: StageContext, allow_folder: bool, counter: list[int]) -> InputSource:
+def open_source(io: IOSettings, ctx: StageContext, allow_folder: bool, counter: list[int]) -> InputSource:
     """The input in any format io/sources.py reads (an image folder only where allowed); `counter[0]`
     counts the records read."""
     return open_input(io.input, io.source, ctx, bad_line_handler(io, ctx), counter, allow_folder, io.output)
@@ -72,7 +72,7 @@ def open_source(io: IOOptions, ctx: StageContext, allow_folder: bool, counter: l
 
 def stage_progress(
     name: str,
-    io: IOOptions,
+    io: IOSettings,
     source: InputSource | LineSource,
     counter: list[int],
     allow_folder: bool = False,
@@ -100,11 +100,11 @@ def stage_progress(
     return bar
 
 
-def input_name(io: IOOptions) -> str:
+def input_name(io: IOSettings) -> str:
     return "stdin" if io.input == "-" else io.input
 
 
-def bad_line_handler(io: IOOptions, ctx: StageContext) -> BadLineHandler:
+def bad_line_handler(io: IOSettings, ctx: StageContext) -> BadLineHandler:
     """Stops the run on an unusable input line (--on-error fail) or counts it as skipped."""
 
     def on_bad_line(lineno: int, reason: str, message: str) -> None:
@@ -144,7 +144,7 @@ def _wanted_by(ctx: StageContext, shard: Shard, skip_done: bool) -> Callable[[di
     return wanted
 
 
-def resume_keys(io: IOOptions) -> tuple[set[Any], set[Any]]:
+def resume_keys(io: IOSettings) -> tuple[set[Any], set[Any]]:
     """Under --resume, (done, rejected): the id keys already written (to -o or to --rejects) and the keys
     of the records in the rejects file; both files are first cut back to their last whole line.
 
@@ -182,7 +182,7 @@ class _Run:
 
 
 @contextmanager
-def _running(name: str, io: IOOptions, one_to_one: bool) -> Iterator[_Run]:
+def _running(name: str, io: IOSettings, one_to_one: bool) -> Iterator[_Run]:
     """Open the outputs, and on the way out close everything on whole lines and print the summary."""
     check_io(io)
     shard = Shard.parse(io.shard)
@@ -224,7 +224,7 @@ def implicit_shard(name: str, shard: Shard, ctx: StageContext) -> None:
 
 def run_stage(
     name: str,
-    io: IOOptions,
+    io: IOSettings,
     stage: StageFn,
     *,
     one_to_one: bool = False,
@@ -260,7 +260,7 @@ def run_stage(
     return ctx
 
 
-def run_selection(name: str, io: IOOptions, select_batch: BatchSelector) -> StageContext:
+def run_selection(name: str, io: IOSettings, select_batch: BatchSelector) -> StageContext:
     """Run a stage that only keeps or drops records, batch by batch.
 
     Kept records are written back as the very lines they were read from (a record that came without an

@@ -66,7 +66,7 @@ HF_DATA_EXTENSIONS = (".parquet", ".arrow")  # a folder of these is a dataset (c
 
 
 @dataclass
-class InputOptions:
+class InputSettings:
     """How to read the input: the --input-format, --image-column, --text-column, --image-dir, --split."""
 
     format: str = "auto"
@@ -136,7 +136,7 @@ def _is_pattern(path: str) -> bool:
     return "{" in path and ".tar" in path and not os.path.exists(path)
 
 
-def detect_format(path: str, options: InputOptions, allow_folder: bool = False, peek: bool = True) -> str:
+def detect_format(path: str, options: InputSettings, allow_folder: bool = False, peek: bool = True) -> str:
     """The format to read `path` ('-' is stdin) in; InputError when its bytes contradict its name/option.
 
     `peek`: look at stdin's first bytes (this waits for them: not done before a model loads, so a stage
@@ -211,7 +211,7 @@ def _folder_format(path: str, declared: str, allow_folder: bool) -> str:
 
 
 def check_input(
-    path: str, options: InputOptions, allow_folder: bool = False, output: str | None = None
+    path: str, options: InputSettings, allow_folder: bool = False, output: str | None = None
 ) -> str:
     """The input's format, checked before any model loads: it exists, its bytes match (see the module),
     and webdataset images (always bytes) have a folder to go to."""
@@ -304,7 +304,7 @@ def default_image_dir(output: str | None) -> str | None:
 
 def open_input(
     path: str,
-    options: InputOptions,
+    options: InputSettings,
     ctx: StageContext,
     on_bad_line: BadLineHandler,
     counter: list[int],
@@ -331,7 +331,7 @@ def open_input(
     return source
 
 
-def line_source(path: str, options: InputOptions, stage: str) -> LineSource:
+def line_source(path: str, options: InputSettings, stage: str) -> LineSource:
     """The JSON lines of a stage that reads only them (filter: it writes back the very lines it read)."""
     fmt = detect_format(path, options)
     if fmt != "jsonl":
@@ -493,7 +493,7 @@ def _identified(record: dict[str, Any]) -> dict[str, Any]:
 # --- webdataset -----------------------------------------------------------------------------------------
 
 
-def _webdataset_records(path: str, options: InputOptions) -> Iterator[dict[str, Any]]:
+def _webdataset_records(path: str, options: InputSettings) -> Iterator[dict[str, Any]]:
     """One record per sample: the sample's .json fields, `key`, `tar` and the image (see _with_image)."""
     import webdataset as wds
 
@@ -508,7 +508,7 @@ def _webdataset_records(path: str, options: InputOptions) -> Iterator[dict[str, 
         raise InputError(f"{path}: cannot read the tar shards: {exc}") from None
 
 
-def _webdataset_record(sample: dict[str, Any], options: InputOptions) -> dict[str, Any]:
+def _webdataset_record(sample: dict[str, Any], options: InputSettings) -> dict[str, Any]:
     key, url = sample["__key__"], os.path.basename(str(sample.get("__url__", "")))
     record: dict[str, Any] = {"id": make_id("webdataset", url, key)}
     meta = sample.get("json")
@@ -536,7 +536,7 @@ def _webdataset_record(sample: dict[str, Any], options: InputOptions) -> dict[st
 # --- Hugging Face datasets (save_to_disk folders, parquet, arrow, load_dataset folders) ------------------
 
 
-def _hf_records(path: str, fmt: str, options: InputOptions, ctx: StageContext) -> Iterator[dict[str, Any]]:
+def _hf_records(path: str, fmt: str, options: InputSettings, ctx: StageContext) -> Iterator[dict[str, Any]]:
     dataset = _load_dataset(path, fmt, options)
     rows: Iterator[dict[str, Any]] | None = None
     names = list(dataset.column_names or ())
@@ -561,7 +561,7 @@ def _hf_records(path: str, fmt: str, options: InputOptions, ctx: StageContext) -
         raise InputError(f"{path}: cannot read the dataset: {exc}") from None
 
 
-def _load_dataset(path: str, fmt: str, options: InputOptions) -> Any:
+def _load_dataset(path: str, fmt: str, options: InputSettings) -> Any:
     """A datasets Dataset / IterableDataset of one split (streaming where that avoids a cache copy)."""
     import datasets
 
@@ -590,7 +590,7 @@ def _load_dataset(path: str, fmt: str, options: InputOptions) -> Any:
 
 
 def _hf_columns(
-    path: str, dataset: Any, columns: list[str], options: InputOptions
+    path: str, dataset: Any, columns: list[str], options: InputSettings
 ) -> tuple[Any, str, set[str]]:
     """The dataset with its Image columns cast to decode=False (their bytes reach the one image decoder,
     not PIL inside `datasets`), the image column, and the columns left out (other image columns)."""

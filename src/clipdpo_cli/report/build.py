@@ -25,7 +25,7 @@ THRESHOLD_OPTIONS = {
 
 
 @dataclass
-class ReportOptions:
+class ReportSettings:
     scored: list[str] = field(default_factory=list)
     rejects: list[str] = field(default_factory=list)
     pairs: list[str] = field(default_factory=list)
@@ -53,7 +53,7 @@ class Report:
         return [f for s in self.sections for f in s.figures]
 
 
-def _log(opts: ReportOptions, message: str) -> None:
+def _log(opts: ReportSettings, message: str) -> None:
     if not opts.quiet:
         print(f"clipdpo report: {message}", file=sys.stderr, flush=True)
 
@@ -66,7 +66,7 @@ def _figure(name: str, alt: str, draw: Callable[[], Any]) -> Figure:
     return Figure(name, to_png(fig, DPI), alt, int(round(width * 96)))
 
 
-def check_inputs(opts: ReportOptions) -> None:
+def check_inputs(opts: ReportSettings) -> None:
     """Every named file is there, before the long reads begin (InputError naming the first missing one)."""
     for arg in [*opts.scored, *opts.rejects, *opts.pairs, *opts.train, *opts.amber, *opts.zeroshot]:
         path = inputs.labelled(arg)[1]
@@ -74,7 +74,7 @@ def check_inputs(opts: ReportOptions) -> None:
             raise InputError(f"input file not found: {path}")
 
 
-def build_report(opts: ReportOptions) -> Report:
+def build_report(opts: ReportSettings) -> Report:
     """Every section the inputs allow, in pipeline order; a missing input leaves its section out."""
     from clipdpo_cli.report.figures import figure_style
 
@@ -136,7 +136,7 @@ SCORE_KINDS = (
 
 
 def _score_sections(
-    opts: ReportOptions, thresholds: dict[str, float | None], origins: dict[str, str]
+    opts: ReportSettings, thresholds: dict[str, float | None], origins: dict[str, str]
 ) -> list[Section]:
     from clipdpo_cli.report.figures import score_figure
 
@@ -202,7 +202,7 @@ def _drops_section(drops: list[tuple[str, int]]) -> Section:
     )
 
 
-def _pair_sections(opts: ReportOptions) -> list[Section]:
+def _pair_sections(opts: ReportSettings) -> list[Section]:
     from clipdpo_cli.report.figures import pairs_figure
 
     picker = data.ExamplePicker(opts.examples)

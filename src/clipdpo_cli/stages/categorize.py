@@ -24,7 +24,7 @@ DEFAULT_PROTOTYPES = os.path.join(os.path.dirname(os.path.dirname(__file__)), "d
 
 
 @dataclass(frozen=True)
-class CategorizeOptions:
+class CategorizeSettings:
     field: str = "category"
     sim_field: str = "category_sim"
     all_field: str | None = None  # e.g. "category_sims": {"text": 0.1, ...}
@@ -76,7 +76,7 @@ class CategoryPrototypes:
         sims = cosine(image_embedding[None], self.matrix)[0]
         return {name: float(s) for name, s in zip(self.names, sims, strict=True)}
 
-    def fields(self, image_embedding: Any, options: CategorizeOptions) -> dict[str, Any]:
+    def fields(self, image_embedding: Any, options: CategorizeSettings) -> dict[str, Any]:
         """The fields categorize adds for one image embedding (check_category first, per record)."""
         sims = self.similarities(image_embedding)
         best = max(self.names, key=lambda n: sims[n])
@@ -86,7 +86,7 @@ class CategoryPrototypes:
         return out
 
 
-def check_category(record: dict[str, Any], options: CategorizeOptions) -> None:
+def check_category(record: dict[str, Any], options: CategorizeSettings) -> None:
     """Refuse to replace a category silently: score's rule for its score field (--overwrite may)."""
     if not options.overwrite and options.field in record:
         raise UsageError(
@@ -98,11 +98,11 @@ def categorize_records(
     records: Iterable[dict[str, Any]],
     clip: ImageTextScorer,
     prototypes: CategoryPrototypes,
-    options: CategorizeOptions | None = None,
+    options: CategorizeSettings | None = None,
     ctx: StageContext | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Records with their image's category and its similarity added (one embedding per distinct image)."""
-    options = options or CategorizeOptions()
+    options = options or CategorizeSettings()
     ctx = ctx or StageContext("categorize")
     chunks = encode_image_chunks(
         records, clip, batch_size=options.batch_size, workers=options.workers, image_root=options.image_root

@@ -75,7 +75,7 @@ CAPTION_RULE, QUESTION_RULE = "--min-caption-score", "--min-question-score"
 
 
 @dataclass(frozen=True)
-class FilterRules:
+class FilterSettings:
     """The rules, paper values as defaults. A threshold of None turns its rule off."""
 
     min_caption_score: float | None = 28.0
@@ -114,7 +114,7 @@ def _number(record: dict[str, Any], field: str, rule: str) -> float:
     raise BadRecord(f"field '{field}' is {what}; needed by {rule}", reason=f"bad field '{field}'")
 
 
-def compile_rules(rules: FilterRules) -> Callable[[dict[str, Any]], str | None]:
+def compile_rules(rules: FilterSettings) -> Callable[[dict[str, Any]], str | None]:
     """A function record -> reject reason (None to keep), specialised to `rules` for speed.
 
     Records with kind "qa" are questions: the question-score rule applies to them; every other record is a
@@ -158,7 +158,7 @@ def _where_reason(record: dict[str, Any], where: tuple[Condition, ...]) -> str |
     return None
 
 
-def filter_batch(rules: FilterRules) -> BatchSelector:
+def filter_batch(rules: FilterSettings) -> BatchSelector:
     """compile_rules for a batch (io.runner.run_selection): one reason per record, or SKIPPED.
 
     A batch of well-typed caption records is judged column by column in C-level passes; a batch with
@@ -198,7 +198,7 @@ def _one_by_one(
 ColumnJudge = Callable[[list[dict[str, Any]], list[bytes | None], bool], list[Any] | None]
 
 
-def _column_rules(rules: FilterRules) -> ColumnJudge:
+def _column_rules(rules: FilterSettings) -> ColumnJudge:
     """The rules over the columns of a batch of captions, or None when the batch needs compile_rules.
 
     Each record keeps the reason of the first rule in compile_rules' order that drops it: the length
@@ -239,13 +239,13 @@ def _column_rules(rules: FilterRules) -> ColumnJudge:
     return judge
 
 
-def reject_reason(record: dict[str, Any], rules: FilterRules) -> str | None:
+def reject_reason(record: dict[str, Any], rules: FilterSettings) -> str | None:
     """Why the rules drop this record, or None to keep it (see compile_rules)."""
     return compile_rules(rules)(record)
 
 
 def filter_records(
-    records: Iterator[dict[str, Any]], rules: FilterRules, ctx: StageContext | None = None
+    records: Iterator[dict[str, Any]], rules: FilterSettings, ctx: StageContext | None = None
 ) -> Iterator[dict[str, Any]]:
     """Yield the records that pass every rule; each dropped one is counted (and sent to rejects) by reason."""
     ctx = ctx or StageContext("filter")

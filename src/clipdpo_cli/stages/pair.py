@@ -33,7 +33,7 @@ from clipdpo_cli.stages.filter import word_count
 
 
 @dataclass(frozen=True)
-class PairRules:
+class PairSettings:
     min_margin: float = 2.0
     max_length_diff: float = 0.25
     per_image: int = 1
@@ -60,7 +60,7 @@ def lengths_similar(a: int, b: int, max_diff: float) -> bool:
 
 
 def caption_pairs(
-    captions: list[Candidate], rules: PairRules
+    captions: list[Candidate], rules: PairSettings
 ) -> tuple[list[tuple[Candidate, Candidate]], str]:
     """The top `per_image` (chosen, rejected) pairs of one image, and why there are none when empty."""
     if len(captions) < 2:
@@ -89,7 +89,7 @@ def _order(cid: Any) -> tuple[int, Any]:
     return 2, id_key(cid)
 
 
-def _caption_candidate(record: dict[str, Any], rules: PairRules) -> Candidate:
+def _caption_candidate(record: dict[str, Any], rules: PairSettings) -> Candidate:
     text = require(record, "text")
     score = require(record, rules.score_field, "number", hint=" (run `clipdpo score` first)")
     prompt = record.get("prompt")
@@ -98,7 +98,7 @@ def _caption_candidate(record: dict[str, Any], rules: PairRules) -> Candidate:
     )
 
 
-def _qa_pair(record: dict[str, Any], rules: PairRules, ctx: StageContext) -> dict[str, Any] | None:
+def _qa_pair(record: dict[str, Any], rules: PairSettings, ctx: StageContext) -> dict[str, Any] | None:
     question = require(record, "question")
     positive = require(record, "answer_pos")
     negative = require(record, "answer_neg")
@@ -123,7 +123,7 @@ def _qa_pair(record: dict[str, Any], rules: PairRules, ctx: StageContext) -> dic
 
 
 def pairs_for_image(
-    image: str, records: list[dict[str, Any]], rules: PairRules, ctx: StageContext
+    image: str, records: list[dict[str, Any]], rules: PairSettings, ctx: StageContext
 ) -> Iterator[dict[str, Any]]:
     """All pairs of one image's records (captions and QA)."""
     captions: list[Candidate] = []
@@ -162,7 +162,7 @@ def pairs_for_image(
 
 
 def pair_records(
-    records: Iterable[dict[str, Any]], rules: PairRules, ctx: StageContext | None = None
+    records: Iterable[dict[str, Any]], rules: PairSettings, ctx: StageContext | None = None
 ) -> Iterator[dict[str, Any]]:
     """DPO pair records from scored (and filtered) caption and QA records."""
     ctx = ctx or StageContext("pair")

@@ -30,7 +30,7 @@ DECIMALS = 5
 
 
 @dataclass(frozen=True)
-class ScoreOptions:
+class ScoreSettings:
     field: str = "text"
     template: str | None = None
     score_field: str = "clip_score"
@@ -75,7 +75,7 @@ def text_getter(field: str = "text", template: str | None = None) -> Callable[[d
     return fill
 
 
-def _check_fields(record: dict[str, Any], options: ScoreOptions, scorer: str) -> None:
+def _check_fields(record: dict[str, Any], options: ScoreSettings, scorer: str) -> None:
     """Refuse to replace another score silently (an explicit --overwrite may)."""
     if options.overwrite:
         return
@@ -95,7 +95,7 @@ def _check_fields(record: dict[str, Any], options: ScoreOptions, scorer: str) ->
 def score_records(
     records: Iterable[dict[str, Any]],
     clip: ImageTextScorer,
-    options: ScoreOptions | None = None,
+    options: ScoreSettings | None = None,
     ctx: StageContext | None = None,
     extra: Callable[[dict[str, Any], Any], dict[str, Any]] | None = None,
 ) -> Iterator[dict[str, Any]]:
@@ -103,7 +103,7 @@ def score_records(
 
     `extra(record, image_embedding)` may add more fields from the same image embedding (score --categorize).
     """
-    options = options or ScoreOptions()
+    options = options or ScoreSettings()
     ctx = ctx or StageContext("score")
     get_text = text_getter(options.field, options.template)
     scorer = options.scorer or clip.name
@@ -144,14 +144,14 @@ def score_records(
 def lvlm_score_records(
     records: Iterable[dict[str, Any]],
     lvlm: LikelihoodScorer,
-    options: ScoreOptions | None = None,
+    options: ScoreSettings | None = None,
     ctx: StageContext | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Each record plus the LVLM's mean (`score_field`) and summed log-likelihood of its text."""
     from clipdpo_cli.io.errors import BadRecord
     from clipdpo_cli.stages.batched import prefetch_images
 
-    options = options or ScoreOptions(score_field="lvlm_logp")
+    options = options or ScoreSettings(score_field="lvlm_logp")
     ctx = ctx or StageContext("score")
     get_text = text_getter(options.field, options.template)
     scorer = options.scorer or lvlm.name

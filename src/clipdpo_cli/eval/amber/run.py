@@ -26,7 +26,7 @@ from clipdpo_cli.stages.respond import RespondSettings
 
 
 @dataclass
-class EvalOptions:
+class AmberEvalSettings:
     amber_root: str
     task: str = "all"
     model: str | None = None
@@ -75,7 +75,7 @@ def load_nlp(backend: str, table: str | None, threshold: float, data: AmberData)
     return nouns, similarity
 
 
-def _check(opts: EvalOptions) -> None:
+def _check(opts: AmberEvalSettings) -> None:
     if opts.write_queries is not None:
         if opts.model or opts.responses:
             raise UsageError("--write-queries only writes the queries (no --model, no --responses)")
@@ -90,12 +90,12 @@ def _check(opts: EvalOptions) -> None:
         raise UsageError("--similarity-threshold must be between 0 and 1")
 
 
-def _queries(opts: EvalOptions, data: AmberData) -> list[dict[str, Any]]:
+def _queries(opts: AmberEvalSettings, data: AmberData) -> list[dict[str, Any]]:
     image_dir = opts.image_dir or find_image_dir(opts.amber_root)
     return query_records(data, opts.task, image_dir, opts.yes_no_suffix, opts.limit)
 
 
-def write_queries(opts: EvalOptions, data: AmberData) -> None:
+def write_queries(opts: AmberEvalSettings, data: AmberData) -> None:
     """The exporter: the task's queries as respond records (JSONL) in --write-queries ('-': stdout)."""
     queries = _queries(opts, data)
     with JsonlWriter(opts.write_queries) as writer:
@@ -105,13 +105,13 @@ def write_queries(opts: EvalOptions, data: AmberData) -> None:
             "`clipdpo respond FILE -m MODEL`, score the answers with --responses")  # fmt: skip
 
 
-def _generate(opts: EvalOptions, data: AmberData) -> list[dict[str, Any]]:
+def _generate(opts: AmberEvalSettings, data: AmberData) -> list[dict[str, Any]]:
     """The respond stage over the task's queries, on the shared runner (shard, resume, progress, summary);
     returns every response of the task now in --responses-out (or a temporary file), so that a resumed run
     scores the earlier ones too."""
     import tempfile
 
-    from clipdpo_cli.io.runner import IOOptions, check_io, run_stage
+    from clipdpo_cli.io.runner import IOSettings, check_io, run_stage
     from clipdpo_cli.models.lvlm import load_lvlm
     from clipdpo_cli.stages.respond import respond_records
 
@@ -121,7 +121,7 @@ def _generate(opts: EvalOptions, data: AmberData) -> list[dict[str, Any]]:
         with JsonlWriter(path) as writer:
             writer.write_all(queries)
         out = opts.responses_out or os.path.join(tmp, "responses.jsonl")
-        io = IOOptions(input=path, output=out, quiet=opts.quiet, shard=opts.shard, resume=opts.resume,
+        io = IOSettings(input=path, output=out, quiet=opts.quiet, shard=opts.shard, resume=opts.resume,
                        progress_every=opts.progress_every)  # fmt: skip
         check_io(io)  # a -r into a missing folder fails now, not after the model loaded
         lvlm = load_lvlm(
@@ -136,7 +136,7 @@ def _generate(opts: EvalOptions, data: AmberData) -> list[dict[str, Any]]:
         return [r for r in read_responses(out, opts.quiet) if r["id"] in wanted]
 
 
-def run_eval(opts: EvalOptions) -> dict[str, Any] | None:
+def run_eval(opts: AmberEvalSettings) -> dict[str, Any] | None:
     """Generate and/or score; print the result JSON (stdout or --output) and the table (stderr)."""
     _check(opts)
     data = load_amber(opts.amber_root)
@@ -170,7 +170,7 @@ def run_eval(opts: EvalOptions) -> dict[str, Any] | None:
     return result
 
 
-def check_complete(result: dict[str, Any], opts: EvalOptions) -> None:
+def check_complete(result: dict[str, Any], opts: AmberEvalSettings) -> None:
     """Incomplete responses are an error (exit 1, after the metrics are written) unless --allow-partial
     or --limit (a subset asked for) accepts them."""
     if result.get("complete", True) or opts.allow_partial or opts.limit is not None:

@@ -43,7 +43,7 @@ class EvalSet:
 
 
 @dataclass
-class Settings:
+class ZeroshotSettings:
     """What eval-zeroshot does; built by the command from its options (commands/eval_zeroshot.py)."""
 
     model: str | None = None  # LVLM; None: captions only from the cache
@@ -100,7 +100,7 @@ class _Skips:
 def run_captioning(
     sets: Sequence[EvalSet],
     selected: dict[str, list[Sample]],
-    settings: Settings,
+    settings: ZeroshotSettings,
     cache: CaptionCache,
     skips: _Skips,
     log: Callable[[str], None],
@@ -132,11 +132,11 @@ def run_captioning(
 
 
 def _caption_with_runner(
-    samples: Sequence[Sample], lvlm: Any, settings: Settings, tmp: str
+    samples: Sequence[Sample], lvlm: ImageTextGenerator, settings: ZeroshotSettings, tmp: str
 ) -> tuple[int, str]:
     """(captions written, the file they are in): the respond stage over one query per sample."""
     from clipdpo_cli.io.jsonl import JsonlWriter
-    from clipdpo_cli.io.runner import IOOptions, run_stage
+    from clipdpo_cli.io.runner import IOSettings, run_stage
     from clipdpo_cli.stages.respond import RespondSettings, respond_records
 
     assert settings.model is not None
@@ -147,7 +147,7 @@ def _caption_with_runner(
     out = settings.captions_out or os.path.join(tmp, "captions.jsonl")
     respond = RespondSettings(max_new_tokens=settings.max_new_tokens, temperature=0.0, top_p=1.0,
                               batch_size=settings.batch_size, response_field="text")  # fmt: skip
-    io = IOOptions(input=queries, output=out, resume=settings.captions_out is not None, shard="0/1",
+    io = IOSettings(input=queries, output=out, resume=settings.captions_out is not None, shard="0/1",
                    quiet=settings.quiet,
                    on_error=settings.on_error, progress_every=settings.progress_every)  # fmt: skip
     ctx = run_stage(
@@ -158,23 +158,26 @@ def _caption_with_runner(
     return ctx.stats.n_out, out
 
 
-def progress(settings: Settings, total: int, what: str) -> Progress:
+def progress(settings: ZeroshotSettings, total: int, what: str) -> Progress:
     """The progress display of one phase (io.progress): images done of `total`."""
     name, every = f"eval-zeroshot {what}", settings.progress_every
     return Progress(name, unit="images", total=total, quiet=settings.quiet, every=every)
 
 
-def _load_lvlm(settings: Settings) -> ImageTextGenerator:
+def _load_lvlm(settings: ZeroshotSettings) -> ImageTextGenerator:
     from clipdpo_cli.models.lvlm import load_lvlm
 
     assert settings.model is not None
     return load_lvlm(
-        settings.model, device=settings.device, dtype=settings.dtype, chat_template=settings.chat_template,
+        settings.model,
+        device=settings.device,
+        dtype=settings.dtype,
+        chat_template=settings.chat_template,
         max_pixels=settings.max_pixels,
     )
 
 
-def _load_text_encoder(settings: Settings) -> ImageTextScorer:
+def _load_text_encoder(settings: ZeroshotSettings) -> ImageTextScorer:
     from clipdpo_cli.models.scorer import load_scorer
 
     return load_scorer(settings.text_encoder, device=settings.device, precision=settings.precision)
@@ -197,7 +200,7 @@ def score_dataset(
     ev: EvalSet,
     samples: Sequence[Sample],
     encoder: ImageTextScorer,
-    settings: Settings,
+    settings: ZeroshotSettings,
     cache: CaptionCache | None,
     skips: _Skips,
     predictions: list[dict[str, Any]] | None = None,
@@ -277,7 +280,11 @@ def _cached_model(cache: CaptionCache, samples: Sequence[Sample], prompt: str) -
 
 
 def _image_baseline(
-    samples: Sequence[Sample], encoder: ImageTextScorer, prototypes: Any, settings: Settings, skips: _Skips
+    samples: Sequence[Sample],
+    encoder: ImageTextScorer,
+    prototypes: Any,
+    settings: ZeroshotSettings,
+    skips: _Skips,
 ) -> tuple[list[Sample], Any]:
     """Usual CLIP zero-shot: image embeddings against the same class prototypes; (samples, top-k)."""
     import torch
@@ -298,7 +305,7 @@ def _image_baseline(
 
 def evaluate(
     sets: Sequence[EvalSet],
-    settings: Settings,
+    settings: ZeroshotSettings,
     log: Callable[[str], None],
     *,
     load_lvlm: Callable[[], ImageTextGenerator] | None = None,
