@@ -13,6 +13,10 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 SRC = REPO / "src"
 
+# Fixtures shared across the folders (tests/ mirrors src/: io, stages, models, train, eval, commands, e2e):
+# the tiny CLIP scorers and images, and the tiny LVLM / LLM generation fixtures.
+pytest_plugins = ["tests.fixtures.clip", "tests.fixtures.generation"]
+
 # Stages shard by these variables; a suite started inside a SLURM array job must still see whole inputs.
 # Removed here, once, every subprocess any test helper starts inherits the clean environment.
 for _var in ("SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_COUNT", "SLURM_ARRAY_TASK_MIN",

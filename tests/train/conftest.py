@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from train_helpers import write_toy_pairs
+
+from tests.train.train_helpers import write_toy_pairs
 
 
 @pytest.fixture(scope="session")

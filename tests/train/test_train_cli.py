@@ -7,7 +7,8 @@ import json
 import os
 
 import pytest
-from train_helpers import QUICK_TRAINING, main_in_process, read_json, read_lines, run_cli
+
+from tests.train.train_helpers import QUICK_TRAINING, main_in_process, read_json, read_lines, run_cli
 
 FAST = ("--per-device-batch-size", "2", *QUICK_TRAINING)  # ends with --num-workers 0
 

@@ -13,7 +13,8 @@ import json
 import os
 
 import pytest
-from train_helpers import QUICK_TRAINING, read_json, run_cli
+
+from tests.train.train_helpers import QUICK_TRAINING, read_json, run_cli
 
 STEPS = ("--max-steps", "3", *QUICK_TRAINING, "--save-steps", "100")
 ZERO3 = "zero3"  # the config shipped in the package (clipdpo_cli/data/deepspeed/zero3.json)

@@ -7,11 +7,11 @@ import json
 import os
 
 import pytest
-from train_helpers import QUICK_TRAINING, run_cli, write_toy_pairs
 
 from clipdpo_cli.io.errors import InputError
 from clipdpo_cli.io.jsonl import read_jsonl
 from clipdpo_cli.train.data import collect_pairs
+from tests.train.train_helpers import QUICK_TRAINING, run_cli, write_toy_pairs
 
 FAST = ("--per-device-batch-size", "2", *QUICK_TRAINING)  # ends with --num-workers 0
 

@@ -8,7 +8,8 @@ import json
 import os
 
 import pytest
-from train_helpers import QUICK_TRAINING, main_in_process
+
+from tests.train.train_helpers import QUICK_TRAINING, main_in_process
 
 FAST = ("--per-device-batch-size", "2", *QUICK_TRAINING)
 
@@ -315,6 +316,7 @@ def test_training_dependencies_include_tensorboard_and_wandb_is_an_extra():
     import importlib.util
 
     import tomllib
+
     from tests.conftest import REPO
 
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]

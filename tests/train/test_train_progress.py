@@ -9,9 +9,9 @@ import re
 from types import SimpleNamespace
 
 import pytest
-from train_helpers import QUICK_TRAINING, main_in_process, read_json, run_cli
 
 from clipdpo_cli.train.progress_callback import loss_note, train_callbacks
+from tests.train.train_helpers import QUICK_TRAINING, main_in_process, read_json, run_cli
 
 # Two optimizer steps, logged every 10: before, nothing was logged and the summary lacked first/last loss.
 SHORT = (

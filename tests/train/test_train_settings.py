@@ -6,13 +6,13 @@ import dataclasses
 
 import pytest
 import typer
-from train_helpers import main_in_process
 
 from clipdpo_cli.cli import build_app
 from clipdpo_cli.train import settings as train_settings
 from clipdpo_cli.train.losses import resolve_loss
 from clipdpo_cli.train.settings import TrainSettings, config_kwargs
 from clipdpo_cli.train.trainer import make_config
+from tests.train.train_helpers import main_in_process
 
 
 def captured_settings(monkeypatch, capsys, toy_pairs, tmp_path, *args: str) -> TrainSettings:

@@ -1,4 +1,4 @@
-"""Helpers shared by the train tests (imported as `train_helpers`; fixtures live in conftest.py)."""
+"""Helpers shared by the train tests (`from tests.train.train_helpers import`; fixtures: conftest.py)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import os
 import subprocess
 
 import pytest
+
 from tests.conftest import run_text_cli
 
 # Training options that make a few steps on the tiny model learn fast and log every step.

@@ -1,7 +1,7 @@
 """MobileVLM as a transformers image-text-to-text model: Llama LM, CLIP vision tower, LDP / LDPv2 projector.
 
 Written from the description in Meituan-AutoML/MobileVLM (mobilevlm/model/*.py, Apache-2.0) and checked
-against it numerically (tests/families/test_mobilevlm_parity.py, docs/families.md). Unlike the official code,
+against it numerically (tests/models/families/test_mobilevlm_parity.py, docs/families.md). Unlike the official code,
 images are a run of placeholder tokens in `input_ids` (one per image feature, 144 per image, LLaVA's
 convention in transformers) rather than one `-200` marker, so every row keeps its length through the
 model: padding, TRL's collators, generation and DPO work on it unchanged.

@@ -18,8 +18,7 @@ from clipdpo_cli.io.stage import StageContext
 from clipdpo_cli.stages.batched import prefetch_images
 from clipdpo_cli.stages.caption import CaptionSettings, caption_records, read_prompts
 from tests.conftest import cli_env, run_in_process
-
-from .generate_helpers import run_cli
+from tests.generation_helpers import run_cli
 
 LIMIT = "decompression bomb limit, PIL.Image.MAX_IMAGE_PIXELS"
 QUICK = ("--max-new-tokens", "2", "--seed", "0", "--device", "cpu")

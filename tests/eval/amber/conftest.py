@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from .amber_helpers import require_shared_amber
+from tests.eval.amber.amber_helpers import require_shared_amber
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from . import amber_helpers
+from tests.eval.amber import amber_helpers
 
 
 @pytest.mark.parametrize("value", ["true", "TRUE", "1", "yes"])

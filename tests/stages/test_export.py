@@ -10,8 +10,9 @@ import os
 import shutil
 
 import pytest
+
 from tests.conftest import invoke_cli
-from train_helpers import main_in_process
+from tests.train.train_helpers import main_in_process
 
 
 def write_pairs(folder, records) -> str:

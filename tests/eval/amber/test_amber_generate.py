@@ -12,8 +12,7 @@ from clipdpo_cli.eval.amber.queries import DEFAULT_YES_NO_SUFFIX, query_records
 from clipdpo_cli.eval.amber.run import AmberEvalSettings, run_eval
 from clipdpo_cli.stages.respond import RespondSettings, respond_records
 from tests.conftest import invoke_cli as invoke
-
-from .amber_helpers import run_cli
+from tests.eval.amber.amber_helpers import run_cli
 
 
 class FakeLvlm:

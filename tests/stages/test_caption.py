@@ -13,8 +13,7 @@ from clipdpo_cli.io.stage import StageContext
 from clipdpo_cli.stages.batched import Group, run_in_batches
 from clipdpo_cli.stages.caption import CaptionSettings, caption_jobs, caption_records, read_prompts
 from tests.conftest import run_in_process
-
-from .generate_helpers import run_cli
+from tests.generation_helpers import run_cli
 
 GOOD = ["a.png", "b.jpg", "c.webp", os.path.join("sub", "d.png")]
 FIELDS = {"id", "image", "kind", "text", "prompt", "model", "sample", "temperature", "top_p",

@@ -10,7 +10,7 @@ import pytest
 
 from tests.conftest import run_text_cli as run_cli  # noqa: F401 - shared by the tests here
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def shared_amber_dir() -> Path | None:

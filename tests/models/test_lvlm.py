@@ -114,9 +114,9 @@ def test_other_lvlm_families_batch_like_single_rows(family: str, image_tokens: l
     """Qwen2-VL and Idefics3 (SmolVLM): images of different sizes take different numbers of tokens."""
     from PIL import Image
 
-    from . import generate_helpers
+    from tests import generation_helpers
 
-    build = getattr(generate_helpers, f"build_tiny_{family}")
+    build = getattr(generation_helpers, f"build_tiny_{family}")
     lvlm = load_lvlm(build(str(tmp_path / family)), device="cpu")
     images = [Image.new("RGB", size, "red") for size in ((32, 32), (64, 48), (20, 64))]
     prompts = ["a", "describe", "what"]

@@ -15,8 +15,7 @@ from pathlib import Path
 import pytest
 
 from clipdpo_cli.eval.zeroshot.datasets import find_spec, read_dataset
-
-from .zeroshot_fakes import BUILDERS, put_image
+from tests.eval.zeroshot.zeroshot_fakes import BUILDERS, put_image
 
 tvd = pytest.importorskip("torchvision.datasets")
 

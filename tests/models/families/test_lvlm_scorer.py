@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from tests.conftest import invoke_cli, run_text_cli
-from tests.families.test_family_encoding import EXPECT, PROMPT, reference_prompt_ids
+from tests.models.families.test_family_encoding import EXPECT, PROMPT, reference_prompt_ids
 
 TEXTS = ["A red ball on a table.", "Two cats on a brown sofa."]
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from tests.families.test_family_cli import QUICK
+from tests.models.families.test_family_cli import QUICK
 from tests.train.train_helpers import main_in_process
 
 HUB_NAMES = ["mtgv/MobileVLM_V2-1.7B", "mtgv/MobileVLM_V2-3B", "mtgv/MobileVLM_V2-7B"]

@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 
 from tests.conftest import run_in_process
-
-from .amber_helpers import run_cli
+from tests.eval.amber.amber_helpers import REPO, run_cli
 
 
 def _annotations(root):
@@ -151,8 +150,7 @@ def test_amber_cli_official_nlp_with_only_legacy_nltk_data(tmp_path, tiny_amber)
     import os
 
     from clipdpo_cli.eval.amber.nlp.similarity import TABLE_FORMAT
-
-    from .amber_helpers import fake_nltk_package
+    from tests.eval.amber.amber_helpers import fake_nltk_package
 
     fake = fake_nltk_package(tmp_path / "site", "3.9.1")
     data = tmp_path / "nltk_data"
@@ -162,7 +160,7 @@ def test_amber_cli_official_nlp_with_only_legacy_nltk_data(tmp_path, tiny_amber)
     table.write_text(json.dumps({"format": TABLE_FORMAT, "source": "test", "pairs": []}))
     responses = tmp_path / "r.json"
     responses.write_text(json.dumps(_stand_in_items(tiny_amber)))
-    src = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(__file__))), "src")
+    src = str(REPO / "src")
     env = {"PYTHONPATH": os.pathsep.join((src, str(fake))), "NLTK_DATA": str(data)}
     args = ("eval-amber", "--amber-root", tiny_amber, "--responses", str(responses), "--nlp", "official",
             "--similarity-table", str(table), "--task", "generative")  # fmt: skip

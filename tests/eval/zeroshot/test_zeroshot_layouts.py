@@ -166,7 +166,7 @@ def test_ucf_reports_videos_without_a_frame(nine_root):
 
 
 def test_image_folder_and_mapping_file(tmp_path):
-    from .zeroshot_fakes import put_image
+    from tests.eval.zeroshot.zeroshot_fakes import put_image
 
     for c in ("zebra_crossing", "apple", "Banana"):
         put_image(tmp_path / "set" / c / "a.png")
@@ -232,8 +232,7 @@ def test_name_helpers():
 def test_empty_class_folders_are_left_out_with_one_note(tmp_path):
     """An empty class folder is no class (with few classes it would make top-5 trivially 100%)."""
     from tests.conftest import run_in_process
-
-    from .zeroshot_fakes import put_image
+    from tests.eval.zeroshot.zeroshot_fakes import put_image
 
     for c in ("apple", "banana", "cherry"):
         put_image(tmp_path / "set" / c / "a.png")
@@ -271,7 +270,7 @@ def test_mat_files_one_annotation_and_unreadable_ones(tmp_path):
     broken, MAT 7.3 (HDF5) or variable-less .mat file is one clear InputError naming the file."""
     import struct
 
-    from .zeroshot_fakes import fake_cars, write_mat
+    from tests.eval.zeroshot.zeroshot_fakes import fake_cars, write_mat
 
     expected = fake_cars(tmp_path)
     base = tmp_path / "stanford_cars"

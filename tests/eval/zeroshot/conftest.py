@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from .zeroshot_fakes import BUILDERS
+from tests.eval.zeroshot.zeroshot_fakes import BUILDERS
 
 
 @pytest.fixture(scope="session")
@@ -30,7 +30,7 @@ def fake_cb(tmp_path, monkeypatch):
     """Install a FAKE clip_benchmark package (two JSON files) on sys.path; call it with the JSON contents."""
     import importlib
 
-    from .zeroshot_fakes import fake_clip_benchmark
+    from tests.eval.zeroshot.zeroshot_fakes import fake_clip_benchmark
 
     def install(classnames: dict, templates: dict) -> None:
         entry = fake_clip_benchmark(tmp_path / "site", classnames, templates)

@@ -10,8 +10,7 @@ from clipdpo_cli.io.errors import InputError
 from clipdpo_cli.io.stage import StageContext
 from clipdpo_cli.qa import qa_to_caption
 from clipdpo_cli.stages.ask import AskSettings, MalformedAnswer, ask_records, build_prompt, parse_questions
-
-from .generate_helpers import run_cli
+from tests.generation_helpers import run_cli
 
 GOOD_REPLY = json.dumps(
     {"questions": [
