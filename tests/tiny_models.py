@@ -1,7 +1,7 @@
 """Tiny random models for the tests, each built once per test run and shared by every xdist worker.
 
-As tests/models/families/conftest.py does for the family checkpoints: the folders live in pytest's cache under a
-key of the builder's sources (clipdpo_cli/testing/*.py), the library versions and the build arguments,
+As tests/models/families/conftest.py does for the family checkpoints: the folders live in pytest's cache
+under a key of the builder's sources (clipdpo_cli/testing/*.py), the library versions and the build arguments,
 and are built under a file lock by whichever worker asks first (into a temporary folder, renamed when
 complete, so an interrupted build is never used).
 """

@@ -175,7 +175,7 @@ def test_filter_batch_gives_compile_rules_reasons():
         st.sampled_from([1.0, 0.25, 0.0]),
         st.sampled_from([(), (Condition.parse("image == a.jpg"),)]),
     )
-    @settings(max_examples=400, deadline=None)
+    @settings(max_examples=400, deadline=None, derandomize=True)  # the path shares below: the same every run
     def check(records, min_caption, min_question, max_len, keep, where):
         rules = FilterSettings(min_caption, min_question, max_len, keep, where)
         reason_of, ctx = compile_rules(rules), StageContext(on_error="skip")

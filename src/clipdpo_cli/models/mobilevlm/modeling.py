@@ -1,10 +1,10 @@
 """MobileVLM as a transformers image-text-to-text model: Llama LM, CLIP vision tower, LDP / LDPv2 projector.
 
 Written from the description in Meituan-AutoML/MobileVLM (mobilevlm/model/*.py, Apache-2.0) and checked
-against it numerically (tests/models/families/test_mobilevlm_parity.py, docs/families.md). Unlike the official code,
-images are a run of placeholder tokens in `input_ids` (one per image feature, 144 per image, LLaVA's
-convention in transformers) rather than one `-200` marker, so every row keeps its length through the
-model: padding, TRL's collators, generation and DPO work on it unchanged.
+against it numerically (tests/models/families/test_mobilevlm_parity.py, docs/families.md). Unlike the
+official code, images are a run of placeholder tokens in `input_ids` (one per image feature, 144 per
+image, LLaVA's convention in transformers) rather than one `-200` marker, so every row keeps its length
+through the model: padding, TRL's collators, generation and DPO work on it unchanged.
 
 The official weight names (`model.layers.*`, `model.vision_tower.vision_tower.vision_model.*`,
 `model.mm_projector.*`) are mapped to this module tree on load and back on save (transformers' checkpoint
