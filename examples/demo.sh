@@ -19,8 +19,8 @@ echo "captioner $CAPTIONER | ranker $RANKER | $(ls "$POOL" | grep -c png) pool s
   "| $(ls "$AMBER/image" | wc -l) held-out scenes in $AMBER" >&2
 
 step "1. caption: 5 prompts x 2 samples per scene (temperature 1) | tee captions | ask: 2 questions per scene"
-# There is no trained miniature LLM: `ask` runs a tiny random Llama wired to one fixed reply, on a tenth of
-# the scenes (--shard 0/10, as one array task would; it generates slowly). Its questions ("What color is
+# There is no trained miniature LLM: `ask` runs the shipped tiny random Llama taught one fixed reply, on a
+# tenth of the scenes (--shard 0/10, as one array task would; it generates slowly). Its questions ("What color is
 # the main object?") are not about the scene, so the ranker scores them low and the filter's question
 # threshold drops every one of them: the QA half of the method is shown, and kept out of training.
 clipdpo caption "$POOL" --model "$CAPTIONER" --prompts "$PROMPTS" --samples-per-prompt 2 --temperature 1 \

@@ -69,7 +69,7 @@ def test_the_shipped_models_are_small_and_described_by_their_build():
         info = json.load(fh)
     assert info["command"] == "python -m clipdpo_cli.mini demo-models"
     total = 0
-    for part in ("ranker", "captioner"):
+    for part in ("ranker", "captioner", "llm"):
         size = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(os.path.join(folder, part))
                    for f in fs)  # fmt: skip
         assert size == info["bytes"][part]
@@ -78,6 +78,18 @@ def test_the_shipped_models_are_small_and_described_by_their_build():
     with open(os.path.join(folder, "captioner", "mini_sft.json"), encoding="utf-8") as fh:
         sft = json.load(fh)
     assert (sft["steps"], sft["bias"], sft["seed"]) == (info["captioner"]["steps"], 0.7, 0)
+
+
+def test_the_shipped_llm_answers_with_its_fixed_reply():
+    import json as _json
+
+    from clipdpo_cli.mini.demo import LLM
+    from clipdpo_cli.models.llm import load_llm
+    from clipdpo_cli.testing.tiny_llm import DEMO_REPLY
+
+    llm = load_llm(os.path.join(shipped_dir(), LLM), device="cpu")
+    (reply,) = llm.generate(["a red ball and a blue kite."], max_new_tokens=200, temperature=0.0)
+    assert _json.loads(reply) == _json.loads(DEMO_REPLY)
 
 
 def test_the_shipped_ranker_prefers_the_true_caption_far_above_chance(tmp_path):

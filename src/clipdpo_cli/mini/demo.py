@@ -7,10 +7,11 @@ folder), built from the world generator with fixed seeds by one command:
     python -m clipdpo_cli.mini demo-models [OUT]      # default: this package's data/mini_models/
 
 with the settings repro-mini uses for its seed 0 (ReproSettings), and described in OUT/demo_models.json.
+The folder also holds the tiny random LLM `clipdpo ask` runs with (taught one fixed reply; shipped so the
+demo does not spend a CPU-minute building it; see examples/demo.sh for what happens to its questions).
 `python -m clipdpo_cli.mini demo-data OUT` writes what the demo reads besides them (prints shell variables):
 a pool of scenes to caption, an AMBER-format folder of held-out scenes (repro-mini's *test* indices, not
-the validation ones its recipe was chosen on), a one-object zero-shot set and the caption prompts, plus
-the random tiny LLM `clipdpo ask` runs with (see examples/demo.sh for what happens to its questions).
+the validation ones its recipe was chosen on), a one-object zero-shot set and the caption prompts.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
-RANKER, CAPTIONER = "ranker", "captioner"
+RANKER, CAPTIONER, LLM = "ranker", "captioner", "llm"
 INFO = "demo_models.json"
 WORLD_SEED = 0
 HELD_OUT_START = 300_150  # repro-mini's held-out folder: 300_000 + 150 validation scenes, then the test ones
@@ -60,6 +61,7 @@ def build_demo_models(out: str | None = None, work: str | None = None) -> dict[s
     from clipdpo_cli.mini.ranker import insertion_accuracy, train_ranker
     from clipdpo_cli.mini.repro import ReproSettings
     from clipdpo_cli.mini.world import write_split
+    from clipdpo_cli.testing.tiny_llm import DEMO_REPLY, build_tiny_llm
 
     out = os.path.abspath(out or shipped_dir())
     s = ReproSettings(out="")
@@ -75,8 +77,9 @@ def build_demo_models(out: str | None = None, work: str | None = None) -> dict[s
         accuracy = insertion_accuracy(name, check)
         scores = score_quantiles(name, check)
         train_captioner(sft_scenes, name, captioner_tmp, seed=seed, steps=s.sft_steps)
+        llm_tmp = build_tiny_llm(os.path.join(tmp, LLM), reply=DEMO_REPLY, num_layers=1, seed=seed)
         os.makedirs(out, exist_ok=True)
-        for part, src in ((RANKER, ranker_tmp), (CAPTIONER, captioner_tmp)):
+        for part, src in ((RANKER, ranker_tmp), (CAPTIONER, captioner_tmp), (LLM, llm_tmp)):
             shutil.rmtree(os.path.join(out, part), ignore_errors=True)
             shutil.copytree(src, os.path.join(out, part))
     for part in (RANKER, CAPTIONER):  # the training marks named the temporary folder
@@ -96,8 +99,10 @@ def build_demo_models(out: str | None = None, work: str | None = None) -> dict[s
         "captioner": {"scenes": s.n_sft, "scene_indices": [100_000, 100_000 + s.n_sft], "steps": s.sft_steps,
                       "batch_size": 32, "bias": 0.7, "seed": seed,
                       "vision_tower": "copied from the ranker's image encoder"},
+        "llm": {"what": "a tiny random Llama (1 layer) taught to answer every chat with testing.tiny_llm "
+                        "DEMO_REPLY, for `clipdpo ask` (there is no trained miniature LLM)", "seed": seed},
         "build_seconds": round(time.time() - started),
-        "bytes": {part: _size(os.path.join(out, part)) for part in (RANKER, CAPTIONER)},
+        "bytes": {part: _size(os.path.join(out, part)) for part in (RANKER, CAPTIONER, LLM)},
     }  # fmt: skip
     with open(os.path.join(out, INFO), "w", encoding="utf-8") as fh:
         json.dump(info, fh, indent=1)
@@ -136,7 +141,7 @@ def _size(folder: str) -> int:
 class DemoData:
     ranker: str  # local-dir:... of the shipped ranker
     captioner: str  # the shipped SFT captioner (LLaVA folder)
-    llm: str  # the random tiny LLM `ask` runs with
+    llm: str  # the shipped tiny random LLM with one fixed reply, `ask` runs with
     pool: str  # folder of scenes to caption (+ scenes.jsonl)
     amber: str  # AMBER-layout folder of held-out scenes (+ scenes.jsonl)
     zeroshot: str  # ImageFolder layout: one folder per object kind, one-object scenes
@@ -150,9 +155,9 @@ class DemoData:
 def build_demo_data(out: str, n_pool: int = 120, n_held_out: int = 100, per_class: int = 3) -> DemoData:
     """Write (or reuse) the demo's scenes under out/ and name the shipped models."""
     from clipdpo_cli.mini.world import COLOURS, write_amber_split, write_prompts, write_split
-    from clipdpo_cli.testing.tiny_llm import DEMO_REPLY, build_tiny_llm
 
     ranker, captioner = shipped_models()
+    llm = os.path.join(shipped_dir(), LLM)
     pool, amber, zeroshot = (os.path.join(out, n) for n in ("pool", "amber", "zeroshot"))
     if not os.path.exists(os.path.join(pool, "scenes.jsonl")):
         write_split(pool, n_pool, WORLD_SEED, POOL_START)
@@ -160,9 +165,6 @@ def build_demo_data(out: str, n_pool: int = 120, n_held_out: int = 100, per_clas
         write_amber_split(amber, n_held_out, WORLD_SEED, HELD_OUT_START)
     if not os.path.isdir(zeroshot):
         write_zeroshot_set(zeroshot, per_class)
-    llm = os.path.join(out, "models", "llm")
-    if not os.path.exists(os.path.join(llm, "config.json")):
-        build_tiny_llm(llm, reply=DEMO_REPLY, num_layers=1)
     templates = os.path.join(out, "templates.txt")
     with open(templates, "w", encoding="utf-8") as fh:
         fh.write("# the world's caption style, one per colour\n")
