@@ -200,7 +200,7 @@ def test_the_before_after_line_is_the_two_amber_results(demo):
             for r in read(out / f"{name}-responses.jsonl")
         )
         assert gen["counts"]["hallucinated_mentions"] == hal
-    # One short CPU run on 100 scenes: CHAIR fell in every run measured (-6% to -52%), too noisy to assert
+    # One short CPU run on 100 scenes: CHAIR fell in every run measured (-6% to -62%), too noisy to assert
     # here (tests/mini/test_mini_science.py asserts the method's direction); what must hold: training
     # learned the pairs' preferences, and the captioner still names what it sees.
     summary = json.loads((out / "train-summary.json").read_text())
