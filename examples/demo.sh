@@ -3,7 +3,7 @@
 # method through real shell pipes, and the held-out AMBER numbers before and after it. The models are the
 # small trained ranker and biased SFT captioner the package ships (src/clipdpo_cli/data/mini_models/, built by
 # `python -m clipdpo_cli.mini demo-models`; docs/reproducing.md). Everything lands under demo-out/ (or
-# $DEMO_OUT). About 4.5 CPU-minutes: 2-3 minutes on an idle 2-core machine.
+# $DEMO_OUT). About 1.5-2 minutes on 2 CPU cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${DEMO_OUT:-demo-out}
