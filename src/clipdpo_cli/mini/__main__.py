@@ -6,6 +6,9 @@ captioner SPLIT RANKER OUT  SFT the tiny LLaVA on biased captions, vision tower 
 agreement PAIRS SPLIT       pairs vs the split's ground truth (JSON)
 swap PAIRS                  the random-preference control: chosen/rejected swapped at random
 repro OUT                   the whole benchmark (make repro-mini)
+demo-models [OUT]           train the models `make demo` ships (default: the package's data/mini_models/)
+demo-data OUT               the demo's scenes; prints shell variables (examples/demo.sh evals them)
+compare BEFORE AFTER BEFORE_RESPONSES AFTER_RESPONSES   the demo's before/after AMBER line
 """
 
 from __future__ import annotations
@@ -54,6 +57,13 @@ def main(argv: list[str] | None = None) -> None:
         metavar="FIELD=VALUE",
         help="override a ReproSettings field (e.g. sft_steps=600 n_pool=500)",
     )
+    dm = sub.add_parser("demo-models")
+    dm.add_argument("out", nargs="?", default=None)
+    dd = sub.add_parser("demo-data")
+    dd.add_argument("out")
+    cp = sub.add_parser("compare")
+    for name in ("before", "after", "before_responses", "after_responses"):
+        cp.add_argument(name)
     args = p.parse_args(argv)
 
     from clipdpo_cli.mini import world as mw
@@ -102,6 +112,18 @@ def main(argv: list[str] | None = None) -> None:
             current = getattr(settings, key)  # an unknown field is an AttributeError
             setattr(settings, key, type(current)(value))
         run(settings)
+    elif args.cmd == "demo-models":
+        from clipdpo_cli.mini.demo import build_demo_models
+
+        print(json.dumps(build_demo_models(args.out), indent=1))
+    elif args.cmd == "demo-data":
+        from clipdpo_cli.mini.demo import main_data
+
+        main_data(args.out)
+    elif args.cmd == "compare":
+        from clipdpo_cli.mini.demo import main_compare
+
+        main_compare(args.before, args.after, args.before_responses, args.after_responses)
 
 
 if __name__ == "__main__":

@@ -17,28 +17,52 @@ from collections.abc import Sequence
 from typing import Any
 
 TRAINED_MARK = "mini_ranker.json"  # written last: the folder holds a finished training run
+# The text tower reads a byte-level BPE tokenizer learnt on the world's words (testing/tokenizer.py
+# build_clip_tokenizer), saved in the checkpoint folder, where open_clip loads a local-dir model's
+# `hf_tokenizer_name` tokenizer from: 373 token rows instead of open_clip's 49,408 (12.6 MB -> 1 MB).
+TOKENIZER_VOCAB = 512  # the BPE trainer's ceiling; the world's words need 373 (len of the tokenizer)
 RANKER_CONFIG: dict[str, Any] = {
     "embed_dim": 64,
     "vision_cfg": {"image_size": 32, "layers": 3, "width": 64, "head_width": 16, "mlp_ratio": 2.0,
                    "patch_size": 8},
-    "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 64, "heads": 4, "layers": 2},
+    "text_cfg": {"context_length": 77, "width": 64, "heads": 4, "layers": 2,
+                 "hf_tokenizer_name": "clipdpo-mini-bpe"},  # vocab_size: the tokenizer's length
 }  # fmt: skip
 
 
+def ranker_tokenizer() -> Any:
+    """The ranker's text tokenizer (deterministic: learnt from the world's fixed corpus)."""
+    from clipdpo_cli.mini.world import tokenizer_corpus
+    from clipdpo_cli.testing.tokenizer import build_clip_tokenizer
+
+    return build_clip_tokenizer(TOKENIZER_VOCAB, corpus=tokenizer_corpus())
+
+
+def ranker_config(tokenizer: Any) -> dict[str, Any]:
+    """RANKER_CONFIG with the text tower's vocabulary sized to `tokenizer`."""
+    config = copy.deepcopy(RANKER_CONFIG)
+    config["text_cfg"]["vocab_size"] = len(tokenizer)
+    return config
+
+
 def write_ranker(out_dir: str, model: Any = None, seed: int = 0) -> str:
-    """Write `model` (default: a random one of RANKER_CONFIG, seeded) to out_dir; return 'local-dir:DIR'."""
+    """Write `model` (default: a random one of RANKER_CONFIG, seeded) with its tokenizer to out_dir, as an
+    open_clip local-dir checkpoint; return 'local-dir:DIR'."""
     import open_clip
     import torch
     from safetensors.torch import save_file
 
     os.makedirs(out_dir, exist_ok=True)
+    tokenizer = ranker_tokenizer()
+    config = ranker_config(tokenizer)
     if model is None:
         torch.manual_seed(seed)
-        model = open_clip.CLIP(**copy.deepcopy(RANKER_CONFIG))
+        model = open_clip.CLIP(**copy.deepcopy(config))
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     save_file(state, os.path.join(out_dir, "open_clip_model.safetensors"))
+    tokenizer.save_pretrained(out_dir)
     with open(os.path.join(out_dir, "open_clip_config.json"), "w", encoding="utf-8") as fh:
-        json.dump({"model_cfg": RANKER_CONFIG, "preprocess_cfg": {}}, fh, indent=2)
+        json.dump({"model_cfg": config, "preprocess_cfg": {}}, fh, indent=2)
     return f"local-dir:{os.path.abspath(out_dir)}"
 
 
@@ -107,21 +131,25 @@ def insertion_accuracy(ranker: str, manifest: list[dict[str, Any]], seed: int = 
     (the ranker's preference accuracy on this world's hallucination type)."""
     import torch
 
-    from clipdpo_cli.mini.world import COLOURS, KINDS, MiniScene, caption_of
     from clipdpo_cli.models.clip import load_clip
 
     clip = load_clip(ranker, device="cpu")
     rng = random.Random(seed)
-    trues, falses = [], []
-    for row in manifest:
-        scene = MiniScene.from_json(row["scene"])
-        pairs = [(i.colour, i.kind) for i in scene.items]
-        absent = rng.choice([k for k in KINDS if k not in scene.kinds])
-        pairs.insert(rng.randint(0, len(pairs)), (rng.choice(sorted(COLOURS)), absent))
-        trues.append(row["caption"])
-        falses.append(caption_of(pairs))
+    trues = [row["caption"] for row in manifest]
+    falses = [insertion_caption(row, rng) for row in manifest]
     img = clip.encode_pixels(pixel_tensor([r["image"] for r in manifest], clip.preprocess))
     with torch.inference_mode():
         a = (img * clip.encode_texts(trues)).sum(-1)
         b = (img * clip.encode_texts(falses)).sum(-1)
     return float((a > b).float().mean())
+
+
+def insertion_caption(row: dict[str, Any], rng: random.Random) -> str:
+    """A manifest row's true caption with one object of an absent kind (random colour) inserted."""
+    from clipdpo_cli.mini.world import COLOURS, KINDS, MiniScene, caption_of
+
+    scene = MiniScene.from_json(row["scene"])
+    pairs = [(i.colour, i.kind) for i in scene.items]
+    absent = rng.choice([k for k in KINDS if k not in scene.kinds])
+    pairs.insert(rng.randint(0, len(pairs)), (rng.choice(sorted(COLOURS)), absent))
+    return caption_of(pairs)

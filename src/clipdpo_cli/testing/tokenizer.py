@@ -33,20 +33,10 @@ def build_bpe_tokenizer(
     `extra_special` tokens (an image token, chat markers) get their own ids and are registered as special.
     `corpus` is the text the merges are learnt from (one text per line).
     """
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from tokenizers import processors
     from transformers import PreTrainedTokenizerFast
 
-    specials = [PAD, BOS, EOS, UNK, *extra_special]
-    tok = Tokenizer(models.BPE(unk_token=None))
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size,
-        special_tokens=specials,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    tok.train_from_iterator([line for line in corpus.splitlines() if line], trainer=trainer)
+    tok = _train_bpe(vocab_size, [PAD, BOS, EOS, UNK, *extra_special], corpus)
     tok.post_processor = processors.TemplateProcessing(
         single=f"{BOS} $A", pair=f"{BOS} $A {BOS} $B", special_tokens=[(BOS, tok.token_to_id(BOS))]
     )
@@ -62,3 +52,48 @@ def build_bpe_tokenizer(
     if extra_special:  # never split, and skipped when decoding with skip_special_tokens
         fast.add_special_tokens({"additional_special_tokens": list(extra_special)})
     return fast
+
+
+def _train_bpe(vocab_size: int, specials: list[str], corpus: str) -> Any:
+    """A byte-level BPE `tokenizers.Tokenizer` whose merges are learnt from `corpus`; specials get ids 0.."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.BPE(unk_token=None))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=specials,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator([line for line in corpus.splitlines() if line], trainer=trainer)
+    return tok
+
+
+CLIP_BOS, CLIP_EOS = "<start_of_text>", "<end_of_text>"
+
+
+def build_clip_tokenizer(vocab_size: int = 512, corpus: str = CORPUS) -> Any:
+    """A small byte-level BPE tokenizer for an open_clip text tower (`hf_tokenizer_name` in text_cfg).
+
+    It follows open_clip's own tokenizer conventions, so the default text pooling works unchanged: padding
+    is id 0 on the right, every text is `<start_of_text> ... <end_of_text>`, and `<end_of_text>` has the
+    highest id (open_clip's 'argmax' pooling takes the feature at the highest token id). Save it with
+    `save_pretrained(DIR)` next to the checkpoint: open_clip loads a `local-dir:` model's HF tokenizer
+    from that folder.
+    """
+    from tokenizers import AddedToken, processors
+    from transformers import PreTrainedTokenizerFast
+
+    tok = _train_bpe(vocab_size, [PAD, UNK], corpus)
+    tok.add_special_tokens([AddedToken(CLIP_BOS, special=True), AddedToken(CLIP_EOS, special=True)])
+    bos, eos = tok.token_to_id(CLIP_BOS), tok.token_to_id(CLIP_EOS)
+    tok.post_processor = processors.TemplateProcessing(
+        single=f"{CLIP_BOS} $A {CLIP_EOS}", pair=f"{CLIP_BOS} $A {CLIP_EOS} $B {CLIP_EOS}",
+        special_tokens=[(CLIP_BOS, bos), (CLIP_EOS, eos)],
+    )  # fmt: skip
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok, bos_token=CLIP_BOS, eos_token=CLIP_EOS, pad_token=PAD, unk_token=UNK,
+        extra_special_tokens={}, padding_side="right",
+    )  # fmt: skip
