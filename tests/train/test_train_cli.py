@@ -272,7 +272,8 @@ def test_typed_options_are_explicit_and_config_fills_the_rest(monkeypatch, capsy
 
 def test_config_file_fills_in_and_options_win(tiny_llava, toy_pairs, tmp_path):
     from clipdpo_cli.train.losses import resolve_loss
-    from clipdpo_cli.train.trainer import TrainSettings, make_config
+    from clipdpo_cli.train.settings import TrainSettings
+    from clipdpo_cli.train.trainer import make_config
 
     s = TrainSettings(
         pairs=toy_pairs,

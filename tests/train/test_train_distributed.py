@@ -43,7 +43,8 @@ def same_weights(a: str, b: str) -> bool:
 
 @pytest.fixture(scope="module")
 def single(tiny_llava, toy_pairs, tmp_path_factory) -> tuple[list[float], str]:
-    from clipdpo_cli.train.trainer import TrainSettings, run_training
+    from clipdpo_cli.train.settings import TrainSettings
+    from clipdpo_cli.train.trainer import run_training
 
     out = str(tmp_path_factory.mktemp("single"))
     s = TrainSettings(

@@ -17,7 +17,8 @@ from clipdpo_cli.io.stage import StageContext
 from clipdpo_cli.train.data import collect_pairs
 from clipdpo_cli.train.losses import cdpo_loss
 from clipdpo_cli.train.refcache import RefScorer, add_ref_logps
-from clipdpo_cli.train.trainer import TrainSettings, build_trainer, load_policy
+from clipdpo_cli.train.settings import TrainSettings
+from clipdpo_cli.train.trainer import build_trainer, load_policy
 
 BETA = 0.3
 

@@ -175,7 +175,8 @@ def test_hub_id_of_a_folder_is_the_id_its_config_remembers(tmp_path):
 
 def test_push_options_reach_the_trl_config(tmp_path):
     from clipdpo_cli.train.losses import resolve_loss
-    from clipdpo_cli.train.trainer import TrainSettings, make_config
+    from clipdpo_cli.train.settings import TrainSettings
+    from clipdpo_cli.train.trainer import make_config
 
     s = TrainSettings(
         pairs="-", model="m", output_dir=str(tmp_path), push_to_hub=True, hub_model_id="me/llava-clipdpo"

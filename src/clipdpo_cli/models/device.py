@@ -108,11 +108,6 @@ def torch_dtype(precision: str | Precision) -> Any:
     return table[name]
 
 
-def resolve_dtype(precision: str) -> Any:
-    """torch dtype of 'fp32' | 'bf16' | 'fp16' (also 'float32', 'bfloat16', 'float16'); kept for callers."""
-    return torch_dtype(precision)
-
-
 def weights_dtype(value: str | Precision, device: Any) -> Any:
     """The torch dtype LVLM / LLM weights are loaded in (`--dtype`, Use.weights)."""
     return torch_dtype(resolve_precision(value, Use.weights, device))

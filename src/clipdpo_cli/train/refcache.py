@@ -34,7 +34,8 @@ class RefScorer:
         from trl.trainer.utils import add_fused_lm_head
 
         from clipdpo_cli.models.device import resolve_device
-        from clipdpo_cli.train.trainer import load_policy, load_processor, text_max_length, training_precision
+        from clipdpo_cli.train.settings import training_precision
+        from clipdpo_cli.train.trainer import load_policy, load_processor, text_max_length
 
         self.device = resolve_device(device)
         self.processor = load_processor(model_name, chat_template, max_pixels)

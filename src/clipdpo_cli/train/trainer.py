@@ -19,13 +19,7 @@ from clipdpo_cli.io.errors import InputError, UsageError
 from clipdpo_cli.train import model_card
 from clipdpo_cli.train.data import PairColumns, VisionPairCollator, collect_pairs, unpair
 from clipdpo_cli.train.losses import Loss, resolve_loss
-from clipdpo_cli.train.settings import (  # noqa: F401 - TrainSettings and training_precision re-exported
-    TrainSettings,
-    accumulation_steps,
-    config_kwargs,
-    training_precision,
-    world_size,
-)
+from clipdpo_cli.train.settings import TrainSettings, config_kwargs
 
 REF_MODES = ("auto", "live", "precomputed")
 
