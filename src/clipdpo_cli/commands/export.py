@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from clipdpo_cli.commands.options import stage_command
-from clipdpo_cli.io.runner import IOSettings, run_stage
+from clipdpo_cli.io.runner import IOSettings, check_io, run_stage
 
 NAME = "export"
 SUMMARY = "Write pairs for other trainers: TRL (JSONL, parquet with images) or LLaMA-Factory (sharegpt)."
@@ -65,6 +65,9 @@ def command(
         raise UsageError(f"--format {fmt} needs -o FILE")
     if fmt == "llamafactory" and not io.output.endswith((".json", ".jsonl")):
         raise UsageError("--format llamafactory: -o must end in .json or .jsonl (what LLaMA-Factory reads)")
+    if fmt == "llamafactory":  # its dataset_info.json is an output too
+        info = os.path.join(os.path.dirname(os.path.abspath(io.output)), "dataset_info.json")
+        check_io(io, extra_outputs=(("dataset_info.json", info),))
     if fmt == "parquet":
         return export_parquet(io, image_root, embed_images)
     run_stage(NAME, io, lambda records, ctx: export_records(records, fmt, image_root, ctx), one_to_one=True)

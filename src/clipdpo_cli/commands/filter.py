@@ -12,7 +12,7 @@ NAME = "filter"
 SUMMARY = "Drop low-score, long and text-image records by rule (paper Sec. 4.2)."
 
 
-@stage_command()
+@stage_command(lines_only=NAME)
 def command(
     io: IOSettings,
     min_caption_score: Annotated[

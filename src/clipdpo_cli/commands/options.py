@@ -111,8 +111,12 @@ RejectsOpt = Annotated[
 ]
 
 
-def stage_command(input_help: str = _INPUT_HELP) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def stage_command(
+    input_help: str = _INPUT_HELP, lines_only: str | None = None
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Give a command the INPUT argument and the shared I/O options; it receives them as `io=IOSettings`.
+
+    `lines_only`: the command (of this name) reads JSON lines only: any other format is refused first.
 
     The decorated function declares only its own options plus a parameter `io`. A `rejects` parameter,
     if declared, is copied into `io.rejects` too.
@@ -145,6 +149,7 @@ def stage_command(input_help: str = _INPUT_HELP) -> Callable[[Callable[..., Any]
                 rejects=kwargs.get("rejects"),
                 progress_every=kwargs.pop("progress_every"),
                 source=input_options(kwargs),
+                lines_only=lines_only,
             )
             check_io(io)  # now, not after minutes of loading a model
             return func(io=io, **kwargs)

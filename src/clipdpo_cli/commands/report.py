@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from clipdpo_cli.report.build import ReportSettings
 
 NAME = "report"
 SUMMARY = (
@@ -158,6 +161,7 @@ def command(
             "nothing to report: give at least one of --scored, --rejects, --pairs, --train, "
             "--amber, --zeroshot"
         )
+    check_report_outputs(opts, output, png_dir)
     report = build_report(opts)
     written = write_report(report, output, png_dir)
     if not quiet:
@@ -165,3 +169,23 @@ def command(
         pngs = f", {len(written) - 1} PNG files in {png_dir}" if png_dir else ""
         names = ", ".join(s.title for s in report.sections)
         print(f"clipdpo report: wrote {output} ({size:,.0f} KiB; {names}){pngs}", file=sys.stderr, flush=True)
+
+
+def check_report_outputs(opts: ReportSettings, output: str, png_dir: str | None) -> None:
+    """No file the report writes (the page, the PNGs) is one of the files it reads (io/outputs.py)."""
+    from clipdpo_cli.io.outputs import check_outputs
+    from clipdpo_cli.report.inputs import labelled
+
+    inputs = [(f"--{kind}", path) for kind in ("scored", "rejects", "pairs") for path in getattr(opts, kind)]
+    for kind in ("train", "amber", "zeroshot"):
+        for arg in getattr(opts, kind):
+            path = labelled(arg)[1]
+            inputs.append((f"--{kind}", path))
+            if kind == "train" and os.path.isdir(path):
+                names = ("train_summary.json", "trainer_state.json")
+                inputs += [(f"--{kind}", os.path.join(path, n)) for n in names]
+    pngs = []  # the figures' PNG files that exist already: a run writes over them
+    if png_dir and os.path.isdir(png_dir):
+        names = sorted(n for n in os.listdir(png_dir) if n.endswith(".png"))
+        pngs = [("--png-dir", os.path.join(png_dir, n)) for n in names]
+    check_outputs([("-o", output), *pngs], inputs)

@@ -24,6 +24,7 @@ from clipdpo_cli.io.jsonl import (
     existing_records,
     read_batches,
 )
+from clipdpo_cli.io.outputs import check_outputs
 from clipdpo_cli.io.progress import DEFAULT_EVERY, Progress, ProgressState
 from clipdpo_cli.io.records import id_key, record_key
 from clipdpo_cli.io.shard import Shard, shard_key
@@ -46,12 +47,16 @@ class IOSettings:
     rejects: str | None = None
     progress_every: float = DEFAULT_EVERY  # seconds between plain progress lines off a terminal (0: none)
     source: InputSettings = field(default_factory=InputSettings)  # --input-format and co. (io/sources.py)
+    lines_only: str | None = None  # a stage that reads only JSON lines: its name (filter writes back lines)
 
 
-def check_io(io: IOSettings) -> None:
-    """Fail on a missing input, an output into a missing folder or a --resume without -o; stage commands
-    call it before loading a model."""
-    check_input(io.input, io.source, allow_folder=True, output=io.output)
+def check_io(io: IOSettings, extra_outputs: tuple[tuple[str, str], ...] = ()) -> None:
+    """Fail on a missing input, an output into a missing folder or onto an input (io/outputs.py; also
+    `extra_outputs`, a command's other files) or a --resume without -o; stage commands call it before
+    loading a model, and the runner again before it opens an output."""
+    check_input(io.input, io.source, allow_folder=True, output=io.output, lines_only=io.lines_only)
+    outputs = [("-o", io.output), *((("--rejects", io.rejects),) if io.rejects else ()), *extra_outputs]
+    check_outputs(outputs, [("", io.input)])
     if io.resume and not io.output:
         raise UsageError("--resume needs -o FILE (the ids already in FILE are skipped)")
     for option, path in (("-o", io.output), ("--rejects", io.rejects)):

@@ -211,13 +211,20 @@ def _folder_format(path: str, declared: str, allow_folder: bool) -> str:
 
 
 def check_input(
-    path: str, options: InputSettings, allow_folder: bool = False, output: str | None = None
+    path: str,
+    options: InputSettings,
+    allow_folder: bool = False,
+    output: str | None = None,
+    lines_only: str | None = None,
 ) -> str:
     """The input's format, checked before any model loads: it exists, its bytes match (see the module),
-    and webdataset images (always bytes) have a folder to go to."""
+    it is JSON lines where the stage reads only those (`lines_only`: its name), and webdataset images (always
+    bytes) have a folder to go to."""
     if path != "-" and not os.path.exists(path) and not _is_pattern(path):
         raise InputError(f"input file not found: {path}")
     fmt = detect_format(path, options, allow_folder, peek=False)
+    if lines_only and fmt != "jsonl":
+        raise _not_lines(path, fmt, lines_only)
     if fmt == "webdataset" and not (options.image_dir or default_image_dir(output)):
         _make_folder(None)
     return fmt
@@ -335,12 +342,17 @@ def line_source(path: str, options: InputSettings, stage: str) -> LineSource:
     """The JSON lines of a stage that reads only them (filter: it writes back the very lines it read)."""
     fmt = detect_format(path, options)
     if fmt != "jsonl":
-        name = "stdin" if path == "-" else path
-        raise InputError(
-            f"{stage} reads JSON lines; {name} is {DESCRIBED[fmt]}: turn it into records first "
-            "(caption, score and the other stages read it directly)"
-        )
+        raise _not_lines(path, fmt, stage)
     return _GzipLines(path) if _gzip_unnamed(path) else LineSource(path)
+
+
+def _not_lines(path: str, fmt: str, stage: str) -> InputError:
+    """The refusal of another format by a stage that reads only JSON lines (filter)."""
+    name = "stdin" if path == "-" else path
+    return InputError(
+        f"{stage} reads JSON lines; {name} is {DESCRIBED[fmt]}: turn it into records first "
+        "(caption, score and the other stages read it directly)"
+    )
 
 
 def _gzip_unnamed(path: str) -> bool:
