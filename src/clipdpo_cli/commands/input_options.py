@@ -5,7 +5,30 @@ from typing import Annotated, Any
 
 import typer
 
+from clipdpo_cli.io.jsonl import DEFAULT_MAX_RECORD
 from clipdpo_cli.io.sources import FORMATS, InputSettings
+
+_UNITS = {"": 1, "B": 1, "K": 1 << 10, "KB": 1 << 10, "KIB": 1 << 10, "M": 1 << 20, "MB": 1 << 20,
+          "MIB": 1 << 20, "G": 1 << 30, "GB": 1 << 30, "GIB": 1 << 30}  # fmt: skip
+
+
+def parse_size(value: str) -> int:
+    """'64MiB', '512K', '1000' -> bytes (K, M, G: powers of 1024); typer.BadParameter otherwise."""
+    text = value.strip().upper()
+    number = text.rstrip("BIKMG ")
+    unit = text[len(number) :].strip()
+    try:
+        size = int(float(number) * _UNITS[unit])
+    except (KeyError, ValueError):
+        raise typer.BadParameter(f"'{value}' is not a size (e.g. 64MiB, 512K, 100000)") from None
+    if size < 1:
+        raise typer.BadParameter(f"'{value}': the size must be at least one byte")
+    return size
+
+
+def _check_size(value: str) -> str:
+    parse_size(value)
+    return value
 
 InputFormat = enum.Enum("InputFormat", {name: name for name in FORMATS}, type=str)  # type: ignore[misc]
 
@@ -68,6 +91,19 @@ INPUT_PARAMS: list[tuple[str, Any, Any]] = [
         ],
         None,
     ),
+    (
+        "max_record_size",
+        Annotated[
+            str,
+            typer.Option(
+                metavar="SIZE",
+                callback=_check_size,
+                help="The longest JSON line or archive (webdataset) member read, e.g. 64MiB, 512K; a longer "
+                "one is a bad record (--on-error), read past without being held in memory.",
+            ),
+        ],
+        f"{DEFAULT_MAX_RECORD >> 20}MiB",
+    ),
 ]
 
 
@@ -80,4 +116,5 @@ def input_options(kwargs: dict[str, Any]) -> InputSettings:
         text_column=kwargs.pop("text_column"),
         image_dir=kwargs.pop("image_dir"),
         split=kwargs.pop("split"),
+        max_record_size=parse_size(kwargs.pop("max_record_size")),
     )

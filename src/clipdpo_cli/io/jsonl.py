@@ -14,6 +14,7 @@ import orjson
 
 from clipdpo_cli.io.errors import InputError
 from clipdpo_cli.io.records import FIELD_TYPES, content_id
+from clipdpo_cli.io.streams import is_stream, open_stream, stream_head
 
 _DUMP_OPTS = orjson.OPT_APPEND_NEWLINE | orjson.OPT_SERIALIZE_NUMPY
 
@@ -22,17 +23,33 @@ BadLineHandler = Callable[[int, str, str], None]
 
 
 def open_binary(path: str) -> IO[bytes]:
-    """Open a path, '-' (stdin) or a .gz file for binary reading; a clear InputError otherwise."""
+    """Open a path, '-' (stdin) or a .gz file for binary reading; a clear InputError otherwise.
+
+    A path that can be read only once (a pipe, a FIFO: io/streams.py) is opened once, with the bytes that
+    format sniffing already read given back first; gzip in it is recognised by its bytes.
+    """
     if path == "-":
         return sys.stdin.buffer
     if os.path.isdir(path):
         raise InputError(f"{path} is a folder, not a JSONL file")
     try:
+        if is_stream(path):
+            return gunzipped(open_stream(path)) if stream_head(path, 2) == GZIP_MAGIC else open_stream(path)
         return gzip.open(path, "rb") if path.endswith(".gz") else open(path, "rb")
     except FileNotFoundError:
         raise InputError(f"input file not found: {path}") from None
     except OSError as exc:
         raise InputError(f"cannot open {path}: {exc.strerror or exc}") from None
+
+
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+def gunzipped(stream: IO[bytes]) -> IO[bytes]:
+    """A gzip stream decompressed as it is read; closing it closes `stream` too."""
+    reader = gzip.GzipFile(fileobj=stream, mode="rb")
+    reader.myfileobj = stream  # type: ignore[attr-defined]  # what GzipFile closes with itself
+    return reader
 
 
 class LineSource:
@@ -42,7 +59,7 @@ class LineSource:
         self.path = path
         self.total_bytes: int | None = None
         self._stream: IO[bytes] | None = None
-        if path != "-":  # a .gz file is measured by its compressed bytes
+        if path != "-" and not is_stream(path):  # a .gz file is measured by its compressed bytes
             try:
                 self.total_bytes = os.path.getsize(path)
             except OSError:
@@ -68,6 +85,7 @@ class LineSource:
 
 
 BATCH_BYTES = 1 << 16  # about 150 scored records: a batch stays in the CPU cache
+DEFAULT_MAX_RECORD = 64 << 20  # --max-record-size: the longest JSON line (or archive member) read
 
 
 class LineBatch(NamedTuple):
@@ -96,15 +114,31 @@ def plain_lines(lines: list[bytes | None]) -> list[bool]:
         return [line is not None and line.isascii() and b"\\" not in line for line in lines]
 
 
-def read_batches(stream: IO[bytes], size: int = BATCH_BYTES) -> Iterator[LineBatch]:
+def read_batches(
+    stream: IO[bytes],
+    size: int = BATCH_BYTES,
+    max_line: int | None = None,
+    on_bad_line: BadLineHandler | None = None,
+) -> Iterator[LineBatch]:
     """Split a binary stream into batches of whole lines, reading about `size` bytes at a time.
 
     Reads with read1 where the stream has it, so a slow producer's lines flow on without waiting for a
-    full block. A line longer than `size` is gathered across reads (no quadratic copying).
+    full block. A line longer than `size` is gathered across reads (no quadratic copying); one longer than
+    `max_line` bytes (default DEFAULT_MAX_RECORD) is not kept: it goes to `on_bad_line` (which raises to
+    stop, or returns to skip it; without one, InputError) and the rest of it is read past, so memory stays
+    within `max_line` + `size`. A skipped line stays in the numbering as a blank line.
     """
     read = getattr(stream, "read1", stream.read)
     name = getattr(stream, "name", "input")
-    lineno, pending = 1, []  # pending: pieces of a line not yet ended
+    cap = DEFAULT_MAX_RECORD if max_line is None else max_line
+
+    def too_long(lineno: int) -> None:
+        message = f"line over --max-record-size ({cap:,} bytes)"
+        if on_bad_line is None:
+            raise InputError(f"{name}: line {lineno}: {message}")
+        on_bad_line(lineno, "line over --max-record-size", message)
+
+    lineno, pending, pending_len, discarding = 1, [], 0, False  # pending: pieces of a line not yet ended
     while True:
         try:
             block = read(size)
@@ -112,17 +146,44 @@ def read_batches(stream: IO[bytes], size: int = BATCH_BYTES) -> Iterator[LineBat
             raise InputError(f"{name}: read error after line {lineno - 1}: {exc}") from None
         if not block:
             break
-        if _NEWLINE not in block:
+        end = block.find(b"\n")
+        if discarding:  # the rest of a line over the cap
+            if end < 0:
+                continue
+            block, discarding = block[end + 1 :], False
+            if not block:
+                continue
+            end = block.find(b"\n")
+        if end < 0:
             pending.append(block)
+            pending_len += len(block)
+            if pending_len > cap:
+                too_long(lineno)
+                yield LineBatch([b""], lineno, True)
+                lineno, pending, pending_len, discarding = lineno + 1, [], 0, True
             continue
         if pending:
-            pending.append(block)
-            block = b"".join(pending)
-            pending = []
+            if pending_len + end > cap:
+                too_long(lineno)
+                block = block[end:]  # the line's place kept, blank
+            else:
+                pending.append(block)
+                block = b"".join(pending)
+            pending, pending_len = [], 0
         lines = block.split(b"\n")
         tail = lines.pop()
+        if len(block) > cap:  # a cap below the block size: lines within the block may be over it
+            for i, line in enumerate(lines):
+                if len(line) > cap:
+                    too_long(lineno + i)
+                    lines[i] = b""
+            if len(tail) > cap:
+                too_long(lineno + len(lines))
+                lines.append(b"")
+                tail, discarding = b"", True
         if tail:
             pending.append(tail)
+            pending_len = len(tail)
         yield LineBatch(lines, lineno, block.isascii() and _BACKSLASH not in block)
         lineno += len(lines)
     if pending:

@@ -277,7 +277,8 @@ def run_selection(name: str, io: IOSettings, select_batch: BatchSelector) -> Sta
         run.source = source = line_source(io.input, io.source, name)
         on_bad_line, dropped = bad_line_handler(io, ctx), ctx.stats.dropped
         with stage_progress(name, io, source, counter):
-            for batch in read_batches(source.open()):
+            cap = io.source.max_record_size
+            for batch in read_batches(source.open(), max_line=cap, on_bad_line=on_bad_line):
                 records, lines = decode_batch(batch, on_bad_line)
                 counter[0] += len(records)
                 if not shard.is_whole or ctx.done:

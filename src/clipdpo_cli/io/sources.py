@@ -29,17 +29,28 @@ import itertools
 import os
 import sys
 import tarfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import IO, Any
 
 import orjson
 
 from clipdpo_cli.io.errors import BadRecord, InputError, UsageError
 from clipdpo_cli.io.images import IMAGE_EXTENSIONS, list_images, verify_image_bytes
-from clipdpo_cli.io.jsonl import BadLineHandler, LineSource, iter_records, read_batches
+from clipdpo_cli.io.jsonl import (
+    DEFAULT_MAX_RECORD,
+    GZIP_MAGIC,
+    BadLineHandler,
+    LineSource,
+    gunzipped,
+    iter_records,
+    open_binary,
+    read_batches,
+)
 from clipdpo_cli.io.records import content_id, make_id
 from clipdpo_cli.io.stage import StageContext
+from clipdpo_cli.io.streams import is_stream, open_stream, stream_head
 
 FORMATS = ("auto", "jsonl", "json", "images", "hf", "parquet", "arrow", "webdataset")
 
@@ -74,6 +85,7 @@ class InputSettings:
     text_column: str | None = None
     image_dir: str | None = None
     split: str | None = None
+    max_record_size: int = DEFAULT_MAX_RECORD  # the largest JSON line or archive member read (bytes)
 
 
 def sniff(head: bytes) -> str | None:
@@ -147,6 +159,8 @@ def detect_format(path: str, options: InputSettings, allow_folder: bool = False,
         raise UsageError(f"--input-format must be one of {', '.join(FORMATS)}, got '{declared}'")
     if path == "-":
         return _stdin_format(declared, peek)
+    if is_stream(path):
+        return _stream_format(path, declared, peek)
     if os.path.isdir(path):
         return _folder_format(path, declared, allow_folder)
     if _is_pattern(path):
@@ -165,6 +179,37 @@ def detect_format(path: str, options: InputSettings, allow_folder: bool = False,
     if found is not None and found != declared and declared not in ("hf", "images"):
         raise _wrong(path, found, declared)
     return declared
+
+
+def _stream_format(path: str, declared: str, look: bool) -> str:
+    """The format of a path read once (a pipe, a FIFO: io/streams.py), from its kept first bytes (gzip
+    looked into) when `look`, else from the option and the name; what needs a file is refused."""
+    if declared in ("hf", "images", "parquet", "arrow"):
+        raise InputError(f"{path} is a pipe: {DESCRIBED[declared]} is read from a file; save it to one")
+    named = _by_name(path)
+    if not look:
+        return declared if declared != "auto" else named if named in ("json", "webdataset") else "jsonl"
+    head = stream_head(path)
+    found = sniff(head)
+    if found == "gzip":  # read transparently (io.jsonl.open_binary; tarfile for a .tar.gz)
+        found = sniff(_gunzip_head(head)) or "jsonl"
+    if found in ("parquet", "arrow"):
+        raise InputError(f"{path} is a pipe carrying {DESCRIBED[found]}: write it to a file and pass that")
+    if declared == "auto":
+        if found in ("image", "zip"):
+            raise _wrong(path, found, "jsonl")
+        return found or named or "jsonl"
+    if found is not None and found != declared and not (declared == "jsonl" and found == "json"):
+        raise _wrong(path, found, declared)
+    return declared
+
+
+def _gunzip_head(head: bytes) -> bytes:
+    """What the first bytes of a gzip stream decompress to (as far as they go)."""
+    try:
+        return zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(head)
+    except zlib.error:
+        return b""
 
 
 def _stdin_format(declared: str, look: bool) -> str:
@@ -323,7 +368,8 @@ def open_input(
     name = "stdin" if path == "-" else path
     if fmt == "jsonl":
         lines = _GzipLines(path) if _gzip_unnamed(path) else LineSource(path)
-        return InputSource(iter_records(read_batches(lines.open()), on_bad_line, None, counter, name), lines)
+        batches = read_batches(lines.open(), max_line=options.max_record_size, on_bad_line=on_bad_line)
+        return InputSource(iter_records(batches, on_bad_line, None, counter, name), lines)
     if fmt == "images":
         return InputSource(_counted(list_images(path), counter))
     if fmt == "json":
@@ -332,7 +378,7 @@ def open_input(
     source.image_dir = options.image_dir or default_image_dir(output)
     source.has_bytes = True
     if fmt == "webdataset":
-        source.records = _counted(_webdataset_records(path, options), counter)
+        source.records = _counted(_webdataset_records(path, options, ctx), counter)
     else:
         source.records = _counted(_hf_records(path, fmt, options, ctx), counter)
     return source
@@ -385,7 +431,7 @@ def _json_records(path: str, ctx: StageContext) -> Iterator[dict[str, Any]]:
         if path == "-":
             data = sys.stdin.buffer.read()
         else:
-            with gzip.open(path, "rb") if path.endswith(".gz") else open(path, "rb") as fh:
+            with open_binary(path) as fh:
                 data = fh.read()
         entries = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
@@ -505,23 +551,77 @@ def _identified(record: dict[str, Any]) -> dict[str, Any]:
 # --- webdataset -----------------------------------------------------------------------------------------
 
 
-def _webdataset_records(path: str, options: InputSettings) -> Iterator[dict[str, Any]]:
-    """One record per sample: the sample's .json fields, `key`, `tar` and the image (see _with_image)."""
-    import webdataset as wds
+def _webdataset_records(path: str, options: InputSettings, ctx: StageContext) -> Iterator[dict[str, Any]]:
+    """One record per sample: the sample's .json fields, `key`, `tar` and the image (see _with_image).
 
-    urls: Any = path
+    The members come from _tar_members (each read only up to --max-record-size); webdataset's
+    group_by_keys gathers them into samples. A sample with a member over the cap, or whose .json is not
+    a usable object, is a bad record.
+    """
+    from webdataset.shardlists import expand_urls
+    from webdataset.tariterators import group_by_keys
+
     if os.path.isdir(path):
         urls = sorted(os.path.join(path, n) for n in os.listdir(path) if n.lower().endswith(".tar"))
-    dataset = wds.WebDataset(urls, shardshuffle=False, empty_check=False)
+    else:
+        urls = expand_urls(path) if _is_pattern(path) else [path]
     try:
-        for sample in dataset:
-            yield _webdataset_record(sample, options)
+        for sample in group_by_keys(_tar_members(urls, options.max_record_size)):
+            try:
+                yield _webdataset_record(sample, options)
+            except BadRecord as exc:
+                key, url = sample["__key__"], os.path.basename(str(sample.get("__url__", "")))
+                ctx.bad(None, exc, where=f"{url}: sample {key}")
     except (OSError, ValueError, EOFError, tarfile.TarError) as exc:
         raise InputError(f"{path}: cannot read the tar shards: {exc}") from None
 
 
+def _open_tar(url: str) -> IO[bytes]:
+    """A tar shard's bytes, a .tar.gz decompressed by gzip's reader (bounded chunks; tarfile's own
+    decompression inflates each 16 KiB it reads at once, up to 16 MiB of zeros)."""
+    if is_stream(url):
+        stream = open_stream(url)
+        return gunzipped(stream) if stream_head(url, 2) == GZIP_MAGIC else stream
+    fh = open(url, "rb")
+    gz = fh.read(2) == GZIP_MAGIC
+    fh.seek(0)
+    return gunzipped(fh) if gz else fh
+
+
+class _TooLarge(int):
+    """The size of an archive member that was not read (over --max-record-size)."""
+
+
+def _tar_members(urls: list[str], cap: int) -> Iterator[dict[str, Any]]:
+    """The regular members of each tar (.tar.gz too; a pipe read once) as webdataset's file samples
+    {fname, data, __url__}, an empty dict after each shard; a member over `cap` bytes is not read (its
+    data is a _TooLarge), so memory never holds more than `cap` bytes of one member."""
+    for url in urls:
+        with _open_tar(url) as fh, tarfile.open(fileobj=fh, mode="r|*") as tar:
+            for info in tar:
+                name = info.name
+                if not info.isreg() or ("/" not in name and name.startswith("__") and name.endswith("__")):
+                    continue
+                data: bytes | _TooLarge = _TooLarge(info.size)
+                if info.size <= cap:
+                    member = tar.extractfile(info)
+                    data = member.read(cap + 1) if member is not None else b""
+                    if len(data) > cap:
+                        data = _TooLarge(len(data))
+                yield {"fname": name, "data": data, "__url__": url}
+                tar.members = []  # stream mode keeps no index of what was read
+        yield {}
+
+
 def _webdataset_record(sample: dict[str, Any], options: InputSettings) -> dict[str, Any]:
+    """A sample as a record; BadRecord for a member over the cap or a .json holding the reserved key."""
     key, url = sample["__key__"], os.path.basename(str(sample.get("__url__", "")))
+    for ext, value in sample.items():
+        if isinstance(value, _TooLarge):
+            raise BadRecord(
+                f"member {key}.{ext} is {value:,} bytes, over --max-record-size {options.max_record_size:,}",
+                "archive member over --max-record-size",
+            )
     record: dict[str, Any] = {"id": make_id("webdataset", url, key)}
     meta = sample.get("json")
     if meta:
@@ -530,6 +630,11 @@ def _webdataset_record(sample: dict[str, Any], options: InputSettings) -> dict[s
         except orjson.JSONDecodeError:
             fields = {}
         if isinstance(fields, dict):
+            if IMAGE_BYTES in fields:
+                raise BadRecord(
+                    f"{key}.json has a field named {IMAGE_BYTES!r}, which clipdpo keeps for image bytes: "
+                    "rename it", "reserved field in .json"
+                )  # fmt: skip
             record.update((k, v) for k, v in fields.items() if k != "id")
     record.setdefault("key", key)
     record["tar"] = url
