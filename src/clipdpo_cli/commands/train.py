@@ -187,6 +187,10 @@ def read_config(path: str | None) -> dict[str, Any]:
             data = yaml.safe_load(fh) or {}
     except FileNotFoundError:
         raise InputError(f"--config file not found: {path}") from None
+    except IsADirectoryError:
+        raise InputError(f"--config {path} is a folder: give the YAML file of DPOConfig fields") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"--config {path}: cannot read it as a YAML text file: {exc}") from None
     except yaml.YAMLError as exc:
         raise InputError(f"--config {path}: not valid YAML: {exc}") from None
     if not isinstance(data, dict):

@@ -304,6 +304,10 @@ class InputSource:
         folder = None
         for record in records:
             data = record.pop(IMAGE_BYTES, None)
+            if data is not None and not (isinstance(data, bytes) and isinstance(record.get("image"), str)):
+                ctx.bad(record, BadRecord(f"a field named {IMAGE_BYTES!r}, which clipdpo keeps for image "
+                                          "bytes: rename it", "reserved field name"))  # fmt: skip
+                continue
             if data is not None:
                 if folder is None:
                     folder = _make_folder(self.image_dir)
@@ -633,7 +637,7 @@ def _webdataset_record(sample: dict[str, Any], options: InputSettings) -> dict[s
             if IMAGE_BYTES in fields:
                 raise BadRecord(
                     f"{key}.json has a field named {IMAGE_BYTES!r}, which clipdpo keeps for image bytes: "
-                    "rename it", "reserved field in .json"
+                    "rename it", "reserved field name"
                 )  # fmt: skip
             record.update((k, v) for k, v in fields.items() if k != "id")
     record.setdefault("key", key)

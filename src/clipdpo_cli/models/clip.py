@@ -20,6 +20,7 @@ text towers) run at the full context.
 from __future__ import annotations
 
 import functools
+import pickle
 import warnings
 from collections.abc import Sequence
 from typing import Any
@@ -38,6 +39,7 @@ from clipdpo_cli.models.clip_registry import (
 )
 from clipdpo_cli.models.device import Use, autocast, resolve_device, resolve_precision
 from clipdpo_cli.models.hub import offline as hub_offline
+from clipdpo_cli.models.hub import pickled_weights
 from clipdpo_cli.models.scorer import CosineScore
 
 DEFAULT_TEXT_BATCH = 256
@@ -237,6 +239,8 @@ def load_clip(
             tokenizer = _tokenizer(source, cache_dir)
     except ImportError as exc:
         raise InputError(f"CLIP model '{name}' needs a missing package: {exc}") from None
+    except pickle.UnpicklingError:
+        raise pickled_weights(name, "CLIP model") from None
     except (OSError, RuntimeError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise InputError(f"cannot load CLIP model '{name}' ({describe(source)}): {first[:300]}") from None

@@ -29,11 +29,28 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from clipdpo_cli.io.errors import InputError
+
 MARKER = "Xq7 marker"  # a text no template contains, to find where the assistant's text sits
 # Per-token keys that follow input_ids, and the value a completion (generated) position gets in each.
 # PaliGemma marks the prefix 0 (bidirectional attention) and generated tokens 1.
 TOKEN_KEYS = ("token_type_ids", "mm_token_type_ids")
 COMPLETION_TOKEN_TYPE = {"PaliGemmaProcessor": 1}
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0].rstrip(".") if text else type(exc).__name__
+
+
+def template_failure(exc: Exception) -> InputError:
+    """One line for a chat template that does not compile or render (a syntax error, an unsafe access
+    the sandbox refuses, a raise_exception of its own)."""
+    where = f" at line {exc.lineno}" if getattr(exc, "lineno", None) else ""
+    return InputError(
+        f"the chat template cannot be used ({type(exc).__name__}{where}: {_first_line(exc)}): fix it, or "
+        "pass one written for this model with --chat-template FILE"
+    )
 
 
 def user_turn(prompt: str) -> list[dict[str, Any]]:
@@ -68,11 +85,17 @@ class ChatEncoding:
     # ---- text ------------------------------------------------------------------------------------------
 
     def render(self, messages: list[dict[str, Any]], generation_prompt: bool) -> str:
+        """The conversation as the chat template writes it; InputError for a template that fails."""
+        from jinja2 import TemplateError
+
         if self.tokenizer is self.processor:  # a text LLM: its template concatenates content as a string
             messages = [{**m, "content": text_of(m["content"])} for m in messages]
-        return self.processor.apply_chat_template(
-            messages, add_generation_prompt=generation_prompt, tokenize=False
-        )
+        try:
+            return self.processor.apply_chat_template(
+                messages, add_generation_prompt=generation_prompt, tokenize=False
+            )
+        except TemplateError as exc:
+            raise template_failure(exc) from None
 
     def prompt_text(self, prompt: str) -> str:
         """The generation prompt as text (image placeholders not yet expanded)."""
@@ -155,14 +178,22 @@ class ChatEncoding:
         if len(images) != len(prompts):
             raise ValueError(f"{len(images)} images for {len(prompts)} prompts")
         texts = [self.prompt_text(p) for p in prompts]
-        return self.processor(
-            images=[[image] for image in images],
-            text=texts,
-            padding=True,
-            padding_side=padding_side,
-            return_tensors="pt",
-            add_special_tokens=self.add_special_tokens(texts[0]),
-        )
+        try:
+            return self.processor(
+                images=[[image] for image in images],
+                text=texts,
+                padding=True,
+                padding_side=padding_side,
+                return_tensors="pt",
+                add_special_tokens=self.add_special_tokens(texts[0]),
+            )
+        except ValueError as exc:  # e.g. "Found total 0 <IMG_CONTEXT> tokens and 15 images"
+            token = getattr(self.processor, "image_token", None)
+            wants = f" (it expects {token} where the image goes)" if isinstance(token, str) else ""
+            raise InputError(
+                f"the model's processor refuses the prompt its chat template writes{wants}: "
+                f"{_first_line(exc)}; pass a template written for this model with --chat-template FILE"
+            ) from None
 
     @property
     def image_token_id(self) -> int | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pickle
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -85,6 +86,18 @@ def load_pretrained(loader: Callable[..., Any], name: str, what: str, **kwargs: 
         raise InputError(f"cannot load {what} '{name}': {_first_line(exc)}") from None
     except (OSError, ValueError, KeyError) as exc:
         raise load_failure(name, what, exc) from None
+    except pickle.UnpicklingError:
+        raise pickled_weights(name, what) from None
+
+
+def pickled_weights(name: str, what: str) -> InputError:
+    """One line for a weight file torch.load(weights_only=True) refuses: it pickles more than tensors,
+    and loading it would run its code. torch's advice (allowlist it, or weights_only=False) is not given."""
+    return InputError(
+        f"cannot load {what} '{name}': a weight file in it (pytorch_model.bin / .pt) holds pickled objects "
+        "other than tensors, which torch refuses to run; use a copy with safetensors weights from a source "
+        "you trust"
+    )
 
 
 def model_dtype(dtype: str, device: Any) -> Any:

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from clipdpo_cli.models.conversation import ChatEncoding
+from clipdpo_cli.models.conversation import ChatEncoding, template_failure
 from clipdpo_cli.models.hub import load_pretrained, model_dtype, pad_left, resolve_name, use_chat_template
 from clipdpo_cli.models.sampling import check_sampling, generate_texts
 
@@ -57,7 +57,10 @@ class Llm:
                 return render([{"role": "system", "content": system}, user])
             except TemplateError:
                 user = {"role": "user", "content": f"{system}\n\n{prompt}"}
-        return render([user])
+        try:
+            return render([user])
+        except TemplateError as exc:
+            raise template_failure(exc) from None
 
     def inputs(self, prompts: Sequence[str], system: str | None = None) -> dict[str, Any]:
         """Chat-templated, left-padded inputs on the model's device."""

@@ -49,6 +49,7 @@ STYLE = {
     "legend.edgecolor": "#d9d9d9",
     "legend.fancybox": False,
     "legend.fontsize": 9,
+    "text.parse_math": False,  # categories, reject reasons, model names are text: `$` is a dollar sign
 }
 
 

@@ -124,12 +124,29 @@ def read_zeroshot(args: list[str]) -> list[ZeroShotResult]:
         lines = list(read_jsonl(path))
         if not lines or not all("dataset" in line for line in lines):
             raise InputError(f'{path}: not an eval-zeroshot output (lines with a "dataset" field)')
+        for lineno, line in enumerate(lines, 1):
+            _check_zeroshot_line(path, lineno, line)
         model = next((line["model"] for line in lines if isinstance(line.get("model"), str)), None)
         loaded.append((label or (short_model_name(model) if model else file_stem(path)), path, lines))
     labels = unique_labels([x[0] for x in loaded], [x[1] for x in loaded])
     return [
         ZeroShotResult(label, path, lines) for label, (_, path, lines) in zip(labels, loaded, strict=True)
     ]
+
+
+def _check_zeroshot_line(path: str, lineno: int, line: dict[str, Any]) -> None:
+    """InputError naming the line where an eval-zeroshot result has a field of the wrong shape."""
+    problem = None
+    if not isinstance(line["dataset"], str):
+        problem = "'dataset' must be a string"
+    for method in ("caption", "clip"):
+        if line.get(method) is not None and not isinstance(line[method], dict):
+            problem = f"'{method}' must be an object of accuracies ({{\"top1\": ...}})"
+    for key in ("model", "title", "text_encoder"):
+        if line.get(key) is not None and not isinstance(line[key], str):
+            problem = f"'{key}' must be a string"
+    if problem:
+        raise InputError(f"{path}: line {lineno}: {problem}: not an eval-zeroshot output as it writes them")
 
 
 @dataclass
