@@ -43,6 +43,9 @@ def data(tmp_path):
         ["score", "a.jsonl", "-o", "a.jsonl"],
         ["report", "--scored", "a.jsonl", "-o", "a.jsonl"],
         ["report", "--pairs", "link.jsonl", "-o", "hard.jsonl"],
+        ["probe", "a.jsonl", "-o", "a.jsonl"],
+        ["eval-amber", "--responses", "a.jsonl", "-o", "link.jsonl", "--amber-root", "nowhere"],
+        ["eval-zeroshot", "a.jsonl", "-o", "hard.jsonl"],
     ],
 )
 def test_output_onto_an_input_is_refused_and_the_input_kept(data, args, monkeypatch):

@@ -133,12 +133,16 @@ def command(
     )
     from clipdpo_cli.eval.zeroshot.sets import eval_sets, load_sets
     from clipdpo_cli.io.jsonl import JsonlWriter
+    from clipdpo_cli.io.outputs import check_outputs
     from clipdpo_cli.io.shard import Shard
 
     def log(msg: str) -> None:
         print(f"clipdpo {NAME}: {msg}", file=sys.stderr, flush=True)
 
     say = (lambda _msg: None) if quiet else log
+    written = [(option, path) for option, path in (("-o", output), ("--predictions", predictions)) if path]
+    read = [("", path) for path in inputs or []] + [("--captions", path) for path in captions or []]
+    check_outputs(written, read)
     loaded = load_sets(inputs or [], dataset or [], data_root, split, image_root)
     sets = eval_sets(loaded, split, classnames or [], templates or [], say)
     settings = ZeroshotSettings(

@@ -47,11 +47,13 @@ def command(
     """
     from clipdpo_cli.io.errors import UsageError
     from clipdpo_cli.io.jsonl import read_jsonl, write_json
+    from clipdpo_cli.io.outputs import check_outputs
     from clipdpo_cli.stages.probe import format_table, merge_by_id, probe
 
     paths = inputs or ["-"]
     if paths.count("-") > 1:
         raise UsageError("stdin ('-') can be read only once")
+    check_outputs([("-o", output)], [("", path) for path in paths])
     records = merge_by_id(record for path in paths for record in read_jsonl(path))
     result = probe(records, lvlm_field, scorer_field or ["clip_score"])
     write_json(result, output)

@@ -20,6 +20,7 @@ from clipdpo_cli.eval.amber.queries import DEFAULT_YES_NO_SUFFIX, query_records
 from clipdpo_cli.eval.amber.responses import read_responses
 from clipdpo_cli.io.errors import InputError, UsageError
 from clipdpo_cli.io.jsonl import JsonlWriter, write_json
+from clipdpo_cli.io.outputs import check_outputs
 from clipdpo_cli.io.progress import DEFAULT_EVERY
 from clipdpo_cli.io.shard import Shard
 from clipdpo_cli.stages.respond import RespondSettings
@@ -76,6 +77,9 @@ def load_nlp(backend: str, table: str | None, threshold: float, data: AmberData)
 
 
 def _check(opts: AmberEvalSettings) -> None:
+    written = [("-o", opts.output), ("--responses-out", opts.responses_out),
+               ("--write-queries", opts.write_queries)]  # fmt: skip
+    check_outputs([(option, path) for option, path in written if path], [("--responses", opts.responses)])
     if opts.write_queries is not None:
         if opts.model or opts.responses:
             raise UsageError("--write-queries only writes the queries (no --model, no --responses)")
