@@ -62,6 +62,24 @@ def test_pickled_weights_are_one_line_and_never_run(tiny_llava_path, tmp_path):
     assert not ran.exists()
 
 
+def test_a_pickled_open_clip_checkpoint_is_one_line(tiny_clip_path, tmp_path):
+    import torch
+    from safetensors.torch import load_file
+
+    from clipdpo_cli.models.clip import load_clip
+
+    folder = tmp_path / "clip"
+    shutil.copytree(tiny_clip_path(0).removeprefix("local-dir:"), folder)
+    weights = load_file(folder / "open_clip_model.safetensors")
+    ran = tmp_path / "ran.txt"
+    weights["evil"] = _Evil(str(ran))
+    torch.save(weights, folder / "open_clip_pytorch_model.bin")
+    os.remove(folder / "open_clip_model.safetensors")
+    with pytest.raises(InputError, match="holds pickled objects other than tensors, which torch refuses"):
+        load_clip(f"local-dir:{folder}", device="cpu")
+    assert not ran.exists()
+
+
 @pytest.mark.parametrize(
     ("template", "expected"),
     [
