@@ -15,6 +15,11 @@ Formats (`--input-format`, or recognised from the first bytes and the name):
 A file whose first bytes show another format than its name (or --input-format) says is refused at once with
 one line naming the option that reads it: --on-error skip is for bad records, not for a wrong format.
 
+A path that can be read only once (a pipe such as `<(zcat a.jsonl.gz)`, a FIFO) is recognised from the bytes
+io/streams.py keeps and gives back to the reader (gzip in it read transparently); JSON lines, JSON arrays and
+webdataset tars come through a pipe, the formats `datasets` reads need a file. --max-record-size bounds a
+JSON line (io/jsonl.py) and a tar member (_tar_members): a larger one is read past, a bad record.
+
 Images that arrive as bytes (an Image column, a binary column, a webdataset member) are checked by the one
 image decoder (io.images.verify_image_bytes) and written once, named by their content hash, under
 --image-dir (default: beside -o), so later stages open them as files. Sharding and resume see the hash
@@ -184,22 +189,23 @@ def detect_format(path: str, options: InputSettings, allow_folder: bool = False,
 def _stream_format(path: str, declared: str, look: bool) -> str:
     """The format of a path read once (a pipe, a FIFO: io/streams.py), from its kept first bytes (gzip
     looked into) when `look`, else from the option and the name; what needs a file is refused."""
-    if declared in ("hf", "images", "parquet", "arrow"):
-        raise InputError(f"{path} is a pipe: {DESCRIBED[declared]} is read from a file; save it to one")
     named = _by_name(path)
+    needs_file = declared if declared != "auto" else named
+    if needs_file in ("hf", "images", "parquet", "arrow"):
+        raise InputError(f"{path} is a pipe: {DESCRIBED[needs_file]} is read from a file; save it to one")
     if not look:
-        return declared if declared != "auto" else named if named in ("json", "webdataset") else "jsonl"
+        return declared if declared != "auto" else "webdataset" if named == "webdataset" else "jsonl"
     head = stream_head(path)
     found = sniff(head)
     if found == "gzip":  # read transparently (io.jsonl.open_binary; tarfile for a .tar.gz)
         found = sniff(_gunzip_head(head)) or "jsonl"
     if found in ("parquet", "arrow"):
-        raise InputError(f"{path} is a pipe carrying {DESCRIBED[found]}: write it to a file and pass that")
+        raise InputError(f"{path} is a pipe: {DESCRIBED[found]} is read from a file; save it to one")
     if declared == "auto":
         if found in ("image", "zip"):
             raise _wrong(path, found, "jsonl")
         return found or named or "jsonl"
-    if found is not None and found != declared and not (declared == "jsonl" and found == "json"):
+    if found is not None and found != declared:
         raise _wrong(path, found, declared)
     return declared
 
