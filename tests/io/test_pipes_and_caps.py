@@ -138,7 +138,7 @@ def test_read_batches_skips_a_line_over_the_cap_and_keeps_the_numbering():
         seen.append((bad, kept))
     expected = ([2, 4, 5], [(1, b'{"id": 1}'), (3, b'{"id": 2}'), (6, b'{"id": 3}')])
     assert seen == [expected] * 3
-    with pytest.raises(InputError, match=r"^input: line 2: line over --max-record-size \(1,000 bytes\)$"):
+    with pytest.raises(InputError, match=r"^input: line 2: a line longer than 1,000 bytes$"):
         list(read_batches(io.BytesIO(data), max_line=1000))
 
 

@@ -133,10 +133,9 @@ def read_batches(
     cap = DEFAULT_MAX_RECORD if max_line is None else max_line
 
     def too_long(lineno: int) -> None:
-        message = f"line over --max-record-size ({cap:,} bytes)"
-        if on_bad_line is None:
-            raise InputError(f"{name}: line {lineno}: {message}")
-        on_bad_line(lineno, "line over --max-record-size", message)
+        if on_bad_line is None:  # a reader without the option (report, train's pairs)
+            raise InputError(f"{name}: line {lineno}: a line longer than {cap:,} bytes")
+        on_bad_line(lineno, "line over --max-record-size", f"line over --max-record-size ({cap:,} bytes)")
 
     lineno, pending, pending_len, discarding = 1, [], 0, False  # pending: pieces of a line not yet ended
     while True:
