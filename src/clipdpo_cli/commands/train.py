@@ -99,9 +99,14 @@ def command(
     if settings["output_dir"] is None:
         raise UsageError("--output-dir is required (where the trained model is saved)")
     train = TrainSettings(
-        pairs=pairs, **settings, skip_bad=skip_bad, extra=read_config(config), explicit=explicit_fields(ctx)
+        pairs=pairs,
+        **settings,
+        skip_bad=skip_bad,
+        overwrite=overwrite,
+        extra=read_config(config),
+        explicit=explicit_fields(ctx),
     )
-    train = preflight(train, overwrite)
+    train = preflight(train)
     plan = launcher.plan_from_options(
         num_processes,
         num_machines,
@@ -123,23 +128,24 @@ def command(
     summary(result, train.quiet)
 
 
-def preflight(s: TrainSettings, overwrite: bool) -> TrainSettings:
+def preflight(s: TrainSettings) -> TrainSettings:
     """Everything that can be wrong before a model loads (in the process the user started, not again in
     the processes it launches): the output folder, the DeepSpeed config, the trackers, the Hub push.
+    Nothing is removed here (--overwrite clears the folder after the model loaded: train/output_dir.py).
     Returns the settings with the DeepSpeed config file and the checked --report-to."""
     import os
 
     from clipdpo_cli.io.errors import UsageError
     from clipdpo_cli.train.deepspeed_configs import resolve_deepspeed
     from clipdpo_cli.train.launcher import LAUNCHED_ENV
-    from clipdpo_cli.train.output_dir import check_output_dir
+    from clipdpo_cli.train.output_dir import output_plan
     from clipdpo_cli.train.publish import check_hub
     from clipdpo_cli.train.reporting import parse_report_to
 
     if s.save_adapter_only and not s.lora:
         raise UsageError("--save-adapter-only goes with --lora")
-    if os.environ.get(LAUNCHED_ENV) != "1":
-        check_output_dir(s.output_dir, overwrite, s.resume_from_checkpoint)
+    if os.environ.get(LAUNCHED_ENV) != "1":  # launched: the main process checks again before it clears
+        output_plan(s)
     trackers = parse_report_to(s.report_to)
     if "report_to" in s.extra and "report_to" not in s.explicit:
         parse_report_to(s.extra["report_to"])  # --config's value is the one used: check it too
@@ -180,7 +186,7 @@ def read_config(path: str | None) -> dict[str, Any]:
         return {}
     import yaml
 
-    from clipdpo_cli.io.errors import InputError
+    from clipdpo_cli.io.errors import InputError, UsageError
 
     try:
         with open(path, encoding="utf-8") as fh:
@@ -191,7 +197,38 @@ def read_config(path: str | None) -> dict[str, Any]:
         raise InputError(f"--config {path}: not valid YAML: {exc}") from None
     if not isinstance(data, dict):
         raise InputError(f"--config {path}: must be a mapping of DPOConfig fields")
+    secrets = secret_fields(data)
+    if secrets:
+        raise UsageError(
+            f"--config {path}: {', '.join(secrets)} would be saved in plain text in the output folder "
+            "(training_args.bin, uploaded by --push-to-hub): remove it and log in instead "
+            "(`hf auth login` or HF_TOKEN)"
+        )
     return data
+
+
+# Config fields that name a token but hold none (TRL's padding token string).
+NOT_SECRET = frozenset({"pad_token"})
+
+
+def secret_fields(data: dict[str, Any], prefix: str = "") -> list[str]:
+    """The fields of a --config mapping (nested ones too: model_init_kwargs) that hold a credential:
+    hub_token, any *_token, api keys, secrets, passwords."""
+    import re
+
+    found = []
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            found += secret_fields(value, f"{name}.")
+        elif (
+            isinstance(key, str)
+            and key.lower() not in NOT_SECRET
+            and re.search(r"(^|_)(token|api_?key|secret|password|passwd|credentials?)$", key.lower())
+            and value not in (None, "")
+        ):
+            found.append(name)
+    return found
 
 
 def explicit_fields(ctx: typer.Context) -> frozenset[str]:

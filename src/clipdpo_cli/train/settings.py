@@ -231,6 +231,7 @@ class TrainSettings:
         None, "Directory that relative image paths start from (default: $CLIPDPO_IMAGE_ROOT)."
     )
     skip_bad: bool = False  # --on-error skip (the command's own option, shared with --dry-run)
+    overwrite: bool = False  # --overwrite: replace the clipdpo run in output_dir (train/output_dir.py)
     num_workers: int = setting(
         0, "DataLoader workers that open and process images.", trl=("dataloader_num_workers",), cli_default=2
     )  # a Python caller decodes in its own process unless it asks; the command uses 2 workers
