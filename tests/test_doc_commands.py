@@ -34,6 +34,8 @@ COMMAND_PLACEHOLDERS = {"NAME"}
 # Shell words that may expand to any number of options (`$CAPTION_ARGS`, `"${ENCODING[@]}"`): the words
 # around them are checked, the positional count is not.
 EXPANDS_TO_OPTIONS = re.compile(r"^\$\{?(\w+_ARGS|\w+\[@\])\}?$")
+# What may run clipdpo in a shell line (`srun --ntasks=1 clipdpo ...`, `time clipdpo ...`).
+LAUNCHERS = {"srun", "time", "exec", "nohup", "env"}
 # Lines that mention `clipdpo X` as prose or output rather than a command (`clipdpo filter: 1,000 in ...`).
 NOT_A_COMMAND = re.compile(r"^clipdpo [\w-]+:")
 
@@ -70,7 +72,10 @@ def shell_words(text: str) -> list[list[str]]:
             else:
                 cleaned.append(word)
         if "clipdpo" in cleaned:
-            out.append(cleaned[cleaned.index("clipdpo") :])
+            start = cleaned.index("clipdpo")
+            # a command, not prose that names one: only a launcher, its options or VAR=value before it
+            if all(w in LAUNCHERS or w.startswith("-") or re.match(r"^\w+=", w) for w in cleaned[:start]):
+                out.append(cleaned[start:])
     return out
 
 

@@ -30,10 +30,15 @@ def command(
     settings: dict[str, Any],
     overwrite: Annotated[
         bool,
-        typer.Option("--overwrite", help="Replace the run already in --output-dir (its checkpoints too)."),
+        typer.Option(
+            "--overwrite",
+            help="Replace the clipdpo run already in --output-dir (what it wrote, its checkpoints too; "
+            "recorded in .clipdpo-run.json), once every check passed.",
+        ),
     ] = False,
     config: Annotated[
-        str | None, typer.Option(help="YAML file with more TRL DPOConfig/KTOConfig fields.")
+        str | None,
+        typer.Option(help="YAML file with more TRL DPOConfig/KTOConfig fields (no tokens: log in instead)."),
     ] = None,
     num_processes: Annotated[
         int | None, typer.Option(help="Processes in all (GPUs); >1 re-launches under accelerate.")
