@@ -467,13 +467,24 @@ def test_a_token_in_the_config_file_is_refused_before_anything_is_written(
 
 
 def test_secret_fields_of_a_config():
-    from clipdpo_cli.commands.train import secret_fields
+    from clipdpo_cli.train.settings import secret_fields
 
     data = {"hub_token": "x", "pad_token": "<pad>", "average_tokens_across_devices": True,
             "include_num_input_tokens_seen": True, "hub_model_id": "me/x", "push_to_hub_token": None,
             "model_init_kwargs": {"token": "hf_x", "torch_dtype": "bfloat16"}, "comet_API_KEY": "k",
             "max_prompt_length": 128}  # fmt: skip
     assert secret_fields(data) == ["hub_token", "model_init_kwargs.token", "comet_API_KEY"]
+
+
+def test_a_python_caller_is_refused_a_token_too(tmp_path):
+    from clipdpo_cli.io.errors import UsageError
+    from clipdpo_cli.train.losses import resolve_loss
+    from clipdpo_cli.train.settings import TrainSettings
+    from clipdpo_cli.train.trainer import check_settings
+
+    s = TrainSettings(pairs="-", model="m", output_dir=str(tmp_path), extra={"hub_token": "hf_x"})
+    with pytest.raises(UsageError, match="^--config: hub_token would be saved in plain text"):
+        check_settings(s, resolve_loss("dpo"))
 
 
 def test_training_args_of_a_run_hold_no_token(overwritten):

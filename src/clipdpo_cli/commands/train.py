@@ -191,7 +191,8 @@ def read_config(path: str | None) -> dict[str, Any]:
         return {}
     import yaml
 
-    from clipdpo_cli.io.errors import InputError, UsageError
+    from clipdpo_cli.io.errors import InputError
+    from clipdpo_cli.train.settings import check_no_secrets
 
     try:
         with open(path, encoding="utf-8") as fh:
@@ -202,38 +203,8 @@ def read_config(path: str | None) -> dict[str, Any]:
         raise InputError(f"--config {path}: not valid YAML: {exc}") from None
     if not isinstance(data, dict):
         raise InputError(f"--config {path}: must be a mapping of DPOConfig fields")
-    secrets = secret_fields(data)
-    if secrets:
-        raise UsageError(
-            f"--config {path}: {', '.join(secrets)} would be saved in plain text in the output folder "
-            "(training_args.bin, uploaded by --push-to-hub): remove it and log in instead "
-            "(`hf auth login` or HF_TOKEN)"
-        )
+    check_no_secrets(data, f"--config {path}")
     return data
-
-
-# Config fields that name a token but hold none (TRL's padding token string).
-NOT_SECRET = frozenset({"pad_token"})
-
-
-def secret_fields(data: dict[str, Any], prefix: str = "") -> list[str]:
-    """The fields of a --config mapping (nested ones too: model_init_kwargs) that hold a credential:
-    hub_token, any *_token, api keys, secrets, passwords."""
-    import re
-
-    found = []
-    for key, value in data.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            found += secret_fields(value, f"{name}.")
-        elif (
-            isinstance(key, str)
-            and key.lower() not in NOT_SECRET
-            and re.search(r"(^|_)(token|api_?key|secret|password|passwd|credentials?)$", key.lower())
-            and value not in (None, "")
-        ):
-            found.append(name)
-    return found
 
 
 def explicit_fields(ctx: typer.Context) -> frozenset[str]:

@@ -19,7 +19,7 @@ from clipdpo_cli.io.errors import InputError, UsageError
 from clipdpo_cli.train import model_card
 from clipdpo_cli.train.data import PairColumns, VisionPairCollator, collect_pairs, unpair
 from clipdpo_cli.train.losses import Loss, resolve_loss
-from clipdpo_cli.train.settings import TrainSettings, config_kwargs
+from clipdpo_cli.train.settings import TrainSettings, check_no_secrets, config_kwargs
 
 REF_MODES = ("auto", "live", "precomputed")
 
@@ -62,6 +62,7 @@ def check_settings(s: TrainSettings, loss: Loss) -> None:
         raise UsageError(f"--config: unknown {cls.__name__} field(s): {', '.join(unknown)}")
     if "max_length" in s.extra:
         raise UsageError("--config: set max_length with --max-length (text tokens; images are never cut)")
+    check_no_secrets(s.extra)
     loss.validate(config_kwargs(s, loss))
 
 
