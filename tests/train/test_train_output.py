@@ -340,12 +340,17 @@ def test_push_uploads_the_output_folder_without_checkpoints(tmp_path, monkeypatc
             return SimpleNamespace(commit_url="https://huggingface.co/me/x/commit/abc")
 
     monkeypatch.setattr(huggingface_hub, "HfApi", FakeApi)
+    from clipdpo_cli.train.output_dir import MARKER
+
+    # what was in the folder before the run (its marker's `kept`) stays local, as does the marker
+    (tmp_path / MARKER).write_text(json.dumps({"kept": ["slurm-1.out", "notes[1]"], "wrote": []}))
     args = SimpleNamespace(push_to_hub=True, hub_model_id="me/x", hub_token=None, hub_revision=None)
     trainer = SimpleNamespace(args=args, hub_model_id="me/x", is_world_process_zero=lambda: True)
     assert push_output(trainer, str(tmp_path), "msg") == "https://huggingface.co/me/x/commit/abc"
     assert calls == [
         {"repo_id": "me/x", "folder_path": str(tmp_path), "commit_message": "msg", "token": None,
-         "revision": None, "ignore_patterns": ["_*", "checkpoint-*"]}
+         "revision": None, "ignore_patterns": ["_*", "checkpoint-*", ".clipdpo-run.json*", "slurm-1.out",
+                                               "slurm-1.out/*", "notes[[]1]", "notes[[]1]/*"]}
     ]  # fmt: skip
     args.push_to_hub = False
     assert push_output(trainer, str(tmp_path), "msg") is None and len(calls) == 1
