@@ -37,6 +37,12 @@ def repro(tmp_path_factory):
     return out, r
 
 
+def failure(r) -> str:
+    """The driver's error lines (one per failed command), else its stderr's end."""
+    errors = [line for line in r.stderr.splitlines() if "error:" in line]
+    return "\n".join(errors) or r.stderr[-3000:]
+
+
 def read_json(path):
     with open(path) as fh:
         return json.load(fh)
@@ -44,7 +50,7 @@ def read_json(path):
 
 def test_repro_sh_runs_every_step_at_a_tiny_size(repro):
     out, r = repro
-    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.returncode == 0, failure(r)
     table = read_json(out / "table.json")
     assert table["selected"] == {"0": "clip-dpo"}
     assert [c["name"] for c in table["settings"]["candidates"]] == ["clip-dpo"]
@@ -57,7 +63,7 @@ def test_repro_sh_runs_every_step_at_a_tiny_size(repro):
 
 def test_each_split_is_scored_on_its_own_responses(repro):
     out, r = repro
-    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.returncode == 0, failure(r)
     for folder in [out / "seed0" / "base", *(out / "seed0" / arm / "eval" for arm in ARMS)]:
         for split, n in (("val", N_VAL), ("test", N_TEST)):
             counts = read_json(folder / f"amber-{split}.json")["responses"]
