@@ -41,33 +41,146 @@ def test_a_folder_with_a_run_is_refused_before_any_model_loads(toy_pairs, tmp_pa
     )
 
 
-def test_unrelated_files_do_not_count_and_are_kept(tmp_path):
-    from clipdpo_cli.train.output_dir import check_output_dir, previous_run
+def marked_run(folder, wrote, kept=(), finished=True):
+    """A folder as a clipdpo run leaves it: its files and its marker (.clipdpo-run.json)."""
+    from clipdpo_cli.train.output_dir import MARKER
 
-    out = tmp_path / "model"
-    (out / "runs" / "Dec01").mkdir(parents=True)
-    for name in ("model.safetensors", "train_summary.json", "README.md", "notes.txt", "slurm-1.out"):
-        (out / name).write_text("x")
-    (out / "checkpoint-2").mkdir()
-    (out / "checkpoint-best").mkdir()  # not a checkpoint-N folder transformers would resume from
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in (*wrote, *kept):
+        if name.startswith(("checkpoint-", "runs")):
+            (folder / name).mkdir()
+            (folder / name / "trainer_state.json").write_text("{}")
+        else:
+            (folder / name).write_text("x")
+    marker = {"kept": sorted(kept), "wrote": sorted(wrote) if finished else [], "finished": finished}
+    (folder / MARKER).write_text(json.dumps(marker))
+    return folder
+
+
+def listing(folder) -> list[str]:
+    return sorted(os.listdir(folder))
+
+
+def test_unrelated_files_do_not_count_and_are_kept(tmp_path):
+    from clipdpo_cli.train.output_dir import (
+        MARKER,
+        OutputPlan,
+        check_output_dir,
+        prepare_output_dir,
+        previous_run,
+    )  # fmt: skip
+
+    out = marked_run(
+        tmp_path / "model",
+        wrote=["model.safetensors", "train_summary.json", "README.md", "checkpoint-2", "runs"],
+        kept=["notes.txt", "slurm-1.out"],
+    )
+    (out / "checkpoint-best").mkdir()  # not a checkpoint-N folder, and not in the marker: never removed
     assert previous_run(str(out)) == [
         "README.md", "checkpoint-2", "model.safetensors", "runs", "train_summary.json"
     ]  # fmt: skip
     assert previous_run(str(tmp_path / "new")) == [] and previous_run(str(tmp_path)) == []
-    check_output_dir(str(out), overwrite=True, resume_from_checkpoint=None)
-    assert sorted(os.listdir(out)) == ["checkpoint-best", "notes.txt", "slurm-1.out"]
+    plan = check_output_dir(str(out), overwrite=True, resume_from_checkpoint=None)
+    assert listing(out) == [
+        MARKER, "README.md", "checkpoint-2", "checkpoint-best", "model.safetensors", "notes.txt", "runs",
+        "slurm-1.out", "train_summary.json",
+    ]  # the check removes nothing  # fmt: skip
+    assert plan == OutputPlan(str(out), ("README.md", "checkpoint-2", "model.safetensors", "runs",
+                                         "train_summary.json"))  # fmt: skip
+    prepare_output_dir(plan)
+    assert listing(out) == [MARKER, "checkpoint-best", "notes.txt", "slurm-1.out"]
+    marker = json.loads((out / MARKER).read_text())
+    assert marker["kept"] == ["checkpoint-best", "notes.txt", "slurm-1.out"] and marker["wrote"] == []
+    assert marker["finished"] is False
 
 
-def test_only_the_first_node_of_a_multi_node_job_clears(tmp_path, monkeypatch):
-    from clipdpo_cli.train.output_dir import check_output_dir
+def test_overwrite_of_a_killed_run_removes_what_a_run_writes_that_was_not_there_before(tmp_path):
+    """A run killed before it finished has no `wrote` list: the names a run writes that were not there
+    when it began are its own; the rest stays."""
+    from clipdpo_cli.train.output_dir import MARKER, check_output_dir, prepare_output_dir
 
-    (tmp_path / "checkpoint-1").mkdir()
-    monkeypatch.setenv("SLURM_NODEID", "1")
-    check_output_dir(str(tmp_path), overwrite=True, resume_from_checkpoint=None)
-    assert os.listdir(tmp_path) == ["checkpoint-1"]
-    monkeypatch.setenv("SLURM_NODEID", "0")
-    check_output_dir(str(tmp_path), overwrite=True, resume_from_checkpoint=None)
-    assert os.listdir(tmp_path) == []
+    out = marked_run(tmp_path / "m", wrote=["checkpoint-3", "runs", "README.md"], kept=["slurm-9.out"],
+                     finished=False)  # fmt: skip
+    (out / "notes.txt").write_text("written after the run")
+    prepare_output_dir(check_output_dir(str(out), overwrite=True, resume_from_checkpoint=None))
+    assert listing(out) == [MARKER, "notes.txt", "slurm-9.out"]
+
+
+@pytest.mark.parametrize("marker", [False, True])
+def test_overwrite_refuses_a_folder_that_never_held_a_clipdpo_run(marker, toy_pairs, tmp_path, capsys):
+    """The issue's case: README.md, config.json, tokenizer.json, runs/exp1/results.csv and checkpoint-7/
+    of something else; --overwrite used to delete them all, then fail on the missing model. With a marker
+    that says they were there before its run began, the same."""
+    from clipdpo_cli.train.output_dir import MARKER
+
+    out = tmp_path / "model"
+    (out / "runs" / "exp1").mkdir(parents=True)
+    (out / "runs" / "exp1" / "results.csv").write_text("a,b\n")
+    (out / "checkpoint-7").mkdir()
+    for name in ("README.md", "config.json", "tokenizer.json"):
+        (out / name).write_text("mine")
+    if marker:
+        kept = ["README.md", "checkpoint-7", "config.json", "runs", "tokenizer.json"]
+        (out / MARKER).write_text(json.dumps({"kept": kept, "wrote": [], "finished": True}))
+    before = sorted(str(p.relative_to(out)) for p in out.rglob("*"))
+    code, stdout, err = train(capsys, toy_pairs, "/no/such/model", str(out), "--overwrite")
+    why = f"there before the run its {MARKER} records" if marker else f"no {MARKER} there"
+    assert code == 2 and stdout == ""
+    assert one_error_line(err) == (
+        f"clipdpo train: error: --overwrite: {out} holds README.md, checkpoint-7, config.json, runs, ... "
+        f"(5 in all), which no clipdpo run wrote ({why}); --overwrite removes only what a clipdpo run wrote: "
+        "move them away or choose another folder"
+    )
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*")) == before
+
+
+def previous(tmp_path):
+    wrote = ["README.md", "config.json", "model.safetensors", "checkpoint-1", "train_summary.json"]
+    return marked_run(tmp_path / "prev", wrote=wrote, kept=["slurm-1.out"])
+
+
+def test_a_bad_report_to_leaves_the_previous_run_whole(toy_pairs, tiny_llava, tmp_path, capsys):
+    out = previous(tmp_path)
+    before = listing(out)
+    code, _, err = train(capsys, toy_pairs, tiny_llava, str(out), "--overwrite", "--report-to", "tensorbord")
+    assert code == 2 and "--report-to: unknown tracker 'tensorbord'" in one_error_line(err)
+    assert listing(out) == before
+
+
+def test_a_model_that_does_not_load_leaves_the_previous_run_whole(toy_pairs, tmp_path, capsys):
+    out = previous(tmp_path)
+    before = listing(out)
+    code, _, err = train(capsys, toy_pairs, str(tmp_path / "no-such-model"), str(out), "--overwrite")
+    assert code == 1 and "no-such-model" in one_error_line(err)
+    assert listing(out) == before
+
+
+@pytest.mark.parametrize("overwrite", [(), ("--overwrite",)])
+def test_the_output_folder_is_never_the_model_folder(overwrite, toy_pairs, tiny_llava, tmp_path, capsys):
+    import shutil
+
+    model = tmp_path / "llava"
+    shutil.copytree(tiny_llava, model)
+    before = {p.name: p.stat().st_size for p in model.iterdir()}
+    link = tmp_path / "link"
+    link.symlink_to(model, target_is_directory=True)
+    code, _, err = train(capsys, toy_pairs, str(model), str(link), *overwrite)
+    assert code == 2 and one_error_line(err) == (
+        f"clipdpo train: error: --output-dir {link} is the --model folder: the run would write over that "
+        "model's files; choose another folder"
+    )
+    assert {p.name: p.stat().st_size for p in model.iterdir()} == before
+
+
+def test_overwrite_never_removes_an_input(toy_pairs, tmp_path, capsys):
+    """--model out/checkpoint-1 --output-dir out --overwrite would remove the model it starts from."""
+    out = previous(tmp_path)
+    code, _, err = train(capsys, toy_pairs, str(out / "checkpoint-1"), str(out), "--overwrite")
+    assert code == 2 and one_error_line(err) == (
+        f"clipdpo train: error: --overwrite would remove {out / 'checkpoint-1'}, which holds --model "
+        f"{out / 'checkpoint-1'}; choose another folder"
+    )
+    assert "checkpoint-1" in listing(out)
 
 
 def test_overwrite_and_resume_exclude_each_other(toy_pairs, tmp_path, capsys):
@@ -99,6 +212,16 @@ def test_overwrite_replaces_the_old_run_and_its_checkpoints(overwritten, toy_pai
     assert codes == [0, 0]
     with open(os.path.join(out, "train_summary.json")) as fh:
         assert json.load(fh)["steps"] == 1
+    # the run's marker lists every name it wrote, and nothing was there before it
+    from clipdpo_cli.train.output_dir import MARKER
+
+    with open(os.path.join(out, MARKER)) as fh:
+        marker = json.load(fh)
+    assert marker["kept"] == [] and marker["finished"] is True
+    assert marker["wrote"] == sorted(set(os.listdir(out)) - {MARKER})
+    assert {"checkpoint-1", "model.safetensors", "README.md", "runs", "train_summary.json"} <= set(
+        marker["wrote"]
+    )
     # the old run's checkpoint-1 and checkpoint-2 are gone; checkpoint-1 is the new run's last-step save
     assert sorted(name for name in os.listdir(out) if name.startswith("checkpoint-")) == ["checkpoint-1"]
     with open(os.path.join(out, "checkpoint-1", "trainer_state.json")) as fh:
@@ -217,12 +340,17 @@ def test_push_uploads_the_output_folder_without_checkpoints(tmp_path, monkeypatc
             return SimpleNamespace(commit_url="https://huggingface.co/me/x/commit/abc")
 
     monkeypatch.setattr(huggingface_hub, "HfApi", FakeApi)
+    from clipdpo_cli.train.output_dir import MARKER
+
+    # what was in the folder before the run (its marker's `kept`) stays local, as does the marker
+    (tmp_path / MARKER).write_text(json.dumps({"kept": ["slurm-1.out", "notes[1]"], "wrote": []}))
     args = SimpleNamespace(push_to_hub=True, hub_model_id="me/x", hub_token=None, hub_revision=None)
     trainer = SimpleNamespace(args=args, hub_model_id="me/x", is_world_process_zero=lambda: True)
     assert push_output(trainer, str(tmp_path), "msg") == "https://huggingface.co/me/x/commit/abc"
     assert calls == [
         {"repo_id": "me/x", "folder_path": str(tmp_path), "commit_message": "msg", "token": None,
-         "revision": None, "ignore_patterns": ["_*", "checkpoint-*"]}
+         "revision": None, "ignore_patterns": ["_*", "checkpoint-*", ".clipdpo-run.json*", "slurm-1.out",
+                                               "slurm-1.out/*", "notes[[]1]", "notes[[]1]/*"]}
     ]  # fmt: skip
     args.push_to_hub = False
     assert push_output(trainer, str(tmp_path), "msg") is None and len(calls) == 1
@@ -311,6 +439,65 @@ def test_config_file_report_to_is_checked_too(toy_pairs, tmp_path, capsys):
     config.write_text("report_to: [nope]\n")
     code, _, err = train(capsys, toy_pairs, "/no/such/model", str(tmp_path / "o"), "--config", str(config))
     assert code == 2 and "unknown tracker 'nope'" in one_error_line(err)
+
+
+# --- secrets --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "yaml_text, fields",
+    [
+        ("hub_token: hf_abcdefXYZ\n", "hub_token"),
+        (
+            "beta: 0.2\nmodel_init_kwargs:\n  token: hf_abc\nwandb_api_key: k\n",
+            "model_init_kwargs.token, wandb_api_key",
+        ),
+    ],
+)
+def test_a_token_in_the_config_file_is_refused_before_anything_is_written(
+    yaml_text, fields, toy_pairs, tmp_path, capsys
+):
+    """TrainingArguments keeps hub_token as given: training_args.bin (a pickle of them) would hold it in
+    plain text, and --push-to-hub uploads that file."""
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml_text)
+    out = tmp_path / "o"
+    code, _, err = train(capsys, toy_pairs, "/no/such/model", str(out), "--config", str(config))
+    assert code == 2 and one_error_line(err) == (
+        f"clipdpo train: error: --config {config}: {fields} would be saved in plain text in the output "
+        "folder (training_args.bin, uploaded by --push-to-hub): remove it and log in instead "
+        "(`hf auth login` or HF_TOKEN)"
+    )
+    assert not out.exists()
+
+
+def test_secret_fields_of_a_config():
+    from clipdpo_cli.train.settings import secret_fields
+
+    data = {"hub_token": "x", "pad_token": "<pad>", "average_tokens_across_devices": True,
+            "include_num_input_tokens_seen": True, "hub_model_id": "me/x", "push_to_hub_token": None,
+            "model_init_kwargs": {"token": "hf_x", "torch_dtype": "bfloat16"}, "comet_API_KEY": "k",
+            "max_prompt_length": 128}  # fmt: skip
+    assert secret_fields(data) == ["hub_token", "model_init_kwargs.token", "comet_API_KEY"]
+
+
+def test_a_python_caller_is_refused_a_token_too(tmp_path):
+    from clipdpo_cli.io.errors import UsageError
+    from clipdpo_cli.train.losses import resolve_loss
+    from clipdpo_cli.train.settings import TrainSettings
+    from clipdpo_cli.train.trainer import check_settings
+
+    s = TrainSettings(pairs="-", model="m", output_dir=str(tmp_path), extra={"hub_token": "hf_x"})
+    with pytest.raises(UsageError, match="^--config: hub_token would be saved in plain text"):
+        check_settings(s, resolve_loss("dpo"))
+
+
+def test_training_args_of_a_run_hold_no_token(overwritten):
+    import torch
+
+    out, _ = overwritten
+    args = torch.load(os.path.join(out, "training_args.bin"), weights_only=False)
+    assert args.hub_token is None
 
 
 def test_training_dependencies_include_tensorboard_and_wandb_is_an_extra():

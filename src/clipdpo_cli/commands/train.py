@@ -30,10 +30,15 @@ def command(
     settings: dict[str, Any],
     overwrite: Annotated[
         bool,
-        typer.Option("--overwrite", help="Replace the run already in --output-dir (its checkpoints too)."),
+        typer.Option(
+            "--overwrite",
+            help="Replace the clipdpo run already in --output-dir (what it wrote, its checkpoints too; "
+            "recorded in .clipdpo-run.json), once every check passed.",
+        ),
     ] = False,
     config: Annotated[
-        str | None, typer.Option(help="YAML file with more TRL DPOConfig/KTOConfig fields.")
+        str | None,
+        typer.Option(help="YAML file with more TRL DPOConfig/KTOConfig fields (no tokens: log in instead)."),
     ] = None,
     num_processes: Annotated[
         int | None, typer.Option(help="Processes in all (GPUs); >1 re-launches under accelerate.")
@@ -99,9 +104,14 @@ def command(
     if settings["output_dir"] is None:
         raise UsageError("--output-dir is required (where the trained model is saved)")
     train = TrainSettings(
-        pairs=pairs, **settings, skip_bad=skip_bad, extra=read_config(config), explicit=explicit_fields(ctx)
+        pairs=pairs,
+        **settings,
+        skip_bad=skip_bad,
+        overwrite=overwrite,
+        extra=read_config(config),
+        explicit=explicit_fields(ctx),
     )
-    train = preflight(train, overwrite)
+    train = preflight(train)
     plan = launcher.plan_from_options(
         num_processes,
         num_machines,
@@ -123,23 +133,24 @@ def command(
     summary(result, train.quiet)
 
 
-def preflight(s: TrainSettings, overwrite: bool) -> TrainSettings:
+def preflight(s: TrainSettings) -> TrainSettings:
     """Everything that can be wrong before a model loads (in the process the user started, not again in
     the processes it launches): the output folder, the DeepSpeed config, the trackers, the Hub push.
+    Nothing is removed here (--overwrite clears the folder after the model loaded: train/output_dir.py).
     Returns the settings with the DeepSpeed config file and the checked --report-to."""
     import os
 
     from clipdpo_cli.io.errors import UsageError
     from clipdpo_cli.train.deepspeed_configs import resolve_deepspeed
     from clipdpo_cli.train.launcher import LAUNCHED_ENV
-    from clipdpo_cli.train.output_dir import check_output_dir
+    from clipdpo_cli.train.output_dir import output_plan
     from clipdpo_cli.train.publish import check_hub
     from clipdpo_cli.train.reporting import parse_report_to
 
     if s.save_adapter_only and not s.lora:
         raise UsageError("--save-adapter-only goes with --lora")
-    if os.environ.get(LAUNCHED_ENV) != "1":
-        check_output_dir(s.output_dir, overwrite, s.resume_from_checkpoint)
+    if os.environ.get(LAUNCHED_ENV) != "1":  # launched: the main process checks again before it clears
+        output_plan(s)
     trackers = parse_report_to(s.report_to)
     if "report_to" in s.extra and "report_to" not in s.explicit:
         parse_report_to(s.extra["report_to"])  # --config's value is the one used: check it too
@@ -181,6 +192,7 @@ def read_config(path: str | None) -> dict[str, Any]:
     import yaml
 
     from clipdpo_cli.io.errors import InputError
+    from clipdpo_cli.train.settings import check_no_secrets
 
     try:
         with open(path, encoding="utf-8") as fh:
@@ -195,6 +207,7 @@ def read_config(path: str | None) -> dict[str, Any]:
         raise InputError(f"--config {path}: not valid YAML: {exc}") from None
     if not isinstance(data, dict):
         raise InputError(f"--config {path}: must be a mapping of DPOConfig fields")
+    check_no_secrets(data, f"--config {path}")
     return data
 
 

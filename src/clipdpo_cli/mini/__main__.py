@@ -55,7 +55,8 @@ def main(argv: list[str] | None = None) -> None:
         nargs="*",
         default=[],
         metavar="FIELD=VALUE",
-        help="override a ReproSettings field (e.g. sft_steps=600 n_pool=500)",
+        help="override a ReproSettings field (e.g. sft_steps=600 n_pool=500; candidates=clip-dpo keeps "
+        "the named candidate recipes)",
     )
     dm = sub.add_parser("demo-models")
     dm.add_argument("out", nargs="?", default=None)
@@ -110,7 +111,11 @@ def main(argv: list[str] | None = None) -> None:
         for item in args.set:
             key, _, value = item.partition("=")
             current = getattr(settings, key)  # an unknown field is an AttributeError
-            setattr(settings, key, type(current)(value))
+            if key == "candidates":  # names of the candidate recipes, comma-separated
+                by_name = {r.name: r for r in current}
+                setattr(settings, key, tuple(by_name[name] for name in value.split(",")))
+            else:
+                setattr(settings, key, type(current)(value))
         run(settings)
     elif args.cmd == "demo-models":
         from clipdpo_cli.mini.demo import build_demo_models

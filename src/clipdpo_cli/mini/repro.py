@@ -230,8 +230,9 @@ def evaluate(
         with open(part, "w", encoding="utf-8") as fh:
             fh.writelines(json.dumps(by_id[i]) + "\n" for i in ids)
         result_path = os.path.join(folder, f"amber-{split}.json")
+        # the folder holds both splits: each split's responses are, on purpose, a part of its queries
         clipdpo("eval-amber", "--responses", part, "--amber-root", world["heldout"], "--task", "generative",
-                "-q", "-o", result_path)  # fmt: skip
+                "--allow-partial", "-q", "-o", result_path)  # fmt: skip
         gen = _read_json(result_path)["generative"]
         texts = [by_id[i]["response"] for i in ids]
         out[split] = {

@@ -12,6 +12,7 @@ from typing import Any
 
 from clipdpo_cli import __version__
 from clipdpo_cli.io.errors import BadRecord, InputError
+from clipdpo_cli.io.images import resolve_image
 from clipdpo_cli.report import data, inputs
 from clipdpo_cli.report.page import Figure, Section, data_url, esc, note, render, table
 
@@ -120,7 +121,7 @@ def build_report(opts: ReportSettings) -> Report:
     page = render(
         opts.title,
         f"CLIP-DPO run report · {stamp}",
-        listed,
+        [(what, inputs.shown_path(path)) for what, path in listed],
         sections,
         f"Written by clipdpo {__version__} (clipdpo report). Self-contained: figures are embedded; "
         "nothing is loaded from the network.",
@@ -277,9 +278,11 @@ def _card(pair: dict[str, Any], root: str | None) -> str:
         src = data_url(thumbnail(image, root), "image/jpeg")
         picture = f'<img src="{src}" alt="{esc(os.path.basename(image))}">'
     except BadRecord as exc:
-        # the short reason and the file name fit the thumbnail's box; the full message names the whole path
+        # the short reason and the file name fit the thumbnail's box; the tooltip names the path tried
+        # (relative to the current folder, or its name: no absolute local path in a page that is shared)
         note = f"{exc.reason}: {os.path.basename(image)}"
-        picture = f'<div class="noimg" title="{esc(exc)}">{esc(note)}</div>'
+        tried = inputs.shown_path(resolve_image(image, root))
+        picture = f'<div class="noimg" title="{esc(f"{exc.reason}: {tried}")}">{esc(note)}</div>'
     kind = pair.get("kind") or "caption"
     scores = []
     for key, name in (("chosen_score", "chosen"), ("rejected_score", "rejected"), ("margin", "margin")):

@@ -59,6 +59,18 @@ def read_json(path: str) -> Any:
         raise InputError(f"{path}: not a JSON document ({exc})") from None
 
 
+def shown_path(path: str) -> str:
+    """A local path as the page shows it: relative to the current folder when under it, else the file's
+    name alone; the page never carries an absolute local path ('-' stays)."""
+    if path == "-":
+        return path
+    absolute = os.path.abspath(os.path.expanduser(path))
+    relative = os.path.relpath(absolute, os.getcwd())
+    if relative == os.curdir or relative.split(os.sep, 1)[0] == os.pardir:
+        return os.path.basename(absolute) or relative
+    return relative
+
+
 def short_model_name(model: str) -> str:
     """A model as a label: a local folder by its last component(s), a Hub id as it is."""
     if os.path.isdir(model) or model.startswith(("/", "./", "../", "~")):

@@ -9,6 +9,7 @@ What cannot work is refused before any model loads: no token, or HF_HUB_OFFLINE 
 
 from __future__ import annotations
 
+import glob
 import os
 from typing import Any
 
@@ -50,6 +51,12 @@ def push_output(trainer: Any, output_dir: str, message: str) -> str | None:
         return None
     from huggingface_hub import HfApi
 
+    from clipdpo_cli.train.output_dir import MARKER, read_marker
+
+    # only what the run wrote: not its record, nor what was in the folder before it (a SLURM log, notes)
+    marker = read_marker(output_dir) or {"kept": []}
+    kept = [glob.escape(name) for name in marker["kept"]]
+    ignored = [*IGNORED, f"{MARKER}*", *(p for name in kept for p in (name, f"{name}/*"))]
     repo = trainer.hub_model_id or args.hub_model_id or os.path.basename(os.path.abspath(output_dir))
     commit = HfApi().upload_folder(
         repo_id=repo,
@@ -57,6 +64,6 @@ def push_output(trainer: Any, output_dir: str, message: str) -> str | None:
         commit_message=message,
         token=args.hub_token,
         revision=args.hub_revision,
-        ignore_patterns=IGNORED,
+        ignore_patterns=ignored,
     )
     return str(getattr(commit, "commit_url", repo))

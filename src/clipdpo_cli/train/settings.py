@@ -16,6 +16,7 @@ import dataclasses
 import enum
 import math
 import os
+import re
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import MISSING, dataclass, field
@@ -231,6 +232,7 @@ class TrainSettings:
         None, "Directory that relative image paths start from (default: $CLIPDPO_IMAGE_ROOT)."
     )
     skip_bad: bool = False  # --on-error skip (the command's own option, shared with --dry-run)
+    overwrite: bool = False  # --overwrite: replace the clipdpo run in output_dir (train/output_dir.py)
     num_workers: int = setting(
         0, "DataLoader workers that open and process images.", trl=("dataloader_num_workers",), cli_default=2
     )  # a Python caller decodes in its own process unless it asks; the command uses 2 workers
@@ -255,6 +257,40 @@ class TrainSettings:
     )
     extra: dict[str, Any] = field(default_factory=dict)  # --config YAML: more DPOConfig/KTOConfig fields
     explicit: frozenset[str] = frozenset()  # config fields the user set on the command line (win over extra)
+
+
+# Config fields that name a token but hold none (TRL's padding token string).
+NOT_SECRET = frozenset({"pad_token"})
+
+
+def secret_fields(data: dict[str, Any], prefix: str = "") -> list[str]:
+    """The fields of a --config mapping (nested ones too: model_init_kwargs) that hold a credential:
+    hub_token, any *_token, api keys, secrets, passwords."""
+    found = []
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            found += secret_fields(value, f"{name}.")
+        elif (
+            isinstance(key, str)
+            and key.lower() not in NOT_SECRET
+            and re.search(r"(^|_)(token|api_?key|secret|password|passwd|credentials?)$", key.lower())
+            and value not in (None, "")
+        ):
+            found.append(name)
+    return found
+
+
+def check_no_secrets(extra: dict[str, Any], where: str = "--config") -> None:
+    """Refuse credentials among the extra config fields: TrainingArguments keep them, and training_args.bin
+    (a pickle of them, in the output folder) carries them in plain text to the Hub with --push-to-hub."""
+    secrets = secret_fields(extra)
+    if secrets:
+        raise UsageError(
+            f"{where}: {', '.join(secrets)} would be saved in plain text in the output folder "
+            "(training_args.bin, uploaded by --push-to-hub): remove it and log in instead "
+            "(`hf auth login` or HF_TOKEN)"
+        )
 
 
 def options() -> list[dataclasses.Field[Any]]:

@@ -19,7 +19,7 @@ from clipdpo_cli.io.errors import InputError, UsageError
 from clipdpo_cli.train import model_card
 from clipdpo_cli.train.data import PairColumns, VisionPairCollator, collect_pairs, unpair
 from clipdpo_cli.train.losses import Loss, resolve_loss
-from clipdpo_cli.train.settings import TrainSettings, config_kwargs
+from clipdpo_cli.train.settings import TrainSettings, check_no_secrets, config_kwargs
 
 REF_MODES = ("auto", "live", "precomputed")
 
@@ -62,6 +62,7 @@ def check_settings(s: TrainSettings, loss: Loss) -> None:
         raise UsageError(f"--config: unknown {cls.__name__} field(s): {', '.join(unknown)}")
     if "max_length" in s.extra:
         raise UsageError("--config: set max_length with --max-length (text tokens; images are never cut)")
+    check_no_secrets(s.extra)
     loss.validate(config_kwargs(s, loss))
 
 
@@ -349,6 +350,16 @@ def finished_at(checkpoint: str, s: TrainSettings) -> tuple[int, list[dict[str, 
     return (step, list(state.get("log_history", []))) if target and step >= target else None
 
 
+def prepare_output(trainer: Any, s: TrainSettings) -> None:
+    """Once the model loaded and the trainer is configured (every check passed): the main process checks
+    the folder again, removes the previous run (--overwrite) and records this one; the others wait."""
+    from clipdpo_cli.train.output_dir import output_plan, prepare_output_dir
+
+    if trainer.accelerator.is_main_process:
+        prepare_output_dir(output_plan(s))
+    trainer.accelerator.wait_for_everyone()
+
+
 def run_training(s: TrainSettings) -> TrainResult:
     checkpoint = resolve_checkpoint(s.resume_from_checkpoint, s.output_dir)
     done = finished_at(checkpoint, s) if checkpoint else None
@@ -356,6 +367,7 @@ def run_training(s: TrainSettings) -> TrainResult:
         log(f"{checkpoint} is at step {done[0]}, the run's last: nothing to train")
         return TrainResult(s.output_dir, 0, {}, done[0], done[1], reference="none (nothing trained)")
     trainer, ref_mode, pairs = build_trainer(s)
+    prepare_output(trainer, s)
     args = trainer.args
     effective = args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size
     log_unless(
@@ -524,5 +536,8 @@ def summary(result: TrainResult, quiet: bool = False) -> None:
     }
     with open(os.path.join(result.output_dir, "train_summary.json"), "w") as fh:
         json.dump({**data, "log_history": result.log_history}, fh, indent=1)
+    from clipdpo_cli.train.output_dir import finish_output_dir
+
+    finish_output_dir(result.output_dir)  # the run's marker lists what it wrote
     print(json.dumps(data), flush=True)
     log_unless(quiet, f"saved to {result.output_dir} ({result.steps} steps)")
