@@ -59,7 +59,8 @@ def test_front_matter_is_what_the_hub_reads(tmp_path):
     assert {"clipdpo", "clip-dpo", "trl", "dpo", "lora", "generated_from_trainer"} <= set(data["tags"])
     assert str(tmp_path) not in text and "/models/" not in text  # names, never local paths
     assert "| preference pairs | `pairs.ref.jsonl`: 750,000 pairs (700,000 caption, 50,000 qa) |" in text
-    assert "| loss | cdpo (label smoothing 0.1) |" in text and "| optimizer steps | 11,719 (1 epoch(s)) |" in text
+    assert "| loss | cdpo (label smoothing 0.1) |" in text
+    assert "| optimizer steps | 11,719 (1 epoch(s)) |" in text
     assert card.text.startswith("\n# llava-clipdpo: CLIP-DPO\n")
 
 
