@@ -129,7 +129,9 @@ class TrainSettings:
 
     pairs: str
     model: str = setting(
-        help="Model to start from: Hub id or local directory (also the reference).", flags=("--model", "-m")
+        help="Model to start from: Hub id or local directory (also the reference).",
+        flags=("--model", "-m"),
+        cli_default=None,  # required, unless --config names it (checked by the command)
     )
     output_dir: str = setting(help="Where the trained model, processor and checkpoints go.", cli_default=None)
     loss: str = setting(
