@@ -103,3 +103,15 @@ def test_recipe_values_go_through_trls_own_parser(tmp_path):
     path.write_text("lora_r: [1, 2]\n")
     with pytest.raises(UsageError, match="lora_r"):
         read_config(str(path))
+
+
+def test_every_train_option_can_be_set_by_its_name(tmp_path):
+    from clipdpo_cli.train.recipe import read_config
+
+    path = tmp_path / "c.yaml"
+    path.write_text("quiet: true\nmax_length: 512\nref_logps: precomputed\nwarmup_ratio: 0\n"
+                    "label_smoothing:\n")  # fmt: skip
+    recipe = read_config(str(path))
+    assert recipe.options == {"quiet": True, "max_length": 512, "ref_logps": "precomputed",
+                              "warmup_ratio": 0.0, "label_smoothing": None}  # fmt: skip
+    assert isinstance(recipe.options["warmup_ratio"], float) and recipe.trl == {}

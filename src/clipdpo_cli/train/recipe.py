@@ -91,7 +91,7 @@ def read_config(path: str | None) -> Recipe:
 def sort_keys(data: dict[str, Any], path: str) -> Recipe:
     from clipdpo_cli.train.settings import options
 
-    fields = {f.name: f for f in options() if not f.metadata["shared"]}
+    fields = {f.name: f for f in options()}
     aliases, trl_fields = recipe_names(), trl_config_fields()
     recipe, unknown = Recipe(), []
     env = data.pop("env", None)
