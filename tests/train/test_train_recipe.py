@@ -115,3 +115,25 @@ def test_every_train_option_can_be_set_by_its_name(tmp_path):
     assert recipe.options == {"quiet": True, "max_length": 512, "ref_logps": "precomputed",
                               "warmup_ratio": 0.0, "label_smoothing": None}  # fmt: skip
     assert isinstance(recipe.options["warmup_ratio"], float) and recipe.trl == {}
+
+
+def test_the_recipe_is_one_trl_dpo_itself_reads_and_both_read_the_same_values(tmp_path):
+    """`trl dpo --config recipe.yaml`'s own parser (trl/scripts/dpo.py make_parser) accepts the file, and
+    what it reads is what clipdpo reads (use_cpu / bf16 as TRL needs them on a CPU-only machine)."""
+    from trl.scripts.dpo import make_parser
+
+    from clipdpo_cli.train.recipe import read_config
+
+    path = tmp_path / "recipe.yaml"
+    path.write_text(TRL_DPO_RECIPE)
+    script, config, model, _ = make_parser().parse_args_and_config(
+        ["--config", str(path), "--use_cpu", "true", "--bf16", "false"]
+    )
+    ours = read_config(str(path)).options
+    assert ours["model"] == model.model_name_or_path and ours["dataset_id"] == script.dataset_name
+    lora = (model.use_peft, model.lora_r, model.lora_alpha)
+    assert (ours["lora"], ours["lora_r"], ours["lora_alpha"]) == lora
+    assert (ours["learning_rate"], ours["epochs"], ours["per_device_batch_size"], ours["max_steps"]) == (
+        config.learning_rate, config.num_train_epochs, config.per_device_train_batch_size, config.max_steps,
+    )  # fmt: skip
+    assert ours["lr_scheduler"] == config.lr_scheduler_type.value and ours["output_dir"] == config.output_dir
