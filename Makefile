@@ -3,13 +3,15 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-dev
+# every extra pyproject.toml declares (tests/test_dependencies.py checks this list), so `make test` tests them all
+EXTRAS := dev,report,benchmarks,wandb
 
 .PHONY: demo repro-mini test lint bench bench-gpu clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q --no-compile -c constraints.txt -e '.[dev]'
+	$(PY) -m pip install -q --no-compile -c constraints.txt -e '.[$(EXTRAS)]'
 	@# byte-compile on every core (pip compiles one file at a time: ~25 s more on 2 cores); like pip, a file
 	@# that does not compile is left to the interpreter
 	$(PY) -m compileall -q -j 0 $(VENV)/lib > /dev/null || true

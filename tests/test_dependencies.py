@@ -69,3 +69,30 @@ def test_every_third_party_module_the_package_imports_is_declared():
         if dists and not dists & declared:
             missing[module] = sorted(dists)
     assert missing == {}
+
+
+def test_make_installs_every_declared_extra():
+    """`make test` installs every extra pyproject.toml declares, so the suite runs with all of them."""
+    import re
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    makefile = (REPO / "Makefile").read_text()
+    extras = re.search(r"^EXTRAS := (.+)$", makefile, flags=re.M)
+    assert extras and "-e '.[$(EXTRAS)]'" in makefile
+    assert sorted(extras.group(1).split(",")) == sorted(project["optional-dependencies"])
+
+
+def test_the_extras_installed_together_break_no_requirement():
+    """Every installed distribution's requirements hold (pip check): e.g. wandb 0.25 requires protobuf < 7
+    while clipdpo's other dependencies run with protobuf 7, so its extra must ask for wandb >= 0.26."""
+    import subprocess
+
+    from packaging.requirements import Requirement
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    (wandb,) = (Requirement(r) for r in project["optional-dependencies"]["wandb"])
+    assert not wandb.specifier.contains("0.25.1") and wandb.specifier.contains("0.26.0")
+    check = subprocess.run([sys.executable, "-m", "pip", "check"], capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr
+    for r in (Requirement(r) for r in project["optional-dependencies"]["wandb"] + project["dependencies"]):
+        assert r.specifier.contains(version(r.name), prereleases=True), r  # installed, within the bounds

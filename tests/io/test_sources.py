@@ -362,10 +362,10 @@ def test_a_parquet_of_image_paths_keeps_its_json_columns(tmp_path):
     out = records(perturb(str(path), "--text-column", "caption").stdout)  # paths: no --image-dir needed
     originals = [r for r in out if r["hallucination"] == "none"]
     assert originals == [
-        {"id": "p7", "image": "coco/1.jpg", "text": "a dog", "tags": ["dog"], "original": "a dog",
-         "hallucination": "none", "from": "p7"},
-        {"id": "p8", "image": "coco/2.jpg", "text": "a cat", "tags": ["cat", "pet"], "original": "a cat",
-         "hallucination": "none", "from": "p8"},
+        {"id": "p7", "image": "coco/1.jpg", "text": "a dog", "tags": ["dog"], "source_id": "p7",
+         "original": "a dog", "hallucination": "none", "from": "p7"},
+        {"id": "p8", "image": "coco/2.jpg", "text": "a cat", "tags": ["cat", "pet"], "source_id": "p8",
+         "original": "a cat", "hallucination": "none", "from": "p8"},
     ]  # fmt: skip
 
 

@@ -248,49 +248,17 @@ def test_model_card_names_the_base_model_and_the_run(overwritten, tiny_llava, to
     out, _ = overwritten
     card = ModelCard.load(os.path.join(out, "README.md"))
     assert "[None]" not in card.text and "fine-tuned version of" not in card.text
-    assert f"| base model | `{tiny_llava}` |" in card.text
-    assert f"| preference pairs | `{toy_pairs}`: 8 pairs (8 caption) |" in card.text
+    assert f"| base model | a local model (`{os.path.basename(tiny_llava)}`) |" in card.text
+    assert f"| preference pairs | `{os.path.basename(toy_pairs)}`: 8 pairs (8 caption) |" in card.text
     assert "| pairs ranked by | not recorded in the pair records |" in card.text
     for row in ("| loss | dpo |", "| beta | 0.1 |", "| reference | live |", "| optimizer steps | 1 (of"):
         assert row in card.text, row
     assert "| effective batch | 4 |" in card.text and "\n# model: CLIP-DPO\n" in card.text
+    for path in (tiny_llava, toy_pairs, out):  # no local path reaches a published card
+        assert os.path.dirname(os.path.abspath(path)) not in card.text
     data = card.data.to_dict()
     assert data["pipeline_tag"] == "image-text-to-text" and data["library_name"] == "transformers"
     assert "clipdpo" in data["tags"] and "base_model" not in data  # a local folder is no Hub id
-
-
-def test_model_card_of_a_hub_model_links_it():
-    from huggingface_hub import ModelCard
-
-    from clipdpo_cli.train.model_card import RunFacts, card_text
-
-    facts = RunFacts(
-        base_model="llava-hf/llava-1.5-7b-hf", base_model_id="llava-hf/llava-1.5-7b-hf",
-        pairs_file="pairs.ref.jsonl", pairs=750_000, loss="cdpo", beta=0.1, label_smoothing=0.1,
-        learning_rate=5e-7, effective_batch=64, epochs=1.0, max_steps=-1, reference="precomputed",
-        lora={"r": 16, "alpha": 32, "saved": "adapter"}, kinds={"caption": 700_000, "qa": 50_000},
-        scorers=["dfn-h14"], hub_model_id="me/llava-clipdpo",
-    )  # fmt: skip
-    card = ModelCard(card_text(facts, steps=11_719))
-    assert card.data.base_model == "llava-hf/llava-1.5-7b-hf" and "lora" in card.data.tags
-    text = card.text
-    assert (
-        "| base model | [llava-hf/llava-1.5-7b-hf](https://huggingface.co/llava-hf/llava-1.5-7b-hf) |" in text
-    )
-    assert "| preference pairs | `pairs.ref.jsonl`: 750,000 pairs (700,000 caption, 50,000 qa) |" in text
-    assert "| pairs ranked by | `dfn-h14` |" in text and "| loss | cdpo (label smoothing 0.1) |" in text
-    assert "| optimizer steps | 11,719 (1 epoch(s)) |" in text and "adapter only" in text
-    assert 'from_pretrained("me/llava-clipdpo")' in text and text.startswith("\n# llava-clipdpo: CLIP-DPO")
-
-
-def test_hub_id_of_a_folder_is_the_id_its_config_remembers(tmp_path):
-    from clipdpo_cli.train.model_card import hub_id_of
-
-    (tmp_path / "config.json").write_text(json.dumps({"_name_or_path": "llava-hf/llava-1.5-7b-hf"}))
-    assert hub_id_of(str(tmp_path)) == "llava-hf/llava-1.5-7b-hf"
-    (tmp_path / "config.json").write_text(json.dumps({"_name_or_path": "/scratch/models/llava"}))
-    assert hub_id_of(str(tmp_path)) is None
-    assert hub_id_of("llava-hf/llava-1.5-7b-hf") == "llava-hf/llava-1.5-7b-hf"
 
 
 # --- --push-to-hub / --hub-model-id ------------------------------------------------------------------------

@@ -70,7 +70,7 @@ def test_the_options_are_the_settings_with_their_defaults():
             assert params[f.name].default == f.default, f.name
         assert params[f.name].help, f.name
     assert params["max_length"].default == "none" and TrainSettings.max_length is None
-    assert params["model"].required and "-m" in params["model"].opts
+    assert params["model"].default is None and "-m" in params["model"].opts  # --config may name it
     assert "Default from the paper (Sec. 5)" in params["learning_rate"].help
 
 

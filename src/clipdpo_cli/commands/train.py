@@ -38,7 +38,10 @@ def command(
     ] = False,
     config: Annotated[
         str | None,
-        typer.Option(help="YAML file with more TRL DPOConfig/KTOConfig fields (no tokens: log in instead)."),
+        typer.Option(
+            help="YAML file: these options by name, TRL DPOConfig/KTOConfig fields, and a `trl dpo` recipe's "
+            "model_name_or_path, use_peft, lora_r, ... (docs/training.md); typed options win."
+        ),
     ] = None,
     num_processes: Annotated[
         int | None, typer.Option(help="Processes in all (GPUs); >1 re-launches under accelerate.")
@@ -54,7 +57,11 @@ def command(
         int | None, typer.Option(help="Rendezvous port (default: MASTER_PORT).")
     ] = None,
     accelerate_config: Annotated[
-        str | None, typer.Option(help="An `accelerate config` YAML to launch with.")
+        str | None,
+        typer.Option(
+            help="An `accelerate config` YAML to launch with, or one TRL ships by name: zero1, zero2, zero3, "
+            "fsdp1, fsdp2, multi_gpu (default: your `accelerate config` file, if any)."
+        ),
     ] = None,
     write_ref_logps: Annotated[
         str | None, typer.Option(hidden=True, help="Moved: `clipdpo ref-logps PAIRS -m MODEL -o FILE`.")
@@ -99,6 +106,11 @@ def command(
     if (dump_encoded is not None or dump_rows is not None) and not dry_run:
         raise UsageError("--dump-encoded and --dump-rows go with --dry-run")
     skip_bad = on_error == OnError.skip
+    recipe = read_config(config)
+    typed = typed_options(ctx)
+    settings = {**settings, **{k: v for k, v in recipe.options.items() if k not in typed}}
+    if settings["model"] is None:
+        raise UsageError("--model is required (or model / model_name_or_path in --config)")
     if dry_run:
         return dry_run_command(pairs, settings, skip_bad, dump_encoded, dump_rows or 8)
     if settings["output_dir"] is None:
@@ -108,8 +120,8 @@ def command(
         **settings,
         skip_bad=skip_bad,
         overwrite=overwrite,
-        extra=read_config(config),
-        explicit=explicit_fields(ctx),
+        extra=recipe.trl,
+        explicit=train_settings.typed_fields(typed),
     )
     train = preflight(train)
     plan = launcher.plan_from_options(
@@ -186,33 +198,15 @@ def original_argv() -> list[str]:
     return argv[argv.index(NAME) :]
 
 
-def read_config(path: str | None) -> dict[str, Any]:
-    if path is None:
-        return {}
-    import yaml
+def read_config(path: str | None) -> Any:
+    """The --config file (train.recipe): option values and TRL config fields."""
+    from clipdpo_cli.train.recipe import read_config as read
 
-    from clipdpo_cli.io.errors import InputError
-    from clipdpo_cli.train.settings import check_no_secrets
-
-    try:
-        with open(path, encoding="utf-8") as fh:
-            data = yaml.safe_load(fh) or {}
-    except FileNotFoundError:
-        raise InputError(f"--config file not found: {path}") from None
-    except IsADirectoryError:
-        raise InputError(f"--config {path} is a folder: give the YAML file of DPOConfig fields") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"--config {path}: cannot read it as a YAML text file: {exc}") from None
-    except yaml.YAMLError as exc:
-        raise InputError(f"--config {path}: not valid YAML: {exc}") from None
-    if not isinstance(data, dict):
-        raise InputError(f"--config {path}: must be a mapping of DPOConfig fields")
-    check_no_secrets(data, f"--config {path}")
-    return data
+    return read(path)
 
 
-def explicit_fields(ctx: typer.Context) -> frozenset[str]:
-    """Config fields set by options the user typed (they win over --config).
+def typed_options(ctx: typer.Context) -> set[str]:
+    """The options the user typed on the command line (they win over --config).
 
     Compared by name: typer ships its own copy of click, whose ParameterSource is not click's.
     """
@@ -221,4 +215,4 @@ def explicit_fields(ctx: typer.Context) -> frozenset[str]:
         source = ctx.get_parameter_source(option.name)
         if source is not None and source.name == "COMMANDLINE":
             typed.add(option.name)
-    return train_settings.typed_fields(typed)
+    return typed

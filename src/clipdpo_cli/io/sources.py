@@ -23,7 +23,12 @@ JSON line (io/jsonl.py) and a tar member (_tar_members): a larger one is read pa
 Images that arrive as bytes (an Image column, a binary column, a webdataset member) are checked by the one
 image decoder (io.images.verify_image_bytes) and written once, named by their content hash, under
 --image-dir (default: beside -o), so later stages open them as files. Sharding and resume see the hash
-name, so a shard's records do not depend on where its images are written.
+name, so a shard's records do not depend on where its images are written; the written record keeps that hash
+as `image_hash`, from which `caption` makes its ids (they do not depend on -o / --image-dir either).
+
+What the user brought is kept under names of its own: a dataset row's or a webdataset sample's own `id` as
+`source_id` (as an SFT entry's is `sft_id`); `--text-column` is read as `text`, and `caption`, which writes
+its caption to `text`, moves it to `source_text` first.
 """
 
 from __future__ import annotations
@@ -74,6 +79,8 @@ DESCRIBED = {
 
 # The private field of a record whose image is still bytes; InputSource.prepare writes it and removes it.
 IMAGE_BYTES = "\x00image_bytes"
+IMAGE_HASH = "image_hash"  # of an image that came as bytes: its content hash (the written file's name stem)
+SOURCE_ID = "source_id"  # a dataset row's / webdataset sample's own `id` (the record's id may be another)
 
 SFT_FIELDS = ("conversations", "messages")  # the dialogue of an SFT entry: not copied into records
 WDS_IMAGE_KEYS = ("jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff")
@@ -317,8 +324,10 @@ class InputSource:
             if data is not None:
                 if folder is None:
                     folder = _make_folder(self.image_dir)
+                name = record["image"]
                 try:
-                    record["image"] = _write_image(folder, record["image"], data)
+                    record["image"] = _write_image(folder, name, data)
+                    record[IMAGE_HASH] = os.path.splitext(name)[0]
                 except BadRecord as exc:
                     record["image"] = os.path.join(folder, record["image"])
                     ctx.bad(record, exc)
@@ -646,6 +655,8 @@ def _webdataset_record(sample: dict[str, Any], options: InputSettings) -> dict[s
                     "rename it", "reserved field name"
                 )  # fmt: skip
             record.update((k, v) for k, v in fields.items() if k != "id")
+            if fields.get("id") is not None:
+                record.setdefault(SOURCE_ID, fields["id"])
     record.setdefault("key", key)
     record["tar"] = url
     if options.text_column:
@@ -683,6 +694,8 @@ def _hf_records(path: str, fmt: str, options: InputSettings, ctx: StageContext) 
                 if key == image_column or key in drop or not _json_value(value):
                     continue
                 record["text" if key == text_column else key] = value
+            if record.get("id") is not None:
+                record.setdefault(SOURCE_ID, record["id"])  # kept when a stage gives the record its own id
             yield _identified(_with_image(record, row.get(image_column)))
     except (OSError, ValueError) as exc:
         raise InputError(f"{path}: cannot read the dataset: {exc}") from None

@@ -2,7 +2,12 @@
 
 For every input image, one record per (prompt, sample): its id is make_id("caption", image, model, prompt,
 sample, seed, temperature, top_p, max_new_tokens, and --max-pixels and the --chat-template's digest when
-given), so the same command gives the same ids, and changing the model or a setting gives new ones. The
+given), so the same command gives the same ids, and changing the model or a setting gives new ones. `image`
+is the record's `image` as written, or, for an image that came as bytes, its content hash (`image_hash`,
+io.sources), so the ids do not depend on where -o / --image-dir put the file.
+
+The caption goes to `text`; a `text` the input record already had (a dataset's `--text-column`, a
+webdataset's `txt`) is kept as `source_text`, never overwritten. The
 rows of all images are generated in batches of `batch_size` (across image boundaries); the records of one
 image are emitted together, in prompt order. An image listed again in the input (the same file, however its
 path is spelled: `a.jpg`, `./a.jpg`, or images that came as the same bytes) is captioned once, with the fields
@@ -81,6 +86,17 @@ class CaptionJob:
     seed: int | None
 
 
+SOURCE_TEXT = "source_text"  # the input record's own `text`, kept beside the caption
+
+
+def image_key(record: dict[str, Any]) -> str:
+    """What a caption id names the image by: its content hash when it came as bytes, else `image`."""
+    from clipdpo_cli.io.sources import IMAGE_HASH
+
+    digest = record.get(IMAGE_HASH)
+    return f"bytes:{digest}" if isinstance(digest, str) and digest else str(record["image"])
+
+
 def caption_jobs(image: str, model: str, settings: CaptionSettings) -> list[CaptionJob]:
     """Every (prompt, sample) row of one image, with its id and its own seed."""
     jobs = []
@@ -100,6 +116,8 @@ def caption_record(
 ) -> dict:
     """The output record: the input's own fields, then the caption contract fields."""
     out = {k: v for k, v in record.items() if k != "id"}
+    if "text" in record and SOURCE_TEXT not in record:
+        out[SOURCE_TEXT] = out.pop("text")
     out.update(
         id=job.id,
         image=record["image"],
@@ -141,7 +159,7 @@ def caption_records(
                 ctx.drop(record, "duplicate image")
                 continue
             seen.add(file)
-            jobs = caption_jobs(image, model, settings)
+            jobs = caption_jobs(image_key(record), model, settings)
             todo = [job for job in jobs if job.id not in ctx.done]
             ctx.stats.resumed += len(jobs) - len(todo)
             if todo:

@@ -130,7 +130,9 @@ class TrainSettings:
 
     pairs: str
     model: str = setting(
-        help="Model to start from: Hub id or local directory (also the reference).", flags=("--model", "-m")
+        help="Model to start from: Hub id or local directory (also the reference).",
+        flags=("--model", "-m"),
+        cli_default=None,  # required, unless --config names it (checked by the command)
     )
     output_dir: str = setting(help="Where the trained model, processor and checkpoints go.", cli_default=None)
     loss: str = setting(
@@ -255,6 +257,11 @@ class TrainSettings:
     hub_model_id: str | None = setting(
         None, "Hub repository (NAME or OWNER/NAME; default: --output-dir's name).", trl=("hub_model_id",)
     )
+    base_model_id: str | None = setting(
+        None, "The model card's base_model: the Hub id --model came from (default: read from its config)."
+    )
+    license: str | None = setting(None, "The model card's license (default: the base model card's).")
+    dataset_id: str | None = setting(None, "The model card's datasets: Hub dataset id(s), comma-separated.")
     extra: dict[str, Any] = field(default_factory=dict)  # --config YAML: more DPOConfig/KTOConfig fields
     explicit: frozenset[str] = frozenset()  # config fields the user set on the command line (win over extra)
 
