@@ -178,8 +178,7 @@ def test_config_given_a_folder_is_one_line(tmp_path):
     result = run_in_process("train", pairs, "--config", str(tmp_path / "cfg"), "-m", "x", "--output-dir",
                             str(tmp_path / "out"))  # fmt: skip
     assert one_error_line(result) == (
-        f"clipdpo train: error: --config {tmp_path / 'cfg'} is a folder: give the YAML file of DPOConfig "
-        "fields"
+        f"clipdpo train: error: --config {tmp_path / 'cfg'} is a folder: pass a YAML file"
     )  # before: IsADirectoryError traceback
 
 
