@@ -150,10 +150,10 @@ def command(
             quiet=quiet,
             progress_every=progress_every,
         )
-    elif responses_out or resume or shard:
+    elif responses_out or resume or shard or generate_only:
         from clipdpo_cli.io.errors import UsageError
 
-        raise UsageError("--responses-out, --resume and --shard go with --model")
+        raise UsageError("--responses-out, --resume, --shard and --generate-only go with --model")
     run_eval(
         PopeEvalSettings(
             pope_root=pope_root,

@@ -6,6 +6,8 @@ import json
 
 import pytest
 
+from tests.models.families.conftest import family_dir  # noqa: F401 - the shrunken family checkpoints
+
 CATEGORIES = [
     (1, "person"),
     (18, "dog"),

@@ -169,3 +169,48 @@ def test_usage_errors(tiny_coco, tmp_path):
     assert done.returncode == 2
     done = run_in_process("eval-chair", "--coco-annotations", str(tmp_path / "none.json"), "--responses", "x")
     assert done.returncode == 1 and "not found" in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.slow
+def test_eval_chair_end_to_end(tiny_coco, family_dir, tmp_path):
+    """Descriptions by the shrunken LLaVA-1.5, scored in the same run, equal the reference's counting of
+    the responses it wrote."""
+    annotations, images = tiny_coco
+    instances = str(annotations / "instances_val2014.json")
+    responses, out = tmp_path / "r.jsonl", tmp_path / "m.json"
+    done = run_in_process(
+        "eval-chair",
+        "--coco-annotations",
+        instances,
+        "--image-root",
+        str(images),
+        "--model",
+        family_dir("llava15"),
+        "--device",
+        "cpu",
+        "--max-new-tokens",
+        "12",
+        "-r",
+        str(responses),
+        "-o",
+        str(out),
+    )
+    assert done.returncode == 0, done.stderr
+    rows = [json.loads(line) for line in responses.read_text().splitlines()]
+    assert [r["id"] for r in rows] == ["chair-1", "chair-2", "chair-3"] and all(
+        r["mode"] == "describe" for r in rows
+    )
+    result = json.loads(out.read_text())
+    assert result["counts"]["responses"] == 3 and result["model"] == family_dir("llava15")
+    synonyms = resources.files("clipdpo_cli.data").joinpath("chair_synonyms.txt").read_text("utf-8")
+    reference = ReferenceChair([1, 2, 3], synonyms, tokenize, singularize)
+    reference.get_annotations_from_segments(json.loads((annotations / "instances_val2014.json").read_text()))
+    reference.get_annotations_from_captions(json.loads((annotations / "captions_val2014.json").read_text()))
+    caps = [{"image_id": r["image_id"], "caption": r["response"]} for r in rows]
+    mentions = sum(len(reference.caption_to_words(c["caption"])[1]) for c in caps)
+    if mentions:
+        assert (result["CHAIRs"], result["CHAIRi"]) == tuple(reference.compute_chair(caps).values())
+    else:  # a random model's words may name no COCO object: the reference divides by zero there
+        assert (result["CHAIRs"], result["CHAIRi"]) == (0.0, None)
+    rescored = run_in_process("eval-chair", "--coco-annotations", instances, "--responses", str(responses))
+    assert json.loads(rescored.stdout)["counts"] == result["counts"]

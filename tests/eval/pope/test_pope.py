@@ -258,3 +258,39 @@ def test_usage_and_input_errors(tiny_pope, tmp_path):
         "--allow-partial",
     )
     assert done.returncode == 0
+
+
+def test_generate_only_needs_a_model(tiny_pope):
+    done = run_in_process(
+        "eval-pope", "--pope-root", str(tiny_pope[0]), "--responses", "r.jsonl", "--generate-only"
+    )
+    assert done.returncode == 2 and "go with --model" in done.stderr
+
+
+@pytest.mark.slow
+def test_eval_pope_resume_answers_only_the_rest(tiny_pope, family_dir, tmp_path):
+    root, images = tiny_pope
+    model = family_dir("llava15")
+    responses = tmp_path / "r.jsonl"
+    base = [
+        "eval-pope",
+        "--pope-root",
+        str(root),
+        "--image-root",
+        str(images),
+        "--model",
+        model,
+        "--device",
+        "cpu",
+        "-r",
+        str(responses),
+    ]
+    first = run_in_process(*base, "--split", "random", "--limit", "2", "-o", str(tmp_path / "a.json"))
+    assert first.returncode == 0, first.stderr
+    assert [json.loads(line)["id"] for line in responses.read_text().splitlines()] == ["random-1", "random-2"]
+    again = run_in_process(*base, "--resume", "-o", str(tmp_path / "b.json"))
+    assert again.returncode == 0, again.stderr
+    ids = [json.loads(line)["id"] for line in responses.read_text().splitlines()]
+    assert len(ids) == 12 and len(set(ids)) == 12 and ids[:2] == ["random-1", "random-2"]
+    result = json.loads((tmp_path / "b.json").read_text())
+    assert result["complete"] and result["responses"]["scored"] == 12
