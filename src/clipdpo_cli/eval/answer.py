@@ -1,14 +1,15 @@
-"""The in-process respond pass of a benchmark command's `--model` (eval-pope, eval-chair): the benchmark's
-queries written to a temporary file and answered by the respond stage on the shared runner (--shard,
---resume, progress and the summary come from io/runner.py), as eval/amber/run.py does for eval-amber.
+"""The in-process respond pass of a benchmark command's `--model` (eval-amber, eval-pope, eval-chair): the
+benchmark's queries written to a temporary file and answered by the respond stage on the shared runner
+(--shard, --resume, progress and the summary come from io/runner.py).
 
-`clipdpo eval-X --model M -r r.jsonl` is therefore `eval-X --write-queries q.jsonl; respond q.jsonl -m M -o
-r.jsonl; eval-X --responses r.jsonl` in one command.
+`clipdpo eval-X --model M -r r.jsonl` is therefore `eval-X --write-queries q.jsonl; respond q.jsonl -m M
+-o r.jsonl; eval-X --responses r.jsonl` in one command.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,9 +57,14 @@ def check_pass_options(
         raise UsageError("--resume needs --responses-out FILE (the ids already in FILE are skipped)")
 
 
-def answer_queries(name: str, queries: list[dict[str, Any]], run: ModelPass) -> list[dict[str, Any]]:
-    """Every response to `queries` now in --responses-out (or a temporary file): a resumed run returns the
-    earlier ones too. Records of other ids in that file are left out."""
+def answer_queries(
+    name: str,
+    queries: list[dict[str, Any]],
+    run: ModelPass,
+    reader: Callable[[str], Iterable[dict[str, Any]]] = read_jsonl,
+) -> list[dict[str, Any]]:
+    """Every response to `queries` now in --responses-out (or a temporary file), read back by `reader`: a
+    resumed run returns the earlier ones too. Records of other ids in that file are left out."""
     import tempfile
 
     from clipdpo_cli.io.runner import IOSettings, check_io, run_stage
@@ -95,4 +101,4 @@ def answer_queries(name: str, queries: list[dict[str, Any]], run: ModelPass) -> 
             unit="responses",
         )
         wanted = {q["id"] for q in queries}
-        return [r for r in read_jsonl(out) if r.get("id") in wanted]
+        return [r for r in reader(out) if r.get("id") in wanted]
