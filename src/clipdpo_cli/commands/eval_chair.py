@@ -41,7 +41,8 @@ def command(
         str | None,
         typer.Option(
             help="The images to describe: one COCO id a line, or JSON lines {image_id, question} "
-            "(Object HalBench's 300); default every image of --coco-annotations.",
+            "(Object HalBench's 300); default every image of --coco-annotations. Scoring: only these "
+            "images count, and each needs a description.",
             show_default=False,
         ),
     ] = None,
@@ -117,6 +118,14 @@ def command(
     output: Annotated[
         str | None, typer.Option("--output", "-o", help="Write the metrics JSON here, not stdout.")
     ] = None,
+    allow_partial: Annotated[
+        bool,
+        typer.Option(
+            "--allow-partial",
+            help="With --image-ids: score when some images have no description and "
+            "exit 0 (without it: exit 1, after writing the metrics).",
+        ),
+    ] = False,
     quiet: QuietOpt = False,
     progress_every: ProgressEveryOpt = DEFAULT_EVERY,
 ) -> None:
@@ -172,6 +181,7 @@ def command(
             generate_only=generate_only,
             details=details,
             output=output,
+            allow_partial=allow_partial,
             quiet=quiet,
         )
     )

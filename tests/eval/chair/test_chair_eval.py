@@ -160,6 +160,33 @@ def test_write_queries_and_score_cli(tiny_coco, tmp_path):
     assert json.loads(done.stdout)["ground_truth"] == "instances"
 
 
+def test_image_ids_select_and_check_the_responses(tiny_coco, tmp_path):
+    annotations, _ = tiny_coco
+    responses = tmp_path / "r.jsonl"
+    responses.write_text("".join(json.dumps(r) + "\n" for r in RESPONSES))
+    ids = tmp_path / "ids.txt"
+    ids.write_text("1\n2\n")
+    base = [
+        "eval-chair",
+        "--coco-annotations",
+        str(annotations / "instances_val2014.json"),
+        "--responses",
+        str(responses),
+        "--image-ids",
+        str(ids),
+    ]
+    done = run_in_process(*base)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)  # r1, r2, r4 (image 3's r3 is not listed)
+    assert result["counts"]["responses"] == 3 and result["CHAIRi"] == 4 / 8 and result["complete"] is True
+    ids.write_text("1\n2\n3\n")
+    responses.write_text("".join(json.dumps(r) + "\n" for r in RESPONSES[:2]))
+    done = run_in_process(*base)
+    assert done.returncode == 1 and "1 of the 3 images of --image-ids have no description" in done.stderr
+    assert json.loads(done.stdout)["responses"] == {"scored": 2, "expected": 3, "missing": 1}
+    assert run_in_process(*base, "--allow-partial").returncode == 0
+
+
 def test_usage_errors(tiny_coco, tmp_path):
     annotations, _ = tiny_coco
     base = ["eval-chair", "--coco-annotations", str(annotations / "instances_val2014.json")]

@@ -9,7 +9,7 @@ from typing import Any
 
 from clipdpo_cli.eval.answer import ModelPass, answer_queries, check_pass_options
 from clipdpo_cli.eval.chair.coco import CocoTruth, default_captions
-from clipdpo_cli.eval.chair.evaluate import format_table, score_responses
+from clipdpo_cli.eval.chair.evaluate import format_table, image_id_of, score_responses
 from clipdpo_cli.eval.chair.queries import query_records, read_image_ids, read_prompts
 from clipdpo_cli.eval.chair.words import CocoWords, default_synonyms, read_synonyms
 from clipdpo_cli.io.errors import InputError
@@ -33,6 +33,7 @@ class ChairEvalSettings:
     generate_only: bool = False
     details: str | None = None
     output: str | None = None
+    allow_partial: bool = False
     quiet: bool = False
 
 
@@ -89,9 +90,18 @@ def run_eval(opts: ChairEvalSettings) -> dict[str, Any] | None:
         if opts.generate_only or not Shard.parse(run.shard).is_whole:
             return None
     else:
-        responses = read_jsonl(opts.responses)
+        responses = list(read_jsonl(opts.responses))
+    wanted = [i for i, _ in read_image_ids(opts.image_ids)] if opts.image_ids else None
+    if wanted is not None:  # only the listed images are scored; each should have its description
+        listed = set(wanted)
+        responses = [r for n, r in enumerate(responses, 1) if image_id_of(r, f"response {n}") in listed]
     details: list[dict[str, Any]] | None = [] if opts.details else None
     result = score_responses(truth, responses, details)
+    if wanted is not None:
+        seen = {image_id_of(r, "") for r in responses}
+        missing = [i for i in wanted if i not in seen]
+        result["responses"] = {"scored": len(responses), "expected": len(wanted), "missing": len(missing)}
+        result["complete"] = not missing
     result["ground_truth"] = "instances" if opts.no_captions else "instances+captions"
     if run is not None:
         result["model"] = run.model
@@ -101,4 +111,10 @@ def run_eval(opts: ChairEvalSettings) -> dict[str, Any] | None:
     write_json(result, opts.output)
     if not opts.quiet:
         log(format_table(result))
+    if result.get("complete") is False and not opts.allow_partial:
+        counts = result["responses"]
+        raise InputError(
+            f"{counts['missing']:,} of the {counts['expected']:,} images of --image-ids have no description, "
+            "so the figures cover a subset (--allow-partial to accept them)"
+        )
     return result
