@@ -34,6 +34,8 @@ COMMAND_MODULES = (
     "train",
     "respond",
     "eval_amber",
+    "eval_pope",
+    "eval_chair",
     "eval_zeroshot",
     "probe",
     "report",

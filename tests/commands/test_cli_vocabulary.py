@@ -22,18 +22,8 @@ MODEL_COMMANDS = [name for name, cmd in commands().items() if any(p.name == "mod
 
 def test_the_model_commands_are_the_expected_ones():
     assert sorted(MODEL_COMMANDS) == sorted(
-        [
-            "caption",
-            "ask",
-            "perturb",
-            "score",
-            "categorize",
-            "respond",
-            "train",
-            "ref-logps",
-            "eval-amber",
-            "eval-zeroshot",
-        ]
+        ["caption", "ask", "perturb", "score", "categorize", "respond", "train", "ref-logps", "eval-amber",
+         "eval-pope", "eval-chair", "eval-zeroshot"]
     )
 
 

@@ -64,7 +64,10 @@ def test_eval_zeroshot_choices_are_checked_by_the_parser(tmp_path, option, value
 
 def test_every_dtype_and_precision_option_is_the_one_enum():
     dtypes = annotations("dtype")
-    assert set(dtypes) == {"caption", "ask", "perturb", "score", "respond", "eval-amber", "eval-zeroshot"}
+    assert set(dtypes) == {
+        "caption", "ask", "perturb", "score", "respond", "eval-amber", "eval-pope", "eval-chair",
+        "eval-zeroshot",
+    }  # fmt: skip
     assert set(dtypes.values()) == {generation.Dtype}
     assert [d.value for d in generation.Dtype] == ["auto", "fp32", "bf16", "fp16"]
     precisions = annotations("precision")

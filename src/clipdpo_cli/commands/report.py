@@ -69,6 +69,26 @@ def command(
             metavar="[LABEL=]FILE", help="An eval-zeroshot output (JSONL)." + _LABELLED, show_default=False
         ),
     ] = None,
+    pope: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="[LABEL=]FILE", help="An eval-pope result (JSON)." + _LABELLED, show_default=False
+        ),
+    ] = None,
+    chair: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="[LABEL=]FILE", help="An eval-chair result (JSON)." + _LABELLED, show_default=False
+        ),
+    ] = None,
+    compare: Annotated[
+        bool,
+        typer.Option(
+            "--compare",
+            help="The checkpoints x benchmarks table and figure of every --amber, --pope, --chair and "
+            "--zeroshot result, joined by label (always drawn with --pope or --chair).",
+        ),
+    ] = False,
     output: Annotated[
         str, typer.Option("--output", "-o", metavar="FILE", help="The HTML file to write.")
     ] = "report.html",
@@ -123,7 +143,8 @@ def command(
     thumbnails embedded, no network): CLIP score histograms per category with the filter's thresholds
     (the paper's Fig. 4), records dropped per rule, pair margins, lengths and pairs per image, example
     pairs with their images, training loss / reward margin / reward accuracy over steps, AMBER metrics of
-    several models side by side, the zero-shot table. Inputs not given leave their section out.
+    several models side by side, the zero-shot table, and (--compare, or with --pope / --chair)
+    one table and figure of every checkpoint on every benchmark. Inputs not given leave their section out.
     """
     from clipdpo_cli.commands.values import optional_float
     from clipdpo_cli.io.errors import UsageError
@@ -147,6 +168,9 @@ def command(
         train=train or [],
         amber=amber or [],
         zeroshot=zeroshot or [],
+        pope=pope or [],
+        chair=chair or [],
+        compare=compare,
         thresholds=thresholds,
         score_field=score_field,
         question_score_field=question_score_field,
@@ -156,10 +180,20 @@ def command(
         title=title,
         quiet=quiet,
     )
-    if not any((opts.scored, opts.rejects, opts.pairs, opts.train, opts.amber, opts.zeroshot)):
+    given = (
+        opts.scored,
+        opts.rejects,
+        opts.pairs,
+        opts.train,
+        opts.amber,
+        opts.zeroshot,
+        opts.pope,
+        opts.chair,
+    )
+    if not any(given):
         raise UsageError(
             "nothing to report: give at least one of --scored, --rejects, --pairs, --train, "
-            "--amber, --zeroshot"
+            "--amber, --zeroshot, --pope, --chair"
         )
     check_report_outputs(opts, output, png_dir)
     report = build_report(opts)

@@ -33,6 +33,9 @@ class ReportSettings:
     train: list[str] = field(default_factory=list)
     amber: list[str] = field(default_factory=list)
     zeroshot: list[str] = field(default_factory=list)
+    pope: list[str] = field(default_factory=list)
+    chair: list[str] = field(default_factory=list)
+    compare: bool = False  # the checkpoints x benchmarks table (always with --pope or --chair)
     # kind -> threshold given on the command line; None there means "off"; a kind absent: not given
     thresholds: dict[str, float | None] = field(default_factory=dict)
     score_field: str = "clip_score"
@@ -69,7 +72,17 @@ def _figure(name: str, alt: str, draw: Callable[[], Any]) -> Figure:
 
 def check_inputs(opts: ReportSettings) -> None:
     """Every named file is there, before the long reads begin (InputError naming the first missing one)."""
-    for arg in [*opts.scored, *opts.rejects, *opts.pairs, *opts.train, *opts.amber, *opts.zeroshot]:
+    every = [
+        *opts.scored,
+        *opts.rejects,
+        *opts.pairs,
+        *opts.train,
+        *opts.amber,
+        *opts.zeroshot,
+        *opts.pope,
+        *opts.chair,
+    ]
+    for arg in every:
         path = inputs.labelled(arg)[1]
         if path != "-" and not os.path.exists(path):
             raise InputError(f"input file not found: {path}")
@@ -113,10 +126,27 @@ def build_report(opts: ReportSettings) -> Report:
             results = inputs.read_amber(opts.amber)
             listed += [(f"AMBER ({r.label})", r.path) for r in results]
             sections.append(_amber_section(results))
+        zs = []
         if opts.zeroshot:
             zs = inputs.read_zeroshot(opts.zeroshot)
             listed += [(f"zero-shot ({r.label})", r.path) for r in zs]
             sections.append(_zeroshot_section(zs))
+        pope = inputs.read_benchmark(opts.pope, "pope", "eval-pope")
+        chair = inputs.read_benchmark(opts.chair, "chair", "eval-chair")
+        listed += [(f"POPE ({r.label})", r.path) for r in pope] + [
+            (f"CHAIR ({r.label})", r.path) for r in chair
+        ]
+        if opts.compare or pope or chair:
+            amber = inputs.read_amber(opts.amber) if opts.amber else []
+            if not (amber or pope or chair or zs):
+                raise InputError("--compare needs results: --amber, --pope, --chair or --zeroshot")
+            table_data = data.benchmark_table(
+                [(r.label, r.result) for r in amber],
+                [(r.label, r.result) for r in pope],
+                [(r.label, r.result) for r in chair],
+                [(r.label, r.lines) for r in zs],
+            )
+            sections.append(_benchmarks_section(table_data, [*pope, *chair]))
     stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     page = render(
         opts.title,
@@ -416,6 +446,44 @@ def _zeroshot_section(results: list[inputs.ZeroShotResult]) -> Section:
         "to class prototypes by the text encoder; the CLIP baseline classifies the image itself."
     )
     return Section("zeroshot", "Zero-shot classification", intro, [fig], body)
+
+
+def _benchmarks_section(bt: data.BenchmarkTable, partial_from: list[inputs.BenchmarkResult]) -> Section:
+    from clipdpo_cli.report.figures import benchmarks_figure
+
+    fig = _figure("benchmarks", "Every checkpoint on every benchmark", lambda: benchmarks_figure(bt))
+    rows = [[label, *(_fmt(v) for v in cells)] for label, cells in bt.rows]
+    keyed = [{c.title: v for c, v in zip(bt.columns, cells, strict=True)} for _, cells in bt.rows]
+    best = []
+    if len(rows) > 1:
+        for c, column in enumerate(bt.columns):
+            values = [(row[column.title], r) for r, row in enumerate(keyed) if row[column.title] is not None]
+            if len({v for v, _ in values}) > 1:
+                pick = min(values) if column.lower_is_better else max(values, key=lambda t: (t[0], -t[1]))
+                best.append((pick[1], c + 1))
+    body = [
+        table(
+            ["checkpoint", *(c.title for c in bt.columns)],
+            rows,
+            highlight=best,
+            caption="Percent. AMBER: generative CHAIR and Hal, discriminative F1, AMBER score; POPE: "
+            "accuracy and F1, mean over the sets scored; CHAIR: CHAIRs, CHAIRi and object recall "
+            "(eval-chair); zero-shot: the caption method's average top-1. Best per column in bold.",
+        )
+    ]
+    for r in partial_from:
+        if r.result.get("complete") is False:
+            counts = r.result.get("responses") or {}
+            text = (
+                f"{r.label}: partial POPE result, {counts.get('scored', '?')} of "
+                f"{counts.get('expected', '?')} questions scored."
+            )
+            body.append(f'<p class="warn">{esc(text)}</p>')
+    intro = esc(
+        "One row per checkpoint (results joined by their label: LABEL=FILE, else the model's name), "
+        "one column per benchmark figure. Arrows say which way is better."
+    )
+    return Section("benchmarks", "Checkpoints x benchmarks", intro, [fig], body)
 
 
 def write_report(report: Report, output: str, png_dir: str | None = None) -> list[str]:

@@ -16,6 +16,7 @@ from clipdpo_cli.report.data import (
     AMBER_FIGURE,
     LOWER_IS_BETTER,
     TRAIN_METRICS,
+    BenchmarkTable,
     PairStats,
     ScoreHistogram,
     ZeroShotTable,
@@ -284,4 +285,25 @@ def zeroshot_figure(table: ZeroShotTable) -> Figure:
     ax.set_title("Zero-shot classification", loc="left")
     ax.grid(axis="x", visible=False)
     fig.legend(loc="outside lower center", ncols=1 if n_cols * n_rows < 8 else 2)
+    return fig
+
+
+def benchmarks_figure(table: BenchmarkTable) -> Figure:
+    """Checkpoints x benchmarks: one panel per metric, one bar per checkpoint (its label in the legend)."""
+    n = len(table.columns)
+    ncols = min(n, 5)
+    nrows = (n + ncols - 1) // ncols
+    fig, _ = new_figure(2.9 * nrows, ncols=0, width=min(WIDTH, 2.3 * ncols + 1.0))
+    axes = [fig.add_subplot(nrows, ncols, i + 1) for i in range(n)]
+    xs = list(range(len(table.rows)))
+    for c, (ax, column) in enumerate(zip(axes, table.columns, strict=False)):
+        values = [cells[c] for _, cells in table.rows]
+        bars = ax.bar(xs, [v or 0.0 for v in values], color=[_color(i) for i in xs], width=0.7)
+        ax.bar_label(bars, labels=["–" if v is None else f"{v:.1f}" for v in values], fontsize=8)
+        ax.set_title(column.title, loc="center", fontsize=9)
+        ax.set_xticks([])
+        ax.set_ylim(0, max([v for v in values if v is not None] + [5.0]) * 1.18)
+        ax.grid(axis="x", visible=False)
+    handles = [axes[0].patches[i] for i in xs]
+    fig.legend(handles, [label for label, _ in table.rows], loc="outside lower center", ncols=min(len(xs), 4))
     return fig

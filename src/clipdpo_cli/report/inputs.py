@@ -200,3 +200,29 @@ def read_train(arg: str) -> TrainRun:
         raise InputError(f"{found}: no log_history list (expected train_summary.json or trainer_state.json)")
     summary = {k: v for k, v in data.items() if k != "log_history"} if "output_dir" in data else {}
     return TrainRun(label or name, found, [h for h in history if isinstance(h, dict)], summary)
+
+
+@dataclass
+class BenchmarkResult:
+    label: str
+    path: str
+    result: dict[str, Any]
+
+
+def read_benchmark(args: list[str], benchmark: str, command: str) -> list[BenchmarkResult]:
+    """`eval-pope` / `eval-chair` results (`[LABEL=]FILE`, JSON with "benchmark": `benchmark`); label as for
+    AMBER."""
+    loaded = []
+    for arg in args:
+        label, path = labelled(arg)
+        result = read_json(path)
+        if not isinstance(result, dict) or result.get("benchmark") != benchmark:
+            raise InputError(f'{path}: not an {command} result (no "benchmark": "{benchmark}")')
+        model = result.get("model")
+        loaded.append(
+            (label or (short_model_name(model) if isinstance(model, str) else file_stem(path)), path, result)
+        )
+    labels = unique_labels([x[0] for x in loaded], [x[1] for x in loaded])
+    return [
+        BenchmarkResult(label, path, result) for label, (_, path, result) in zip(labels, loaded, strict=True)
+    ]

@@ -6,7 +6,6 @@ The CLI calls `run_eval`. With --model it is the one-command form of
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -113,31 +112,15 @@ def _generate(opts: AmberEvalSettings, data: AmberData) -> list[dict[str, Any]]:
     """The respond stage over the task's queries, on the shared runner (shard, resume, progress, summary);
     returns every response of the task now in --responses-out (or a temporary file), so that a resumed run
     scores the earlier ones too."""
-    import tempfile
+    from clipdpo_cli.eval.answer import ModelPass, answer_queries
 
-    from clipdpo_cli.io.runner import IOSettings, check_io, run_stage
-    from clipdpo_cli.models.lvlm import load_lvlm
-    from clipdpo_cli.stages.respond import respond_records
-
+    run = ModelPass(
+        model=opts.model, device=opts.device, dtype=opts.dtype, chat_template=opts.chat_template,
+        max_pixels=opts.max_pixels, generation=opts.generation, responses_out=opts.responses_out,
+        resume=opts.resume, shard=opts.shard, quiet=opts.quiet, progress_every=opts.progress_every,
+    )  # fmt: skip
     queries = _queries(opts, data)
-    with tempfile.TemporaryDirectory(prefix="clipdpo-amber-") as tmp:
-        path = os.path.join(tmp, "queries.jsonl")
-        with JsonlWriter(path) as writer:
-            writer.write_all(queries)
-        out = opts.responses_out or os.path.join(tmp, "responses.jsonl")
-        io = IOSettings(input=path, output=out, quiet=opts.quiet, shard=opts.shard, resume=opts.resume,
-                       progress_every=opts.progress_every)  # fmt: skip
-        check_io(io)  # a -r into a missing folder fails now, not after the model loaded
-        lvlm = load_lvlm(
-            opts.model, device=opts.device, dtype=opts.dtype, chat_template=opts.chat_template,
-            max_pixels=opts.max_pixels,
-        )  # fmt: skip
-        run_stage(
-            "eval-amber", io, lambda records, ctx: respond_records(records, lvlm, opts.generation, ctx),
-            one_to_one=True, total=len(queries), unit="responses",
-        )  # fmt: skip
-        wanted = {q["id"] for q in queries}
-        return [r for r in read_responses(out, opts.quiet) if r["id"] in wanted]
+    return answer_queries("eval-amber", queries, run, lambda path: read_responses(path, opts.quiet))
 
 
 def run_eval(opts: AmberEvalSettings) -> dict[str, Any] | None:
