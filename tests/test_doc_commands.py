@@ -29,8 +29,9 @@ SOURCES = sorted(
 
 # Words that stand for "more of the same" or for a value the reader supplies: never counted as arguments.
 PLACEHOLDERS = {"...", "…"}
-# Placeholders for the subcommand itself (`clipdpo NAME ...` in docs/architecture.md).
-COMMAND_PLACEHOLDERS = {"NAME"}
+# Placeholders for the subcommand itself (`clipdpo NAME ...` in docs/architecture.md, `clipdpo eval-X` for
+# every benchmark command in docs/evaluation.md).
+COMMAND_PLACEHOLDERS = {"NAME", "eval-X"}
 # Shell words that may expand to any number of options (`$CAPTION_ARGS`, `"${ENCODING[@]}"`): the words
 # around them are checked, the positional count is not.
 EXPANDS_TO_OPTIONS = re.compile(r"^\$\{?(\w+_ARGS|\w+\[@\])\}?$")
@@ -43,6 +44,7 @@ NOT_A_COMMAND = re.compile(r"^clipdpo [\w-]+:")
 def shell_words(text: str) -> list[list[str]]:
     """The simple commands of a shell line (split at |, ;, &&, ||, ( and )), as words. Optional parts
     written as `[-o FILE]` count as given."""
+    text = re.sub(r"[<>]\([^()]*\)", "/dev/fd/63", text)  # <(zcat a.gz): one path argument, as bash passes it
     text = re.sub(r"(?<=\s)\d(?=[<>])", "", text)  # 2> log: the descriptor is no argument
     text = re.sub(r"(?<=\s)\[(-[^\]]*)\]", r"\1", text)
     lexer = shlex.shlex(text, posix=True, punctuation_chars=";&|()<>")
