@@ -102,6 +102,13 @@ def test_qa_pairs_threshold():
     assert dict(ctx.stats.dropped) == {"answer score < 28": 1}
 
 
+def test_empty_captions_and_answers_never_pair():
+    empty = {**cap("e", 20.0), "text": "  "}  # the lowest score: it would be every pair's rejected side
+    out, ctx = run([cap("a", 35.0), cap("b", 30.0), empty, {**qa("q1", 29.0), "answer_neg": ""}])
+    assert [p["from"] for p in out] == [["a", "b"]]
+    assert dict(ctx.stats.dropped) == {"empty caption": 1, "empty answer": 1}
+
+
 def test_fixed_prompt():
     out, _ = run([cap("a", 35.0), cap("b", 30.0)], prompt="Describe this image.")
     assert out[0]["prompt"] == "Describe this image."

@@ -10,6 +10,9 @@ description, so the rejected caption answers it too); `prompt` fixes one prompt 
 QA records (kind "qa", from `ask`) already hold a positive and a negative answer: they become a pair when
 their answer score (the synthetic caption's CLIP score) is at least min_answer_score.
 
+A caption or QA answer that is empty (whitespace only) is never a side of a pair: it is dropped and counted
+("empty caption", "empty answer"), since `train` refuses such pairs.
+
 A record whose id was already seen in its image group (duplicated input) is left out and counted as
 "duplicate id" (io.groups.unique_ids), so it is never paired with itself.
 
@@ -30,6 +33,10 @@ from clipdpo_cli.io.groups import groups_by_image
 from clipdpo_cli.io.records import id_key, make_id, require
 from clipdpo_cli.io.stage import StageContext
 from clipdpo_cli.stages.filter import word_count
+
+
+EMPTY_CAPTION = "empty caption"
+EMPTY_ANSWER = "empty answer"
 
 
 @dataclass(frozen=True)
@@ -102,6 +109,9 @@ def _qa_pair(record: dict[str, Any], rules: PairSettings, ctx: StageContext) -> 
     question = require(record, "question")
     positive = require(record, "answer_pos")
     negative = require(record, "answer_neg")
+    if not (str(positive).strip() and str(negative).strip()):
+        ctx.drop(record, EMPTY_ANSWER)
+        return None
     score = record.get(rules.score_field)
     if rules.min_answer_score is not None:
         score = require(record, rules.score_field, "number", hint=" (run `clipdpo score` first)")
@@ -135,7 +145,11 @@ def pairs_for_image(
                 if pair is not None:
                     yield pair
             else:
-                captions.append(_caption_candidate(record, rules))
+                candidate = _caption_candidate(record, rules)
+                if candidate.words == 0:  # a sampled caption can be empty: it is no answer to train on
+                    ctx.drop(record, EMPTY_CAPTION)
+                    continue
+                captions.append(candidate)
                 caption_records.append(record)
         except BadRecord as exc:
             ctx.bad(record, exc)
