@@ -191,10 +191,12 @@ def test_slurm_train_sbatch_single_node(assets, shell_env, tmp_path):
 
 
 def test_pipeline_sh_with_tiny_models(assets, shell_env, tmp_path):
+    """Every model pass as 2 shard processes (NGPUS=2: --device auto is the CPU here), merged."""
     out = tmp_path / "run"
     run(
         "examples/pipeline.sh",
         shell_env,
+        NGPUS="2",
         IMAGES=assets.images,
         OUT=str(out),
         LVLM=assets.llava,
@@ -210,7 +212,15 @@ def test_pipeline_sh_with_tiny_models(assets, shell_env, tmp_path):
         EVAL_ARGS="--max-new-tokens 8",
     )
     n_images = len(os.listdir(assets.images))
-    assert len(read(out / "captions.jsonl")) == n_images * 5
+    captions = read(out / "captions.jsonl")
+    assert len(captions) == n_images * 5
+    from clipdpo_cli.io.shard import Shard
+
+    shards = [read(out / "captions.jsonl.shards" / f"{k}-of-2.jsonl") for k in (0, 1)]
+    assert captions == shards[0] + shards[1] and all(shards)
+    assert all(Shard(k, 2).owns(r["image"]) for k in (0, 1) for r in shards[k])
+    answers = [read(out / "amber-responses.jsonl.shards" / f"{k}-of-2.jsonl") for k in (0, 1)]
+    assert read(out / "amber-responses.jsonl") == answers[0] + answers[1] and all(answers)
     assert len(read(out / "scored-captions.jsonl")) == n_images * 5
     questions = read(out / "scored-questions.jsonl")
     assert len(questions) == len(read(out / "questions.jsonl")) > 0
