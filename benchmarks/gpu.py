@@ -1,24 +1,28 @@
 """GPU figures in one lease: caption, score and DPO training at the real sizes, with random weights.
 
-    PYTHONPATH=src python benchmarks/gpu.py --out gpu.json            # one H200: about 6-8 minutes
-    PYTHONPATH=src python benchmarks/gpu.py --tiny --out tiny.json    # CPU, minutes: what the suite runs
+    PYTHONPATH=src python benchmarks/gpu.py --out gpu.json            # one H100/H200: about 5-7 minutes
+    PYTHONPATH=src python benchmarks/gpu.py --tiny --out tiny.json    # CPU: what the suite runs
+    bash tools/device_kit.sh                                          # the wheels the lent GPU image lacks
 
 Speed does not depend on weight values, so every model is a real-size architecture built from its config
-with random weights (no network): LLaVA-1.5-7B (CLIP ViT-L/14-336 + a Llama-2-7B-sized LM, bf16, sdpa),
-DFN ViT-H/14 (224 px) and SigLIP-SO400M/14 (384 px) open_clip towers. The processor (real LLaVA-1.5
-classes, template and tokenizer type) is the project's llava15 family fixture. Each section prints its
-figures with ratios against a baseline measured in the same run, and everything goes into one JSON:
+with random weights (no network): LLaVA-1.5-7B (CLIP ViT-L/14-336 + a Llama-2-7B-sized LM, bf16, sdpa) and
+the DFN ViT-H/14 (224 px) open_clip tower. The processor (real LLaVA-1.5 classes, template and tokenizer
+type) is the project's llava15 family fixture. Each section runs in a process of its own under its own
+timeout (SECTIONS, all cut to what --budget leaves), and the JSON is rewritten after every section, so a
+section that fails or runs out of time is recorded (its status, error and last log lines) and the next one
+runs, and a run cut off keeps every section it finished:
 
 - caption: captions/s of the `caption` stage (batched, left-padded, per-row seeded sampling) at batch
-  16 / 32 / 64 against a per-image `generate` loop; model FLOP utilisation against the GPU's bf16 peak.
+  16 / 32 / 64 and caption's --batch-size auto for this GPU, against a per-image `generate` loop; model FLOP
+  utilisation against the GPU's bf16 peak.
 - score: images/s of the `score` image path (DataLoader workers decoding the JPEGs it writes first, each
   image encoded once, in batches) against a per-image open + preprocess + encode loop; texts/s of the text
-  tower on token ids (the tokenizer is left out: SigLIP's comes from the Hub); mean GPU utilisation while
-  scoring (pynvml, when installed).
-- train: `clipdpo train` (the CLI, one process each) steps/s, pairs/s and peak GPU memory: LLaVA-1.5-7B with
-  --lora; and full fine-tuning of a smaller real-size LLaVA (a TinyLlama-1.1B-sized LM: a 7B full run with
-  a live reference copy does not fit one GPU) with precomputed reference log-probs against a live
-  reference.
+  tower on token ids (the tokenizer is left out); mean GPU utilisation while scoring (pynvml, when
+  installed).
+- train_lora: `clipdpo train --lora --save-adapter-only` (the CLI, one process) on LLaVA-1.5-7B: steps/s,
+  pairs/s and peak GPU memory (only the adapter is saved).
+- train_full: full fine-tuning of a smaller real-size LLaVA (a TinyLlama-1.1B-sized LM: a 7B full run with a
+  live reference copy does not fit one GPU) with precomputed reference log-probs against a live reference.
 
 --tiny shrinks every size (and runs on CPU) so tests/e2e/test_gpu_benchmark.py runs the same code in the
 suite; its figures mean nothing.
@@ -71,9 +75,9 @@ class Sizes:
                         num_attention_heads=16, image_size=336, patch_size=14, projection_dim=768),
             train_llm=dict(hidden_size=2048, intermediate_size=5632, num_hidden_layers=22,
                            num_attention_heads=32, num_key_value_heads=4, vocab_size=32064),
-            clip_archs=("ViT-H-14-quickgelu", "ViT-SO400M-14-SigLIP-384"),
+            clip_archs=("ViT-H-14-quickgelu",),
             caption_images=128, loop_images=16, batch_sizes=(16, 32, 64), new_tokens=64,
-            score_images=2048, score_batch=256, text_batch=1024,
+            score_images=1024, score_batch=256, text_batch=1024,
             train_pairs=96, train_steps=8, per_device=8, dtype="bf16",
         )  # fmt: skip
 
@@ -209,7 +213,13 @@ def bench_caption(s: Sizes, device: Any, tmp: str, peak: float | None) -> dict[s
         "loop_captions_per_s": loop_rate, "stage": {},
     }  # fmt: skip
     flops_per_caption = 2 * parameters(model) * (prompt_tokens + s.new_tokens)
-    for batch in s.batch_sizes:
+    batches = list(s.batch_sizes)
+    if device.type == "cuda":  # caption's --batch-size auto on this GPU, with this model loaded
+        from clipdpo_cli.models.device import generation_batch_size
+
+        out["auto_batch"] = generation_batch_size(model, device, s.new_tokens)
+        batches = sorted({*batches, out["auto_batch"]})
+    for batch in batches:
         settings = CaptionSettings(
             prompts=(prompt,), max_new_tokens=s.new_tokens, temperature=1.0, top_p=1.0, seed=0,
             batch_size=batch, workers=4,
@@ -379,38 +389,51 @@ def run_train(args: list[str], env: dict[str, str]) -> dict[str, Any]:
     return json.loads(lines[-1]) if lines else {}
 
 
-def bench_train(s: Sizes, device: Any, tmp: str) -> dict[str, Any]:
-    env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "src"), HF_HUB_OFFLINE="1")
+def train_setup(s: Sizes, tmp: str) -> tuple[dict[str, str], Any, str, list[str]]:
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [os.path.join(ROOT, "src"),
+                                                                    os.environ.get("PYTHONPATH")])),
+               HF_HUB_OFFLINE="1")  # fmt: skip
     processor = llava_processor(tmp)
     pairs = write_pairs(tmp, s.train_pairs)
     quick = ["--max-steps", str(s.train_steps), "--per-device-batch-size", str(s.per_device), "--batch-size",
              str(s.per_device), "--learning-rate", "1e-5", "--warmup-ratio", "0", "--logging-steps", "1",
              "--save-steps", "100000", "--num-workers", "4"]  # fmt: skip
-    out: dict[str, Any] = {}
+    return env, processor, pairs, quick
 
-    def record(name: str, summary: dict[str, Any]) -> dict[str, Any]:
-        step = summary.get("median_step_seconds") or float("nan")
-        entry = {
-            "steps": summary.get("steps"), "train_runtime_s": summary.get("train_runtime"),
-            "median_step_s": step, "steps_per_s": 1 / step,
-            "pairs_per_s": s.per_device / step,  # the effective batch is one device batch
-            "peak_gpu_memory_gb": summary.get("peak_gpu_memory_gb"),
-        }  # fmt: skip
-        out[name] = entry
-        log(f"train {name}: {entry['steps_per_s']:.3f} steps/s, peak GPU memory "
-            f"{entry['peak_gpu_memory_gb'] or 0:.1f} GB")  # fmt: skip
-        return entry
 
+def train_entry(s: Sizes, name: str, summary: dict[str, Any]) -> dict[str, Any]:
+    step = summary.get("median_step_seconds") or float("nan")
+    entry = {
+        "steps": summary.get("steps"), "train_runtime_s": summary.get("train_runtime"),
+        "median_step_s": step, "steps_per_s": 1 / step,
+        "pairs_per_s": s.per_device / step,  # the effective batch is one device batch
+        "peak_gpu_memory_gb": summary.get("peak_gpu_memory_gb"),
+    }  # fmt: skip
+    log(f"train {name}: {entry['steps_per_s']:.3f} steps/s, peak GPU memory "
+        f"{entry['peak_gpu_memory_gb'] or 0:.1f} GB")  # fmt: skip
+    return entry
+
+
+def bench_train_lora(s: Sizes, device: Any, tmp: str) -> dict[str, Any]:
+    """LLaVA-1.5-7B with --lora; only the adapter is saved (--save-adapter-only: no 14-28 GB merged model)."""
+    env, processor, pairs, quick = train_setup(s, tmp)
     big = save_llava(processor, s.llm, s.vision, os.path.join(tmp, "llava-7b"), device)
-    record("lora_7b", run_train(["train", pairs, "--model", big, "--output-dir", os.path.join(tmp, "o-lora"),
-                                 "--lora", *quick], env))  # fmt: skip
+    summary = run_train(["train", pairs, "--model", big, "--output-dir", os.path.join(tmp, "o-lora"),
+                         "--lora", "--save-adapter-only", *quick], env)  # fmt: skip
+    return {"lora_7b": train_entry(s, "lora_7b", summary)}
+
+
+def bench_train_full(s: Sizes, device: Any, tmp: str) -> dict[str, Any]:
+    """Full fine-tuning of a TinyLlama-1.1B-sized LLaVA: precomputed reference log-probs vs a live copy."""
+    env, processor, pairs, quick = train_setup(s, tmp)
     small = save_llava(processor, s.train_llm, s.vision, os.path.join(tmp, "llava-1b"), device)
-    live = record("full_1b_live_reference", run_train(
+    out: dict[str, Any] = {}
+    live = out["full_1b_live_reference"] = train_entry(s, "full_1b_live_reference", run_train(
         ["train", pairs, "--model", small, "--output-dir", os.path.join(tmp, "o-live"), "--ref-logps", "live",
          *quick], env))  # fmt: skip
     with_ref = os.path.join(tmp, "pairs.ref.jsonl")
     run_train(["ref-logps", pairs, "-m", small, "-o", with_ref, "-q"], env)
-    pre = record("full_1b_precomputed_reference", run_train(
+    pre = out["full_1b_precomputed_reference"] = train_entry(s, "full_1b_precomputed_reference", run_train(
         ["train", with_ref, "--model", small, "--output-dir", os.path.join(tmp, "o-pre"), "--ref-logps",
          "precomputed", *quick], env))  # fmt: skip
     out["precomputed_x_live_steps"] = pre["steps_per_s"] / live["steps_per_s"]
@@ -418,42 +441,150 @@ def bench_train(s: Sizes, device: Any, tmp: str) -> dict[str, Any]:
     return out
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tiny", action="store_true", help="tiny sizes on CPU (the suite's check)")
-    parser.add_argument("--sections", default="caption,score,train", help="comma-separated subset")
-    parser.add_argument("--out", default="gpu-bench.json", help="the JSON of every figure")
-    parser.add_argument("--peak-tflops", type=float, default=None, help="bf16 peak (default: by GPU name)")
-    args = parser.parse_args()
+# ---- sections: each in its own process, with its own timeout; the JSON rewritten after each -------------
 
+SECTIONS = {"caption": 120, "score": 90, "train_lora": 150, "train_full": 120}  # seconds each, at most
+
+
+def run_section(name: str, args: argparse.Namespace) -> None:
+    """The child process of one section: its figures as JSON into args.part."""
     import torch
 
     sizes = Sizes.tiny() if args.tiny else Sizes.real()
     device = torch.device("cuda" if torch.cuda.is_available() and not args.tiny else "cpu")
-    if device.type != "cuda" and not args.tiny:
-        raise SystemExit("no GPU visible: run with --tiny for the CPU check")
-    peak = peak_tflops(device, args.peak_tflops)
-    result: dict[str, Any] = {
-        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-        "tiny": args.tiny, "torch": torch.__version__, "bf16_peak_tflops": peak,
-    }  # fmt: skip
-    started = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="gpu-bench-") as tmp:
-        for section in args.sections.split(","):
-            t0 = time.perf_counter()
-            if section == "caption":
-                result["caption"] = bench_caption(sizes, device, tmp, peak)
-            elif section == "score":
-                result["score"] = bench_score(sizes, device, tmp)
-            elif section == "train":
-                result["train"] = bench_train(sizes, device, tmp)
-            else:
-                raise SystemExit(f"unknown section '{section}' (caption, score, train)")
-            result[f"{section}_seconds"] = time.perf_counter() - t0
-    result["seconds"] = time.perf_counter() - started
-    with open(args.out, "w") as fh:
+    if device.type == "cuda":
+        from clipdpo_cli.models.device import enable_tf32
+
+        enable_tf32()  # as every model pass on a GPU does (models.device.resolve_device)
+    with tempfile.TemporaryDirectory(prefix=f"gpu-bench-{name}-") as tmp:
+        if name == "caption":
+            figures = bench_caption(sizes, device, tmp, peak_tflops(device, args.peak_tflops))
+        elif name == "score":
+            figures = bench_score(sizes, device, tmp)
+        elif name == "train_lora":
+            figures = bench_train_lora(sizes, device, tmp)
+        else:
+            figures = bench_train_full(sizes, device, tmp)
+    with open(args.part, "w") as fh:
+        json.dump(figures, fh)
+
+
+def write_json(path: str, result: dict[str, Any]) -> None:
+    """Replace `path` whole (a reader never sees half a file; a killed run keeps the last sections)."""
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as fh:
         json.dump(result, fh, indent=1)
-    log(f"done in {result['seconds']:.0f} s; figures in {args.out}")
+    os.replace(tmp, path)
+
+
+def spawn_section(name: str, args: argparse.Namespace, timeout: float, part: str) -> dict[str, Any]:
+    """Run one section in a child process (its own session, killed whole on timeout); its status."""
+    import collections
+    import signal
+
+    command = [sys.executable, os.path.abspath(__file__), "--run-section", name, "--part", part]
+    command += ["--tiny"] if args.tiny else []
+    command += ["--peak-tflops", str(args.peak_tflops)] if args.peak_tflops else []
+    tail: collections.deque[str] = collections.deque(maxlen=20)
+    start = time.perf_counter()
+    proc = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+    def echo() -> None:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            sys.stderr.write(line)
+            tail.append(line.rstrip())
+
+    reader = threading.Thread(target=echo, daemon=True)
+    reader.start()
+    try:
+        code = proc.wait(timeout=max(timeout, 0.1))
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        reader.join(5)
+        return {"status": "timeout", "seconds": time.perf_counter() - start,
+                "error": f"stopped after its {timeout:.0f} s", "log_tail": list(tail)[-5:]}  # fmt: skip
+    reader.join(5)
+    seconds = time.perf_counter() - start
+    if code != 0 or not os.path.exists(part):
+        lines = [line for line in tail if line.strip()]
+        return {"status": "failed", "seconds": seconds, "exit_code": code,
+                "error": lines[-1] if lines else f"exit {code}", "log_tail": lines[-5:]}  # fmt: skip
+    return {"status": "ok", "seconds": seconds}
+
+
+def environment(tiny: bool) -> dict[str, Any]:
+    import importlib.metadata
+
+    import torch
+
+    cuda = torch.cuda.is_available() and not tiny
+    info: dict[str, Any] = {"device": torch.cuda.get_device_name(0) if cuda else "cpu", "tiny": tiny}
+    for package in ("torch", "transformers", "accelerate", "trl", "peft", "open_clip_torch"):
+        try:
+            info[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            info[package] = None
+    info["python"] = sys.version.split()[0]
+    return info
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tiny", action="store_true", help="tiny sizes on CPU (the suite's check)")
+    parser.add_argument("--sections", default=",".join(SECTIONS), help="comma-separated, run in this order")
+    parser.add_argument("--out", default="gpu-bench.json", help="the JSON, rewritten after every section")
+    parser.add_argument("--budget", type=float, default=None,
+                        help="seconds for all sections (default 420; --tiny 1800): a section's timeout is "
+                        "cut to what is left")
+    parser.add_argument("--timeouts", default="", help="NAME=SECONDS,... overriding a section's own timeout")
+    parser.add_argument("--peak-tflops", type=float, default=None, help="bf16 peak (default: by GPU name)")
+    parser.add_argument("--run-section", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--part", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.run_section:
+        run_section(args.run_section, args)
+        return
+
+    import torch
+
+    if not torch.cuda.is_available() and not args.tiny:
+        raise SystemExit("no GPU visible: run with --tiny for the CPU check")
+    # a loaded 2-core CPU runs the tiny sections slower than a GPU runs the real ones
+    timeouts = {name: seconds * (4 if args.tiny else 1) for name, seconds in SECTIONS.items()}
+    if args.budget is None:
+        args.budget = 1800.0 if args.tiny else 420.0
+    for item in filter(None, args.timeouts.split(",")):
+        name, _, value = item.partition("=")
+        timeouts[name] = float(value)
+    result: dict[str, Any] = {**environment(args.tiny), "budget_s": args.budget, "sections": {}}
+    started = time.perf_counter()
+    write_json(args.out, result)
+    with tempfile.TemporaryDirectory(prefix="gpu-bench-parts-") as parts:
+        for name in filter(None, args.sections.split(",")):
+            left = args.budget - (time.perf_counter() - started)
+            if name not in SECTIONS:
+                status = {"status": "failed", "seconds": 0.0,
+                          "error": f"unknown section '{name}' ({', '.join(SECTIONS)})"}  # fmt: skip
+            elif left <= 1:
+                spent = f"the --budget of {args.budget:.0f} s is spent"
+                status = {"status": "skipped", "seconds": 0.0, "error": spent}
+            else:
+                log(f"section {name}: at most {min(timeouts.get(name, left), left):.0f} s")
+                part = os.path.join(parts, f"{name}.json")
+                status = spawn_section(name, args, min(timeouts.get(name, left), left), part)
+                if status["status"] == "ok":
+                    with open(part) as fh:
+                        result[name] = json.load(fh)
+            result["sections"][name] = status
+            result["seconds"] = time.perf_counter() - started
+            write_json(args.out, result)
+            if status["status"] != "ok":
+                log(f"section {name} {status['status']}: {status.get('error')}")
+    ok = [n for n, st in result["sections"].items() if st["status"] == "ok"]
+    log(f"done in {result['seconds']:.0f} s ({len(ok)} of {len(result['sections'])} sections ok); "
+        f"figures in {args.out}")  # fmt: skip
 
 
 if __name__ == "__main__":

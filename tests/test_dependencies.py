@@ -39,6 +39,9 @@ def test_lower_bounds_are_the_verified_majors_and_trl_stops_before_2():
         installed = Version(version(name))
         assert bounds[name].contains(f"{installed.major}.{installed.minor}.0"), name
     assert bounds["torch"].contains("2.14.1")  # the torch that lies on the project's machines
+    # the lent GPU image's versions (docs/benchmarks.md, "The device kit"): the code must run there
+    image = {"torch": "2.11.0", "torchvision": "0.26.0", "transformers": "5.17.0", "accelerate": "1.15.0"}
+    assert [name for name, v in image.items() if not bounds[name].contains(v)] == []
 
 
 def test_every_third_party_module_the_package_imports_is_declared():

@@ -39,7 +39,12 @@ def test_score_then_categorize_through_a_file(tiny_clip_name, image_dir, tmp_pat
     out = lines(scored.read_bytes())
     assert [o["id"] for o in out] == [rec["id"] for rec in records if rec["id"] != "bad"]
     assert all(o["scorer"] == tiny_clip_name and isinstance(o["clip_score"], float) for o in out)
+    assert all(o["scorer_precision"] == "fp32" for o in out)  # --precision auto on a CPU
     assert out[0]["mine"] == [0]
+    r = cli_in_process(["score", *args, "--precision", "bf16", "--on-error", "skip", "-q"], input=data)
+    in_bf16 = lines(r.stdout)
+    assert [o["scorer_precision"] for o in in_bf16] == ["bf16"] * 6
+    assert [o["clip_score"] for o in in_bf16] == pytest.approx([o["clip_score"] for o in out], abs=0.5)
     r = cli_in_process(["categorize", str(scored), *args, "-q"])
     assert r.returncode == 0 and r.stderr == b""
     cats = lines(r.stdout)

@@ -38,7 +38,8 @@ def test_caption_option_table_of_generation_md():
     assert (
         int(re.search(r"\| `--samples-per-prompt` \| (\d+) \|", text).group(1)) == code["samples_per_prompt"]
     )
-    assert int(re.search(r"\| `--batch-size` \| (\d+) \|", text).group(1)) == code["batch_size"]
+    # auto: sized to the device once the model is loaded (16 on CPU)
+    assert re.search(r"\| `--batch-size` \| (\w+) ", text).group(1) == "auto" and code["batch_size"] is None
 
 
 @pytest.mark.parametrize("name", ["generation.md", "records.md"])
@@ -227,6 +228,6 @@ def test_scripts_depart_from_a_default_only_with_a_comment_saying_why(path):
 
 def test_the_departure_check_sees_the_options_of_each_kind_of_line():
     settings = script_settings("examples/pipeline.sh")
-    assert ("caption", "--batch-size", "32") in settings  # from CAPTION_ARGS's default
+    assert ("ask", "--batch-size", "32") in settings  # from ASK_ARGS's default
     assert ("pair", "--input-order", "any") in settings  # from a `clipdpo pair` line
     assert ("train", "--per-device-batch-size", "4") in script_settings("examples/slurm/train.sbatch")

@@ -16,9 +16,17 @@ from tests.conftest import REPO, cli_env
 pytestmark = pytest.mark.slow
 
 SRUN = """#!/bin/bash
-# stand-in for srun: drop srun's own options, run the command once
-while [[ "${1:-}" == --* ]]; do shift; done
-exec "$@"
+# stand-in for srun: log the call (to $SRUN_LOG), drop srun's own options, run the command --ntasks times
+# one after the other, each task with its SLURM_PROCID / SLURM_NTASKS / SLURM_LOCALID
+[ -z "${SRUN_LOG:-}" ] || printf '%s\\n' "$*" >> "$SRUN_LOG"
+ntasks=1
+while [[ "${1:-}" == --* ]]; do
+  case $1 in --ntasks=*) ntasks=${1#--ntasks=} ;; esac
+  shift
+done
+for ((k = 0; k < ntasks; k++)); do
+  SLURM_PROCID=$k SLURM_LOCALID=$k SLURM_NTASKS=$ntasks "$@" || exit $?
+done
 """
 SCONTROL = """#!/bin/bash
 echo localhost
@@ -114,9 +122,12 @@ def test_slurm_caption_score_arrays_then_merge(assets, shell_env, tmp_path):
 def test_slurm_train_sbatch_single_node(assets, shell_env, tmp_path):
     """Submitted from a folder of its own (sbatch runs a copy of the script elsewhere): relative PAIRS and
     OUT start at SLURM_SUBMIT_DIR, --deepspeed zero3 is the package's config, and the reference pass reads
-    the images from the same IMAGE_ROOT with the same --max-length as training."""
+    the images from the same IMAGE_ROOT with the same --max-length as training. The reference pass is one
+    srun step of one task per GPU (2 here), task K running --shard K/2, its shard renamed when complete and
+    the shards concatenated in order."""
     import shutil
 
+    from clipdpo_cli.io.shard import Shard
     from clipdpo_cli.train.refcache import RefScorer
 
     submit, root, spool = tmp_path / "submit", tmp_path / "images", tmp_path / "spool"
@@ -148,16 +159,31 @@ def test_slurm_train_sbatch_single_node(assets, shell_env, tmp_path):
         MASTER_PORT="29611",
         REPORT_TO="none",
         TRAIN_ARGS="--max-steps 1 --per-device-batch-size 2 --batch-size 4",  # 2 accumulation steps, not 32
+        REF_TASKS_PER_NODE="2",  # two "GPUs" for the reference pass (training: GPUS_PER_NODE, one process)
+        SRUN_LOG=str(tmp_path / "srun.log"),
     )
+    steps = (tmp_path / "srun.log").read_text().split("\n--kill-on-bad-exit")
+    ref_step, train_step = steps[0], steps[-1]
+    one_task_per_gpu = "--kill-on-bad-exit=1 --nodes=1 --ntasks=2 --ntasks-per-node=2 --gpus-per-task=1 "
+    assert ref_step.startswith(one_task_per_gpu)
+    assert "clipdpo ref-logps" in ref_step and '--shard "$SLURM_PROCID/$SLURM_NTASKS"' in ref_step
+    assert "clipdpo train" in train_step and "ref-logps" not in train_step
     ref = read(submit / "pairs.ref.jsonl")
-    assert [r["id"] for r in ref] == ["p0", "p1", "p2", "p3"]
-    assert not (submit / "pairs.ref.jsonl.partial").exists()
+    shards = [read(submit / "pairs.ref.jsonl.shards" / f"{k}-of-2.jsonl") for k in (0, 1)]
+    assert ref == shards[0] + shards[1]  # merged in shard order
+    assert sorted(r["id"] for r in ref) == ["p0", "p1", "p2", "p3"]
+    by_id = {r["id"]: r for r in rows}
+    for k, shard in enumerate(shards):  # task K ran --shard K/2: it holds exactly its images' pairs
+        assert {r["id"] for r in shard} == {i for i, r in by_id.items() if Shard(k, 2).owns(r["image"])}
+    assert not list(submit.rglob("*.partial"))
     # the pass cut prompt + answer to 30 text tokens (26 of them the prompt's), as training does
     scorer = RefScorer(assets.llava, max_length=30, precision="fp32")
-    chosen, rejected = scorer([{**r, "image": str(root / r["image"])} for r in rows])
+    in_order = [by_id[r["id"]] for r in ref]
+    chosen, rejected = scorer([{**r, "image": str(root / r["image"])} for r in in_order])
     assert [r["ref_chosen_logps"] for r in ref] == pytest.approx(chosen, abs=1e-4)
     assert [r["ref_rejected_logps"] for r in ref] == pytest.approx(rejected, abs=1e-4)
-    full, _ = RefScorer(assets.llava, precision="fp32")([{**rows[0], "image": str(root / rows[0]["image"])}])
+    first = {**in_order[0], "image": str(root / in_order[0]["image"])}
+    full, _ = RefScorer(assets.llava, precision="fp32")([first])
     assert full[0] < chosen[0] - 1  # uncut, the 12-token answer scores far lower
     out = submit / "model"
     assert (out / "config.json").exists() and any(p.name.endswith(".safetensors") for p in out.iterdir())
@@ -165,10 +191,12 @@ def test_slurm_train_sbatch_single_node(assets, shell_env, tmp_path):
 
 
 def test_pipeline_sh_with_tiny_models(assets, shell_env, tmp_path):
+    """Every model pass as 2 shard processes (NGPUS=2: --device auto is the CPU here), merged."""
     out = tmp_path / "run"
     run(
         "examples/pipeline.sh",
         shell_env,
+        NGPUS="2",
         IMAGES=assets.images,
         OUT=str(out),
         LVLM=assets.llava,
@@ -184,7 +212,15 @@ def test_pipeline_sh_with_tiny_models(assets, shell_env, tmp_path):
         EVAL_ARGS="--max-new-tokens 8",
     )
     n_images = len(os.listdir(assets.images))
-    assert len(read(out / "captions.jsonl")) == n_images * 5
+    captions = read(out / "captions.jsonl")
+    assert len(captions) == n_images * 5
+    from clipdpo_cli.io.shard import Shard
+
+    shards = [read(out / "captions.jsonl.shards" / f"{k}-of-2.jsonl") for k in (0, 1)]
+    assert captions == shards[0] + shards[1]  # merged in shard order
+    assert all(Shard(k, 2).owns(r["image"]) for k in (0, 1) for r in shards[k])
+    answers = [read(out / "amber-responses.jsonl.shards" / f"{k}-of-2.jsonl") for k in (0, 1)]
+    assert read(out / "amber-responses.jsonl") == answers[0] + answers[1]
     assert len(read(out / "scored-captions.jsonl")) == n_images * 5
     questions = read(out / "scored-questions.jsonl")
     assert len(questions) == len(read(out / "questions.jsonl")) > 0

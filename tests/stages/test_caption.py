@@ -60,6 +60,46 @@ def test_run_in_batches_keeps_groups_whole_and_in_order() -> None:
     assert [len(c) for c in calls] == [3, 3, 3, 1]  # batches cross group boundaries
 
 
+def test_run_in_batches_by_key_batches_one_prompt_and_keeps_input_order() -> None:
+    """Rows of one key (prompt) go together; groups still come out whole and in input order."""
+    calls = []
+
+    def run(items):
+        calls.append([job for _, job in items])
+        return [f"{g.record['n']}{job}" for g, job in items]
+
+    groups = [Group({"n": n}, ["A", "B", "C"]) for n in range(4)]  # 4 images x prompts A, B, C
+    out = list(run_in_batches(iter(groups), 2, run, key=lambda job: job, window=6))
+    assert [g.record["n"] for g in out] == [0, 1, 2, 3]
+    assert [g.results for g in out] == [[f"{n}A", f"{n}B", f"{n}C"] for n in range(4)]
+    assert calls == [["A", "A"], ["B", "B"], ["C", "C"]] * 2  # never a mixed batch here
+    # the window bounds what waits: with 1 prompt-queue's worth allowed, the oldest queue runs early
+    calls.clear()
+    groups = [Group({"n": n}, ["A", "B", "C"]) for n in range(4)]
+    out = list(run_in_batches(iter(groups), 4, run, key=lambda job: job, window=4))
+    assert [g.results for g in out] == [[f"{n}A", f"{n}B", f"{n}C"] for n in range(4)]
+    assert all(len(set(c)) == 1 for c in calls) and sum(map(len, calls)) == 12
+    assert calls[0] == ["A", "A"]  # two images in, 6 rows > 4 waiting: the oldest queue (A) runs
+
+
+def test_caption_batches_rows_of_one_prompt_in_input_order(tiny_lvlm, image_folder) -> None:
+    """Each generate call holds one prompt's rows (images in input order); records come out per image."""
+    seen = []
+    generate = tiny_lvlm.generate
+
+    def spy(images, prompts, **kw):
+        seen.append(list(prompts))
+        return generate(images, prompts, **kw)
+
+    lvlm = type("Spy", (), {"name": tiny_lvlm.name, "generate": staticmethod(spy)})()
+    out = list(caption_records(image_records(image_folder), lvlm, settings(seed=3, batch_size=4)))
+    assert [len(set(p)) for p in seen] == [1, 1]  # 4 images x 2 prompts: two batches of one prompt each
+    assert [r["prompt"] for r in out] == ["Describe it.", "What is in the picture?"] * 4
+    assert [r["image"] for r in out] == [os.path.join(image_folder, n) for n in GOOD for _ in range(2)]
+    alone = list(caption_records(image_records(image_folder), tiny_lvlm, settings(seed=3, batch_size=1)))
+    assert [(r["id"], r["text"]) for r in out] == [(r["id"], r["text"]) for r in alone]  # each text its row's
+
+
 def test_counts_fields_and_grouping(tiny_lvlm, image_folder) -> None:
     s = settings(samples_per_prompt=3, seed=5, batch_size=4)
     out = list(caption_records(image_records(image_folder), tiny_lvlm, s))

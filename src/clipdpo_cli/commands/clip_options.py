@@ -11,7 +11,7 @@ from clipdpo_cli.models.device import CHOICES, HELP, Precision, Use
 
 
 def _autocast_choice(value: Precision) -> Precision:
-    """--precision of a CLIP scorer: the one enum, without auto (a score must not depend on the machine)."""
+    """--precision of a CLIP scorer: the one enum, the choices of `Use.autocast`."""
     if value.value not in CHOICES[Use.autocast]:
         raise typer.BadParameter(f"'{value.value}' is not one of {', '.join(CHOICES[Use.autocast])}")
     return value

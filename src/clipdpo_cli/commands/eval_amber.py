@@ -13,7 +13,7 @@ from clipdpo_cli.commands.generation import (
     TemperatureOpt,
     TopPOpt,
 )
-from clipdpo_cli.commands.options import DeviceOpt, ProgressEveryOpt, QuietOpt
+from clipdpo_cli.commands.options import DeviceOpt, ProgressEveryOpt, QuietOpt, shard_device
 from clipdpo_cli.commands.respond import YesNo, YesNoOpt
 from clipdpo_cli.io.progress import DEFAULT_EVERY
 
@@ -136,6 +136,9 @@ def command(
         build_similarity_file(amber_root, build_similarity_table, quiet=quiet)
         return
     from clipdpo_cli.eval.amber.run import AmberEvalSettings, run_eval
+
+    if model:
+        device = shard_device(device, shard, quiet)
 
     run_eval(
         AmberEvalSettings(

@@ -8,7 +8,7 @@ import typer
 
 from clipdpo_cli.commands.clip_options import Precision, PrecisionOpt
 from clipdpo_cli.commands.generation import Dtype, DtypeOpt, MaxPixelsOpt
-from clipdpo_cli.commands.options import DeviceOpt, OnError, ProgressEveryOpt, QuietOpt
+from clipdpo_cli.commands.options import DeviceOpt, OnError, ProgressEveryOpt, QuietOpt, shard_device
 from clipdpo_cli.io.progress import DEFAULT_EVERY
 
 NAME = "eval-zeroshot"
@@ -157,7 +157,7 @@ def command(
         shard=Shard.parse(shard),
         batch_size=batch_size,
         max_new_tokens=max_new_tokens,
-        device=device,
+        device=shard_device(device, shard, quiet) if model else device,
         precision=precision.value,
         dtype=dtype.value,
         on_error=on_error.value,

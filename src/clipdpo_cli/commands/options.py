@@ -34,9 +34,29 @@ def _check_device(value: str) -> str:
 DeviceOpt = Annotated[
     str,
     typer.Option(
-        callback=_check_device, help="Torch device: auto (cuda if visible, else cpu), cpu, cuda, cuda:1, ..."
+        callback=_check_device,
+        help="Torch device: auto (cuda if visible, else cpu; with --shard K/N or a SLURM array, visible GPU "
+        "K mod n), cpu, cuda, cuda:1, ...",
     ),
 ]
+
+
+def shard_device(device: str, shard: str | None, quiet: bool = False) -> str:
+    """--device for a run of shard `shard` (--shard K/N, or SLURM's array variables when None).
+
+    'auto' with a shard of more than one becomes the visible GPU K mod n (models.device.resolve_device says
+    which on stderr); anything else, or a whole input, is returned unchanged.
+    """
+    if device != "auto":
+        return device
+    from clipdpo_cli.io.shard import Shard
+
+    parsed = Shard.parse(shard)
+    if parsed.is_whole:
+        return device
+    from clipdpo_cli.models.device import resolve_device
+
+    return str(resolve_device(device, parsed, quiet=quiet))
 
 
 class InputOrder(str, enum.Enum):
@@ -152,6 +172,8 @@ def stage_command(
                 lines_only=lines_only,
             )
             check_io(io)  # now, not after minutes of loading a model
+            if isinstance(kwargs.get("device"), str):
+                kwargs["device"] = shard_device(kwargs["device"], io.shard, io.quiet)
             return func(io=io, **kwargs)
 
         params = [input_param, *own, *shared]

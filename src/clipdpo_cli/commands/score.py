@@ -73,7 +73,7 @@ def command(
         str, typer.Option(help="--scorer lvlm: the prompt before the text (a record's `prompt` wins).")
     ] = "Describe the image.",
     device: DeviceOpt = "auto",
-    precision: PrecisionOpt = Precision.fp32,
+    precision: PrecisionOpt = Precision.auto,
     dtype: DtypeOpt = Dtype.auto,
     chat_template: ChatTemplateOpt = None,
     max_pixels: MaxPixelsOpt = None,
@@ -85,7 +85,8 @@ def command(
 ) -> None:
     """clipdpo caption imgs/ | clipdpo score --model dfn-h14 > scored.jsonl
 
-    Add `clip_score` = 100 x cosine(CLIP image embedding, text embedding) and `scorer` to each record
+    Add `clip_score` = 100 x cosine(CLIP image embedding, text embedding), `scorer` and `scorer_precision`
+    (the --precision it ran in: bf16 on a GPU by default, fp32 on CPU) to each record
     (paper thresholds: captions 28, questions 25, pair margin 2.0). Each distinct image is decoded and
     encoded once; records of one image should be adjacent (as caption emits them). For `ask` records,
     the default `text` is the question turned into a description plus the positive answer; use
@@ -113,7 +114,13 @@ def command(
         from clipdpo_cli.stages.categorize import CategorizeSettings, CategoryPrototypes, load_descriptions
 
         descriptions = load_descriptions(prototypes)  # a bad file fails before the model loads
-    clip = load_scorer(model, device=device, precision=precision.value, cache_dir=cache_dir)
+    import dataclasses
+
+    from clipdpo_cli.models.device import Use, resolve_device, resolve_precision
+
+    concrete = resolve_precision(precision, Use.autocast, resolve_device(device)).value
+    options = dataclasses.replace(options, precision=concrete)
+    clip = load_scorer(model, device=device, precision=concrete, cache_dir=cache_dir)
     extra = None
     if categorize:
         from clipdpo_cli.stages.categorize import check_category

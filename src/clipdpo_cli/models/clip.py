@@ -225,9 +225,9 @@ def load_clip(
     name: str, device: Any = "auto", precision: str = "fp32", cache_dir: str | None = None
 ) -> ClipModel:
     """Load a CLIP model: alias, open_clip name:tag, hf-hub:, local-dir: or checkpoint (see clip_registry)."""
-    precision = resolve_precision(precision, Use.autocast).value  # validates the name
-    source = resolve_clip(name)
     torch_device = resolve_device(device) if isinstance(device, str) else device
+    precision = resolve_precision(precision, Use.autocast, torch_device).value  # auto: by the device
+    source = resolve_clip(name)
     weights = locate_weights(source, cache_dir)
     missing = missing_tokenizer_message(source, cache_dir)
     if missing:

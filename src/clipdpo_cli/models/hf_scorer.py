@@ -163,12 +163,12 @@ def load(
     import torch
     from transformers import AutoModel, AutoProcessor
 
-    precision = resolve_precision(precision, Use.autocast).value
     source = resolve(name)
     missing = missing_message(source, cache_dir)
     if missing:
         raise InputError(missing)
     torch_device = resolve_device(device) if isinstance(device, str) else device
+    precision = resolve_precision(precision, Use.autocast, torch_device).value
     extra = {"cache_dir": cache_dir} if cache_dir else {}
     processor = load_pretrained(AutoProcessor.from_pretrained, source.target, WHAT, **extra)
     model = load_pretrained(AutoModel.from_pretrained, source.target, WHAT, dtype=torch.float32, **extra)

@@ -1,11 +1,12 @@
 """Batching shared by the model-backed generation stages: images decoded ahead in worker threads, and jobs of
-consecutive groups (one group per image) run in fixed-size batches, each group emitted whole and in order.
+consecutive groups (one group per image) run in fixed-size batches (optionally one key, e.g. one prompt, per
+batch), each group emitted whole and in input order.
 """
 
 from __future__ import annotations
 
 import collections
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -57,39 +58,73 @@ def prefetch_images(
 
 
 def run_in_batches(
-    groups: Iterable[Group], batch_size: int, run_batch: Callable[[list[tuple[Group, Any]]], list[Any]]
+    groups: Iterable[Group],
+    batch_size: int,
+    run_batch: Callable[[list[tuple[Group, Any]]], list[Any]],
+    key: Callable[[Any], Hashable] | None = None,
+    window: int | None = None,
 ) -> Iterator[Group]:
     """Run the jobs of consecutive groups `batch_size` at a time; yield each group once all its jobs are done.
 
-    `run_batch` gets (group, job) pairs and returns one result per pair, which is appended to the group's
-    `results`. Groups come out in the order they came in, so records of one image stay adjacent.
+    `run_batch` gets (group, job) pairs and returns one result per pair, which is stored in the group's
+    `results` at its job's position. Groups come out in the order they came in, so records of one image
+    stay adjacent.
+
+    With `key` (job -> e.g. its prompt), a batch holds jobs of one key where it can: jobs wait in one queue
+    per key (in input order) and a queue runs when it holds `batch_size` jobs; when more than `window` jobs
+    wait (default: `batch_size` per key seen), the queue with the oldest job runs, so memory stays bounded
+    and the first groups finish. Rows of one prompt then decode together: their answers run to similar
+    lengths, so a batch pads less than a mix of short and detailed prompts would. Without `key` the jobs run
+    in input order, `batch_size` at a time.
     """
     if batch_size < 1:
         raise ValueError("batch_size must be >= 1")
-    waiting: collections.deque[Group] = collections.deque()
-    pending: list[tuple[Group, Any]] = []
+    waiting: collections.deque[tuple[int, Group]] = collections.deque()
+    left: dict[int, int] = {}  # group number -> its jobs not yet run
+    queues: dict[Hashable, list[tuple[int, int, Group, Any]]] = {}  # key -> (group number, job index, ...)
 
-    def flush(limit: int) -> None:
-        batch, rest = pending[:limit], pending[limit:]
-        outputs = run_batch(batch)
-        for (group, _), result in zip(batch, outputs, strict=True):
-            group.results.append(result)
-        pending[:] = rest
+    def flush(name: Hashable) -> None:
+        queue = queues.pop(name)
+        batch, rest = queue[:batch_size], queue[batch_size:]
+        outputs = run_batch([(group, job) for _, _, group, job in batch])
+        for (number, index, group, _), result in zip(batch, outputs, strict=True):
+            group.results[index] = result  # in job order, whatever order the jobs ran in
+            left[number] -= 1
+        if rest:
+            queues[name] = rest
 
     def finished() -> Iterator[Group]:
-        while waiting and len(waiting[0].results) == len(waiting[0].jobs):
-            yield waiting.popleft()
+        while waiting and not left[waiting[0][0]]:
+            number, group = waiting.popleft()
+            del left[number]
+            yield group
 
-    for group in groups:
-        waiting.append(group)
-        pending.extend((group, job) for job in group.jobs)
-        while len(pending) >= batch_size:
-            flush(batch_size)
+    def oldest() -> Hashable:
+        return min(queues, key=lambda name: queues[name][0][0])
+
+    for number, group in enumerate(groups):
+        waiting.append((number, group))
+        left[number] = len(group.jobs)
+        group.results = [None] * len(group.jobs)
+        for index, job in enumerate(group.jobs):
+            queues.setdefault(None if key is None else key(job), []).append((number, index, group, job))
+        limit = window if window is not None else batch_size * max(1, len(queues))
+        while True:
+            full = next((name for name, queue in queues.items() if len(queue) >= batch_size), _NONE)
+            if full is not _NONE:
+                flush(full)
+            elif sum(map(len, queues.values())) > limit:
+                flush(oldest())
+            else:
+                break
             yield from finished()
         yield from finished()
-    while pending:
-        flush(batch_size)
-    yield from finished()
+    while queues:
+        flush(oldest())
+        yield from finished()
+
+
+_NONE = object()
 
 
 def llm_batch_runner(

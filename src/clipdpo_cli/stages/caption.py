@@ -7,9 +7,11 @@ is the record's `image` as written, or, for an image that came as bytes, its con
 io.sources), so the ids do not depend on where -o / --image-dir put the file.
 
 The caption goes to `text`; a `text` the input record already had (a dataset's `--text-column`, a
-webdataset's `txt`) is kept as `source_text`, never overwritten. The
-rows of all images are generated in batches of `batch_size` (across image boundaries); the records of one
-image are emitted together, in prompt order. An image listed again in the input (the same file, however its
+webdataset's `txt`) is kept as `source_text`, never overwritten. The rows of all images are generated in
+batches of `batch_size` (across image boundaries), the rows of one prompt together
+(stages.batched.run_in_batches with the prompt as key: a prompt's answers run to similar lengths, so a batch
+pads less); the records of one image are emitted together, in prompt order, and images in input order. An
+image listed again in the input (the same file, however its
 path is spelled: `a.jpg`, `./a.jpg`, or images that came as the same bytes) is captioned once, with the fields
 of its first record; the repeats are dropped and counted ("duplicate image"): the same 'image' would repeat
 the captions' ids, and another spelling would caption the image twice.
@@ -182,7 +184,11 @@ def caption_records(
             seed=None if settings.seed is None else [job.seed for _, job in items],
         )
 
-    for group in run_in_batches(groups(), settings.batch_size, run_batch):
+    by_prompt = run_in_batches(
+        groups(), settings.batch_size, run_batch, key=lambda job: job.prompt,
+        window=settings.batch_size * len(settings.prompts),
+    )  # fmt: skip
+    for group in by_prompt:
         group.payload = None  # release the image
         for job, text in zip(group.jobs, group.results, strict=True):
             yield caption_record(group.record, job, text, model, settings)

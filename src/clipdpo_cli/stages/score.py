@@ -36,6 +36,7 @@ class ScoreSettings:
     score_field: str = "clip_score"
     scorer_field: str = "scorer"
     scorer: str | None = None  # the name stored in scorer_field (default: the model name as given)
+    precision: str | None = None  # the CLIP scorer's concrete precision, stored in `{scorer_field}_precision`
     overwrite: bool = False
     batch_size: int = 64
     workers: int = 0
@@ -107,6 +108,7 @@ def score_records(
     ctx = ctx or StageContext("score")
     get_text = text_getter(options.field, options.template)
     scorer = options.scorer or clip.name
+    precision_field = {f"{options.scorer_field}_precision": options.precision} if options.precision else {}
     chunks = encode_image_chunks(
         records, clip, batch_size=options.batch_size, workers=options.workers,
         image_root=options.image_root, check=get_text,
@@ -135,6 +137,7 @@ def score_records(
                 **record,
                 options.score_field: round(scores[position[id(entry)]], DECIMALS),
                 options.scorer_field: scorer,
+                **precision_field,
             }
             if extra is not None:
                 out.update(extra(record, chunk.embeddings[row]))
