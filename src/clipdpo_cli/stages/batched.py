@@ -1,5 +1,10 @@
 """Batching shared by the model-backed generation stages: images decoded ahead in worker threads, and jobs of
 consecutive groups (one group per image) run in fixed-size batches, each group emitted whole and in order.
+
+A generator that serves many requests at once (models/served.py, `--engine openai`) declares `concurrency`:
+`run_in_batches` then keeps that many one-row batches in flight (`batching`), still emitting groups in input
+order. A batch that fails with a `BadRecord` (a request the server kept refusing) marks its groups' `error`
+instead of stopping the run; the stage reports them with `ctx.bad` (`--on-error`).
 """
 
 from __future__ import annotations
@@ -24,6 +29,18 @@ class Group:
     jobs: list[Any]
     payload: Any = None
     results: list[Any] = field(default_factory=list)
+    error: BadRecord | None = None  # a job of this group failed (its batch raised a BadRecord)
+
+
+def batching(generator: Any, batch_size: int) -> tuple[int, int]:
+    """(rows per batch, batches in flight) for `generator`: (batch_size, 1) in-process.
+
+    A generator that declares `concurrency` > 1 (a server's request window, models/served.py) sends one
+    request per row: batches of one row, `concurrency` of them in flight, so a slow or failed request
+    holds up or spoils only its own row.
+    """
+    concurrency = int(getattr(generator, "concurrency", 1) or 1)
+    return (batch_size, 1) if concurrency <= 1 else (1, concurrency)
 
 
 def prefetch_images(
@@ -57,39 +74,82 @@ def prefetch_images(
 
 
 def run_in_batches(
-    groups: Iterable[Group], batch_size: int, run_batch: Callable[[list[tuple[Group, Any]]], list[Any]]
+    groups: Iterable[Group],
+    batch_size: int,
+    run_batch: Callable[[list[tuple[Group, Any]]], list[Any]],
+    in_flight: int = 1,
 ) -> Iterator[Group]:
     """Run the jobs of consecutive groups `batch_size` at a time; yield each group once all its jobs are done.
 
     `run_batch` gets (group, job) pairs and returns one result per pair, which is appended to the group's
-    `results`. Groups come out in the order they came in, so records of one image stay adjacent.
+    `results`. Groups come out in the order they came in, so records of one image stay adjacent. With
+    `in_flight` > 1, that many batches run at once in threads (each `run_batch` call blocks on its own
+    requests); results are still taken in submission order. A `BadRecord` raised by `run_batch` sets the
+    `error` of the batch's groups; any other exception stops the run once the batches before it are out.
     """
     if batch_size < 1:
         raise ValueError("batch_size must be >= 1")
+    if in_flight < 1:
+        raise ValueError("in_flight must be >= 1")
     waiting: collections.deque[Group] = collections.deque()
     pending: list[tuple[Group, Any]] = []
+    running: collections.deque[tuple[list[tuple[Group, Any]], Future[list[Any]]]] = collections.deque()
+    pool = (
+        ThreadPoolExecutor(max_workers=in_flight, thread_name_prefix="clipdpo-batch")
+        if in_flight > 1
+        else None
+    )
+
+    def call(batch: list[tuple[Group, Any]]) -> list[Any] | BadRecord:
+        try:
+            return run_batch(batch)
+        except BadRecord as exc:
+            return exc
+
+    def collect(batch: list[tuple[Group, Any]], outputs: list[Any] | BadRecord) -> None:
+        if isinstance(outputs, BadRecord):
+            for group, _ in batch:
+                group.error = group.error or outputs
+                group.results.append(None)
+            return
+        for (group, _), result in zip(batch, outputs, strict=True):
+            group.results.append(result)
 
     def flush(limit: int) -> None:
         batch, rest = pending[:limit], pending[limit:]
-        outputs = run_batch(batch)
-        for (group, _), result in zip(batch, outputs, strict=True):
-            group.results.append(result)
         pending[:] = rest
+        if pool is None:
+            collect(batch, call(batch))
+            return
+        running.append((batch, pool.submit(call, batch)))
+        while len(running) >= in_flight:
+            drain_one()
+
+    def drain_one() -> None:
+        batch, future = running.popleft()
+        collect(batch, future.result())
 
     def finished() -> Iterator[Group]:
         while waiting and len(waiting[0].results) == len(waiting[0].jobs):
             yield waiting.popleft()
 
-    for group in groups:
-        waiting.append(group)
-        pending.extend((group, job) for job in group.jobs)
-        while len(pending) >= batch_size:
+    try:
+        for group in groups:
+            waiting.append(group)
+            pending.extend((group, job) for job in group.jobs)
+            while len(pending) >= batch_size:
+                flush(batch_size)
+                yield from finished()
+            yield from finished()
+        while pending:
             flush(batch_size)
+        while running:
+            drain_one()
             yield from finished()
         yield from finished()
-    while pending:
-        flush(batch_size)
-    yield from finished()
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
 
 
 def llm_batch_runner(

@@ -29,7 +29,7 @@ from clipdpo_cli.io.stage import StageContext
 from clipdpo_cli.io.textfiles import read_text_file
 from clipdpo_cli.models.generator import ImageTextGenerator
 from clipdpo_cli.models.sampling import job_seed
-from clipdpo_cli.stages.batched import Group, prefetch_images, run_in_batches
+from clipdpo_cli.stages.batched import Group, batching, prefetch_images, run_in_batches
 
 
 def read_prompts(path: str | None = None) -> list[str]:
@@ -164,7 +164,11 @@ def caption_records(
             seed=None if settings.seed is None else [job.seed for _, job in items],
         )
 
-    for group in run_in_batches(groups(), settings.batch_size, run_batch):
+    size, in_flight = batching(lvlm, settings.batch_size)
+    for group in run_in_batches(groups(), size, run_batch, in_flight):
         group.payload = None  # release the image
+        if group.error is not None:  # a request the server kept failing (--engine openai)
+            ctx.bad(group.record, group.error)
+            continue
         for job, text in zip(group.jobs, group.results, strict=True):
             yield caption_record(group.record, job, text, model, settings)

@@ -22,6 +22,7 @@ from clipdpo_cli.io.errors import InputError, UsageError
 from clipdpo_cli.io.jsonl import JsonlWriter, write_json
 from clipdpo_cli.io.progress import DEFAULT_EVERY
 from clipdpo_cli.io.shard import Shard
+from clipdpo_cli.models.generator import EngineSettings
 from clipdpo_cli.stages.respond import RespondSettings
 
 
@@ -42,6 +43,7 @@ class AmberEvalSettings:
     dtype: str = "auto"
     chat_template: str | None = None
     max_pixels: int | None = None
+    engine: EngineSettings = field(default_factory=EngineSettings)  # --engine and the server's options
     yes_no_suffix: str = DEFAULT_YES_NO_SUFFIX
     generation: RespondSettings = field(default_factory=lambda: RespondSettings(seed=0))
     nlp: str = "builtin"
@@ -112,7 +114,7 @@ def _generate(opts: AmberEvalSettings, data: AmberData) -> list[dict[str, Any]]:
     import tempfile
 
     from clipdpo_cli.io.runner import IOSettings, check_io, run_stage
-    from clipdpo_cli.models.lvlm import load_lvlm
+    from clipdpo_cli.models.generator import open_image_text_generator
     from clipdpo_cli.stages.respond import respond_records
 
     queries = _queries(opts, data)
@@ -124,10 +126,9 @@ def _generate(opts: AmberEvalSettings, data: AmberData) -> list[dict[str, Any]]:
         io = IOSettings(input=path, output=out, quiet=opts.quiet, shard=opts.shard, resume=opts.resume,
                        progress_every=opts.progress_every)  # fmt: skip
         check_io(io)  # a -r into a missing folder fails now, not after the model loaded
-        lvlm = load_lvlm(
-            opts.model, device=opts.device, dtype=opts.dtype, chat_template=opts.chat_template,
-            max_pixels=opts.max_pixels,
-        )  # fmt: skip
+        lvlm = open_image_text_generator(
+            opts.model, opts.engine, opts.device, opts.dtype, opts.chat_template, opts.max_pixels
+        )
         run_stage(
             "eval-amber", io, lambda records, ctx: respond_records(records, lvlm, opts.generation, ctx),
             one_to_one=True, total=len(queries), unit="responses",
