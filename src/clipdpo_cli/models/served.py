@@ -84,6 +84,10 @@ def image_url(image: Any) -> str:
 
 
 def _message(exc: Any) -> str:
+    """An openai error's text in one line: the server's detail, or the connection error's cause."""
+    cause = exc.__cause__ if getattr(exc, "status_code", None) is None else None
+    if cause is not None:
+        return " ".join(f"{type(cause).__name__}: {cause}".split())[:300]
     body = getattr(exc, "body", None)
     if isinstance(body, dict):
         detail = body.get("detail") or body.get("message") or body.get("error") or body
@@ -107,7 +111,12 @@ class ServerClient:
     _pool: ThreadPoolExecutor | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        from openai import OpenAI
+        try:
+            from openai import OpenAI
+        except ImportError:
+            raise InputError(
+                "--engine openai needs the openai client: pip install 'clipdpo-cli[serving]'"
+            ) from None
 
         s = self.settings
         key = s.api_key or os.environ.get("OPENAI_API_KEY") or "EMPTY"  # vLLM takes any key unless --api-key
