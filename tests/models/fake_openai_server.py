@@ -57,7 +57,9 @@ class FakeServer:
         refuse_fields: tuple[str, ...] = (),
         refuse_system: bool = False,
         stop_after: int | None = None,
+        owned_by: str = "test",
     ) -> None:
+        self.owned_by = owned_by
         self.reply, self.top_logprobs = reply, top_logprobs
         self.fail, self.fail_status = fail, fail_status
         self.refuse_fields, self.refuse_system = refuse_fields, refuse_system
@@ -140,7 +142,9 @@ class FakeServer:
                         200,
                         {
                             "object": "list",
-                            "data": [{"id": "served", "object": "model", "created": 0, "owned_by": "test"}],
+                            "data": [
+                                {"id": "served", "object": "model", "created": 0, "owned_by": server.owned_by}
+                            ],
                         },
                     )
                 else:

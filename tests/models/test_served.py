@@ -344,7 +344,14 @@ def test_chat_template_goes_with_the_request_or_is_refused_in_one_line(folder, t
     with FakeServer(refuse_fields=("chat_template",)) as server:
         refused = caption(folder, server.url, tmp_path / "r.jsonl", "--chat-template", str(template))
     assert refused.returncode == 2 and refused.stderr.count("\n") == 1
-    assert "does not take --chat-template" in refused.stderr
+    assert (
+        "does not take --chat-template" in refused.stderr
+        and "--trust-request-chat-template" in refused.stderr
+    )
+    with FakeServer(owned_by="sglang") as server:  # SGLang ignores the field: refused before any request
+        sglang = caption(folder, server.url, tmp_path / "g.jsonl", "--chat-template", str(template))
+    assert sglang.returncode == 2 and "SGLang takes no chat template with a request" in sglang.stderr
+    assert server.bodies == [] and not (tmp_path / "g.jsonl").exists()
     pixels = caption(folder, "http://127.0.0.1:9/v1", tmp_path / "p.jsonl", "--max-pixels", "1000")
     assert pixels.returncode == 2 and "--max-pixels is the in-process engine's" in pixels.stderr
 

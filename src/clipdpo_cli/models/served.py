@@ -127,7 +127,9 @@ class ServerClient:
         import openai
 
         try:
-            self.client.with_options(max_retries=1, timeout=min(self.settings.timeout, 30.0)).models.list()
+            page = self.client.with_options(
+                max_retries=1, timeout=min(self.settings.timeout, 30.0)
+            ).models.list()
         except openai.APIConnectionError as exc:
             raise InputError(
                 f"no OpenAI-compatible server answers at {self.settings.base_url} ({_message(exc)}); "
@@ -143,6 +145,12 @@ class ServerClient:
                 f"{self.settings.base_url} is not an OpenAI-compatible API (GET /models answered "
                 f"{exc.status_code}); the URL usually ends in /v1"
             ) from None
+        owners = {getattr(m, "owned_by", None) for m in getattr(page, "data", [])}
+        if self.settings.chat_template is not None and "sglang" in owners:  # it ignores the field silently
+            raise UsageError(
+                "SGLang takes no chat template with a request: start it with --chat-template FILE and leave "
+                "--chat-template out here"
+            )
 
     def image(self, image: Any) -> str:
         """The data URL of an image, encoded once while its rows are in flight."""
@@ -189,10 +197,12 @@ class ServerClient:
         if status == 404:
             return InputError(f"the server at {s.base_url} has no model '{self.model}' ({status}: {text}); "
                               "-m names the served model")  # fmt: skip
-        if s.chat_template is not None and status in (400, 422) and "chat_template" in text:
+        if s.chat_template is not None and status in (400, 422) and _about_template(text):
             return UsageError(
-                f"the server at {s.base_url} does not take --chat-template with a request ({text}); vLLM and "
-                "SGLang do: start this server with the template instead, or leave --chat-template out"
+                f"the server at {s.base_url} does not take --chat-template with a request "
+                f"({status}: {text}); "
+                "vLLM does when started with --trust-request-chat-template; otherwise start the server with "
+                "the template (vllm serve / SGLang --chat-template FILE) and leave --chat-template out here"
             )
         retried = status in (408, 409, 429) or status >= 500
         why = f" after {s.retries} retries" if retried else ""
@@ -208,6 +218,11 @@ class ServerClient:
                     self.settings.concurrency, thread_name_prefix="clipdpo-request"
                 )
         return list(self._pool.map(function, range(n)))
+
+
+def _about_template(text: str) -> bool:
+    lowered = text.lower()
+    return "chat_template" in lowered or "chat template" in lowered
 
 
 def _sampling(max_new_tokens: int, temperature: float, top_p: float, seed: int | None) -> dict[str, Any]:
