@@ -63,11 +63,16 @@ def wait_healthy(url: str, process: subprocess.Popen | None, timeout: float) -> 
 
 @contextlib.contextmanager
 def transformers_server(
-    port: int | None = None, log: str | None = None, threads: int = 1, timeout: float = 120.0
+    port: int | None = None,
+    log: str | None = None,
+    threads: int = 1,
+    timeout: float = 120.0,
+    extra: tuple[str, ...] = (),
 ) -> Iterator[str]:
     """Run `transformers serve` while the block runs; yields its API URL (http://127.0.0.1:PORT/v1).
 
-    `threads`: torch's CPU threads in the server (OMP_NUM_THREADS); `log`: a file for its output.
+    `threads`: torch's CPU threads in the server (OMP_NUM_THREADS); `log`: a file for its output; `extra`:
+    more `transformers serve` options (e.g. --continuous-batching).
     """
     port = port or free_port()
     env = {
@@ -78,7 +83,7 @@ def transformers_server(
     }
     sink = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115
     process = subprocess.Popen(
-        serve_command(port), env=env, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True
+        serve_command(port, extra), env=env, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True
     )
     base = f"http://127.0.0.1:{port}"
     try:

@@ -1,0 +1,170 @@
+"""Captions per second of `clipdpo caption --engine hf` (in-process, batched) vs `--engine openai` against
+`transformers serve` on this machine's CPU (indicative only: a CPU run says nothing of vLLM on a GPU).
+
+The same random LLaVA of the real classes (as benchmarks/bench_caption.py), the same images, greedy
+decoding with a fixed length: every row is generated to --new-tokens (the model's end-of-turn id is
+removed from the generation config's EOS ids, so no row stops early and both engines do the same work).
+The served runs use one `transformers serve` per mode, started here on a free loopback port, warmed up by
+one request (model load) before timing; the time is the stage's own (the summary line's seconds, from
+the first record read to the last written: model loading and interpreter start-up are outside it).
+Outputs are compared (greedy: the served texts must equal the in-process ones).
+
+    PYTHONPATH=src OMP_NUM_THREADS=1 python benchmarks/bench_serving.py [--images 32] [--new-tokens 32]
+        [--batch-size 16] [--concurrency 16] [--threads 1] [--modes generate,continuous-batching]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+
+
+def run_caption(args: list[str], env: dict[str, str]) -> tuple[float, int, float]:
+    """(stage seconds from the summary line, captions written, wall seconds) of one `clipdpo caption` run."""
+    start = time.perf_counter()
+    result = subprocess.run(
+        [sys.executable, "-m", "clipdpo_cli", "caption", *args], capture_output=True, text=True, env=env
+    )
+    wall = time.perf_counter() - start
+    if result.returncode != 0:
+        raise SystemExit(f"caption failed: {result.stderr.strip()}")
+    summary = result.stderr.strip().splitlines()[-1]
+    match = re.search(r"(\d+) in, (\d+) out.*?; ([\d.]+) s$", summary)
+    if match is None:
+        raise SystemExit(f"no summary line in: {summary}")
+    return float(match.group(3)), int(match.group(2)), wall
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=32)
+    parser.add_argument("--new-tokens", type=int, default=32)
+    parser.add_argument("--batch-size", type=int, default=16, help="--engine hf rows per generate call")
+    parser.add_argument("--concurrency", type=int, default=16, help="--engine openai requests in flight")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads, both engines")
+    parser.add_argument("--hidden", type=int, default=256)
+    parser.add_argument("--layers", type=int, default=4)
+    parser.add_argument(
+        "--modes",
+        default="generate,continuous-batching",
+        help="transformers serve modes to time: generate (one request at a time), continuous-batching",
+    )
+    args = parser.parse_args()
+
+    from PIL import Image
+
+    from clipdpo_cli.testing.serving import transformers_server
+    from clipdpo_cli.testing.tiny_llava import build_tiny_llava
+
+    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "HF_HUB_OFFLINE": "1"}
+    with tempfile.TemporaryDirectory(prefix="bench-serving-") as tmp:
+        model = build_tiny_llava(
+            os.path.join(tmp, "llava"),
+            hidden_size=args.hidden,
+            num_layers=args.layers,
+            num_heads=max(1, args.hidden // 64),
+            vision_hidden_size=128,
+            vision_layers=2,
+            image_size=32,
+            patch_size=8,
+        )
+        config_path = os.path.join(model, "generation_config.json")
+        with open(config_path) as fh:
+            config = json.load(fh)
+        config["eos_token_id"] = 10**6 - 1  # an id no row emits: every row runs to --new-tokens
+        with open(config_path, "w") as fh:
+            json.dump(config, fh)
+        images = os.path.join(tmp, "imgs")
+        os.makedirs(images)
+        for i in range(args.images):
+            color = (i * 37 % 256, i * 91 % 256, i * 53 % 256)
+            Image.new("RGB", (96 + i % 5 * 16, 80), color).save(os.path.join(images, f"{i:03d}.png"))
+        prompts = os.path.join(tmp, "prompts.txt")
+        with open(prompts, "w") as fh:
+            fh.write("Describe this image in one or two sentences.\n")
+        common = [
+            images,
+            "-m",
+            model,
+            "--prompts",
+            prompts,
+            "--temperature",
+            "0",
+            "--max-new-tokens",
+            str(args.new_tokens),
+        ]
+
+        rows = []
+        hf_out = os.path.join(tmp, "hf.jsonl")
+        seconds, n, wall = run_caption(
+            [*common, "--device", "cpu", "--batch-size", str(args.batch_size), "-o", hf_out], env
+        )
+        rows.append((f"--engine hf (batch {args.batch_size})", seconds, n, wall, True))
+        expected = [json.loads(line)["text"] for line in open(hf_out)]
+        for mode in [m for m in args.modes.split(",") if m]:
+            extra = ("--continuous-batching",) if mode == "continuous-batching" else ()
+            log = os.path.join(tmp, f"serve-{mode}.log")
+            with transformers_server(log=log, threads=args.threads, extra=extra) as url:
+                warm = [
+                    images,
+                    "-m",
+                    model,
+                    "--prompts",
+                    prompts,
+                    "--temperature",
+                    "0",
+                    "--max-new-tokens",
+                    "2",
+                    "--engine",
+                    "openai",
+                    "--base-url",
+                    url,
+                    "-o",
+                    os.path.join(tmp, "warm.jsonl"),
+                ]
+                run_caption(warm, env)  # loads the model in the server
+                out = os.path.join(tmp, f"openai-{mode}.jsonl")
+                seconds, n, wall = run_caption(
+                    [
+                        *common,
+                        "--engine",
+                        "openai",
+                        "--base-url",
+                        url,
+                        "--concurrency",
+                        str(args.concurrency),
+                        "-o",
+                        out,
+                    ],
+                    env,
+                )
+            same = [json.loads(line)["text"] for line in open(out)] == expected
+            rows.append(
+                (
+                    f"--engine openai, transformers serve {mode} (concurrency {args.concurrency})",
+                    seconds,
+                    n,
+                    wall,
+                    same,
+                )
+            )
+
+    base = rows[0][2] / rows[0][1]
+    print(
+        f"{args.images} images x 1 prompt, {args.new_tokens} new tokens each, greedy, torch threads "
+        f"{args.threads}, LLaVA hidden {args.hidden} x {args.layers} layers (16 image tokens)"
+    )
+    print(f"{'engine':<72} {'stage s':>8} {'captions/s':>10} {'vs hf':>6} {'wall s':>7}  same texts")
+    for name, seconds, n, wall, same in rows:
+        rate = n / seconds
+        print(f"{name:<72} {seconds:>8.2f} {rate:>10.2f} {rate / base:>6.2f} {wall:>7.1f}  {same}")
+
+
+if __name__ == "__main__":
+    main()
