@@ -448,3 +448,32 @@ def test_perturb_llm_through_a_server(captions, tmp_path):
     assert len(server.bodies) == 8
     rules = run_in_process("perturb", str(captions), "--engine", "openai")
     assert rules.returncode == 2 and "are for --method llm" in rules.stderr
+
+
+def test_ctrl_c_does_not_wait_for_the_requests_in_flight(folder, tmp_path):
+    """Ctrl-C ends a run at once (exit 130, whole lines), not when the server's slow answers come back."""
+    import signal
+    import subprocess
+    import sys
+
+    from tests.conftest import cli_env
+
+    def slow(body):
+        time.sleep(60)
+        return echo_reply(body)
+
+    out = tmp_path / "c.jsonl"
+    with FakeServer(reply=slow) as server:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "clipdpo_cli", "caption", str(folder), "-m", "served",
+             "--engine", "openai", "--base-url", server.url, "-o", str(out)],
+            stderr=subprocess.PIPE, text=True, env=cli_env(),
+        )  # fmt: skip
+        deadline = time.monotonic() + 60
+        while len(server.bodies) < 4 and time.monotonic() < deadline:  # every image's request in flight
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=20)  # the old thread pool waited for the 60 s answers
+    assert proc.returncode == 130, err
+    assert "interrupted after 0 records written" in err
+    assert out.read_bytes() == b""

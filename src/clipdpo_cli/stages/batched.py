@@ -10,6 +10,7 @@ instead of stopping the run; the stage reports them with `ctx.bad` (`--on-error`
 from __future__ import annotations
 
 import collections
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -83,9 +84,10 @@ def run_in_batches(
 
     `run_batch` gets (group, job) pairs and returns one result per pair, which is appended to the group's
     `results`. Groups come out in the order they came in, so records of one image stay adjacent. With
-    `in_flight` > 1, that many batches run at once in threads (each `run_batch` call blocks on its own
-    requests); results are still taken in submission order. A `BadRecord` raised by `run_batch` sets the
-    `error` of the batch's groups; any other exception stops the run once the batches before it are out.
+    `in_flight` > 1, that many batches run at once, each in a daemon thread (each `run_batch` call blocks
+    on its own requests); results are still taken in submission order. A `BadRecord` raised by `run_batch`
+    sets the `error` of the batch's groups; any other exception stops the run once the batches before it
+    are out.
     """
     if batch_size < 1:
         raise ValueError("batch_size must be >= 1")
@@ -94,11 +96,6 @@ def run_in_batches(
     waiting: collections.deque[Group] = collections.deque()
     pending: list[tuple[Group, Any]] = []
     running: collections.deque[tuple[list[tuple[Group, Any]], Future[list[Any]]]] = collections.deque()
-    pool = (
-        ThreadPoolExecutor(max_workers=in_flight, thread_name_prefix="clipdpo-batch")
-        if in_flight > 1
-        else None
-    )
 
     def call(batch: list[tuple[Group, Any]]) -> list[Any] | BadRecord:
         try:
@@ -118,10 +115,10 @@ def run_in_batches(
     def flush(limit: int) -> None:
         batch, rest = pending[:limit], pending[limit:]
         pending[:] = rest
-        if pool is None:
+        if in_flight == 1:
             collect(batch, call(batch))
             return
-        running.append((batch, pool.submit(call, batch)))
+        running.append((batch, in_thread(call, batch)))
         while len(running) >= in_flight:
             drain_one()
 
@@ -133,23 +130,34 @@ def run_in_batches(
         while waiting and len(waiting[0].results) == len(waiting[0].jobs):
             yield waiting.popleft()
 
-    try:
-        for group in groups:
-            waiting.append(group)
-            pending.extend((group, job) for job in group.jobs)
-            while len(pending) >= batch_size:
-                flush(batch_size)
-                yield from finished()
-            yield from finished()
-        while pending:
+    for group in groups:
+        waiting.append(group)
+        pending.extend((group, job) for job in group.jobs)
+        while len(pending) >= batch_size:
             flush(batch_size)
-        while running:
-            drain_one()
             yield from finished()
         yield from finished()
-    finally:
-        if pool is not None:
-            pool.shutdown(wait=False, cancel_futures=True)
+    while pending:
+        flush(batch_size)
+    while running:
+        drain_one()
+        yield from finished()
+    yield from finished()
+
+
+def in_thread(function: Callable[[Any], Any], argument: Any) -> Future[Any]:
+    """function(argument) in a daemon thread of its own: Ctrl-C or an error ends the run at once, without
+    waiting for the requests in flight (a pool's threads are joined at exit, up to a request timeout)."""
+    future: Future[Any] = Future()
+
+    def run() -> None:
+        try:
+            future.set_result(function(argument))
+        except BaseException as exc:  # handed to the thread that waits for it
+            future.set_exception(exc)
+
+    threading.Thread(target=run, name="clipdpo-batch", daemon=True).start()
+    return future
 
 
 def llm_batch_runner(
