@@ -97,6 +97,9 @@ class FakeServer:
             if self.fail > 0:
                 self.fail -= 1
                 return self.fail_status, {"error": {"message": "busy, try again", "code": self.fail_status}}
+            if body["model"] != "served":
+                missing = f"The model `{body['model']}` does not exist."
+                return 404, {"error": {"message": missing, "code": 404}}
             unexpected = [f for f in self.refuse_fields if f in body]
             if unexpected:
                 return 422, {"detail": f"Unexpected fields in the request: {set(unexpected)}"}

@@ -157,6 +157,7 @@ def test_run_in_batches_in_flight_keeps_order_and_marks_failed_batches():
     assert out[0].results == [300, 310, 320] and out[3].results == [200, 210]
     assert batching(object(), 8) == (8, 1)  # in-process: batches of --batch-size, one at a time
     assert batching(type("Served", (), {"concurrency": 5})(), 8) == (1, 5)
+    assert batching(type("Served", (), {"concurrency": 1})(), 8) == (1, 1)  # a row's failure stays its own
 
 
 def test_503_then_200_is_retried(folder, prompts_file, tmp_path):
@@ -477,3 +478,21 @@ def test_ctrl_c_does_not_wait_for_the_requests_in_flight(folder, tmp_path):
     assert proc.returncode == 130, err
     assert "interrupted after 0 records written" in err
     assert out.read_bytes() == b""
+
+
+def test_a_refused_request_is_a_bad_record_and_an_unknown_model_stops_the_run(folder, tmp_path):
+    """400 (e.g. a prompt over the context) is that record's fault: not retried, a bad record; 404 (no such
+    model) is the run's: one line, exit 1."""
+    out = tmp_path / "c.jsonl"
+    with FakeServer(fail=1, fail_status=400) as server:
+        result = caption(folder, server.url, out, "--concurrency", "1", "--on-error", "skip", "--temperature",
+                         "0")  # fmt: skip
+        assert len(server.bodies) == 4 * 5  # the default five prompts; the refused request is not retried
+    assert result.returncode == 0, result.stderr
+    names = [os.path.basename(r["image"]) for r in read(out)]
+    assert names == [n for n in sorted(COLORS)[1:] for _ in range(5)]  # only the refused row's image is out
+    with FakeServer() as server:
+        unknown = run_in_process("caption", str(folder), "-m", "other", "--engine", "openai", "--base-url",
+                                 server.url, "-o", str(tmp_path / "u.jsonl"))  # fmt: skip
+    assert unknown.returncode == 1 and unknown.stderr.count("\n") == 1, unknown.stderr
+    assert "has no model 'other'" in unknown.stderr and "-m names the served model" in unknown.stderr

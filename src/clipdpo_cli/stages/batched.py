@@ -36,12 +36,12 @@ class Group:
 def batching(generator: Any, batch_size: int) -> tuple[int, int]:
     """(rows per batch, batches in flight) for `generator`: (batch_size, 1) in-process.
 
-    A generator that declares `concurrency` > 1 (a server's request window, models/served.py) sends one
+    A generator that declares `concurrency` (a server's request window, models/served.py) sends one
     request per row: batches of one row, `concurrency` of them in flight, so a slow or failed request
     holds up or spoils only its own row.
     """
-    concurrency = int(getattr(generator, "concurrency", 1) or 1)
-    return (batch_size, 1) if concurrency <= 1 else (1, concurrency)
+    concurrency = getattr(generator, "concurrency", None)
+    return (batch_size, 1) if concurrency is None else (1, max(1, int(concurrency)))
 
 
 def prefetch_images(
