@@ -15,7 +15,9 @@ SRC = REPO / "src"
 
 # Fixtures shared across the folders (tests/ mirrors src/: io, stages, models, train, eval, commands, e2e):
 # the tiny CLIP scorers and images, the tiny LVLM / LLM generation fixtures, the toy preference pairs.
-pytest_plugins = ["tests.fixtures.clip", "tests.fixtures.generation", "tests.fixtures.train"]
+pytest_plugins = [
+    "tests.fixtures.clip", "tests.fixtures.generation", "tests.fixtures.serving", "tests.fixtures.train"
+]
 
 # Stages shard by these variables; a suite started inside a SLURM array job must still see whole inputs.
 # Removed here, once, every subprocess any test helper starts inherits the clean environment.

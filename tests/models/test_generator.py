@@ -1,4 +1,5 @@
-"""The generator seams (models/generator.py): Lvlm and Llm have every protocol method, with its signature."""
+"""The generator seams (models/generator.py): Lvlm and Llm, and the served ServedLvlm and ServedLlm
+(models/served.py, --engine openai), have every protocol method, with its signature."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pytest
 from clipdpo_cli.models.generator import ImageTextGenerator, LikelihoodScorer, TextGenerator
 from clipdpo_cli.models.llm import Llm
 from clipdpo_cli.models.lvlm import Lvlm
+from clipdpo_cli.models.served import ServedLlm, ServedLvlm
 
 
 def methods(protocol: type) -> list[str]:
@@ -16,7 +18,14 @@ def methods(protocol: type) -> list[str]:
 
 
 @pytest.mark.parametrize(
-    "cls, protocol", [(Lvlm, ImageTextGenerator), (Lvlm, LikelihoodScorer), (Llm, TextGenerator)]
+    "cls, protocol",
+    [
+        (Lvlm, ImageTextGenerator),
+        (Lvlm, LikelihoodScorer),
+        (Llm, TextGenerator),
+        (ServedLvlm, ImageTextGenerator),
+        (ServedLlm, TextGenerator),
+    ],
 )
 def test_the_loaded_classes_have_the_protocol_signatures(cls, protocol):
     names = methods(protocol)

@@ -13,19 +13,29 @@ from clipdpo_cli.commands.generation import (
     SeedOpt,
     TemperatureOpt,
     TopPOpt,
+    engine_options,
 )
 from clipdpo_cli.commands.options import DeviceOpt, InputOrder, InputOrderOpt, RejectsOpt, stage_command
 from clipdpo_cli.io.runner import IOSettings, run_stage
+from clipdpo_cli.models.generator import EngineSettings
 
 NAME = "ask"
 SUMMARY = "Questions with positive and negative answers per image, from its captions, by an LLM."
 
 
 @stage_command()
+@engine_options
 def command(
     io: IOSettings,
+    engine: EngineSettings,
     model: Annotated[
-        str, typer.Option("--model", "-m", help="Chat LLM: Hugging Face id or local directory (causal LM).")
+        str,
+        typer.Option(
+            "--model",
+            "-m",
+            help="Chat LLM: Hugging Face id or local directory (causal LM); --engine openai: the served "
+            "model's name.",
+        ),
     ] = "teknium/OpenHermes-2.5-Mistral-7B",
     questions: Annotated[int, typer.Option(min=1, help="Questions asked per image.")] = 2,
     max_captions: Annotated[
@@ -49,7 +59,7 @@ def command(
     question: {id, image, kind: "qa", question, answer_pos, answer_neg, text, from}. A reply that is not
     usable JSON is dropped and counted (with --rejects, written there with the raw reply).
     """
-    from clipdpo_cli.models.llm import load_llm
+    from clipdpo_cli.models.generator import open_text_generator
     from clipdpo_cli.models.sampling import check_sampling
     from clipdpo_cli.stages.ask import AskSettings, ask_records
 
@@ -64,5 +74,5 @@ def command(
         batch_size=batch_size,
         input_order=input_order.value,
     )
-    llm = load_llm(model, device=device, dtype=dtype.value, chat_template=chat_template)
+    llm = open_text_generator(model, engine, device, dtype.value, chat_template)
     run_stage(NAME, io, lambda records, ctx: ask_records(records, llm, settings, ctx))

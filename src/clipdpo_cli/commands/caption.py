@@ -13,9 +13,11 @@ from clipdpo_cli.commands.generation import (
     SeedOpt,
     TemperatureOpt,
     TopPOpt,
+    engine_options,
 )
 from clipdpo_cli.commands.options import DeviceOpt, stage_command
 from clipdpo_cli.io.runner import IOSettings, run_stage
+from clipdpo_cli.models.generator import EngineSettings
 
 NAME = "caption"
 SUMMARY = "Caption images with an LVLM: several prompts x samples per image."
@@ -28,11 +30,18 @@ _INPUT = (
 
 
 @stage_command(input_help=_INPUT)
+@engine_options
 def command(
     io: IOSettings,
+    engine: EngineSettings,
     model: Annotated[
         str,
-        typer.Option("--model", "-m", help="LVLM: Hugging Face id or local directory (image-text-to-text)"),
+        typer.Option(
+            "--model",
+            "-m",
+            help="LVLM: Hugging Face id or local directory (image-text-to-text); --engine openai: the served "
+            "model's name.",
+        ),
     ] = "llava-hf/llava-1.5-7b-hf",
     prompts: Annotated[
         str | None, typer.Option(help="File of prompts, one per line ('#' comments); default: 5 built-in.")
@@ -71,16 +80,18 @@ def command(
     """
     import hashlib
 
+    from clipdpo_cli.models.generator import open_image_text_generator
     from clipdpo_cli.models.hub import read_chat_template
-    from clipdpo_cli.models.lvlm import load_lvlm
     from clipdpo_cli.models.sampling import check_sampling
     from clipdpo_cli.stages.caption import CaptionSettings, caption_records, read_prompts
 
     check_sampling(temperature, top_p, max_new_tokens)
     template = read_chat_template(chat_template)
     chosen_prompts = tuple(read_prompts(prompts))  # a bad prompts file fails before the model loads
-    lvlm = load_lvlm(model, device=device, dtype=dtype.value, chat_template=template, max_pixels=max_pixels)
-    if batch_size is None:
+    lvlm = open_image_text_generator(model, engine, device, dtype.value, template, max_pixels)
+    if batch_size is None and getattr(lvlm, "concurrency", None) is not None:
+        batch_size = 1  # a server gets one request per row, --concurrency in flight (stages/batched.py)
+    elif batch_size is None:
         import sys
 
         from clipdpo_cli.models.device import generation_batch_size

@@ -12,10 +12,12 @@ from clipdpo_cli.commands.generation import (
     MaxPixelsOpt,
     TemperatureOpt,
     TopPOpt,
+    engine_options,
 )
 from clipdpo_cli.commands.options import DeviceOpt, ProgressEveryOpt, QuietOpt, shard_device
 from clipdpo_cli.commands.respond import YesNo, YesNoOpt
 from clipdpo_cli.io.progress import DEFAULT_EVERY
+from clipdpo_cli.models.generator import EngineSettings
 
 NAME = "eval-amber"
 SUMMARY = "AMBER hallucination benchmark: generate responses and score them as the official scorer."
@@ -35,7 +37,9 @@ class Nlp(str, enum.Enum):
     official = "official"
 
 
+@engine_options
 def command(
+    engine: EngineSettings,
     amber_root: Annotated[
         str,
         typer.Option(help="The AMBER folder: data/annotations.json, relation.json, safe_words.txt, "
@@ -146,7 +150,7 @@ def command(
             responses_out=responses_out, write_queries=write_queries, resume=resume, shard=shard,
             generate_only=generate_only,
             limit=limit, image_dir=image_dir, device=device, dtype=dtype.value, chat_template=chat_template,
-            max_pixels=max_pixels, yes_no_suffix=yes_no_suffix,
+            max_pixels=max_pixels, engine=engine, yes_no_suffix=yes_no_suffix,
             generation=RespondSettings(
                 yes_no=yes_no.value, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
                 seed=seed, batch_size=batch_size,

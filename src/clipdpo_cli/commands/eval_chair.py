@@ -11,15 +11,19 @@ from clipdpo_cli.commands.generation import (
     MaxPixelsOpt,
     TemperatureOpt,
     TopPOpt,
+    engine_options,
 )
-from clipdpo_cli.commands.options import DeviceOpt, ProgressEveryOpt, QuietOpt
+from clipdpo_cli.commands.options import DeviceOpt, ProgressEveryOpt, QuietOpt, shard_device
 from clipdpo_cli.io.progress import DEFAULT_EVERY
+from clipdpo_cli.models.generator import EngineSettings
 
 NAME = "eval-chair"
 SUMMARY = "CHAIR (Object HalBench): describe COCO images, count hallucinated objects as the reference code."
 
 
+@engine_options
 def command(
+    engine: EngineSettings,
     coco_annotations: Annotated[
         str, typer.Option(help="COCO instance annotations of the images (instances_val2014.json).")
     ],
@@ -145,7 +149,8 @@ def command(
     if model is not None:
         model_pass = ModelPass(
             model=model,
-            device=device,
+            device=shard_device(device, shard, quiet),
+            engine=engine,
             dtype=dtype.value,
             chat_template=chat_template,
             max_pixels=max_pixels,

@@ -5,10 +5,11 @@ from typing import Annotated
 
 import typer
 
-from clipdpo_cli.commands.generation import ChatTemplateOpt, Dtype, DtypeOpt, MaxPixelsOpt
-from clipdpo_cli.commands.options import DeviceOpt, ProgressEveryOpt, QuietOpt
+from clipdpo_cli.commands.generation import ChatTemplateOpt, Dtype, DtypeOpt, MaxPixelsOpt, engine_options
+from clipdpo_cli.commands.options import DeviceOpt, ProgressEveryOpt, QuietOpt, shard_device
 from clipdpo_cli.commands.respond import YesNo
 from clipdpo_cli.io.progress import DEFAULT_EVERY
+from clipdpo_cli.models.generator import EngineSettings
 
 NAME = "eval-pope"
 SUMMARY = "POPE benchmark: answer its yes/no questions and score them as its official evaluate.py."
@@ -21,7 +22,9 @@ class Split(str, enum.Enum):
     adversarial = "adversarial"
 
 
+@engine_options
 def command(
+    engine: EngineSettings,
     pope_root: Annotated[
         str,
         typer.Option(
@@ -133,7 +136,8 @@ def command(
     if model is not None:
         model_pass = ModelPass(
             model=model,
-            device=device,
+            device=shard_device(device, shard, quiet),
+            engine=engine,
             dtype=dtype.value,
             chat_template=chat_template,
             max_pixels=max_pixels,

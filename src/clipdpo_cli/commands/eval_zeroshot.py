@@ -7,9 +7,10 @@ from typing import Annotated
 import typer
 
 from clipdpo_cli.commands.clip_options import Precision, PrecisionOpt
-from clipdpo_cli.commands.generation import Dtype, DtypeOpt, MaxPixelsOpt
+from clipdpo_cli.commands.generation import Dtype, DtypeOpt, MaxPixelsOpt, engine_options
 from clipdpo_cli.commands.options import DeviceOpt, OnError, ProgressEveryOpt, QuietOpt, shard_device
 from clipdpo_cli.io.progress import DEFAULT_EVERY
+from clipdpo_cli.models.generator import EngineSettings
 
 NAME = "eval-zeroshot"
 SUMMARY = "Zero-shot classification from the LVLM's captions, vs. CLIP (paper Sec. 6.2, Table 3)."
@@ -23,7 +24,9 @@ class Baseline(str, enum.Enum):
     clip = "clip"
 
 
+@engine_options
 def command(
+    engine: EngineSettings,
     inputs: Annotated[
         list[str] | None,
         typer.Argument(
@@ -163,6 +166,7 @@ def command(
         on_error=on_error.value,
         chat_template=chat_template,
         max_pixels=max_pixels,
+        engine=engine,
         predictions_out=predictions,
         quiet=quiet,
         progress_every=progress_every,

@@ -13,10 +13,12 @@ from clipdpo_cli.commands.generation import (
     MaxNewTokensOpt,
     TemperatureOpt,
     TopPOpt,
+    engine_options,
 )
 from clipdpo_cli.commands.options import DeviceOpt, RejectsOpt, stage_command
 from clipdpo_cli.io.errors import UsageError
 from clipdpo_cli.io.runner import IOSettings, run_stage
+from clipdpo_cli.models.generator import EngineSettings
 
 NAME = "perturb"
 SUMMARY = "Hallucinated variants (existence, attribute, relation) of trusted captions, by rules or an LLM."
@@ -28,8 +30,10 @@ class Method(str, enum.Enum):
 
 
 @stage_command(input_help="Input JSONL with `image` and a trusted caption, '-' for stdin (default).")
+@engine_options
 def command(
     io: IOSettings,
+    engine: EngineSettings,
     method: Annotated[
         Method, typer.Option(help="rules: deterministic word rules, no model; llm: a chat LLM (-m).")
     ] = Method.rules,
@@ -49,7 +53,8 @@ def command(
         typer.Option(
             "--model",
             "-m",
-            help="LLM: chat LLM, Hugging Face id or local directory (causal LM).",
+            help="LLM: chat LLM, Hugging Face id or local directory (causal LM); --engine openai: the served "
+            "model's name.",
             show_default=False,
         ),
     ] = None,
@@ -95,8 +100,8 @@ def command(
     kinds = parse_types(types)
     if method is Method.llm and not model:
         raise UsageError("--method llm needs -m MODEL (a chat LLM)")
-    if method is Method.rules and (model or prompts or chat_template):
-        raise UsageError("-m, --prompts and --chat-template are for --method llm")
+    if method is Method.rules and (model or prompts or chat_template or engine.served):
+        raise UsageError("-m, --prompts, --chat-template and --engine openai are for --method llm")
     if method is Method.llm and objects:
         raise UsageError("--objects is for --method rules")
     llm = None
@@ -117,9 +122,9 @@ def command(
         missing = [k for k in kinds if k not in settings.prompts]
         if missing:
             raise UsageError(f"the prompts file has no template for {', '.join(missing)}")
-        from clipdpo_cli.models.llm import load_llm
+        from clipdpo_cli.models.generator import open_text_generator
 
-        llm = load_llm(model, device=device, dtype=dtype.value, chat_template=chat_template)
+        llm = open_text_generator(model, engine, device, dtype.value, chat_template)
     else:
         settings = PerturbSettings(
             types=kinds, text_field=field, seed=seed, objects=tuple(read_objects(objects))

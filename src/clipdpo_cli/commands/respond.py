@@ -15,9 +15,11 @@ from clipdpo_cli.commands.generation import (
     SeedOpt,
     TemperatureOpt,
     TopPOpt,
+    engine_options,
 )
 from clipdpo_cli.commands.options import DeviceOpt, stage_command
 from clipdpo_cli.io.runner import IOSettings, run_stage
+from clipdpo_cli.models.generator import EngineSettings
 
 NAME = "respond"
 SUMMARY = "Answer queries {id, image, prompt} with an LVLM (yes/no ones by next-token probabilities)."
@@ -49,11 +51,18 @@ ImageRootOpt = Annotated[
 
 
 @stage_command(input_help=_INPUT)
+@engine_options
 def command(
     io: IOSettings,
+    engine: EngineSettings,
     model: Annotated[
         str,
-        typer.Option("--model", "-m", help="LVLM: Hugging Face id or local directory (image-text-to-text)."),
+        typer.Option(
+            "--model",
+            "-m",
+            help="LVLM: Hugging Face id or local directory (image-text-to-text); --engine openai: the served "
+            "model's name.",
+        ),
     ],
     yes_no: YesNoOpt = YesNo.prob,
     max_new_tokens: MaxNewTokensOpt = 512,
@@ -74,8 +83,8 @@ def command(
     One record per query: the query's fields plus response, model and mode (describe, yes_no_prob with
     p_yes and p_no, or yes_no_generate with the raw text). Greedy by default (temperature 0).
     """
+    from clipdpo_cli.models.generator import open_image_text_generator
     from clipdpo_cli.models.hub import read_chat_template
-    from clipdpo_cli.models.lvlm import load_lvlm
     from clipdpo_cli.models.sampling import check_sampling
     from clipdpo_cli.stages.respond import RespondSettings, respond_records
 
@@ -86,5 +95,5 @@ def command(
         workers=workers,
     )  # fmt: skip
     template = read_chat_template(chat_template)
-    lvlm = load_lvlm(model, device=device, dtype=dtype.value, chat_template=template, max_pixels=max_pixels)
+    lvlm = open_image_text_generator(model, engine, device, dtype.value, template, max_pixels)
     run_stage(NAME, io, lambda records, ctx: respond_records(records, lvlm, settings, ctx), one_to_one=True)

@@ -16,6 +16,7 @@ from typing import Any
 from clipdpo_cli.io.errors import UsageError
 from clipdpo_cli.io.jsonl import JsonlWriter, read_jsonl
 from clipdpo_cli.io.progress import DEFAULT_EVERY
+from clipdpo_cli.models.generator import EngineSettings
 from clipdpo_cli.stages.respond import RespondSettings
 
 
@@ -34,6 +35,7 @@ class ModelPass:
     shard: str | None = None
     quiet: bool = False
     progress_every: float = DEFAULT_EVERY
+    engine: EngineSettings = field(default_factory=EngineSettings)  # --engine hf (in-process) or openai
 
 
 def check_pass_options(
@@ -68,7 +70,7 @@ def answer_queries(
     import tempfile
 
     from clipdpo_cli.io.runner import IOSettings, check_io, run_stage
-    from clipdpo_cli.models.lvlm import load_lvlm
+    from clipdpo_cli.models.generator import open_image_text_generator
     from clipdpo_cli.stages.respond import respond_records
 
     with tempfile.TemporaryDirectory(prefix=f"clipdpo-{name}-") as tmp:
@@ -85,12 +87,8 @@ def answer_queries(
             progress_every=run.progress_every,
         )
         check_io(io)  # a -r into a missing folder fails now, not after the model loaded
-        lvlm = load_lvlm(
-            run.model,
-            device=run.device,
-            dtype=run.dtype,
-            chat_template=run.chat_template,
-            max_pixels=run.max_pixels,
+        lvlm = open_image_text_generator(
+            run.model, run.engine, run.device, run.dtype, run.chat_template, run.max_pixels
         )
         run_stage(
             name,

@@ -26,7 +26,7 @@ from clipdpo_cli.io.stage import StageContext
 from clipdpo_cli.models.generator import TextGenerator
 from clipdpo_cli.models.sampling import job_seed
 from clipdpo_cli.qa import qa_to_caption
-from clipdpo_cli.stages.batched import Group, llm_batch_runner, run_in_batches
+from clipdpo_cli.stages.batched import Group, batching, llm_batch_runner, run_in_batches
 
 SYSTEM_PROMPT = (
     "You write question-answer pairs about images for a visual question answering dataset. "
@@ -209,7 +209,11 @@ def ask_records(
 
     run_batch = llm_batch_runner(llm, settings, SYSTEM_PROMPT)
 
-    for group in run_in_batches(groups(), settings.batch_size, run_batch):
+    size, in_flight = batching(llm, settings.batch_size)
+    for group in run_in_batches(groups(), size, run_batch, in_flight=in_flight):
+        if group.error is not None:  # a request the server kept failing (--engine openai)
+            ctx.bad({"id": group.jobs[0].key, **group.record}, group.error)
+            continue
         job, reply, ids = group.jobs[0], group.results[0], group.payload
         image = group.record["image"]
         try:

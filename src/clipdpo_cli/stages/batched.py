@@ -1,11 +1,17 @@
 """Batching shared by the model-backed generation stages: images decoded ahead in worker threads, and jobs of
 consecutive groups (one group per image) run in fixed-size batches (optionally one key, e.g. one prompt, per
 batch), each group emitted whole and in input order.
+
+A generator that serves many requests at once (models/served.py, `--engine openai`) declares `concurrency`:
+`run_in_batches` then keeps that many one-row batches in flight (`batching`), still emitting groups in input
+order. A batch that fails with a `BadRecord` (a request the server kept refusing) marks its groups' `error`
+instead of stopping the run; the stage reports them with `ctx.bad` (`--on-error`).
 """
 
 from __future__ import annotations
 
 import collections
+import threading
 from collections.abc import Callable, Hashable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -25,6 +31,18 @@ class Group:
     jobs: list[Any]
     payload: Any = None
     results: list[Any] = field(default_factory=list)
+    error: BadRecord | None = None  # a job of this group failed (its batch raised a BadRecord)
+
+
+def batching(generator: Any, batch_size: int) -> tuple[int, int]:
+    """(rows per batch, batches in flight) for `generator`: (batch_size, 1) in-process.
+
+    A generator that declares `concurrency` (a server's request window, models/served.py) sends one
+    request per row: batches of one row, `concurrency` of them in flight, so a slow or failed request
+    holds up or spoils only its own row.
+    """
+    concurrency = getattr(generator, "concurrency", None)
+    return (batch_size, 1) if concurrency is None else (1, max(1, int(concurrency)))
 
 
 def prefetch_images(
@@ -61,8 +79,10 @@ def run_in_batches(
     groups: Iterable[Group],
     batch_size: int,
     run_batch: Callable[[list[tuple[Group, Any]]], list[Any]],
+    *,
     key: Callable[[Any], Hashable] | None = None,
     window: int | None = None,
+    in_flight: int = 1,
 ) -> Iterator[Group]:
     """Run the jobs of consecutive groups `batch_size` at a time; yield each group once all its jobs are done.
 
@@ -76,22 +96,52 @@ def run_in_batches(
     and the first groups finish. Rows of one prompt then decode together: their answers run to similar
     lengths, so a batch pads less than a mix of short and detailed prompts would. Without `key` the jobs run
     in input order, `batch_size` at a time.
+
+    With `in_flight` > 1, that many batches run at once, each in a daemon thread (each `run_batch` call
+    blocks on its own requests); results are still taken in submission order. A `BadRecord` raised by
+    `run_batch` sets the `error` of the batch's groups; any other exception stops the run once the batches
+    before it are out.
     """
     if batch_size < 1:
         raise ValueError("batch_size must be >= 1")
+    if in_flight < 1:
+        raise ValueError("in_flight must be >= 1")
     waiting: collections.deque[tuple[int, Group]] = collections.deque()
-    left: dict[int, int] = {}  # group number -> its jobs not yet run
+    left: dict[int, int] = {}  # group number -> its jobs not yet done
     queues: dict[Hashable, list[tuple[int, int, Group, Any]]] = {}  # key -> (group number, job index, ...)
+    running: collections.deque[tuple[list[tuple[int, int, Group, Any]], Future[Any]]] = collections.deque()
+
+    def call(batch: list[tuple[int, int, Group, Any]]) -> list[Any] | BadRecord:
+        try:
+            return run_batch([(group, job) for _, _, group, job in batch])
+        except BadRecord as exc:
+            return exc
+
+    def collect(batch: list[tuple[int, int, Group, Any]], outputs: list[Any] | BadRecord) -> None:
+        if isinstance(outputs, BadRecord):
+            for number, _, group, _ in batch:
+                group.error = group.error or outputs
+                left[number] -= 1
+            return
+        for (number, index, group, _), result in zip(batch, outputs, strict=True):
+            group.results[index] = result  # in job order, whatever order the jobs ran in
+            left[number] -= 1
 
     def flush(name: Hashable) -> None:
         queue = queues.pop(name)
         batch, rest = queue[:batch_size], queue[batch_size:]
-        outputs = run_batch([(group, job) for _, _, group, job in batch])
-        for (number, index, group, _), result in zip(batch, outputs, strict=True):
-            group.results[index] = result  # in job order, whatever order the jobs ran in
-            left[number] -= 1
         if rest:
             queues[name] = rest
+        if in_flight == 1:
+            collect(batch, call(batch))
+            return
+        running.append((batch, in_thread(call, batch)))
+        while len(running) >= in_flight:
+            drain_one()
+
+    def drain_one() -> None:
+        batch, future = running.popleft()
+        collect(batch, future.result())
 
     def finished() -> Iterator[Group]:
         while waiting and not left[waiting[0][0]]:
@@ -122,9 +172,28 @@ def run_in_batches(
     while queues:
         flush(oldest())
         yield from finished()
+    while running:
+        drain_one()
+        yield from finished()
+    yield from finished()
 
 
 _NONE = object()
+
+
+def in_thread(function: Callable[[Any], Any], argument: Any) -> Future[Any]:
+    """function(argument) in a daemon thread of its own: Ctrl-C or an error ends the run at once, without
+    waiting for the requests in flight (a pool's threads are joined at exit, up to a request timeout)."""
+    future: Future[Any] = Future()
+
+    def run() -> None:
+        try:
+            future.set_result(function(argument))
+        except BaseException as exc:  # handed to the thread that waits for it
+            future.set_exception(exc)
+
+    threading.Thread(target=run, name="clipdpo-batch", daemon=True).start()
+    return future
 
 
 def llm_batch_runner(

@@ -36,7 +36,7 @@ from clipdpo_cli.io.stage import StageContext
 from clipdpo_cli.io.textfiles import read_text_file
 from clipdpo_cli.models.generator import ImageTextGenerator
 from clipdpo_cli.models.sampling import job_seed
-from clipdpo_cli.stages.batched import Group, prefetch_images, run_in_batches
+from clipdpo_cli.stages.batched import Group, batching, prefetch_images, run_in_batches
 
 
 def read_prompts(path: str | None = None) -> list[str]:
@@ -184,11 +184,15 @@ def caption_records(
             seed=None if settings.seed is None else [job.seed for _, job in items],
         )
 
+    size, in_flight = batching(lvlm, settings.batch_size)
     by_prompt = run_in_batches(
-        groups(), settings.batch_size, run_batch, key=lambda job: job.prompt,
-        window=settings.batch_size * len(settings.prompts),
+        groups(), size, run_batch, key=lambda job: job.prompt, window=size * len(settings.prompts),
+        in_flight=in_flight,
     )  # fmt: skip
     for group in by_prompt:
         group.payload = None  # release the image
+        if group.error is not None:  # a request the server kept failing (--engine openai)
+            ctx.bad(group.record, group.error)
+            continue
         for job, text in zip(group.jobs, group.results, strict=True):
             yield caption_record(group.record, job, text, model, settings)

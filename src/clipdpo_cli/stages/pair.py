@@ -34,7 +34,6 @@ from clipdpo_cli.io.records import id_key, make_id, require
 from clipdpo_cli.io.stage import StageContext
 from clipdpo_cli.stages.filter import word_count
 
-
 EMPTY_CAPTION = "empty caption"
 EMPTY_ANSWER = "empty answer"
 

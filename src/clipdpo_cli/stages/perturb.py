@@ -31,7 +31,7 @@ from clipdpo_cli.io.textfiles import read_text_file
 from clipdpo_cli.models.generator import TextGenerator
 from clipdpo_cli.models.sampling import job_seed
 from clipdpo_cli.stages.ask import json_values
-from clipdpo_cli.stages.batched import Group, llm_batch_runner, run_in_batches
+from clipdpo_cli.stages.batched import Group, batching, llm_batch_runner, run_in_batches
 
 TYPES = ("existence", "attribute", "relation")
 
@@ -352,7 +352,11 @@ def _by_llm(
 
     run_batch = llm_batch_runner(llm, settings, SYSTEM_PROMPT)
 
-    for group in run_in_batches(groups(), settings.batch_size, run_batch):
+    size, in_flight = batching(llm, settings.batch_size)
+    for group in run_in_batches(groups(), size, run_batch, in_flight=in_flight):
+        if group.error is not None:  # a request the server kept failing (--engine openai)
+            ctx.bad(group.record, group.error)
+            continue
         record, caption = group.record, group.payload
         yield _original(record, caption)
         for job, reply in zip(group.jobs, group.results, strict=True):

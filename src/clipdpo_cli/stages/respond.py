@@ -32,7 +32,7 @@ from clipdpo_cli.io.records import require
 from clipdpo_cli.io.stage import StageContext
 from clipdpo_cli.models.generator import ImageTextGenerator
 from clipdpo_cli.models.sampling import job_seed
-from clipdpo_cli.stages.batched import Group, prefetch_images, run_in_batches
+from clipdpo_cli.stages.batched import Group, batching, prefetch_images, run_in_batches
 
 YES_NO_MODES = ("prob", "generate")
 YES_NO_CANDIDATES = ("Yes", "No", "yes", "no")
@@ -143,8 +143,12 @@ def respond_records(
         return [{"response": normalize_answer(text.strip()), "mode": mode, "text": text} for text in texts]
 
     # one kind per batch: consecutive queries of the same kind are batched together, in input order
+    size, in_flight = batching(lvlm, settings.batch_size)
     for _, run in itertools.groupby(groups(), key=lambda g: is_yes_no(g.record)):
-        for group in run_in_batches(run, settings.batch_size, run_batch):
+        for group in run_in_batches(run, size, run_batch, in_flight=in_flight):
             group.payload = None  # release the image
+            if group.error is not None:  # a request the server kept failing (--engine openai)
+                ctx.bad(group.record, group.error)
+                continue
             answer = group.results[0]
             yield {**group.record, field: answer.pop("response"), "model": model, **answer}

@@ -229,3 +229,25 @@ def test_amber_write_queries_exports_respond_records(tiny_amber):
                            "query": "Describe this image.", "task": "generative"}  # fmt: skip
     with pytest.raises(UsageError, match="--write-queries only writes the queries"):
         invoke("eval-amber", "--amber-root", tiny_amber, "--write-queries", "-", "--model", "m")
+
+
+def test_amber_through_an_openai_compatible_server(tiny_amber, tmp_path):
+    """eval-amber --model --engine openai: every query one request (yes/no ones by top_logprobs), then scored
+    (the stand-in server of tests/models/fake_openai_server.py plays vLLM)."""
+    import math
+
+    from tests.models.fake_openai_server import FakeServer, prompt_of
+
+    top = [("Yes", math.log(0.3)), ("No", math.log(0.6))]
+    responses = tmp_path / "r.jsonl"
+    with FakeServer(reply=lambda body: "A dog on the grass.", top_logprobs=top) as server:
+        proc = invoke("eval-amber", "--amber-root", tiny_amber, "--model", "served", "--engine", "openai",
+                      "--base-url", server.url, "-r", str(responses), "-q")  # fmt: skip
+    assert proc.exit_code == 0, proc.stderr
+    lines = [json.loads(line) for line in responses.read_text().splitlines()]
+    assert [r["id"] for r in lines] == list(range(1, 22)) and len(server.bodies) == 21
+    assert [r["response"] for r in lines[:3]] == ["A dog on the grass."] * 3
+    assert {(r["response"], r["p_yes"], r["p_no"]) for r in lines[3:]} == {("No", 0.3, 0.6)}
+    asked = [b for b in server.bodies if b.get("logprobs")]
+    assert len(asked) == 18 and all(prompt_of(b).endswith(DEFAULT_YES_NO_SUFFIX) for b in asked)
+    assert json.loads(proc.stdout)["responses"]["scored"] == 21

@@ -22,6 +22,7 @@ from clipdpo_cli.io.jsonl import JsonlWriter, write_json
 from clipdpo_cli.io.outputs import check_outputs
 from clipdpo_cli.io.progress import DEFAULT_EVERY
 from clipdpo_cli.io.shard import Shard
+from clipdpo_cli.models.generator import EngineSettings
 from clipdpo_cli.stages.respond import RespondSettings
 
 
@@ -42,6 +43,7 @@ class AmberEvalSettings:
     dtype: str = "auto"
     chat_template: str | None = None
     max_pixels: int | None = None
+    engine: EngineSettings = field(default_factory=EngineSettings)  # --engine and the server's options
     yes_no_suffix: str = DEFAULT_YES_NO_SUFFIX
     generation: RespondSettings = field(default_factory=lambda: RespondSettings(seed=0))
     nlp: str = "builtin"
@@ -118,6 +120,7 @@ def _generate(opts: AmberEvalSettings, data: AmberData) -> list[dict[str, Any]]:
         model=opts.model, device=opts.device, dtype=opts.dtype, chat_template=opts.chat_template,
         max_pixels=opts.max_pixels, generation=opts.generation, responses_out=opts.responses_out,
         resume=opts.resume, shard=opts.shard, quiet=opts.quiet, progress_every=opts.progress_every,
+        engine=opts.engine,
     )  # fmt: skip
     queries = _queries(opts, data)
     return answer_queries("eval-amber", queries, run, lambda path: read_responses(path, opts.quiet))

@@ -23,6 +23,7 @@ from clipdpo_cli.io.errors import BadRecord, InputError, UsageError
 from clipdpo_cli.io.progress import DEFAULT_EVERY, Progress
 from clipdpo_cli.io.records import make_id
 from clipdpo_cli.io.shard import Shard
+from clipdpo_cli.models.generator import EngineSettings
 
 if TYPE_CHECKING:
     from clipdpo_cli.models.generator import ImageTextGenerator
@@ -64,6 +65,7 @@ class ZeroshotSettings:
     on_error: str = "fail"
     chat_template: str | None = None
     max_pixels: int | None = None
+    engine: EngineSettings = field(default_factory=EngineSettings)  # --engine and the server's options
     predictions_out: str | None = None  # JSONL of per-image predictions
     quiet: bool = False  # no progress display
     progress_every: float = DEFAULT_EVERY  # seconds between plain progress lines off a terminal
@@ -165,16 +167,13 @@ def progress(settings: ZeroshotSettings, total: int, what: str) -> Progress:
 
 
 def _load_lvlm(settings: ZeroshotSettings) -> ImageTextGenerator:
-    from clipdpo_cli.models.lvlm import load_lvlm
+    from clipdpo_cli.models.generator import open_image_text_generator
 
     assert settings.model is not None
-    return load_lvlm(
-        settings.model,
-        device=settings.device,
-        dtype=settings.dtype,
-        chat_template=settings.chat_template,
-        max_pixels=settings.max_pixels,
-    )
+    return open_image_text_generator(
+        settings.model, settings.engine, settings.device, settings.dtype, settings.chat_template,
+        settings.max_pixels,
+    )  # fmt: skip
 
 
 def _load_text_encoder(settings: ZeroshotSettings) -> ImageTextScorer:
