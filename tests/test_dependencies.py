@@ -82,6 +82,7 @@ def test_make_installs_every_declared_extra():
     makefile = (REPO / "Makefile").read_text()
     extras = re.search(r"^EXTRAS := (.+)$", makefile, flags=re.M)
     assert extras and "-e '.[$(EXTRAS)]'" in makefile
+    assert re.search(r"^test: \$\(ALL_STAMP\)", makefile, flags=re.M)  # the target that installs them all
     assert sorted(extras.group(1).split(",")) == sorted(project["optional-dependencies"])
 
 
