@@ -38,6 +38,8 @@ class RunFacts:
     scorers: list[str] = field(default_factory=list)  # scorers named in the pairs, if any
     hub_model_id: str | None = None
     output_dir: str = ""  # the card's title without a Hub id is this folder's name
+    vision_tower: str = "frozen"  # frozen / trained
+    projector: str = "trained"
 
 
 def hub_id_of(model: str) -> str | None:
@@ -108,6 +110,7 @@ def card_text(facts: RunFacts, steps: int) -> str:
         ("beta", f"{facts.beta:g}"),
         ("reference", facts.reference),
         ("learning rate", f"{facts.learning_rate:g}"),
+        ("vision tower / projector", f"{facts.vision_tower} / {facts.projector}"),
         ("effective batch", f"{facts.effective_batch:,}"),
         (
             "optimizer steps",
@@ -176,8 +179,13 @@ def write_card(output_dir: str, facts: RunFacts, steps: int) -> str:
     return path
 
 
-def run_facts(s: Any, pairs: Any, reference: str, effective_batch: int) -> RunFacts:
-    """The card's facts of a run: `s` its TrainSettings, `pairs` the validated PairColumns."""
+def run_facts(
+    s: Any, pairs: Any, reference: str, effective_batch: int, decided: dict[str, Any] | None = None
+) -> RunFacts:
+    """The card's facts of a run: `s` its TrainSettings, `pairs` the validated PairColumns, `decided` what
+    the trainer resolved (learning rate, vision tower, projector: trainer.build_trainer)."""
+    from clipdpo_cli.train.settings import learning_rate, train_projector
+
     kinds, scorers = pair_provenance(s.pairs) if int(os.environ.get("RANK", "0")) == 0 else ({}, [])
     from clipdpo_cli.train.losses import resolve_loss
 
@@ -189,10 +197,13 @@ def run_facts(s: Any, pairs: Any, reference: str, effective_batch: int) -> RunFa
         lora = {"r": s.lora_r, "alpha": s.lora_alpha, "saved": "adapter" if s.save_adapter_only else "merged"}
     return RunFacts(
         base_model=s.model, base_model_id=hub_id_of(s.model), pairs_file=s.pairs, pairs=len(pairs),
-        loss=s.loss, beta=s.beta, label_smoothing=smoothing, learning_rate=s.learning_rate,
+        loss=s.loss, beta=s.beta, label_smoothing=smoothing,
+        learning_rate=(decided or {}).get("learning_rate", learning_rate(s)),
         effective_batch=effective_batch, epochs=s.epochs, max_steps=s.max_steps, reference=reference,
         lora=lora, max_length=s.max_length, kinds=kinds, scorers=scorers, hub_model_id=s.hub_model_id,
         output_dir=s.output_dir,
+        vision_tower=(decided or {}).get("vision_tower", "trained" if s.train_vision_tower else "frozen"),
+        projector=(decided or {}).get("projector", "trained" if train_projector(s) else "frozen"),
     )  # fmt: skip
 
 
