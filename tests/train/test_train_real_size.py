@@ -177,3 +177,14 @@ def test_lora_trains_on_precomputed_reference_logps_of_the_base(tiny_llava, toy_
     with open(f"{out}/README.md") as fh:
         card = fh.read()
     assert "| vision tower / projector | frozen / frozen |" in card and "| learning rate | 0.01 |" in card
+
+
+def test_models_load_straight_to_the_process_gpu_unless_deepspeed():
+    from types import SimpleNamespace
+
+    from clipdpo_cli.train.trainer import load_device
+
+    gpu = torch.device("cuda", 3)  # a DDP rank's own GPU (LOCAL_RANK 3)
+    assert load_device(SimpleNamespace(deepspeed=None, device=gpu)) == gpu
+    assert load_device(SimpleNamespace(deepspeed="zero3.json", device=gpu)) is None  # DeepSpeed places them
+    assert load_device(SimpleNamespace(deepspeed=None, device=torch.device("cpu"))) is None

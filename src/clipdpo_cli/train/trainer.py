@@ -98,18 +98,30 @@ def weight_dtypes(precision: str, lora: bool = False, deepspeed: bool = False) -
     return WeightDtypes(compute=compute, policy=policy, frozen=compute)
 
 
-def load_policy(name: str, dtype: Any = None) -> Any:
-    """The LVLM to train (by default fp32: master weights), by the same name rules as every other command."""
+def load_device(config: Any) -> Any:
+    """Where this process's models load straight to: its GPU (a DDP rank's own), or None (the CPU; under
+    DeepSpeed, which places and partitions them itself)."""
+    if config.deepspeed:
+        return None
+    device = config.device
+    return device if device.type == "cuda" else None
+
+
+def load_policy(name: str, dtype: Any = None, device: Any = None) -> Any:
+    """The LVLM to train (by default fp32: master weights), by the same name rules as every other command;
+    loaded straight to `device` when given (no CPU copy first)."""
     import torch
     from transformers import AutoModelForImageTextToText
 
     from clipdpo_cli.models.hub import load_pretrained, resolve_name
 
+    placed = {"device_map": device} if device is not None else {}
     model = load_pretrained(
         AutoModelForImageTextToText.from_pretrained,
         resolve_name(name, "model"),
         "model",
         dtype=dtype or torch.float32,
+        **placed,
     )
     if not getattr(model.config, "_name_or_path", ""):
         raise InputError(
@@ -275,7 +287,8 @@ def build_trainer(s: TrainSettings, pairs: PairColumns | None = None) -> tuple[A
     # Resuming: the policy's weights come from the checkpoint through from_pretrained, which maps LLaVA's
     # key names back (transformers' Trainer loads the raw state dict and would silently skip every key).
     dtypes = weight_dtypes(s.precision, s.lora, bool(config.deepspeed))
-    model = load_policy(checkpoint if checkpoint and not s.lora else s.model, dtypes.policy)
+    device = load_device(config)
+    model = load_policy(checkpoint if checkpoint and not s.lora else s.model, dtypes.policy, device)
     decided = parts.freeze(model, s.train_vision_tower, train_projector(s))  # before TRL / DeepSpeed see it
     peft_config = None
     if s.lora:
@@ -291,7 +304,8 @@ def build_trainer(s: TrainSettings, pairs: PairColumns | None = None) -> tuple[A
             r=s.lora_r, lora_alpha=s.lora_alpha, lora_dropout=0.05, task_type="CAUSAL_LM",
             target_modules=lora_targets(model), modules_to_save=trained or None,
         )  # fmt: skip
-    ref_model = load_reference(s.ref_model or s.model, dtypes.frozen) if ref_mode == "live" else None
+    live = ref_mode == "live"
+    ref_model = load_reference(s.ref_model or s.model, dtypes.frozen, device) if live else None
     common = dict(
         model=model, ref_model=ref_model, args=config, processing_class=processor, peft_config=peft_config
     )
