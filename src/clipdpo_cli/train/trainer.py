@@ -438,7 +438,7 @@ def run_training(s: TrainSettings) -> TrainResult:
     log_unless(
         s.quiet,
         f"vision tower {facts['vision_tower']}, projector {facts['projector']}, "
-        f"{'LoRA adapter' if s.lora else 'weights'} in {facts['dtype']}, "
+        f"{'LoRA base' if s.lora else 'trained weights'} in {facts['dtype']}, "
         f"{facts['trainable_parameters']:,} trainable parameters",
     )
     quiet_callbacks(trainer, s.quiet)
