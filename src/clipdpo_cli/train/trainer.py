@@ -582,6 +582,7 @@ def quiet_callbacks(trainer: Any, quiet: bool) -> None:
 
 
 SUMMARY_METRICS = ("loss", "rewards/margins", "rewards/accuracies")
+RUN_FACTS = ("learning_rate", "vision_tower", "projector", "dtype", "trainable_parameters")  # None: untrained
 RUN_FIGURES = ("train_loss", "train_runtime", "train_samples_per_second")
 
 
@@ -616,7 +617,7 @@ def summary(result: TrainResult, quiet: bool = False) -> None:
         "reference": result.reference,
         "peak_gpu_memory_gb": result.peak_gpu_memory_gb,
         "median_step_seconds": result.median_step_seconds,
-        **(result.facts or {}),
+        **{key: (result.facts or {}).get(key) for key in RUN_FACTS},
         **final_metrics(result.log_history),
     }
     with open(os.path.join(result.output_dir, "train_summary.json"), "w") as fh:
