@@ -103,3 +103,37 @@ def test_deepspeed_zero3_two_processes(single, tiny_llava, toy_pairs, tmp_path):
     assert "(2 x 1 accumulation x 2 processes)" in proc.stderr
     assert losses(out) == pytest.approx(single[0], abs=2e-4)
     assert same_weights(out, single[1])
+
+
+@pytest.mark.slow
+def test_deepspeed_zero3_lora_merges_the_gathered_weights(tiny_llava, toy_pairs, tmp_path):
+    """ZeRO-3 leaves each parameter an empty placeholder outside its partition: the adapter is merged into
+    the gathered weights (trainer.gathered), so the saved model is the base plus a rank-r update of exactly
+    the LoRA targets, everything else (the frozen vision tower included) unchanged."""
+    import re
+
+    import torch
+
+    from clipdpo_cli.train.deepspeed_configs import resolve_deepspeed
+    from clipdpo_cli.train.trainer import load_policy, lora_targets
+
+    with open(resolve_deepspeed(ZERO3)) as fh:
+        config = json.load(fh)
+    # "auto" keeps parameters under 10 x hidden size whole on every process: the tiny model's all are
+    config["zero_optimization"]["stage3_param_persistence_threshold"] = 0
+    (tmp_path / "zero3.json").write_text(json.dumps(config))
+    out = str(tmp_path / "zero3lora")
+    proc = train(tiny_llava, toy_pairs, out, "--deepspeed", str(tmp_path / "zero3.json"), "--lora",
+                 "--lora-r", "4", "--learning-rate", "5e-2")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert json.loads(proc.stdout)["reference"] == "adapter"
+    base_model = load_policy(tiny_llava)
+    targets = re.compile(lora_targets(base_model))
+    base, merged = base_model.state_dict(), load_policy(out).state_dict()
+    assert base.keys() == merged.keys()
+    assert all(merged[k].shape == base[k].shape for k in base)  # full tensors, not ZeRO-3 placeholders
+    changed = {k for k in base if not torch.equal(base[k], merged[k])}
+    lora_weights = {k for k in base if targets.fullmatch(k.removesuffix(".weight"))}
+    assert changed and changed <= lora_weights
+    for key in changed:  # the merged update is the adapter's B @ A: rank <= r
+        assert 0 < torch.linalg.matrix_rank(merged[key] - base[key], atol=1e-6) <= 4

@@ -22,6 +22,7 @@ SUMMARY_KEYS = {
     "output_dir", "pairs", "skipped", "steps", "reference", "peak_gpu_memory_gb", "median_step_seconds",
     "first_loss", "last_loss", "first_rewards/margins", "last_rewards/margins", "first_rewards/accuracies",
     "last_rewards/accuracies", "train_loss", "train_runtime", "train_samples_per_second",
+    "learning_rate", "vision_tower", "projector", "dtype", "trainable_parameters",
 }  # fmt: skip
 
 

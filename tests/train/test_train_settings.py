@@ -71,7 +71,8 @@ def test_the_options_are_the_settings_with_their_defaults():
         assert params[f.name].help, f.name
     assert params["max_length"].default == "none" and TrainSettings.max_length is None
     assert params["model"].default is None and "-m" in params["model"].opts  # --config may name it
-    assert "Default from the paper (Sec. 5)" in params["learning_rate"].help
+    assert "Default from the paper (Sec. 5)" in params["epochs"].help
+    assert "[default: 5e-07, the paper's (Sec. 5); with --lora 1e-05" in params["learning_rate"].help
 
 
 def test_cdpo_brings_its_own_label_smoothing_and_other_losses_leave_trls():

@@ -100,6 +100,22 @@ def pickled_weights(name: str, what: str) -> InputError:
     )
 
 
+def load_frozen(loader: Callable[..., Any], name: str, what: str, dtype: Any, device: Any = None) -> Any:
+    """A model whose weights no optimizer updates (an inference pass, a reference, a LoRA base): loaded in
+    `dtype`, straight to `device` when it is an accelerator (no CPU copy first), requires_grad off, eval mode.
+
+    `device` None leaves the model where from_pretrained puts it (the CPU; DeepSpeed's ZeRO-3 partitions).
+    """
+    kwargs: dict[str, Any] = {"dtype": dtype}
+    if device is not None and getattr(device, "type", "cpu") != "cpu":
+        kwargs["device_map"] = device
+    model = load_pretrained(loader, name, what, **kwargs)
+    model.requires_grad_(False)
+    if device is not None:
+        model.to(device)
+    return model.eval()
+
+
 def model_dtype(dtype: str, device: Any) -> Any:
     """torch dtype of LVLM/LLM weights (models.device.weights_dtype: auto is bf16/fp16 on GPU, else fp32)."""
     from clipdpo_cli.models.device import weights_dtype

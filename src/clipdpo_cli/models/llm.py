@@ -11,7 +11,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from clipdpo_cli.models.conversation import ChatEncoding, template_failure
-from clipdpo_cli.models.hub import load_pretrained, model_dtype, pad_left, resolve_name, use_chat_template
+from clipdpo_cli.models.hub import (
+    load_frozen,
+    load_pretrained,
+    model_dtype,
+    pad_left,
+    resolve_name,
+    use_chat_template,
+)
 from clipdpo_cli.models.sampling import check_sampling, generate_texts
 
 
@@ -123,6 +130,5 @@ def load_llm(
     tokenizer = load_pretrained(AutoTokenizer.from_pretrained, path, "model")
     use_chat_template(tokenizer, name_or_dir, chat_template)
     pad_left(tokenizer)
-    model = load_pretrained(AutoModelForCausalLM.from_pretrained, path, "model", dtype=torch_dtype)
-    model.to(torch_device).eval()
+    model = load_frozen(AutoModelForCausalLM.from_pretrained, path, "model", torch_dtype, torch_device)
     return Llm(model=model, tokenizer=tokenizer, name=name_or_dir)

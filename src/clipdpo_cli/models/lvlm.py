@@ -19,7 +19,14 @@ from typing import Any
 
 from clipdpo_cli.io.errors import InputError, UsageError
 from clipdpo_cli.models.conversation import ChatEncoding
-from clipdpo_cli.models.hub import load_pretrained, model_dtype, pad_left, resolve_name, use_chat_template
+from clipdpo_cli.models.hub import (
+    load_frozen,
+    load_pretrained,
+    model_dtype,
+    pad_left,
+    resolve_name,
+    use_chat_template,
+)
 from clipdpo_cli.models.sampling import check_sampling, generate_texts
 
 
@@ -225,6 +232,5 @@ def load_lvlm(
     processor = load_lvlm_processor(name_or_dir, chat_template, max_pixels)
     pad_left(processor.tokenizer)
     path = resolve_name(name_or_dir, "model")
-    model = load_pretrained(AutoModelForImageTextToText.from_pretrained, path, "model", dtype=torch_dtype)
-    model.to(torch_device).eval()
+    model = load_frozen(AutoModelForImageTextToText.from_pretrained, path, "model", torch_dtype, torch_device)
     return Lvlm(model=model, processor=processor, name=name_or_dir)

@@ -62,6 +62,8 @@ class RunFacts:
     license_fields: dict[str, str] = field(default_factory=dict)  # license_name / license_link of "other"
     datasets: list[str] = field(default_factory=list)  # Hub dataset ids
     amber: dict[str, Any] | None = None  # an eval-amber result
+    vision_tower: str = "frozen"  # frozen / trained
+    projector: str = "trained"
 
 
 def _is_hub_id(name: str) -> bool:
@@ -247,6 +249,7 @@ def card_text(facts: RunFacts, steps: int) -> str:
         ("beta", f"{facts.beta:g}"),
         ("reference", facts.reference),
         ("learning rate", f"{facts.learning_rate:g}"),
+        ("vision tower / projector", f"{facts.vision_tower} / {facts.projector}"),
         ("effective batch", f"{facts.effective_batch:,}"),
         ("optimizer steps", f"{steps:,}{length}"),
         ("text tokens per row", str(facts.max_length) if facts.max_length else "not cut"),
@@ -319,8 +322,13 @@ def write_card(output_dir: str, facts: RunFacts, steps: int) -> str:
     return path
 
 
-def run_facts(s: Any, pairs: Any, reference: str, effective_batch: int) -> RunFacts:
-    """The card's facts of a run: `s` its TrainSettings, `pairs` the validated PairColumns."""
+def run_facts(
+    s: Any, pairs: Any, reference: str, effective_batch: int, decided: dict[str, Any] | None = None
+) -> RunFacts:
+    """The card's facts of a run: `s` its TrainSettings, `pairs` the validated PairColumns, `decided` what
+    the trainer resolved (learning rate, vision tower, projector: trainer.build_trainer)."""
+    from clipdpo_cli.train.settings import learning_rate, train_projector
+
     kinds, scorers = pair_provenance(s.pairs) if int(os.environ.get("RANK", "0")) == 0 else ({}, [])
     from clipdpo_cli.train.losses import resolve_loss
 
@@ -338,11 +346,14 @@ def run_facts(s: Any, pairs: Any, reference: str, effective_batch: int) -> RunFa
     datasets = [d.strip() for d in (getattr(s, "dataset_id", None) or "").split(",") if d.strip()]
     return RunFacts(
         base_model=s.model, base_model_id=base_id, pairs_file=s.pairs, pairs=len(pairs),
-        loss=s.loss, beta=s.beta, label_smoothing=smoothing, learning_rate=s.learning_rate,
+        loss=s.loss, beta=s.beta, label_smoothing=smoothing,
+        learning_rate=(decided or {}).get("learning_rate", learning_rate(s)),
         effective_batch=effective_batch, epochs=s.epochs, max_steps=s.max_steps, reference=reference,
         lora=lora, max_length=s.max_length, kinds=kinds, scorers=scorers, hub_model_id=s.hub_model_id,
         output_dir=s.output_dir, trainer=loss.trainer, license=license, license_fields=license_fields,
         datasets=datasets,
+        vision_tower=(decided or {}).get("vision_tower", "trained" if s.train_vision_tower else "frozen"),
+        projector=(decided or {}).get("projector", "trained" if train_projector(s) else "frozen"),
     )  # fmt: skip
 
 

@@ -35,13 +35,14 @@ class RefScorer:
 
         from clipdpo_cli.models.device import resolve_device
         from clipdpo_cli.train.settings import training_precision
-        from clipdpo_cli.train.trainer import load_policy, load_processor, text_max_length
+        from clipdpo_cli.train.trainer import load_processor, load_reference, text_max_length, weight_dtypes
 
         self.device = resolve_device(device)
         self.processor = load_processor(model_name, chat_template, max_pixels)
-        self.model = load_policy(model_name).to(self.device).eval()
-        add_fused_lm_head(self.model)
         self.precision = training_precision(precision)
+        # the weights in the run's compute precision (as training's live reference), no gradients
+        self.model = load_reference(model_name, weight_dtypes(precision).frozen, self.device)
+        add_fused_lm_head(self.model)
         self.collator = VisionPairCollator(self.processor, text_max_length(max_length))
         self.name = model_name
 

@@ -84,6 +84,25 @@ def training_precision(precision: str) -> str:
     return resolve_precision(precision, Use.training).value
 
 
+FULL_LR = 5e-7  # the paper (Sec. 5); RLAIF-V's full fine-tune uses the same
+LORA_LR = 1e-5  # RLAIF-V's LoRA DPO script (its full fine-tune: 5e-7); HA-DPO's LLaVA-1.5 LoRA uses 2e-4
+
+
+def learning_rate(s: "TrainSettings") -> float:
+    """--learning-rate, else the default of the kind of run: FULL_LR, or LORA_LR with --lora (an adapter whose
+    B matrices start at zero barely moves at the full fine-tune rate: docs/training.md)."""
+    if s.learning_rate is not None:
+        if s.learning_rate <= 0:
+            raise UsageError("--learning-rate must be positive")
+        return s.learning_rate
+    return LORA_LR if s.lora else FULL_LR
+
+
+def train_projector(s: "TrainSettings") -> bool:
+    """--train-projector / --freeze-projector, else trained in full fine-tuning and frozen with --lora."""
+    return (not s.lora) if s.train_projector is None else s.train_projector
+
+
 def _loss_type(value: str, s: "TrainSettings", loss: Loss) -> dict[str, Any]:
     return {"loss_type": loss.trl_loss_type}
 
@@ -149,7 +168,14 @@ class TrainSettings:
         trl=("label_smoothing",),
         to_trl=_label_smoothing,
     )
-    learning_rate: float = setting(5e-7, "Peak AdamW learning rate.", trl=("learning_rate",), source=PAPER)
+    learning_rate: float | None = setting(
+        None,
+        f"Peak AdamW learning rate [default: {FULL_LR:g}, the paper's (Sec. 5); with --lora {LORA_LR:g}, "
+        "RLAIF-V's LoRA rate].",
+        trl=("learning_rate",),
+        to_trl=lambda v, s, loss: {"learning_rate": learning_rate(s)},
+        show_default=False,
+    )
     epochs: float = setting(
         1.0, "Epochs over the pairs.", trl=("num_train_epochs",), to_trl=_epochs, source=PAPER
     )
@@ -203,6 +229,19 @@ class TrainSettings:
     )
     lora: bool = setting(
         False, "Train a LoRA adapter (peft), merged into the saved model.", flags=("--lora",)
+    )
+    train_vision_tower: bool = setting(
+        False,
+        "Train the vision encoder too (frozen by default, as in the paper and LLaVA).",
+        flags=("--train-vision-tower",),
+        source="the paper (Sec. 5: 'the frozen vision encoder')",
+    )
+    train_projector: bool | None = setting(
+        None,
+        "Train the vision-language projector [default: trained in full fine-tuning (the paper, LLaVA), "
+        "frozen with --lora (the adapter alone, LLaMA-Factory)].",
+        flags=("--train-projector/--freeze-projector",),
+        show_default=False,
     )
     lora_r: int = setting(16, "LoRA rank.")
     lora_alpha: int = setting(32, "LoRA alpha.")

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from clipdpo_cli.io.errors import InputError, UsageError
-from clipdpo_cli.train import model_card
+from clipdpo_cli.train import model_card, parts
 from clipdpo_cli.train.data import PairColumns, VisionPairCollator, collect_pairs, unpair
 from clipdpo_cli.train.losses import Loss, resolve_loss
-from clipdpo_cli.train.settings import TrainSettings, check_no_secrets, config_kwargs
+from clipdpo_cli.train.settings import TrainSettings, check_no_secrets, config_kwargs, train_projector
 
 REF_MODES = ("auto", "live", "precomputed")
 
@@ -34,6 +34,7 @@ class TrainResult:
     reference: str  # "live", "precomputed" or "adapter"
     peak_gpu_memory_gb: float | None = None  # this process's peak allocated CUDA memory
     median_step_seconds: float | None = None  # optimizer steps after the first (warm-up) one
+    facts: dict[str, Any] | None = None  # lr, vision tower / projector, dtype, trainable parameters
 
 
 def log(message: str) -> None:
@@ -75,21 +76,69 @@ def make_config(s: TrainSettings, loss: Loss) -> Any:
         raise UsageError(f"invalid training configuration: {exc}") from None
 
 
-def load_policy(name: str) -> Any:
-    """The LVLM to train (fp32 master weights), by the same name rules as every other command."""
+@dataclass(frozen=True)
+class WeightDtypes:
+    """The dtypes a run loads its weights in: `policy`, the model the optimizer updates (fp32 master weights
+    outside DeepSpeed, which keeps its own; the LoRA base, which no optimizer updates, in the compute
+    precision), and `frozen`, every model no optimizer updates (the live reference, `ref-logps`)."""
+
+    compute: Any
+    policy: Any
+    frozen: Any
+
+
+def weight_dtypes(precision: str, lora: bool = False, deepspeed: bool = False) -> WeightDtypes:
+    """From --precision (training's: auto is bf16 on a GPU that has it, fp32 on CPU: CPU runs stay fp32)."""
+    import torch
+
+    from clipdpo_cli.models.device import torch_dtype
+    from clipdpo_cli.train.settings import training_precision
+
+    compute = torch_dtype(training_precision(precision))
+    policy = compute if (lora or deepspeed) else torch.float32
+    return WeightDtypes(compute=compute, policy=policy, frozen=compute)
+
+
+def load_device(config: Any) -> Any:
+    """Where this process's models load straight to: its GPU (a DDP rank's own), or None (the CPU; under
+    DeepSpeed, which places and partitions them itself)."""
+    if config.deepspeed:
+        return None
+    device = config.device
+    return device if device.type == "cuda" else None
+
+
+def load_policy(name: str, dtype: Any = None, device: Any = None) -> Any:
+    """The LVLM to train (by default fp32: master weights), by the same name rules as every other command;
+    loaded straight to `device` when given (no CPU copy first)."""
     import torch
     from transformers import AutoModelForImageTextToText
 
     from clipdpo_cli.models.hub import load_pretrained, resolve_name
 
+    placed = {"device_map": device} if device is not None else {}
     model = load_pretrained(
-        AutoModelForImageTextToText.from_pretrained, resolve_name(name, "model"), "model", dtype=torch.float32
+        AutoModelForImageTextToText.from_pretrained,
+        resolve_name(name, "model"),
+        "model",
+        dtype=dtype or torch.float32,
+        **placed,
     )
     if not getattr(model.config, "_name_or_path", ""):
         raise InputError(
             f"model '{name}' has no name or path to reload the reference from; save it to a directory"
         )
     return model
+
+
+def load_reference(name: str, dtype: Any, device: Any = None) -> Any:
+    """A frozen LVLM (the live reference, `ref-logps`'s model): in `dtype`, requires_grad off, eval mode."""
+    from transformers import AutoModelForImageTextToText
+
+    from clipdpo_cli.models.hub import load_frozen, resolve_name
+
+    path = resolve_name(name, "model")
+    return load_frozen(AutoModelForImageTextToText.from_pretrained, path, "model", dtype, device)
 
 
 def load_processor(name: str, chat_template: str | None = None, max_pixels: int | None = None) -> Any:
@@ -207,8 +256,6 @@ def reference_mode(s: TrainSettings, pairs: PairColumns, loss: Loss) -> str:
         return "adapter" if s.lora else "live"
     if loss.trainer != "dpo":
         raise UsageError("precomputed reference log-probs work with the DPO-family losses only, not KTO")
-    if s.lora:
-        raise UsageError("--lora computes the reference by disabling the adapter; use --ref-logps live")
     if s.ref_model and s.ref_logps == "auto":
         log("note: using the reference log-probs stored in the pairs (--ref-logps live to run --ref-model)")
     expected = s.ref_model or s.model
@@ -240,16 +287,26 @@ def build_trainer(s: TrainSettings, pairs: PairColumns | None = None) -> tuple[A
     checkpoint = resolve_checkpoint(s.resume_from_checkpoint, s.output_dir)
     # Resuming: the policy's weights come from the checkpoint through from_pretrained, which maps LLaVA's
     # key names back (transformers' Trainer loads the raw state dict and would silently skip every key).
-    model = load_policy(checkpoint if checkpoint and not s.lora else s.model)
+    dtypes = weight_dtypes(s.precision, s.lora, bool(config.deepspeed))
+    device = load_device(config)
+    model = load_policy(checkpoint if checkpoint and not s.lora else s.model, dtypes.policy, device)
+    decided = parts.freeze(model, s.train_vision_tower, train_projector(s))  # before TRL / DeepSpeed see it
     peft_config = None
     if s.lora:
         from peft import LoraConfig
 
+        trained = decided["trained_modules"]
+        if (s.train_vision_tower or train_projector(s)) and not trained:
+            raise InputError(f"--lora: cannot find the vision parts of {type(model).__name__} to train")
+        if not config.deepspeed:  # parts trained in full keep fp32 master weights (DeepSpeed keeps its own)
+            for name in trained:
+                model.get_submodule(name).float()
         peft_config = LoraConfig(
             r=s.lora_r, lora_alpha=s.lora_alpha, lora_dropout=0.05, task_type="CAUSAL_LM",
-            target_modules=lora_targets(model),
+            target_modules=lora_targets(model), modules_to_save=trained or None,
         )  # fmt: skip
-    ref_model = load_policy(s.ref_model or s.model) if ref_mode == "live" else None
+    live = ref_mode == "live"
+    ref_model = load_reference(s.ref_model or s.model, dtypes.frozen, device) if live else None
     common = dict(
         model=model, ref_model=ref_model, args=config, processing_class=processor, peft_config=peft_config
     )
@@ -274,7 +331,19 @@ def build_trainer(s: TrainSettings, pairs: PairColumns | None = None) -> tuple[A
         )
     if checkpoint and not s.lora and not config.deepspeed:
         trainer._load_from_checkpoint = lambda *a, **k: None  # weights already loaded above
+    trainer.clipdpo_facts = {  # what the summary and the model card record
+        "learning_rate": config.learning_rate,
+        "vision_tower": decided["vision_tower"],
+        "projector": decided["projector"],
+        "dtype": str(dtypes.policy).removeprefix("torch."),
+        "trainable_parameters": trainable_parameters(trainer.model),
+    }
     return trainer, ref_mode, pairs
+
+
+def trainable_parameters(model: Any) -> int:
+    """Parameters the optimizer will update (their full count under ZeRO-3's partitioning)."""
+    return sum(getattr(p, "ds_numel", p.numel()) for p in model.parameters() if p.requires_grad)
 
 
 LORA_LEAVES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
@@ -377,12 +446,19 @@ def run_training(s: TrainSettings) -> TrainResult:
         f"({args.per_device_train_batch_size} x {args.gradient_accumulation_steps} accumulation x "
         f"{args.world_size} processes), reference: {ref_mode}",
     )
+    facts = trainer.clipdpo_facts
+    log_unless(
+        s.quiet,
+        f"vision tower {facts['vision_tower']}, projector {facts['projector']}, "
+        f"{'LoRA base' if s.lora else 'trained weights'} in {facts['dtype']}, "
+        f"{facts['trainable_parameters']:,} trainable parameters",
+    )
     quiet_callbacks(trainer, s.quiet)
     from clipdpo_cli.train.progress_callback import train_callbacks
 
     for callback in train_callbacks(s.quiet, s.progress_every):
         trainer.add_callback(callback)
-    card = model_card.install(trainer, model_card.run_facts(s, pairs, ref_mode, effective))
+    card = model_card.install(trainer, model_card.run_facts(s, pairs, ref_mode, effective, facts))
     timer = step_timer()
     trainer.add_callback(timer)
     resume = resolve_checkpoint(s.resume_from_checkpoint, s.output_dir)
@@ -403,6 +479,7 @@ def run_training(s: TrainSettings) -> TrainResult:
         reference=ref_mode,
         peak_gpu_memory_gb=peak_gpu_memory(),
         median_step_seconds=timer.median(),
+        facts=facts,
     )
     # Close trackers and the process group in order: left to interpreter exit, the gloo threads of a
     # multi-process run can abort the process after a successful save ("terminate called without an
@@ -453,14 +530,33 @@ def save_model(trainer: Any, output_dir: str, merge_lora: bool = False) -> None:
     model = trainer.accelerator.unwrap_model(trainer.model)
     if merge_lora and is_peft_model(model):
         trainer.accelerator.wait_for_everyone()
-        if trainer.accelerator.is_main_process:
-            merged = model.merge_and_unload()
-            merged.save_pretrained(output_dir)
+        with gathered(model):  # ZeRO-3: every process gathers the partitioned weights, rank 0 merges them
+            if trainer.accelerator.is_main_process:
+                merged = model.merge_and_unload()
+                merged.save_pretrained(output_dir)
     else:
         trainer.save_model(output_dir, _internal_call=True)  # --push-to-hub uploads once, after the card
     if trainer.accelerator.is_main_process:
         trainer.processing_class.save_pretrained(output_dir)
     trainer.accelerator.wait_for_everyone()
+
+
+@contextlib.contextmanager
+def gathered(model: Any) -> Iterator[None]:
+    """Under ZeRO-3, the model's full weights on every process meanwhile (their partitions are restored on
+    exit, changes discarded: TRL merges adapters the same way before syncing weights); else nothing.
+
+    Without it rank 0 would merge the adapter into the empty placeholders ZeRO-3 leaves in each parameter.
+    """
+    from transformers.integrations import is_deepspeed_zero3_enabled
+
+    if not is_deepspeed_zero3_enabled():
+        yield
+        return
+    import deepspeed
+
+    with deepspeed.zero.GatheredParameters(list(model.parameters()), modifier_rank=None):
+        yield
 
 
 @contextlib.contextmanager
@@ -498,6 +594,7 @@ def quiet_callbacks(trainer: Any, quiet: bool) -> None:
 
 
 SUMMARY_METRICS = ("loss", "rewards/margins", "rewards/accuracies")
+RUN_FACTS = ("learning_rate", "vision_tower", "projector", "dtype", "trainable_parameters")  # None: untrained
 RUN_FIGURES = ("train_loss", "train_runtime", "train_samples_per_second")
 
 
@@ -532,6 +629,7 @@ def summary(result: TrainResult, quiet: bool = False) -> None:
         "reference": result.reference,
         "peak_gpu_memory_gb": result.peak_gpu_memory_gb,
         "median_step_seconds": result.median_step_seconds,
+        **{key: (result.facts or {}).get(key) for key in RUN_FACTS},
         **final_metrics(result.log_history),
     }
     with open(os.path.join(result.output_dir, "train_summary.json"), "w") as fh:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 from PIL import Image
 
 from clipdpo_cli.testing.families import FAMILIES, PALIGEMMA_TEMPLATE
@@ -63,7 +64,19 @@ def test_train_one_step_and_reload(family_dir, key, inputs, tmp_path):
     summary = json.loads(result.stdout)
     assert summary["steps"] == 1 and summary["pairs"] == 2
     assert summary["first_loss"] == pytest.approx(0.6931, abs=0.05)  # log 2: policy == reference at step 0
+    assert (summary["vision_tower"], summary["projector"]) == ("frozen", "trained")
     from clipdpo_cli.models.lvlm import load_lvlm
+    from clipdpo_cli.train.parts import vision_parts
+    from clipdpo_cli.train.trainer import load_policy
+
+    # the default full fine-tune: every vision-tower weight as it was, the projector and the LM trained
+    before, after_model = load_policy(family_dir(key)), load_policy(str(out))
+    parts, after = vision_parts(before), dict(after_model.named_parameters())
+    changed = {n for n, p in before.named_parameters() if not torch.equal(p, after[n])}
+    tower = [n for n, _ in before.named_parameters() if any(n.startswith(t + ".") for t in parts.tower)]
+    assert tower and not changed & set(tower)
+    assert any(n.startswith(parts.projector[0] + ".") for n in changed)
+    assert len(changed) > len(before.state_dict()) // 4
 
     trained = load_lvlm(str(out), device="cpu")  # saved with its processor and template: loads alone
     template = PALIGEMMA_TEMPLATE if FAMILIES[key].needs_template else None

@@ -36,8 +36,9 @@ def official_config(tokenizer: Any, projector: str = "ldpnetv2", **extra: Any) -
     return config
 
 
-def official_state_dict(model: Any) -> dict[str, Any]:
-    """The model's weights under the official names (the reverse of modeling.OFFICIAL_KEYS)."""
+def official_state_dict(model: Any, copy: bool = True) -> dict[str, Any]:
+    """The model's weights under the official names (the reverse of modeling.OFFICIAL_KEYS); `copy` False
+    shares the model's tensors (benchmarks/real_size.py: no second copy of 3 GB)."""
     from clipdpo_cli.models.mobilevlm.modeling import OFFICIAL_KEYS
 
     out = {}
@@ -46,7 +47,7 @@ def official_state_dict(model: Any) -> dict[str, Any]:
             if key.startswith(ours):
                 key = re.sub(r"\\(.)", r"\1", official.lstrip("^")) + key[len(ours) :]
                 break
-        out[key] = value.detach().clone().contiguous()
+        out[key] = value.detach().clone().contiguous() if copy else value
     return out
 
 
