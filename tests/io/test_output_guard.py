@@ -109,3 +109,70 @@ def test_filter_given_a_tar_says_it_reads_json_lines(tmp_path, monkeypatch):
         "error: filter reads JSON lines; shard.tar is a tar archive (webdataset): turn it into records "
         "first (caption, score and the other stages read it directly)"
     ), result.stderr
+
+
+@pytest.mark.parametrize(
+    "args, kept",
+    [
+        # a command's other input files (commands/options.py SIDE_INPUTS)
+        (["caption", "a.jsonl", "-m", "any", "--prompts", "p.txt", "-o", "p.txt"], "p.txt"),
+        (["caption", "a.jsonl", "-m", "any", "--chat-template", "t.jinja", "-o", "t.jinja"], "t.jinja"),
+        (["categorize", "a.jsonl", "--prototypes", "p.txt", "-o", "p.txt"], "p.txt"),
+        (["perturb", "a.jsonl", "--method", "rules", "--objects", "p.txt", "-o", "p.txt"], "p.txt"),
+        # eval-pope / eval-chair: every file they read (before: the responses or the benchmark were replaced)
+        (["eval-pope", "--pope-root", "pope", "--responses", "a.jsonl", "-o", "a.jsonl"], "a.jsonl"),
+        (["eval-pope", "--pope-root", "pope", "--write-queries", "pope/coco_pope_random.json"],
+         "pope/coco_pope_random.json"),
+        (["eval-chair", "--coco-annotations", "coco/instances_val2014.json", "--responses", "a.jsonl",
+          "--details", "a.jsonl"], "a.jsonl"),
+        (["eval-chair", "--coco-annotations", "coco/instances_val2014.json",
+          "--write-queries", "coco/captions_val2014.json"], "coco/captions_val2014.json"),
+    ],
+)  # fmt: skip
+def test_outputs_onto_side_inputs_and_benchmark_files_are_refused(data, args, kept, monkeypatch):
+    monkeypatch.chdir(data)
+    (data / "p.txt").write_text("Describe the image.\n")
+    (data / "t.jinja").write_text("{{ messages }}")
+    (data / "pope").mkdir()
+    (data / "pope" / "coco_pope_random.json").write_text('{"question_id": 1}\n')
+    (data / "coco").mkdir()
+    for name in ("instances_val2014.json", "captions_val2014.json"):
+        (data / "coco" / name).write_text('{"images": [], "annotations": []}')
+    before = (data / kept).read_bytes()
+    result = run_in_process(*args)
+    assert result.returncode == 2, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "input" in result.stderr, result.stderr
+    assert (data / kept).read_bytes() == before  # before: exit 0 and the file replaced
+
+
+def test_an_output_onto_a_file_of_an_input_folder_is_refused(tmp_path, monkeypatch):
+    """An image (or a benchmark file) inside a folder the run reads; other files there are fine."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "imgs").mkdir()
+    (tmp_path / "imgs" / "a.png").write_bytes(b"\x89PNG not really")
+    (tmp_path / "amber" / "data" / "query").mkdir(parents=True)
+    (tmp_path / "amber" / "data" / "query" / "query_all.json").write_text("[]")
+    result = run_in_process("caption", "imgs", "-m", "any", "-o", "imgs/a.png")
+    assert result.returncode == 2 and "is a file of the input imgs" in result.stderr, result.stderr
+    assert (tmp_path / "imgs" / "a.png").read_bytes() == b"\x89PNG not really"  # before: truncated to 0
+    result = run_in_process(
+        "eval-amber", "--amber-root", "amber", "--write-queries", "amber/data/query/query_all.json"
+    )
+    assert result.returncode == 2 and "is a file of the input --amber-root amber" in result.stderr, result.stderr
+    assert (tmp_path / "amber" / "data" / "query" / "query_all.json").read_text() == "[]"
+
+
+@pytest.mark.parametrize("target", ["-o /dev/stdout", "-o >(cat > piped.jsonl)", "--rejects >(cat > rej.jsonl)"])
+def test_an_output_that_is_a_pipe_is_written_without_a_traceback(data, target):
+    """Before: every record was written, then `io.UnsupportedOperation: File or stream is not seekable` (the
+    writer cut the output back to its last whole line, which a pipe cannot do), exit 1."""
+    clipdpo = f"{sys.executable} -m clipdpo_cli"
+    script = f"set -o pipefail; {clipdpo} filter a.jsonl --min-caption-score 31.5 {target} | wc -l; sleep 0.3"
+    result = subprocess.run(["bash", "-c", script], cwd=data, env=cli_env(), capture_output=True, text=True)
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    if target == "-o /dev/stdout":
+        assert result.stdout.split()[0] == "2"  # scores 32 and 33 kept
+    elif "piped" in target:
+        assert len((data / "piped.jsonl").read_text().splitlines()) == 2
+    else:
+        assert len((data / "rej.jsonl").read_text().splitlines()) == 2

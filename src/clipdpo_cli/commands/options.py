@@ -131,6 +131,11 @@ RejectsOpt = Annotated[
 ]
 
 
+# A command's own options that name files it reads (caption's --prompts and --chat-template, categorize's and
+# score's --prototypes, perturb's --objects): io/outputs.py compares them with the outputs like the INPUT.
+SIDE_INPUTS = ("prompts", "chat_template", "prototypes", "objects")
+
+
 def stage_command(
     input_help: str = _INPUT_HELP, lines_only: str | None = None
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -170,6 +175,11 @@ def stage_command(
                 progress_every=kwargs.pop("progress_every"),
                 source=input_options(kwargs),
                 lines_only=lines_only,
+                side_inputs=tuple(
+                    (f"--{name.replace('_', '-')}", kwargs[name])
+                    for name in SIDE_INPUTS
+                    if isinstance(kwargs.get(name), str)
+                ),
             )
             check_io(io)  # now, not after minutes of loading a model
             if isinstance(kwargs.get("device"), str):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import stat
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from itertools import islice, repeat
@@ -384,8 +385,11 @@ class JsonlWriter:
 
 
 def truncate_partial_line(path: str) -> None:
-    """Cut a file back to just after its last newline (drops a line a crash left half-written)."""
+    """Cut a file back to just after its last newline (drops a line a crash left half-written). Only a
+    regular file: a pipe, a FIFO or a terminal (`-o /dev/stdout`, `-o >(gzip > x.gz)`) cannot be cut."""
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return
         fh = open(path, "r+b")
     except FileNotFoundError:
         return

@@ -9,6 +9,7 @@ import sys
 from collections.abc import Iterable
 
 from clipdpo_cli.io.errors import UsageError
+from clipdpo_cli.io.images import IMAGE_EXTENSIONS
 
 # (what the user typed it as, e.g. "-o" or "--scored", the path; '-' or None: stdin for an input, stdout for
 # an output)
@@ -32,15 +33,43 @@ def _shown(option: str, path: str | None, fd: int) -> str:
     return f"{option} {path}".strip()
 
 
-def check_outputs(outputs: Iterable[Named], inputs: Iterable[Named]) -> None:
+# Files a folder given as a stage's INPUT is read for (images, webdataset shards, dataset files): an output
+# onto one of them inside that folder would be read and destroyed. Other files there (captions.jsonl of an
+# earlier run) are not inputs.
+FOLDER_INPUT_SUFFIXES = (*IMAGE_EXTENSIONS, ".tar", ".tar.gz", ".tgz", ".parquet", ".arrow")
+
+
+def _inside(path: str, folder: str) -> bool:
+    return os.path.realpath(path).startswith(os.path.realpath(folder).rstrip(os.sep) + os.sep)
+
+
+def check_outputs(
+    outputs: Iterable[Named], inputs: Iterable[Named], folders: Iterable[Named] = ()
+) -> None:
     """UsageError when an output is the same regular file as an input or as another output.
 
     Compared by device and inode (os.path.samestat), so symlinks and hard links count; '-' / None is the
     file stdin (inputs) or stdout (outputs) is redirected from or to. Only regular files can be lost this way:
     a terminal, /dev/null or a pipe on both sides is never refused. Outputs not written yet are compared by
-    their resolved paths. An input is named by its option ('' for the INPUT argument). Call it before
-    opening any output.
+    their resolved paths. An input is named by its option ('' for the INPUT argument). An input that is a
+    folder holds inputs too: an existing output inside it with a suffix of FOLDER_INPUT_SUFFIXES is refused;
+    `folders` (a benchmark's folder, e.g. --amber-root) are read whole: any existing output inside them is
+    refused. Call it before opening any output.
     """
+    inputs = list(inputs)
+    whole = [(option, path) for option, path in folders if path and os.path.isdir(path)]
+    read_for = [(option, path) for option, path in inputs if path not in (None, "-") and os.path.isdir(path)]
+    for option, path in outputs:
+        if path in (None, "-") or not os.path.isfile(path):
+            continue
+        for other_option, folder in whole + read_for:
+            if _inside(path, folder) and (
+                (other_option, folder) in whole or path.lower().endswith(FOLDER_INPUT_SUFFIXES)
+            ):
+                raise UsageError(
+                    f"{_shown(option, path, 1)} is a file of the input {_shown(other_option, folder, 0)}: "
+                    "writing it would destroy what is read; write to another file"
+                )
     seen_in = [(option, path, st) for option, path in inputs if (st := _stat(path, 0)) is not None]
     seen_out: dict[object, tuple[str, str | None]] = {}
     for option, path in outputs:

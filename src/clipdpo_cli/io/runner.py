@@ -48,6 +48,7 @@ class IOSettings:
     progress_every: float = DEFAULT_EVERY  # seconds between plain progress lines off a terminal (0: none)
     source: InputSettings = field(default_factory=InputSettings)  # --input-format and co. (io/sources.py)
     lines_only: str | None = None  # a stage that reads only JSON lines: its name (filter writes back lines)
+    side_inputs: tuple[tuple[str, str], ...] = ()  # (option, path) of the command's other input files
 
 
 def check_io(io: IOSettings, extra_outputs: tuple[tuple[str, str], ...] = ()) -> None:
@@ -56,7 +57,7 @@ def check_io(io: IOSettings, extra_outputs: tuple[tuple[str, str], ...] = ()) ->
     loading a model, and the runner again before it opens an output."""
     check_input(io.input, io.source, allow_folder=True, output=io.output, lines_only=io.lines_only)
     outputs = [("-o", io.output), *((("--rejects", io.rejects),) if io.rejects else ()), *extra_outputs]
-    check_outputs(outputs, [("", io.input)])
+    check_outputs(outputs, [("", io.input), *io.side_inputs])
     if io.resume and not io.output:
         raise UsageError("--resume needs -o FILE (the ids already in FILE are skipped)")
     for option, path in (("-o", io.output), ("--rejects", io.rejects)):

@@ -80,7 +80,10 @@ def load_nlp(backend: str, table: str | None, threshold: float, data: AmberData)
 def _check(opts: AmberEvalSettings) -> None:
     written = [("-o", opts.output), ("--responses-out", opts.responses_out),
                ("--write-queries", opts.write_queries)]  # fmt: skip
-    check_outputs([(option, path) for option, path in written if path], [("--responses", opts.responses)])
+    check_outputs(  # nor a file of the benchmark's folder (its query and annotation files)
+        [(option, path) for option, path in written if path], [("--responses", opts.responses)],
+        [("--amber-root", opts.amber_root)],
+    )
     if opts.write_queries is not None:
         if opts.model or opts.responses:
             raise UsageError("--write-queries only writes the queries (no --model, no --responses)")

@@ -14,6 +14,7 @@ from clipdpo_cli.eval.chair.queries import query_records, read_image_ids, read_p
 from clipdpo_cli.eval.chair.words import CocoWords, default_synonyms, read_synonyms
 from clipdpo_cli.io.errors import InputError
 from clipdpo_cli.io.jsonl import JsonlWriter, read_jsonl, write_json
+from clipdpo_cli.io.outputs import check_outputs
 from clipdpo_cli.io.shard import Shard
 from clipdpo_cli.io.textfiles import read_text_file
 
@@ -52,8 +53,21 @@ def _truth(opts: ChairEvalSettings, words: CocoWords) -> CocoTruth:
     return CocoTruth(opts.coco_annotations, captions, words)
 
 
+def _check_outputs(opts: ChairEvalSettings) -> None:
+    """No output is one of the files the run reads (io/outputs.py), before anything is written."""
+    run = opts.model_pass
+    captions = opts.coco_captions or default_captions(opts.coco_annotations)
+    written = [("-o", opts.output), ("--details", opts.details), ("--write-queries", opts.write_queries),
+               ("--responses-out", run and run.responses_out)]  # fmt: skip
+    read = [("--coco-annotations", opts.coco_annotations), ("--coco-captions", captions),
+            ("--image-ids", opts.image_ids), ("--prompts", opts.prompts), ("--synonyms", opts.synonyms),
+            ("--responses", opts.responses)]  # fmt: skip
+    check_outputs([(o, p) for o, p in written if p], [(o, p) for o, p in read if p])
+
+
 def run_eval(opts: ChairEvalSettings) -> dict[str, Any] | None:
     run = opts.model_pass
+    _check_outputs(opts)
     check_pass_options(
         run and run.model,
         opts.responses,

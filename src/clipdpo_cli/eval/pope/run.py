@@ -12,6 +12,7 @@ from clipdpo_cli.eval.pope.evaluate import format_table, score_responses
 from clipdpo_cli.eval.pope.queries import DEFAULT_POST_PROMPT, query_records
 from clipdpo_cli.io.errors import InputError
 from clipdpo_cli.io.jsonl import JsonlWriter, read_jsonl, write_json
+from clipdpo_cli.io.outputs import check_outputs
 from clipdpo_cli.io.shard import Shard
 
 
@@ -40,6 +41,13 @@ def run_eval(opts: PopeEvalSettings) -> dict[str, Any] | None:
     """Write the queries, or answer and/or score them; the result JSON to stdout or --output, the table to
     stderr."""
     run = opts.model_pass
+    written = [("-o", opts.output), ("--write-queries", opts.write_queries),
+               ("--responses-out", run and run.responses_out)]  # fmt: skip
+    check_outputs(  # no output is a file the run reads: the responses or the benchmark's folder
+        [(o, p) for o, p in written if p],
+        [("--responses", opts.responses)],
+        [("--pope-root", opts.pope_root)],
+    )
     check_pass_options(
         run and run.model,
         opts.responses,
