@@ -15,8 +15,9 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from clipdpo_cli.io.errors import BadRecord, UsageError
+from clipdpo_cli.io.pairs import pair_row
 from clipdpo_cli.io.stage import StageContext
-from clipdpo_cli.train.data import VisionPairCollator, pair_row
+from clipdpo_cli.train.data import VisionPairCollator
 
 
 class RefScorer:
@@ -50,7 +51,7 @@ class RefScorer:
         import torch
 
         from clipdpo_cli.models.device import autocast
-        from clipdpo_cli.train.logps import completion_logps, split_pairs
+        from clipdpo_cli.models.logps import completion_logps, split_pairs
 
         batch = {k: v.to(self.device) for k, v in self.collator(rows).items()}
         with torch.inference_mode(), autocast(self.device, self.precision):
