@@ -1,6 +1,8 @@
 """Every import inside src/clipdpo_cli follows the layers docs/architecture.md allows (its ```layers block).
 
-Imports are read with `ast`, so lazy imports inside functions count as much as module-level ones. A unit is a
+Imports are read with `ast`, so lazy imports inside functions count as much as module-level ones, and so do
+modules named by a string (`importlib.import_module("clipdpo_cli.x")`, a table of module names, an f-string
+`f"clipdpo_cli.commands.{name}"`). A unit is a
 top-level subpackage (`io`, `models`, ...) or a module at the package root (`cli`, `qa`, `__init__`);
 the package root (`__version__`) may be imported by any unit.
 """
@@ -16,6 +18,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "src" / "clipdpo_cli"
 ARCHITECTURE = ROOT / "docs" / "architecture.md"
+MODULE_NAME = re.compile(r"clipdpo_cli(\.[A-Za-z_]\w*)+$")  # a module named by a string (importlib)
 
 
 def allowed_arrows(text: str) -> dict[str, set[str]]:
@@ -40,7 +43,9 @@ def unit_of(module: str, package: Path = PACKAGE) -> str | None:
     if len(parts) == 1:
         return "__init__"
     head = parts[1]
-    if (package / head).is_dir() or (package / f"{head}.py").is_file():
+    if (package / head).is_dir():
+        return head if any((package / head).rglob("*.py")) else None  # data/: files, not code
+    if (package / f"{head}.py").is_file():
         return head
     return "__init__"  # a name defined in clipdpo_cli/__init__.py (`from clipdpo_cli import __version__`)
 
@@ -62,6 +67,12 @@ def imported_modules(path: Path, package_dir: Path = PACKAGE) -> list[tuple[int,
                 found += [(node.lineno, f"clipdpo_cli.{alias.name}") for alias in node.names]
             else:
                 found.append((node.lineno, base))
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and MODULE_NAME.match(node.value):
+            found.append((node.lineno, node.value))  # import_module("clipdpo_cli.x.y"), a table of names
+        elif isinstance(node, ast.JoinedStr) and node.values and isinstance(node.values[0], ast.Constant):
+            prefix = str(node.values[0].value)  # importlib.import_module(f"clipdpo_cli.commands.{name}")
+            if MODULE_NAME.match(prefix.rstrip(".")) and prefix.endswith("."):
+                found.append((node.lineno, prefix.rstrip(".")))
     return found
 
 
@@ -129,6 +140,8 @@ def test_the_layers_have_no_cycle():
         ("train/settings.py", "import clipdpo_cli.commands.values\n", "train -> commands"),
         ("stages/export.py", "from ..train.data import pair_row\n", "stages -> train"),
         ("io/jsonl.py", "from clipdpo_cli import testing\n", "io -> testing"),
+        ("models/scorer.py", "BACKENDS = {'x:': 'clipdpo_cli.stages.score'}\n", "models -> stages"),
+        ("io/runner.py", "m = importlib.import_module(f'clipdpo_cli.commands.{n}')\n", "io -> commands"),
     ],
 )
 def test_the_checker_finds_an_arrow_up(tmp_path, source, text, expected):
