@@ -1,6 +1,6 @@
 """Pair records (what `pair` writes): the one check of a pair's fields, shared by every reader of pairs.
 
-`train` (train/data.py), the reference log-prob pass (`ref-logps`, train/refcache.py) and `export`
+`train` (train/data.py), the reference log-prob pass (`ref-logps`, stages/ref_logps.py) and `export`
 (stages/export.py) read a pair through `pair_row`, so a pair one of them refuses the others refuse too, with
 the same message.
 """
