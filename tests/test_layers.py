@@ -2,9 +2,8 @@
 
 Imports are read with `ast`, so lazy imports inside functions count as much as module-level ones, and so do
 modules named by a string (`importlib.import_module("clipdpo_cli.x")`, a table of module names, an f-string
-`f"clipdpo_cli.commands.{name}"`). A unit is a
-top-level subpackage (`io`, `models`, ...) or a module at the package root (`cli`, `qa`, `__init__`);
-the package root (`__version__`) may be imported by any unit.
+`f"clipdpo_cli.commands.{name}"`). A unit is a top-level subpackage (`io`, `models`, ...) or a module at the
+package root (`cli`, `qa`, `__init__`); the package root (`__version__`) may be imported by any unit.
 """
 
 from __future__ import annotations
