@@ -199,7 +199,7 @@ def test_ref_logps_is_an_ordinary_stage(tiny_llava, toy_pairs, tmp_path, capsys)
 def test_ref_logps_stage_fails_on_a_bad_pair_or_skips_it(toy_pairs):
     from clipdpo_cli.io.errors import RecordFailure
     from clipdpo_cli.io.stage import StageContext
-    from clipdpo_cli.train.refcache import add_ref_logps
+    from clipdpo_cli.stages.ref_logps import add_ref_logps
 
     class FakeScorer:  # log-probs from the answers' lengths; the images arrive decoded
         name = "fake"

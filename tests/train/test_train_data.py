@@ -109,7 +109,8 @@ def test_processor_without_chat_template_is_a_clear_error(tiny_llava, tmp_path):
 
 
 def test_reference_mode_warns_when_the_pairs_came_from_another_reference(capsys):
-    from clipdpo_cli.train.data import REF_FIELDS, PairColumns
+    from clipdpo_cli.io.pairs import REF_FIELDS
+    from clipdpo_cli.train.data import PairColumns
     from clipdpo_cli.train.losses import resolve_loss
     from clipdpo_cli.train.settings import TrainSettings
     from clipdpo_cli.train.trainer import reference_mode

@@ -5,8 +5,8 @@ from typing import Annotated
 import typer
 
 from clipdpo_cli.commands.options import RejectsOpt, stage_command
-from clipdpo_cli.commands.values import optional_float, optional_int
 from clipdpo_cli.io.runner import IOSettings, run_selection
+from clipdpo_cli.io.values import optional_float, optional_int
 
 NAME = "filter"
 SUMMARY = "Drop low-score, long and text-image records by rule (paper Sec. 4.2)."

@@ -5,8 +5,8 @@ from typing import Annotated
 import typer
 
 from clipdpo_cli.commands.options import InputOrder, InputOrderOpt, RejectsOpt, stage_command
-from clipdpo_cli.commands.values import optional_float
 from clipdpo_cli.io.runner import IOSettings, run_stage
+from clipdpo_cli.io.values import optional_float
 
 NAME = "pair"
 SUMMARY = "Turn scored captions and QA records into DPO preference pairs."

@@ -42,7 +42,8 @@ def command(
     concatenate the shards; reuse it for every run that starts from the same model. Give it the
     --max-length, --image-root, --chat-template and --max-pixels training will use.
     """
-    from clipdpo_cli.train.refcache import RefScorer, add_ref_logps
+    from clipdpo_cli.stages.ref_logps import add_ref_logps
+    from clipdpo_cli.train.refcache import RefScorer
 
     scorer = RefScorer(
         model,

@@ -146,8 +146,8 @@ def command(
     several models side by side, the zero-shot table, and (--compare, or with --pope / --chair)
     one table and figure of every checkpoint on every benchmark. Inputs not given leave their section out.
     """
-    from clipdpo_cli.commands.values import optional_float
     from clipdpo_cli.io.errors import UsageError
+    from clipdpo_cli.io.values import optional_float
     from clipdpo_cli.report.build import ReportSettings, build_report, write_report
 
     thresholds = {

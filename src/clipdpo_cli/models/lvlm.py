@@ -104,12 +104,12 @@ class Lvlm:
         The text is encoded as training encodes a completion (models/conversation.py): the tokens the model
         would emit for it after the generation prompt. The end-of-turn token is not counted: this is the
         likelihood of the words, not of stopping after them. The log-probs come from the code the trainer
-        and the reference pass use (train/logps.py, TRL's fused LM head: no full-vocabulary logits).
+        and the reference pass use (models/logps.py, TRL's fused LM head: no full-vocabulary logits).
         """
         import torch
         from trl.trainer.utils import add_fused_lm_head
 
-        from clipdpo_cli.train.logps import completion_logps
+        from clipdpo_cli.models.logps import completion_logps
 
         batch = self.encoding.prompt_batch(images, prompts)
         ids = [self.encoding.completion_ids(p, t)[:-1] for p, t in zip(prompts, texts, strict=True)]

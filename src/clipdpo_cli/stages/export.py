@@ -13,7 +13,7 @@
   embedded unless asked otherwise), so `load_dataset("parquet", ...)` decodes them wherever the file goes.
 
 Image paths are written absolute (relative ones joined to --image-root first), so the exported file loads
-from any working directory. Validation is train's (`train.data.pair_row`): a pair `train` refuses is refused
+from any working directory. Validation is train's (`io.pairs.pair_row`): a pair `train` refuses is refused
 here too, with the same message.
 """
 
@@ -25,8 +25,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from clipdpo_cli.io.errors import BadRecord, InputError
+from clipdpo_cli.io.pairs import pair_row
 from clipdpo_cli.io.stage import StageContext
-from clipdpo_cli.train.data import pair_row
 
 FORMATS = ("trl", "sharegpt", "llamafactory", "parquet")
 IMAGE_TOKEN = "<image>"  # LLaMA-Factory's image placeholder (and LLaVA's image token)

@@ -17,10 +17,9 @@ from itertools import islice
 from typing import Any
 
 from clipdpo_cli.io.errors import BadRecord, InputError
-from clipdpo_cli.io.images import load_image, resolve_image, verify_image
-from clipdpo_cli.io.records import require
+from clipdpo_cli.io.images import load_image, verify_image
+from clipdpo_cli.io.pairs import REF_FIELDS, pair_row
 
-REF_FIELDS = ("ref_chosen_logps", "ref_rejected_logps")
 PAIR_COLUMNS = ("id", "image", "prompt", "chosen", "rejected")
 
 
@@ -38,28 +37,6 @@ class PairColumns:
     @property
     def has_ref(self) -> bool:
         return all(f in self.columns for f in REF_FIELDS) and len(self) > 0
-
-
-def pair_row(
-    record: dict[str, Any], image_root: str | None = None, check_image: bool = True
-) -> dict[str, Any]:
-    """The training row of one pair record; BadRecord when a field is missing or (check_image) the image does
-    not decode (missing, corrupt, truncated or too large: io.images.verify_image)."""
-    row = {
-        "id": str(record.get("id", "")),
-        "image": resolve_image(require(record, "image"), image_root),
-        "prompt": require(record, "prompt"),
-        "chosen": require(record, "chosen"),
-        "rejected": require(record, "rejected"),
-    }
-    if not row["chosen"].strip() or not row["rejected"].strip():
-        raise BadRecord("empty chosen or rejected text", reason="empty answer")
-    for name in REF_FIELDS:
-        if name in record:
-            row[name] = float(require(record, name, "number"))
-    if check_image:
-        verify_image(row["image"])
-    return row
 
 
 CHECK_CHUNK = 1024  # pairs validated at a time: their new images are checked in parallel

@@ -138,7 +138,7 @@ def _hub(value: bool, s: "TrainSettings", loss: Loss) -> dict[str, Any]:
 
 
 def _max_length(value: str) -> int | None:
-    from clipdpo_cli.commands.values import optional_int
+    from clipdpo_cli.io.values import optional_int
 
     return optional_int(value, "--max-length")
 

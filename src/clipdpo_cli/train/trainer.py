@@ -186,7 +186,7 @@ def clipdpo_dpo_trainer() -> type:
     from trl.models.utils import disable_gradient_checkpointing
     from trl.trainer.utils import use_adapter
 
-    from clipdpo_cli.train.logps import completion_logps, split_pairs
+    from clipdpo_cli.models.logps import completion_logps, split_pairs
 
     class ClipdpoDPOTrainer(DPOTrainer):
         def __init__(

@@ -1,7 +1,8 @@
 """Sequence log-probabilities of completions, computed exactly as TRL's DPOTrainer computes them.
 
-Shared by our cDPO loss (trainer.py) and the reference log-prob pass (refcache.py), so that precomputed
-reference values and the ones a live reference model gives during training come from the same code.
+Shared by our cDPO loss (train/trainer.py), the reference log-prob pass (train/refcache.py) and the LVLM
+likelihood scorer (models/lvlm.py `text_logprobs`), so that precomputed reference values and the ones a live
+reference model gives during training come from the same code.
 """
 
 from __future__ import annotations
