@@ -10,17 +10,22 @@ FILTER_ARGS=${FILTER_ARGS:-}   # the paper's thresholds are the defaults
 PAIR_ARGS=${PAIR_ARGS:-}
 fail() { echo "merge.sh: $*" >&2; exit 1; }
 FIRST=0
+STEP=1
 if [ -n "${2:-}" ]; then
   COUNT=$2
 elif [ -f "$OUT/shards/array" ]; then
-  read -r COUNT FIRST < "$OUT/shards/array"
+  # "COUNT [FIRST [STEP]]": the task count, the first task id and the id step (--array=0-18:2)
+  read -r COUNT FIRST STEP < "$OUT/shards/array"
+  FIRST=${FIRST:-0}
+  STEP=${STEP:-1}
 else
   fail "$OUT/shards/array not found (written by caption.sbatch): give the array size, e.g. merge.sh $OUT 8"
 fi
-[[ "$COUNT" =~ ^[1-9][0-9]*$ && "$FIRST" =~ ^[0-9]+$ ]] || fail "bad array size '$COUNT' (first task '$FIRST')"
+[[ "$COUNT" =~ ^[1-9][0-9]*$ && "$FIRST" =~ ^[0-9]+$ && "$STEP" =~ ^[1-9][0-9]*$ ]] \
+  || fail "bad array size '$COUNT' (first task '$FIRST', step '$STEP')"
 SHARDS=()
 MISSING=()
-for ((k = FIRST; k < FIRST + COUNT; k++)); do
+for ((k = FIRST; k < FIRST + COUNT * STEP; k += STEP)); do
   f=$OUT/shards/scored.$k.jsonl
   if [ -f "$f" ]; then
     SHARDS+=("$f")
@@ -37,8 +42,8 @@ fi
 for f in "$OUT"/shards/scored.*.jsonl; do
   k=${f##*/scored.}
   k=${k%.jsonl}
-  if ! [[ "$k" =~ ^[0-9]+$ ]] || ((k < FIRST || k >= FIRST + COUNT)); then
-    fail "$f is not a shard of the array of $COUNT tasks from $FIRST: remove it or give the array size"
+  if ! [[ "$k" =~ ^[0-9]+$ ]] || ((k < FIRST || k >= FIRST + COUNT * STEP || (k - FIRST) % STEP)); then
+    fail "$f is not a shard of the array of $COUNT tasks from $FIRST (step $STEP): remove it or give the array size"
   fi
 done
 cat "${SHARDS[@]}" > "$OUT/scored.jsonl.partial"

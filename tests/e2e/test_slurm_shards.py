@@ -77,7 +77,7 @@ def test_a_killed_task_leaves_no_shard_that_looks_finished(script, args, shard, 
     again = bash(script, fake_env, *args, str(out), SLURM_ARRAY_TASK_ID="2", FAKE="ok")
     assert again.returncode == 0 and len(calls(fake_env)) == 2
     if "caption" in script:
-        assert (out / "shards" / "array").read_text() == "4 0\n"
+        assert (out / "shards" / "array").read_text() == "4 0 1\n"
 
 
 def scored_shards(out, n: int = 3) -> list[list[bytes]]:
@@ -131,8 +131,8 @@ def test_merge_needs_the_array_size_and_refuses_shards_outside_it(merge_env, tmp
     )
     r = bash("examples/slurm/merge.sh", merge_env, str(out), "2")  # shard 2 is an earlier, larger array's
     assert r.returncode == 1 and r.stderr == (
-        f"merge.sh: {out}/shards/scored.2.jsonl is not a shard of the array of 2 tasks from 0: remove it or "
-        "give the array size\n"
+        f"merge.sh: {out}/shards/scored.2.jsonl is not a shard of the array of 2 tasks from 0 (step 1): remove "
+        "it or give the array size\n"
     )
     assert sorted(os.listdir(out)) == ["shards"]
 
@@ -153,3 +153,18 @@ def test_merge_of_a_complete_set_is_the_unsharded_result(merge_env, tmp_path):
     want = [orjson.loads(line) for line in direct.stdout.splitlines()]
     assert pairs and sorted(p["id"] for p in pairs) == sorted(p["id"] for p in want)
     assert r.stderr.endswith(f"{len(want)} pairs in {out}/pairs.jsonl (from 3 scored shards)\n")
+
+
+@pytest.mark.parametrize("array, names", [("3\n", (0, 1, 2)), ("3 10 5\n", (10, 15, 20))])
+def test_merge_reads_an_array_file_of_the_count_alone_or_with_a_step(merge_env, tmp_path, array, names):
+    """`3` alone (before: "bad array size '3' (first task '')") and a stepped array (--array=10-20:5, which
+    io/shard.py shards by (id - min) / step; before: its shards were "missing")."""
+    out = tmp_path / "run"
+    shards = scored_shards(out)
+    for k, name in enumerate(names):
+        if k != name:
+            (out / "shards" / f"scored.{k}.jsonl").rename(out / "shards" / f"scored.{name}.jsonl")
+    (out / "shards" / "array").write_text(array)
+    r = bash("examples/slurm/merge.sh", merge_env, str(out))
+    assert r.returncode == 0, r.stderr
+    assert (out / "scored.jsonl").read_bytes() == b"".join(line for shard in shards for line in shard)
