@@ -109,6 +109,15 @@ def test_empty_captions_and_answers_never_pair():
     assert dict(ctx.stats.dropped) == {"empty caption": 1, "empty answer": 1}
 
 
+def test_pairs_carry_the_scorer_that_ranked_them():
+    """`score` writes `scorer`; the pair keeps it (the model card's "pairs ranked by" row reads it)."""
+    scored = [{**cap("a", 35.0), "scorer": "dfn-h14"}, {**cap("b", 30.0), "scorer": "dfn-h14"}]
+    out, _ = run([*scored, {**qa("q1", 29.0), "scorer": "dfn-h14"}])
+    assert [p.get("scorer") for p in out] == ["dfn-h14", "dfn-h14"]
+    out, _ = run([cap("a", 35.0), cap("b", 30.0)])
+    assert "scorer" not in out[0]
+
+
 def test_fixed_prompt():
     out, _ = run([cap("a", 35.0), cap("b", 30.0)], prompt="Describe this image.")
     assert out[0]["prompt"] == "Describe this image."

@@ -58,6 +58,7 @@ class Candidate:
     score: float
     words: int
     prompt: str
+    scorer: str | None = None  # the record's `scorer` (score's field): carried into the pair
 
 
 def lengths_similar(a: int, b: int, max_diff: float) -> bool:
@@ -99,8 +100,10 @@ def _caption_candidate(record: dict[str, Any], rules: PairSettings) -> Candidate
     text = require(record, "text")
     score = require(record, rules.score_field, "number", hint=" (run `clipdpo score` first)")
     prompt = record.get("prompt")
+    scorer = record.get("scorer")
     return Candidate(
-        record["id"], text, float(score), word_count(text), prompt if isinstance(prompt, str) else ""
+        record["id"], text, float(score), word_count(text), prompt if isinstance(prompt, str) else "",
+        scorer if isinstance(scorer, str) else None,
     )
 
 
@@ -128,6 +131,7 @@ def _qa_pair(record: dict[str, Any], rules: PairSettings, ctx: StageContext) -> 
         "rejected_score": None,
         "margin": None,
         "from": [record["id"]],
+        **({"scorer": record["scorer"]} if isinstance(record.get("scorer"), str) else {}),
     }
 
 
@@ -160,6 +164,7 @@ def pairs_for_image(
             ctx.drop(record, why)
         return
     for chosen, rejected in chosen_pairs:
+        scorer = {"scorer": chosen.scorer} if chosen.scorer is not None else {}
         yield {
             "id": make_id("pair", chosen.id, rejected.id),
             "image": image,
@@ -171,6 +176,7 @@ def pairs_for_image(
             "rejected_score": rejected.score,
             "margin": round(chosen.score - rejected.score, 6),
             "from": [chosen.id, rejected.id],
+            **scorer,
         }
 
 
