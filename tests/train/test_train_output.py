@@ -345,13 +345,17 @@ def test_lora_can_save_the_adapter_alone(tiny_llava, toy_pairs, tmp_path, capsys
         "--lora-r",
         "4",
         "--save-adapter-only",
+        "--base-model-id",
+        "llava-hf/llava-1.5-7b-hf",
     )
     assert code == 0, err[-3000:]
     files = set(os.listdir(out))
     assert {"adapter_config.json", "adapter_model.safetensors", "processor_config.json", "README.md"} <= files
     assert "model.safetensors" not in files
     with open(os.path.join(out, "adapter_config.json")) as fh:
-        assert json.load(fh)["r"] == 4
+        adapter = json.load(fh)
+    # the base by its Hub id, not the local folder (which --push-to-hub would upload; before: the local path)
+    assert adapter["r"] == 4 and adapter["base_model_name_or_path"] == "llava-hf/llava-1.5-7b-hf"
     base = load_policy(tiny_llava)
     before = {k: v.clone() for k, v in base.state_dict().items()}
     merged = PeftModel.from_pretrained(base, out).merge_and_unload().state_dict()

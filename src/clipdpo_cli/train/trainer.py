@@ -468,7 +468,8 @@ def run_training(s: TrainSettings) -> TrainResult:
         if "max_length" in str(exc) and "image" in str(exc):
             raise InputError(str(exc)) from None
         raise
-    save_model(trainer, s.output_dir, merge_lora=s.lora and not s.save_adapter_only)
+    merge = s.lora and not s.save_adapter_only
+    save_model(trainer, s.output_dir, merge_lora=merge, base_id=card.base_model_id)
     model_card.finish(trainer, card, s.output_dir)  # README.md, then the --push-to-hub upload
     result = TrainResult(
         output_dir=s.output_dir,
@@ -523,11 +524,18 @@ def peak_gpu_memory() -> float | None:
     return round(torch.cuda.max_memory_allocated() / 2**30, 2)
 
 
-def save_model(trainer: Any, output_dir: str, merge_lora: bool = False) -> None:
-    """Model + processor in `output_dir`, loadable by `--model DIR` (a LoRA adapter merged in, or alone)."""
+def save_model(trainer: Any, output_dir: str, merge_lora: bool = False, base_id: str | None = None) -> None:
+    """Model + processor in `output_dir`, loadable by `--model DIR` (a LoRA adapter merged in, or alone).
+
+    An adapter saved alone names its base by `base_id` (the Hub id the card names) when known, not by the
+    local folder it was loaded from, which would not load elsewhere and would be uploaded by --push-to-hub.
+    """
     from accelerate.utils import is_peft_model
 
     model = trainer.accelerator.unwrap_model(trainer.model)
+    if not merge_lora and base_id and is_peft_model(model):
+        for config in model.peft_config.values():
+            config.base_model_name_or_path = base_id
     if merge_lora and is_peft_model(model):
         trainer.accelerator.wait_for_everyone()
         with gathered(model):  # ZeRO-3: every process gathers the partitioned weights, rank 0 merges them
