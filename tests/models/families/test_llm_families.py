@@ -97,6 +97,7 @@ def teach(llm: Llm, lr: float = 1e-2, max_steps: int = 300, margin: float = 0.05
     target = llm.encoding.completion_ids(PROMPT, REPLY)  # ends with the end-of-turn token
     ids = torch.tensor([prompt + target])
     labels = torch.tensor([[-100] * len(prompt) + target])
+    llm.model.requires_grad_(True)  # load_llm loads frozen weights (an inference pass): train them here
     optimizer = torch.optim.AdamW(llm.model.parameters(), lr=lr)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -113,6 +114,7 @@ def teach(llm: Llm, lr: float = 1e-2, max_steps: int = 300, margin: float = 0.05
         raise AssertionError(f"{llm.name}: not taught the reply in {max_steps} steps")
     finally:
         llm.model.eval()
+        llm.model.requires_grad_(False)
         torch.set_num_threads(threads)
 
 
