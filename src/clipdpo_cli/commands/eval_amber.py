@@ -5,6 +5,13 @@ from typing import Annotated
 
 import typer
 
+from clipdpo_cli.commands.eval_options import (
+    AnswerShardOpt,
+    GenerateOnlyOpt,
+    MetricsOutputOpt,
+    ResponsesOutOpt,
+    ResumeOpt,
+)
 from clipdpo_cli.commands.generation import (
     ChatTemplateOpt,
     Dtype,
@@ -55,19 +62,10 @@ def command(
                      "format) or JSONL."),
     ] = None,
     task: Annotated[Task, typer.Option(help="Which queries to answer and figures to report.")] = Task.all,
-    responses_out: Annotated[
-        str | None,
-        typer.Option("--responses-out", "-r", help="With --model: write the responses here (JSONL)."),
-    ] = None,
-    resume: Annotated[
-        bool, typer.Option("--resume", help="With --responses-out: skip the ids already in that file.")
-    ] = False,
-    shard: Annotated[
-        str | None,
-        typer.Option(help="Answer shard K of N (0-based 'K/N', by image; default from SLURM array "
-                     "variables); only writes responses.", show_default=False),
-    ] = None,
-    generate_only: Annotated[bool, typer.Option(help="Write the responses, do not score them.")] = False,
+    responses_out: ResponsesOutOpt = None,
+    resume: ResumeOpt = False,
+    shard: AnswerShardOpt = None,
+    generate_only: GenerateOnlyOpt = False,
     write_queries: Annotated[
         str | None,
         typer.Option(help="Write the task's queries as JSONL records {id, image, prompt, ...} for "
@@ -115,9 +113,7 @@ def command(
         typer.Option(help="Map answers such as 'yes.', 'Yes, there is' to Yes/No before scoring (off: "
                      "the official scorer counts only exact 'Yes'/'No')."),
     ] = False,
-    output: Annotated[
-        str | None, typer.Option("--output", "-o", help="Write the metrics JSON here, not stdout.")
-    ] = None,
+    output: MetricsOutputOpt = None,
     allow_partial: Annotated[
         bool,
         typer.Option("--allow-partial", help="Score incomplete responses and exit 0 (without it: exit 1, "

@@ -5,6 +5,13 @@ from typing import Annotated
 
 import typer
 
+from clipdpo_cli.commands.eval_options import (
+    AnswerShardOpt,
+    GenerateOnlyOpt,
+    MetricsOutputOpt,
+    ResponsesOutOpt,
+    ResumeOpt,
+)
 from clipdpo_cli.commands.generation import ChatTemplateOpt, Dtype, DtypeOpt, MaxPixelsOpt, engine_options
 from clipdpo_cli.commands.options import DeviceOpt, ProgressEveryOpt, QuietOpt, shard_device
 from clipdpo_cli.commands.respond import YesNo
@@ -69,27 +76,10 @@ def command(
             "generate: a short free answer, read as POPE's evaluate.py reads text."
         ),
     ] = YesNo.prob,
-    responses_out: Annotated[
-        str | None,
-        typer.Option(
-            "--responses-out",
-            "-r",
-            help="With --model: write the responses here (JSONL).",
-            show_default=False,
-        ),
-    ] = None,
-    resume: Annotated[
-        bool, typer.Option("--resume", help="With --responses-out: skip the ids already in that file.")
-    ] = False,
-    shard: Annotated[
-        str | None,
-        typer.Option(
-            help="Answer shard K of N (0-based 'K/N', by image; default from SLURM array "
-            "variables); only writes responses.",
-            show_default=False,
-        ),
-    ] = None,
-    generate_only: Annotated[bool, typer.Option(help="Write the responses, do not score them.")] = False,
+    responses_out: ResponsesOutOpt = None,
+    resume: ResumeOpt = False,
+    shard: AnswerShardOpt = None,
+    generate_only: GenerateOnlyOpt = False,
     max_new_tokens: Annotated[
         int, typer.Option(min=1, help="Token budget of a free answer (--yes-no generate).")
     ] = 16,
@@ -106,9 +96,7 @@ def command(
             show_default=False,
         ),
     ] = None,
-    output: Annotated[
-        str | None, typer.Option("--output", "-o", help="Write the metrics JSON here, not stdout.")
-    ] = None,
+    output: MetricsOutputOpt = None,
     allow_partial: Annotated[
         bool,
         typer.Option(
