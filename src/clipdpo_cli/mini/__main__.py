@@ -55,8 +55,8 @@ def main(argv: list[str] | None = None) -> None:
         nargs="*",
         default=[],
         metavar="FIELD=VALUE",
-        help="override a ReproSettings field (e.g. sft_steps=600 n_pool=500; candidates=clip-dpo keeps "
-        "the named candidate recipes)",
+        help="override a ReproSettings field (e.g. sft_steps=600 n_pool=500 rounds=3; candidates=clip-dpo "
+        "keeps the named candidate recipes, controls=random-preference,self-preference the named controls)",
     )
     dm = sub.add_parser("demo-models")
     dm.add_argument("out", nargs="?", default=None)
@@ -114,6 +114,14 @@ def main(argv: list[str] | None = None) -> None:
             if key == "candidates":  # names of the candidate recipes, comma-separated
                 by_name = {r.name: r for r in current}
                 setattr(settings, key, tuple(by_name[name] for name in value.split(",")))
+            elif key == "controls":  # names of the control arms (repro.CONTROLS), comma-separated
+                from clipdpo_cli.mini.repro import CONTROLS
+
+                names = tuple(n for n in value.split(",") if n)
+                unknown = [n for n in names if n not in CONTROLS]
+                if unknown:
+                    p.error(f"--set controls: unknown {', '.join(unknown)} (known: {', '.join(CONTROLS)})")
+                setattr(settings, key, names)
             else:
                 setattr(settings, key, type(current)(value))
         run(settings)

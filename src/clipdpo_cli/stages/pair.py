@@ -135,7 +135,11 @@ def pairs_for_image(
                 if pair is not None:
                     yield pair
             else:
-                captions.append(_caption_candidate(record, rules))
+                candidate = _caption_candidate(record, rules)
+                if not candidate.text.strip():  # nothing to train on (train refuses an empty side)
+                    ctx.drop(record, "empty caption")
+                    continue
+                captions.append(candidate)
                 caption_records.append(record)
         except BadRecord as exc:
             ctx.bad(record, exc)
