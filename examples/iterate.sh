@@ -42,13 +42,13 @@ mkdir -p "$OUT"
 
 say() { echo "[iterate $(date +%H:%M:%S)] $*" >&2; }
 done_file() { [ -s "$1" ]; }
-# step FILE CMD...: run CMD with -o FILE.part unless FILE is there; rename when CMD succeeded
+# step FILE clipdpo CMD...: run it with -o FILE.part unless FILE is there; rename when it succeeded
 step() {
   local file=$1; shift
   if done_file "$file"; then say "round $r: $(basename "$file") is there"; return; fi
-  say "clipdpo $* -o $file"
+  say "$* -o $file"
   rm -f "$file.part"
-  clipdpo "$@" -o "$file.part"
+  "$@" -o "$file.part"
   mv "$file.part" "$file"
 }
 trained() {  # the train run's marker says finished
@@ -56,7 +56,7 @@ trained() {  # the train run's marker says finished
 }
 evaluate() {  # evaluate MODEL FILE
   [ -n "${AMBER_ROOT:-}" ] || return 0
-  step "$2" eval-amber --model "$1" --amber-root "$AMBER_ROOT" -q "${eval_args[@]}"
+  step "$2" clipdpo eval-amber --model "$1" --amber-root "$AMBER_ROOT" -q "${eval_args[@]}"
 }
 
 r=0
@@ -66,10 +66,10 @@ for ((r = FIRST_ROUND; r <= ROUNDS; r++)); do
   d=$OUT/round$r
   mkdir -p "$d"
   if [ "$r" -gt "$FIRST_ROUND" ]; then prev=$OUT/round$((r - 1))/model; fi
-  step "$d/captions.jsonl" caption "$IMAGES" --model "$prev" --seed $((SEED + r)) -q "${caption_args[@]}"
-  step "$d/scored.jsonl" score "$d/captions.jsonl" --model "$RANKER" -q "${score_args[@]}"
-  step "$d/filtered.jsonl" filter "$d/scored.jsonl" --rejects "$d/rejects.jsonl" "${filter_args[@]}"
-  step "$d/pairs.jsonl" pair "$d/filtered.jsonl" "${pair_args[@]}"
+  step "$d/captions.jsonl" clipdpo caption "$IMAGES" --model "$prev" --seed $((SEED + r)) -q "${caption_args[@]}"
+  step "$d/scored.jsonl" clipdpo score "$d/captions.jsonl" --model "$RANKER" -q "${score_args[@]}"
+  step "$d/filtered.jsonl" clipdpo filter "$d/scored.jsonl" --rejects "$d/rejects.jsonl" "${filter_args[@]}"
+  step "$d/pairs.jsonl" clipdpo pair "$d/filtered.jsonl" "${pair_args[@]}"
   if ! trained "$d/model"; then
     again=()
     [ -e "$d/model" ] && again=(--overwrite)  # this script's own unfinished run of this round
