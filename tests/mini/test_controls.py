@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 
-from clipdpo_cli.mini.repro import CONTROLS, both_orders, self_preference, swap_pairs
+from clipdpo_cli.mini.repro import CONTROLS, both_orders, random_pairs, self_preference, swap_pairs
 
 PAIRS = [
     {"id": f"p{i}", "image": f"img{i % 2}.png", "prompt": f"prompt {i % 3}", "chosen": f"good {i}",
@@ -52,3 +52,22 @@ def test_earlier_swap_design_is_kept_for_comparison():
     swapped = sum(r["chosen"].startswith("bad") for r in rows)
     assert 10 <= swapped <= 30 and len(rows) == len(PAIRS)
     assert CONTROLS["random-swap"].pairs == "swapped" and CONTROLS["random-swap-dpo"].loss == "dpo"
+
+
+def test_random_pairs_are_the_base_samples_of_the_image_and_prompt_in_coin_order():
+    captions = [{"image": f"img{i}.png", "prompt": f"prompt {j}", "text": f"sample {i}{j}{k}"}
+                for i in range(2) for j in range(3) for k in range(2)]  # fmt: skip
+    rows = random_pairs(PAIRS, captions, seed=1)
+    assert len(rows) == len(PAIRS)
+    firsts = 0
+    for row, pair in zip(rows, PAIRS, strict=True):
+        i, j = pair["image"][3], pair["prompt"][-1]
+        assert {row["chosen"], row["rejected"]} == {f"sample {i}{j}0", f"sample {i}{j}1"}
+        assert (row["image"], row["prompt"], row["id"]) == (pair["image"], pair["prompt"], pair["id"])
+        firsts += row["chosen"].endswith("0")
+    assert 10 <= firsts <= 30  # the order is a coin's
+    assert random_pairs(PAIRS, captions, seed=1) == rows
+    # one sample per prompt: two of the image's captions, whatever their prompt
+    one = [c for c in captions if c["text"].endswith("0")]
+    assert all(r["chosen"] != r["rejected"] and r["chosen"][-3] == r["image"][3]
+               for r in random_pairs(PAIRS, one, seed=1))  # fmt: skip

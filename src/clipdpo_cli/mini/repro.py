@@ -227,12 +227,37 @@ def self_preference(
     return out
 
 
+def random_pairs(
+    pairs: list[dict[str, Any]], captions: list[dict[str, Any]], seed: int
+) -> list[dict[str, Any]]:
+    """The random-pairs control: per pair of the ranker's, the two captions the base model sampled for
+    that image and prompt, in an order a coin picks. No ranker chooses the captions or their order, so the
+    SFT term fits the model's own unselected samples (whose expected log-likelihood gradient is zero) and
+    the DPO term a coin."""
+    import random
+
+    rng = random.Random(f"mini-random-pairs:{seed}")
+    by_key: dict[tuple[str, str], list[str]] = {}
+    for record in captions:
+        by_key.setdefault((record["image"], record["prompt"]), []).append(record["text"])
+        by_key.setdefault((record["image"], ""), []).append(record["text"])
+    out = []
+    for pair in pairs:
+        texts = by_key.get((pair["image"], pair["prompt"]), [])
+        if len(texts) < 2:  # one sample per prompt: any two of the image's captions
+            texts = by_key[(pair["image"], "")]
+        first, second = rng.sample(texts, 2)
+        out.append({"id": pair["id"], "image": pair["image"], "kind": pair.get("kind", "caption"),
+                    "prompt": pair["prompt"], "chosen": first, "rejected": second})  # fmt: skip
+    return out
+
+
 @dataclass(frozen=True)
 class Control:
     """A control arm: its pairs (by `pairs`, from the ranker's pairs) and how it changes the recipe."""
 
     name: str
-    pairs: str  # both-orders | self-preference | swapped | random-ranker
+    pairs: str  # both-orders | random-pairs | self-preference | swapped | random-ranker
     loss: str | None = None  # None: the selected recipe's
     epochs_factor: float = 1.0
     doc: str = ""
@@ -243,6 +268,7 @@ CONTROLS = {
     for c in (
         Control("random-preference", "both-orders", epochs_factor=0.5,
                 doc="every pair in both orders, half the epochs"),
+        Control("random-pairs", "random-pairs", doc="the two samples of an image and prompt, coin order"),
         Control("self-preference", "self-preference", doc="base greedy caption > a coin-picked caption"),
         Control("random-ranker", "random-ranker", doc="pairs by an untrained ranker"),
         Control("random-swap", "swapped", doc="(earlier design) each pair swapped with probability 1/2"),
@@ -282,6 +308,8 @@ def control_pairs(
         rows = both_orders(ranked)
     elif control.pairs == "swapped":
         rows = swap_pairs(ranked, seed)
+    elif control.pairs == "random-pairs":
+        rows = random_pairs(ranked, _read_jsonl(os.path.join(sd, "captions.jsonl")), seed)
     else:
         greedy = {(r["image"], r["prompt"]): r["text"]
                   for r in _read_jsonl(greedy_captions(s, base, world, sd, seed))}  # fmt: skip
