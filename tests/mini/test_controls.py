@@ -71,3 +71,6 @@ def test_random_pairs_are_the_base_samples_of_the_image_and_prompt_in_coin_order
     one = [c for c in captions if c["text"].endswith("0")]
     assert all(r["chosen"] != r["rejected"] and r["chosen"][-3] == r["image"][3]
                for r in random_pairs(PAIRS, one, seed=1))  # fmt: skip
+    # an empty sample is never paired (train refuses an empty side): the image's other captions stand in
+    blank = [{**c, "text": ""} if c["text"].endswith("1") else c for c in captions]
+    assert all(r["chosen"] and r["rejected"] for r in random_pairs(PAIRS, blank, seed=1))

@@ -239,6 +239,8 @@ def random_pairs(
     rng = random.Random(f"mini-random-pairs:{seed}")
     by_key: dict[tuple[str, str], list[str]] = {}
     for record in captions:
+        if not record["text"].strip():  # nothing to train on (pair drops empty captions too)
+            continue
         by_key.setdefault((record["image"], record["prompt"]), []).append(record["text"])
         by_key.setdefault((record["image"], ""), []).append(record["text"])
     out = []
