@@ -22,7 +22,7 @@ TINY = [
     "sft_steps=60", "max_new_tokens=8", "min_caption_score=-1000", "min_margin=0", "max_length_diff=1",
     "batch_size=4", "candidates=clip-dpo", "rounds=2",
 ]  # fmt: skip
-ARMS = ("clip-dpo", "random-preference", "self-preference", "random-ranker")
+ARMS = ("clip-dpo", "random-pairs", "self-preference", "random-ranker")
 
 
 @pytest.fixture(scope="module")
@@ -85,20 +85,19 @@ def test_controls_train_on_their_own_pairs(repro):
     assert r.returncode == 0, failure(r)
     sd = out / "seed0"
     ranked = read_jsonl(sd / "ranker" / "pairs.jsonl")
-    both = read_jsonl(sd / "controls" / "random-preference-pairs.jsonl")
-    assert both[::2] == ranked and [(p["chosen"], p["rejected"]) for p in both[1::2]] == [
-        (p["rejected"], p["chosen"]) for p in ranked
-    ]
+    captions = read_jsonl(sd / "captions.jsonl")
+    samples = {(c["image"], c["prompt"], c["text"]) for c in captions}
+    coin = read_jsonl(sd / "controls" / "random-pairs-pairs.jsonl")
+    assert [(p["image"], p["prompt"]) for p in coin] == [(p["image"], p["prompt"]) for p in ranked]
+    assert all((p["image"], p["prompt"], p[side]) in samples for p in coin for side in ("chosen", "rejected"))
     greedy = {(g["image"], g["prompt"]): g["text"] for g in read_jsonl(sd / "greedy.jsonl")}
     assert {g["temperature"] for g in read_jsonl(sd / "greedy.jsonl")} == {0.0}
     own = read_jsonl(sd / "controls" / "self-preference-pairs.jsonl")
     assert [p["chosen"] for p in own] == [greedy[(p["image"], p["prompt"])] for p in ranked]
     assert all(o["rejected"] in (p["chosen"], p["rejected"]) for o, p in zip(own, ranked, strict=True))
-    # random preference: half the epochs over twice the pairs, the recipe's number of updates (give or take
-    # the last, partial batch of an epoch)
+    # every control: the recipe's number of updates
     steps = {arm: read_json(sd / arm / "model" / "train_summary.json")["steps"] for arm in ARMS}
-    assert steps["clip-dpo"] == steps["self-preference"]
-    assert abs(steps["random-preference"] - steps["clip-dpo"]) <= 1
+    assert steps["clip-dpo"] == steps["self-preference"] == steps["random-pairs"]
 
 
 def test_round_two_continues_from_the_selected_model(repro):
@@ -111,5 +110,8 @@ def test_round_two_continues_from_the_selected_model(repro):
     table = read_json(out / "table.json")
     assert table["test"]["round2"]["per_seed"][0]["pairs"] == info["pairs"]
     assert "round2_chair_below_round1" in table["targets"]
-    assert set(table["targets"]["controls_within_20pct"]) == {"random-preference", "self-preference",
-                                                              "random-ranker"}  # fmt: skip
+    assert set(table["targets"]["controls_within_20pct"]) == {
+        "random-pairs",
+        "self-preference",
+        "random-ranker",
+    }

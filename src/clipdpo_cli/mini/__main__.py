@@ -4,7 +4,7 @@ world OUT                   scenes: OUT/{ranker,sft,pool}/, the AMBER folder OUT
 ranker WORLD_SPLIT OUT      train the open_clip ranker on a split's true captions (--random: untrained)
 captioner SPLIT RANKER OUT  SFT the tiny LLaVA on biased captions, vision tower from RANKER
 agreement PAIRS SPLIT       pairs vs the split's ground truth (JSON)
-swap PAIRS                  the random-preference control: chosen/rejected swapped at random
+swap PAIRS                  the random-swap control: chosen/rejected swapped at random
 repro OUT                   the whole benchmark (make repro-mini)
 demo-models [OUT]           train the models `make demo` ships (default: the package's data/mini_models/)
 demo-data OUT               the demo's scenes; prints shell variables (examples/demo.sh evals them)
@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> None:
         default=[],
         metavar="FIELD=VALUE",
         help="override a ReproSettings field (e.g. sft_steps=600 n_pool=500 rounds=3; candidates=clip-dpo "
-        "keeps the named candidate recipes, controls=random-preference,self-preference the named controls)",
+        "keeps the named candidate recipes, controls=random-pairs,self-preference the named controls)",
     )
     dm = sub.add_parser("demo-models")
     dm.add_argument("out", nargs="?", default=None)

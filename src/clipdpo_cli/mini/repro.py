@@ -7,10 +7,11 @@ Per SFT seed: train the biased captioner, then
 
 Arms: the candidate CLIP-DPO recipes (DPO + an SFT term on the chosen, and the paper's plain DPO, beta 0.1),
 and controls trained with the recipe selected on the validation split (CONTROLS; docs/reproducing.md says
-why each is fair): random preference (every pair in both orders), self-preference (the base model's greedy
-caption preferred to a random one of the pair's captions), a random-weights ranker, and two older designs
-kept for comparison. With rounds >= 2, examples/iterate.sh continues from the selected model (round 1) for
-further rounds. The table reports the test split. Layout of OUT (see docs/reproducing.md):
+why each is fair): random pairs (the base's two samples of an image and prompt in a coin's order),
+self-preference (the base model's greedy caption preferred to a coin-picked caption of the pair), a
+random-weights ranker (the default three), random preference (every pair in both orders) and two older
+designs kept for comparison. With rounds >= 2, examples/iterate.sh continues from the selected model
+(round 1) for further rounds. The table reports the test split. Layout of OUT (see docs/reproducing.md):
 
     world/{ranker,sft,pool}/   scenes (+ scenes.jsonl);  world/heldout/  AMBER folder: val ids, then test
     models/{ranker,ranker-random,sft-seedS}/
@@ -70,7 +71,7 @@ class ReproSettings:
         Recipe("clip-dpo+sft", "dpo,sft", 0.1),
         Recipe("clip-dpo", "dpo", 0.1),
     ))  # fmt: skip
-    controls: tuple[str, ...] = ("random-preference", "self-preference", "random-ranker")
+    controls: tuple[str, ...] = ("random-pairs", "self-preference", "random-ranker")
     rounds: int = 1  # >= 2: further rounds from the selected model, by examples/iterate.sh
     world_seed: int = 0
     jobs: int = 2  # seeds run side by side (each command single-threaded by OMP_NUM_THREADS=1)
@@ -531,18 +532,21 @@ def summarise(
     return table
 
 
-def targets(table: dict[str, Any], controls: tuple[str, ...] = ("random-preference",)) -> dict[str, Any]:
+def targets(table: dict[str, Any], controls: tuple[str, ...] = ("random-pairs",)) -> dict[str, Any]:
     """The issues' targets, checked on the test split: the selected recipe's drop, every control's mean
     CHAIR change within 20% of the base, and whether round 2 lowers CHAIR below round 1's."""
     sel = table["selected"]["stats"]
-    rand = table.get("random-preference", {}).get("stats", {})
     drop = -sel["CHAIR_rel"]["mean"]
     out: dict[str, Any] = {
         "chair_drop_mean_ge_50pct": drop >= 0.5,
         "chair_drop_each_seed_ge_30pct": all(v <= -0.3 for v in sel["CHAIR_rel"]["values"]),
         "cover_within_5pct": abs(sel["Cover_rel"]["mean"]) <= 0.05,
         "length_within_15pct": abs(sel["length_rel"]["mean"]) <= 0.15,
-        "random_preference_change_lt_fifth_of_drop": bool(rand) and abs(rand["CHAIR_rel"]["mean"]) < drop / 5,
+        "controls_change_lt_fifth_of_drop": {
+            name: abs(table[name]["stats"]["CHAIR_rel"]["mean"]) < drop / 5
+            for name in controls
+            if name in table
+        },
         "controls_within_20pct": {
             name: abs(table[name]["stats"]["CHAIR_rel"]["mean"]) <= 0.2 for name in controls if name in table
         },
