@@ -54,23 +54,26 @@ def test_earlier_swap_design_is_kept_for_comparison():
     assert CONTROLS["random-swap"].pairs == "swapped" and CONTROLS["random-swap-dpo"].loss == "dpo"
 
 
-def test_random_pairs_are_the_base_samples_of_the_image_and_prompt_in_coin_order():
+def test_random_pairs_are_two_base_samples_of_the_image_under_a_random_prompt_in_coin_order():
     captions = [{"image": f"img{i}.png", "prompt": f"prompt {j}", "text": f"sample {i}{j}{k}"}
                 for i in range(2) for j in range(3) for k in range(2)]  # fmt: skip
     rows = random_pairs(PAIRS, captions, seed=1)
     assert len(rows) == len(PAIRS)
-    firsts = 0
+    firsts, own_prompt = 0, 0
     for row, pair in zip(rows, PAIRS, strict=True):
-        i, j = pair["image"][3], pair["prompt"][-1]
+        i, j = row["image"][3], row["prompt"][-1]
         assert {row["chosen"], row["rejected"]} == {f"sample {i}{j}0", f"sample {i}{j}1"}
-        assert (row["image"], row["prompt"], row["id"]) == (pair["image"], pair["prompt"], pair["id"])
+        assert (row["image"], row["id"]) == (pair["image"], pair["id"])
         firsts += row["chosen"].endswith("0")
+        own_prompt += row["prompt"] == pair["prompt"]
     assert 10 <= firsts <= 30  # the order is a coin's
+    assert own_prompt < 25  # the prompt is drawn, not the pair's (its chosen caption's)
+    assert len({r["prompt"] for r in rows}) == 3
     assert random_pairs(PAIRS, captions, seed=1) == rows
-    # one sample per prompt: two of the image's captions, whatever their prompt
+    # one sample per prompt: two of the image's captions
     one = [c for c in captions if c["text"].endswith("0")]
     assert all(r["chosen"] != r["rejected"] and r["chosen"][-3] == r["image"][3]
                for r in random_pairs(PAIRS, one, seed=1))  # fmt: skip
-    # an empty sample is never paired (train refuses an empty side): the image's other captions stand in
-    blank = [{**c, "text": ""} if c["text"].endswith("1") else c for c in captions]
+    # an empty sample is never paired (train refuses an empty side)
+    blank = [{**c, "text": ""} if c["text"] == "sample 001" else c for c in captions]
     assert all(r["chosen"] and r["rejected"] for r in random_pairs(PAIRS, blank, seed=1))

@@ -231,27 +231,31 @@ def self_preference(
 def random_pairs(
     pairs: list[dict[str, Any]], captions: list[dict[str, Any]], seed: int
 ) -> list[dict[str, Any]]:
-    """The random-pairs control: per pair of the ranker's, the two captions the base model sampled for
-    that image and prompt, in an order a coin picks. No ranker chooses the captions or their order, so the
-    SFT term fits the model's own unselected samples (whose expected log-likelihood gradient is zero) and
-    the DPO term a coin."""
+    """The random-pairs control: per pair of the ranker's, two of the captions the base model sampled for
+    that image under one prompt drawn at random (not the pair's prompt: with two samples per prompt, the
+    pair's prompt would bring back its chosen caption half the time), in an order a coin picks. No ranker
+    chooses the captions or their order, so the SFT term fits the model's own unselected samples (whose
+    expected log-likelihood gradient is zero) and the DPO term a coin."""
     import random
 
     rng = random.Random(f"mini-random-pairs:{seed}")
-    by_key: dict[tuple[str, str], list[str]] = {}
+    by_image: dict[str, dict[str, list[str]]] = {}
     for record in captions:
         if not record["text"].strip():  # nothing to train on (pair drops empty captions too)
             continue
-        by_key.setdefault((record["image"], record["prompt"]), []).append(record["text"])
-        by_key.setdefault((record["image"], ""), []).append(record["text"])
+        by_image.setdefault(record["image"], {}).setdefault(record["prompt"], []).append(record["text"])
     out = []
     for pair in pairs:
-        texts = by_key.get((pair["image"], pair["prompt"]), [])
-        if len(texts) < 2:  # one sample per prompt: any two of the image's captions
-            texts = by_key[(pair["image"], "")]
-        first, second = rng.sample(texts, 2)
+        prompts = by_image[pair["image"]]
+        usable = sorted(p for p, texts in prompts.items() if len(texts) >= 2)
+        if usable:
+            prompt = rng.choice(usable)
+            first, second = rng.sample(prompts[prompt], 2)
+        else:  # one sample per prompt: two of the image's captions, each with its own prompt
+            prompt, other = rng.sample(sorted(prompts), 2)
+            first, second = prompts[prompt][0], prompts[other][0]
         out.append({"id": pair["id"], "image": pair["image"], "kind": pair.get("kind", "caption"),
-                    "prompt": pair["prompt"], "chosen": first, "rejected": second})  # fmt: skip
+                    "prompt": prompt, "chosen": first, "rejected": second})  # fmt: skip
     return out
 
 
