@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 out=${MINI_OUT:-mini-out}
-export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}  # two seeds run side by side (--jobs 2)
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}  # the three seeds run side by side (--jobs 3)
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1  # everything is built here: nothing to download
 export PYTHONWARNINGS=${PYTHONWARNINGS:-ignore::FutureWarning}
 python -m clipdpo_cli.mini repro "$out" "$@"

@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> None:
     rp = sub.add_parser("repro")
     rp.add_argument("out")
     rp.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    rp.add_argument("--jobs", type=int, default=2, help="seeds run side by side")
+    rp.add_argument("--jobs", type=int, default=3, help="seeds run side by side (3: all three on 2 cores)")
     rp.add_argument(
         "--set",
         nargs="*",

@@ -74,7 +74,7 @@ class ReproSettings:
     controls: tuple[str, ...] = ("random-pairs", "self-preference", "random-ranker")
     rounds: int = 1  # >= 2: further rounds from the selected model, by examples/iterate.sh
     world_seed: int = 0
-    jobs: int = 2  # seeds run side by side (each command single-threaded by OMP_NUM_THREADS=1)
+    jobs: int = 3  # seeds run side by side (each command single-threaded by OMP_NUM_THREADS=1)
 
 
 def _log(msg: str) -> None:
