@@ -7,7 +7,7 @@ Per SFT seed: train the biased captioner, then
 
 Arms: the candidate CLIP-DPO recipes (DPO + an SFT term on the chosen, and the paper's plain DPO, beta 0.1),
 and controls trained with the recipe selected on the validation split (CONTROLS; docs/reproducing.md says
-why each is fair): random pairs (the base's two samples of an image and prompt in a coin's order),
+why each is fair): random pairs (the base's two samples of an image under a random prompt, coin order),
 self-preference (the base model's greedy caption preferred to a coin-picked caption of the pair), a
 random-weights ranker (the default three), random preference (every pair in both orders) and two older
 designs kept for comparison. With rounds >= 2, examples/iterate.sh continues from the selected model
@@ -16,11 +16,11 @@ designs kept for comparison. With rounds >= 2, examples/iterate.sh continues fro
     world/{ranker,sft,pool}/   scenes (+ scenes.jsonl);  world/heldout/  AMBER folder: val ids, then test
     models/{ranker,ranker-random,sft-seedS}/
     seedS/captions.jsonl
-    seedS/{ranker,ranker-random}/{scored,filtered,pairs}.jsonl (+ pairs-swapped.jsonl, agreement.json)
+    seedS/{ranker,ranker-random}/{scored,filtered,pairs}.jsonl (+ agreement.json)
     seedS/greedy.jsonl (the base's greedy captions of the pool, for self-preference)
     seedS/controls/ARM-pairs.jsonl  (each control's training pairs)
     seedS/ARM/{model/,train-summary.json}
-    seedS/rounds/roundR/ (examples/iterate.sh, R >= 2) and seedS/roundR/eval/
+    seedS/rounds/roundR/ (examples/iterate.sh, R >= 2) and seedS/roundR/ (its evaluation)
     seedS/base/ and seedS/ARM/eval/: responses.jsonl, responses-{val,test}.jsonl, amber-{val,test}.json
     seedS/selection.json   table.json  table.png  table.txt
 """
@@ -275,7 +275,7 @@ CONTROLS = {
     for c in (
         Control("random-preference", "both-orders", epochs_factor=0.5,
                 doc="every pair in both orders, half the epochs"),
-        Control("random-pairs", "random-pairs", doc="the two samples of an image and prompt, coin order"),
+        Control("random-pairs", "random-pairs", doc="two base samples, random prompt, coin order"),
         Control("self-preference", "self-preference", doc="base greedy caption > a coin-picked caption"),
         Control("random-ranker", "random-ranker", doc="pairs by an untrained ranker"),
         Control("random-swap", "swapped", doc="(earlier design) each pair swapped with probability 1/2"),
