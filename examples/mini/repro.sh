@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 out=${MINI_OUT:-mini-out}
-export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}  # two seeds run side by side (--jobs 2)
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}  # the three seeds run side by side (--jobs 3)
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1  # everything is built here: nothing to download
 export PYTHONWARNINGS=${PYTHONWARNINGS:-ignore::FutureWarning}
 python -m clipdpo_cli.mini repro "$out" "$@"
@@ -16,12 +16,12 @@ echo "table: $out/table.txt, $out/table.json, $out/table.png" >&2
 # The figures of seed 0 (scores, filter drops, pairs, training curves, AMBER test split of every arm).
 s0=$out/seed0
 arms=()
-for arm in base clip-dpo+sft clip-dpo random-preference random-ranker; do
-  if [ "$arm" = base ]; then f=$s0/base/amber-test.json; else f=$s0/$arm/eval/amber-test.json; fi
+for arm in base clip-dpo+sft clip-dpo random-pairs self-preference random-ranker random-preference round2; do
+  case $arm in base | round*) f=$s0/$arm/amber-test.json ;; *) f=$s0/$arm/eval/amber-test.json ;; esac
   [ -f "$f" ] && arms+=(--amber "$arm=$f")
 done
 trains=()
-for arm in clip-dpo+sft clip-dpo random-preference; do
+for arm in clip-dpo+sft clip-dpo random-pairs self-preference random-preference; do
   [ -d "$s0/$arm/model" ] && trains+=(--train "$arm=$s0/$arm/model")
 done
 rejects=()

@@ -20,9 +20,9 @@ N_VAL, N_TEST = 4, 6
 TINY = [
     "n_ranker=64", "n_sft=256", "n_pool=6", f"n_val={N_VAL}", f"n_test={N_TEST}", "ranker_steps=4",
     "sft_steps=60", "max_new_tokens=8", "min_caption_score=-1000", "min_margin=0", "max_length_diff=1",
-    "batch_size=4", "candidates=clip-dpo",
+    "batch_size=4", "candidates=clip-dpo", "rounds=2",
 ]  # fmt: skip
-ARMS = ("clip-dpo", "random-preference", "random-ranker")
+ARMS = ("clip-dpo", "random-pairs", "self-preference", "random-ranker")
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +55,7 @@ def test_repro_sh_runs_every_step_at_a_tiny_size(repro):
     assert table["selected"] == {"0": "clip-dpo"}
     assert [c["name"] for c in table["settings"]["candidates"]] == ["clip-dpo"]
     assert (table["settings"]["n_val"], table["settings"]["n_test"]) == (N_VAL, N_TEST)
-    assert set(table["test"]) >= {"base", "selected", *ARMS}
+    assert set(table["test"]) >= {"base", "selected", *ARMS, "round2"}
     assert r.stderr.rstrip().endswith(f"report: {out}/report.html")
     html = (out / "report.html").read_text()
     assert "AMBER" in html and str(out) not in html
@@ -73,3 +73,45 @@ def test_each_split_is_scored_on_its_own_responses(repro):
     for arm in ARMS:
         marker = read_json(out / "seed0" / arm / "model" / ".clipdpo-run.json")
         assert marker["finished"] is True and "model.safetensors" in marker["wrote"]
+
+
+def read_jsonl(path):
+    with open(path) as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
+def test_controls_train_on_their_own_pairs(repro):
+    out, r = repro
+    assert r.returncode == 0, failure(r)
+    sd = out / "seed0"
+    ranked = read_jsonl(sd / "ranker" / "pairs.jsonl")
+    captions = read_jsonl(sd / "captions.jsonl")
+    samples = {(c["image"], c["prompt"], c["text"]) for c in captions}
+    coin = read_jsonl(sd / "controls" / "random-pairs-pairs.jsonl")
+    assert [p["image"] for p in coin] == [p["image"] for p in ranked]
+    assert all((p["image"], p["prompt"], p[side]) in samples for p in coin for side in ("chosen", "rejected"))
+    greedy = {(g["image"], g["prompt"]): g["text"] for g in read_jsonl(sd / "greedy.jsonl")}
+    assert {g["temperature"] for g in read_jsonl(sd / "greedy.jsonl")} == {0.0}
+    own = read_jsonl(sd / "controls" / "self-preference-pairs.jsonl")
+    assert [p["chosen"] for p in own] == [greedy[(p["image"], p["prompt"])] for p in ranked]
+    assert all(o["rejected"] in (p["chosen"], p["rejected"]) for o, p in zip(own, ranked, strict=True))
+    # every control: the recipe's number of updates
+    steps = {arm: read_json(sd / arm / "model" / "train_summary.json")["steps"] for arm in ARMS}
+    assert steps["clip-dpo"] == steps["self-preference"] == steps["random-pairs"]
+
+
+def test_round_two_continues_from_the_selected_model(repro):
+    out, r = repro
+    assert r.returncode == 0, failure(r)
+    sd = out / "seed0"
+    info = read_json(sd / "rounds" / "round2" / "round.json")
+    assert info["model"] == info["reference"] == str(sd / "clip-dpo" / "model")
+    assert read_json(sd / "rounds" / "rounds.json")[0]["round"] == 2
+    table = read_json(out / "table.json")
+    assert table["test"]["round2"]["per_seed"][0]["pairs"] == info["pairs"]
+    assert "round2_chair_below_round1" in table["targets"]
+    assert set(table["targets"]["controls_within_20pct"]) == {
+        "random-pairs",
+        "self-preference",
+        "random-ranker",
+    }

@@ -75,6 +75,14 @@ def test_groups_images_and_counts_singletons():
     assert dict(ctx.stats.dropped) == {"image with < 2 captions": 1}
 
 
+def test_empty_captions_never_pair():
+    # an empty (or blank) caption cannot be trained on: `train` refuses the pair, so pair drops it
+    empty, blank = {**cap("e", 10.0), "text": ""}, {**cap("w", 11.0), "text": "  "}
+    out, ctx = run([cap("a", 35.0), empty, cap("b", 30.0), blank])
+    assert [(p["chosen"], p["rejected"]) for p in out] == [("caption a of four", "caption b of four")]
+    assert dict(ctx.stats.dropped) == {"empty caption": 2}
+
+
 def qa(qid, score, image="i.jpg"):
     return {
         "id": qid,

@@ -4,7 +4,7 @@ world OUT                   scenes: OUT/{ranker,sft,pool}/, the AMBER folder OUT
 ranker WORLD_SPLIT OUT      train the open_clip ranker on a split's true captions (--random: untrained)
 captioner SPLIT RANKER OUT  SFT the tiny LLaVA on biased captions, vision tower from RANKER
 agreement PAIRS SPLIT       pairs vs the split's ground truth (JSON)
-swap PAIRS                  the random-preference control: chosen/rejected swapped at random
+swap PAIRS                  the random-swap control: chosen/rejected swapped at random
 repro OUT                   the whole benchmark (make repro-mini)
 demo-models [OUT]           train the models `make demo` ships (default: the package's data/mini_models/)
 demo-data OUT               the demo's scenes; prints shell variables (examples/demo.sh evals them)
@@ -49,14 +49,14 @@ def main(argv: list[str] | None = None) -> None:
     rp = sub.add_parser("repro")
     rp.add_argument("out")
     rp.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    rp.add_argument("--jobs", type=int, default=2, help="seeds run side by side")
+    rp.add_argument("--jobs", type=int, default=3, help="seeds run side by side (3: all three on 2 cores)")
     rp.add_argument(
         "--set",
         nargs="*",
         default=[],
         metavar="FIELD=VALUE",
-        help="override a ReproSettings field (e.g. sft_steps=600 n_pool=500; candidates=clip-dpo keeps "
-        "the named candidate recipes)",
+        help="override a ReproSettings field (e.g. sft_steps=600 n_pool=500 rounds=3; candidates=clip-dpo "
+        "keeps the named candidate recipes, controls=random-pairs,self-preference the named controls)",
     )
     dm = sub.add_parser("demo-models")
     dm.add_argument("out", nargs="?", default=None)
@@ -114,6 +114,14 @@ def main(argv: list[str] | None = None) -> None:
             if key == "candidates":  # names of the candidate recipes, comma-separated
                 by_name = {r.name: r for r in current}
                 setattr(settings, key, tuple(by_name[name] for name in value.split(",")))
+            elif key == "controls":  # names of the control arms (repro.CONTROLS), comma-separated
+                from clipdpo_cli.mini.repro import CONTROLS
+
+                names = tuple(n for n in value.split(",") if n)
+                unknown = [n for n in names if n not in CONTROLS]
+                if unknown:
+                    p.error(f"--set controls: unknown {', '.join(unknown)} (known: {', '.join(CONTROLS)})")
+                setattr(settings, key, names)
             else:
                 setattr(settings, key, type(current)(value))
         run(settings)

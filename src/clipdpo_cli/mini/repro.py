@@ -6,15 +6,21 @@ Per SFT seed: train the biased captioner, then
     train (each arm) ; eval-amber --task generative on the held-out val and test splits   -> metrics
 
 Arms: the candidate CLIP-DPO recipes (DPO + an SFT term on the chosen, and the paper's plain DPO, beta 0.1),
-and two controls trained with the recipe selected on the validation split: random preference (each
-pair's chosen/rejected swapped with probability 1/2) and a random-weights ranker. The table reports the
-test split. Layout of OUT (see docs/reproducing.md):
+and controls trained with the recipe selected on the validation split (CONTROLS; docs/reproducing.md says
+why each is fair): random pairs (the base's two samples of an image under a random prompt, coin order),
+self-preference (the base model's greedy caption preferred to a coin-picked caption of the pair), a
+random-weights ranker (the default three), random preference (every pair in both orders) and two older
+designs kept for comparison. With rounds >= 2, examples/iterate.sh continues from the selected model
+(round 1) for further rounds. The table reports the test split. Layout of OUT (see docs/reproducing.md):
 
     world/{ranker,sft,pool}/   scenes (+ scenes.jsonl);  world/heldout/  AMBER folder: val ids, then test
     models/{ranker,ranker-random,sft-seedS}/
     seedS/captions.jsonl
-    seedS/{ranker,ranker-random}/{scored,filtered,pairs}.jsonl (+ pairs-swapped.jsonl, agreement.json)
+    seedS/{ranker,ranker-random}/{scored,filtered,pairs}.jsonl (+ agreement.json)
+    seedS/greedy.jsonl (the base's greedy captions of the pool, for self-preference)
+    seedS/controls/ARM-pairs.jsonl  (each control's training pairs)
     seedS/ARM/{model/,train-summary.json}
+    seedS/rounds/roundR/ (examples/iterate.sh, R >= 2) and seedS/roundR/ (its evaluation)
     seedS/base/ and seedS/ARM/eval/: responses.jsonl, responses-{val,test}.jsonl, amber-{val,test}.json
     seedS/selection.json   table.json  table.png  table.txt
 """
@@ -65,8 +71,10 @@ class ReproSettings:
         Recipe("clip-dpo+sft", "dpo,sft", 0.1),
         Recipe("clip-dpo", "dpo", 0.1),
     ))  # fmt: skip
+    controls: tuple[str, ...] = ("random-pairs", "self-preference", "random-ranker")
+    rounds: int = 1  # >= 2: further rounds from the selected model, by examples/iterate.sh
     world_seed: int = 0
-    jobs: int = 2  # seeds run side by side (each command single-threaded by OMP_NUM_THREADS=1)
+    jobs: int = 3  # seeds run side by side (each command single-threaded by OMP_NUM_THREADS=1)
 
 
 def _log(msg: str) -> None:
@@ -190,6 +198,135 @@ def swap_pairs(pairs: list[dict[str, Any]], seed: int) -> list[dict[str, Any]]:
     return out
 
 
+def both_orders(pairs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The random-preference control: every pair once as it is and once swapped. The DPO term's
+    preference cancels exactly (its gradient at policy = reference is zero and it pulls every margin back
+    to 0), and the SFT term trains on both captions of a pair, so on a caption chosen without the
+    preference. Trained for half the recipe's epochs: the same number of updates on the same captions."""
+    out = []
+    for pair in pairs:
+        out.append(pair)
+        out.append({**pair, "id": f"{pair['id']}-swapped", "chosen": pair["rejected"],
+                    "rejected": pair["chosen"]})  # fmt: skip
+    return out
+
+
+def self_preference(
+    pairs: list[dict[str, Any]], greedy: dict[tuple[str, str], str], seed: int
+) -> list[dict[str, Any]]:
+    """The self-preference control: per pair, the base model's own greedy caption of that image and prompt
+    as the chosen, and one of the pair's two captions picked by a coin (not by the ranker) as the
+    rejected. The SFT term trains on what the model already says, and the DPO term prefers the model's
+    mode to one of its own samples: no ranker in it, so greedy decoding should not move."""
+    import random
+
+    rng = random.Random(f"mini-self:{seed}")
+    out = []
+    for pair in pairs:
+        other = pair["chosen"] if rng.random() < 0.5 else pair["rejected"]
+        out.append({**pair, "chosen": greedy[(pair["image"], pair["prompt"])], "rejected": other})
+    return out
+
+
+def random_pairs(
+    pairs: list[dict[str, Any]], captions: list[dict[str, Any]], seed: int
+) -> list[dict[str, Any]]:
+    """The random-pairs control: per pair of the ranker's, two of the captions the base model sampled for
+    that image under one prompt drawn at random (not the pair's prompt: with two samples per prompt, the
+    pair's prompt would bring back its chosen caption half the time), in an order a coin picks. No ranker
+    chooses the captions or their order, so the SFT term fits the model's own unselected samples (whose
+    expected log-likelihood gradient is zero) and the DPO term a coin."""
+    import random
+
+    rng = random.Random(f"mini-random-pairs:{seed}")
+    by_image: dict[str, dict[str, list[str]]] = {}
+    for record in captions:
+        if not record["text"].strip():  # nothing to train on (pair drops empty captions too)
+            continue
+        by_image.setdefault(record["image"], {}).setdefault(record["prompt"], []).append(record["text"])
+    out = []
+    for pair in pairs:
+        prompts = by_image[pair["image"]]
+        usable = sorted(p for p, texts in prompts.items() if len(texts) >= 2)
+        if usable:
+            prompt = rng.choice(usable)
+            first, second = rng.sample(prompts[prompt], 2)
+        else:  # one sample per prompt: two of the image's captions, each with its own prompt
+            prompt, other = rng.sample(sorted(prompts), 2)
+            first, second = prompts[prompt][0], prompts[other][0]
+        out.append({"id": pair["id"], "image": pair["image"], "kind": pair.get("kind", "caption"),
+                    "prompt": prompt, "chosen": first, "rejected": second})  # fmt: skip
+    return out
+
+
+@dataclass(frozen=True)
+class Control:
+    """A control arm: its pairs (by `pairs`, from the ranker's pairs) and how it changes the recipe."""
+
+    name: str
+    pairs: str  # both-orders | random-pairs | self-preference | swapped | random-ranker
+    loss: str | None = None  # None: the selected recipe's
+    epochs_factor: float = 1.0
+    doc: str = ""
+
+
+CONTROLS = {
+    c.name: c
+    for c in (
+        Control("random-preference", "both-orders", epochs_factor=0.5,
+                doc="every pair in both orders, half the epochs"),
+        Control("random-pairs", "random-pairs", doc="two base samples, random prompt, coin order"),
+        Control("self-preference", "self-preference", doc="base greedy caption > a coin-picked caption"),
+        Control("random-ranker", "random-ranker", doc="pairs by an untrained ranker"),
+        Control("random-swap", "swapped", doc="(earlier design) each pair swapped with probability 1/2"),
+        Control("random-swap-dpo", "swapped", loss="dpo", doc="(DPO only) swapped pairs, no SFT term"),
+    )
+}  # fmt: skip
+
+
+def greedy_captions(s: ReproSettings, base: str, world: dict[str, str], sd: str, seed: int) -> str:
+    path = os.path.join(sd, "greedy.jsonl")
+    if not _done(path):
+        clipdpo("caption", world["pool"], "--model", base, "--prompts", world["prompts"],
+                "--temperature", "0", "--max-new-tokens", str(s.max_new_tokens), "--seed", str(seed),
+                "--batch-size", "80", "--workers", "0", "-q", "-o", path + ".part")  # fmt: skip
+        os.replace(path + ".part", path)
+    return path
+
+
+def control_pairs(
+    s: ReproSettings,
+    control: Control,
+    sd: str,
+    pairs: dict[str, str],
+    base: str,
+    world: dict[str, str],
+    seed: int,
+) -> str:
+    """The training pairs of one control arm, written once to seedS/controls/ARM-pairs.jsonl."""
+    if control.pairs == "random-ranker":
+        return pairs["ranker-random"]
+    path = os.path.join(sd, "controls", f"{control.name}-pairs.jsonl")
+    if _done(path):
+        return path
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    ranked = _read_jsonl(pairs["ranker"])
+    if control.pairs == "both-orders":
+        rows = both_orders(ranked)
+    elif control.pairs == "swapped":
+        rows = swap_pairs(ranked, seed)
+    elif control.pairs == "random-pairs":
+        rows = random_pairs(ranked, _read_jsonl(os.path.join(sd, "captions.jsonl")), seed)
+    else:
+        greedy = {(r["image"], r["prompt"]): r["text"]
+                  for r in _read_jsonl(greedy_captions(s, base, world, sd, seed))}  # fmt: skip
+        rows = self_preference(ranked, greedy, seed)
+    with open(path + ".part", "w", encoding="utf-8") as fh:
+        fh.writelines(json.dumps(p) + "\n" for p in rows)
+    os.replace(path + ".part", path)
+    return path
+
+
 def train_arm(s: ReproSettings, recipe: Recipe, pairs: str, base: str, folder: str, seed: int) -> str:
     model = os.path.join(folder, "model")
     os.makedirs(folder, exist_ok=True)
@@ -279,14 +416,9 @@ def run_seed(s: ReproSettings, seed: int, world: dict[str, str], rankers: dict[s
         name: make_pairs(s, captions, r, os.path.join(sd, name), scenes, thresholds[name])
         for name, r in rankers.items()
     }
-    swapped = os.path.join(sd, "ranker", "pairs-swapped.jsonl")
-    if not _done(swapped):
-        with open(swapped, "w", encoding="utf-8") as fh:
-            fh.writelines(json.dumps(p) + "\n" for p in swap_pairs(_read_jsonl(pairs["ranker"]), seed))
     agreement = {
         "ranker": _read_json(os.path.join(sd, "ranker", "agreement.json")),
         "ranker-random": _read_json(os.path.join(sd, "ranker-random", "agreement.json")),
-        "swapped": pair_agreement(_read_jsonl(swapped), scenes),
     }
     metrics: dict[str, dict[str, Any]] = {"base": evaluate(s, base, world, os.path.join(sd, "base"))}
     for recipe in s.candidates:
@@ -297,24 +429,89 @@ def run_seed(s: ReproSettings, seed: int, world: dict[str, str], rankers: dict[s
     _write_json(os.path.join(sd, "selection.json"), {"selected": chosen, "recipe": asdict(recipe),
                 "val": {k: v["val"] for k, v in metrics.items()}})  # fmt: skip
     _log(f"seed {seed}: selected {chosen} on the validation split")
-    for arm, arm_pairs in (("random-preference", swapped), ("random-ranker", pairs["ranker-random"])):
-        model = train_arm(s, recipe, arm_pairs, base, os.path.join(sd, arm), seed)
-        metrics[arm] = evaluate(s, model, world, os.path.join(sd, arm, "eval"))
     pair_counts = {arm: agreement["ranker"] for arm in (r.name for r in s.candidates)}
-    pair_counts.update(
-        {"random-preference": agreement["swapped"], "random-ranker": agreement["ranker-random"]}
-    )
+    for name in s.controls:
+        control = CONTROLS[name]
+        arm_pairs = control_pairs(s, control, sd, pairs, base, world, seed)
+        arm_recipe = Recipe(name, control.loss or recipe.loss, recipe.beta, recipe.lr,
+                            recipe.epochs * control.epochs_factor)  # fmt: skip
+        model = train_arm(s, arm_recipe, arm_pairs, base, os.path.join(sd, name), seed)
+        metrics[name] = evaluate(s, model, world, os.path.join(sd, name, "eval"))
+        pair_counts[name] = pair_agreement(_read_jsonl(arm_pairs), scenes)
+    for r, folder in run_rounds(s, seed, recipe, os.path.join(sd, chosen, "model"), world, rankers, sd):
+        metrics[f"round{r}"] = evaluate(
+            s, os.path.join(folder, "model"), world, os.path.join(sd, f"round{r}")
+        )
+        pair_counts[f"round{r}"] = pair_agreement(_read_jsonl(os.path.join(folder, "pairs.jsonl")), scenes)
     return {"seed": seed, "selected": chosen, "metrics": metrics, "pairs": pair_counts}
 
 
-ARMS = ("base", "clip-dpo+sft", "clip-dpo", "selected", "random-preference", "random-ranker")
+def run_rounds(
+    s: ReproSettings,
+    seed: int,
+    recipe: Recipe,
+    round1: str,
+    world: dict[str, str],
+    rankers: dict[str, str],
+    sd: str,
+) -> list[tuple[int, str]]:
+    """Rounds 2..s.rounds by examples/iterate.sh (the selected arm is round 1): each round captions with
+    the previous round's model and trains from it, with it as the reference, with the world's settings."""
+    if s.rounds < 2:
+        return []
+    out = os.path.join(sd, "rounds")
+    script = os.path.join(os.path.dirname(__file__), "..", "..", "..", "examples", "iterate.sh")
+    if not os.path.isfile(script):  # an installed package: the script of the source tree it runs from
+        script = os.path.join(os.getcwd(), "examples", "iterate.sh")
+    env = {
+        **os.environ, "MODEL": round1, "IMAGES": world["pool"], "OUT": out, "FIRST_ROUND": "2",
+        "ROUNDS": str(s.rounds), "RANKER": rankers["ranker"], "SEED": str(seed), "PYTHON": sys.executable,
+        "CAPTION_ARGS": f"--prompts {world['prompts']} --samples-per-prompt {s.samples_per_prompt} "
+                        f"--temperature 1 --top-p 1 --max-new-tokens {s.max_new_tokens} --batch-size 80 "
+                        "--workers 0",
+        "SCORE_ARGS": "--categorize --workers 0",
+        "FILTER_ARGS": f"--min-caption-score {s.min_caption_score} --text-keep 1",
+        "PAIR_ARGS": f"--per-image {s.per_image} --min-margin {s.min_margin} "
+                     f"--max-length-diff {s.max_length_diff}",
+        "TRAIN_ARGS": f"--loss {recipe.loss} --beta {recipe.beta} --learning-rate {recipe.lr} "
+                      f"--epochs {recipe.epochs} --batch-size {s.batch_size} --per-device-batch-size "
+                      f"{s.batch_size} --warmup-ratio 0.05 --no-gradient-checkpointing --save-steps 100000 "
+                      f"--logging-steps 50 --seed {seed} -q",
+    }  # fmt: skip
+    env.pop("AMBER_ROOT", None)  # evaluated here, per split
+    _log(f"seed {seed}: rounds 2-{s.rounds} by examples/iterate.sh -> {out}")
+    bindir = os.path.dirname(sys.executable)  # `clipdpo` of this interpreter
+    env["PATH"] = os.pathsep.join([bindir, env.get("PATH", "")])
+    subprocess.run(["bash", os.path.abspath(script)], check=True, env=env)
+    return [(r, os.path.join(out, f"round{r}")) for r in range(2, s.rounds + 1)]
+
+
+ARMS = (
+    "base",
+    "clip-dpo+sft",
+    "clip-dpo",
+    "selected",
+    "random-preference",
+    "self-preference",
+    "random-ranker",
+)
+
+
+def arms_of(s: ReproSettings) -> tuple[str, ...]:
+    """The table's rows: the base, the candidates, the selected one, the controls, further rounds."""
+    rounds = tuple(f"round{r}" for r in range(2, s.rounds + 1))
+    return ("base", *(c.name for c in s.candidates), "selected", *s.controls, *rounds)
+
+
 COLUMNS = ("CHAIR", "Cover", "Hal", "length")
 
 
-def summarise(seeds: list[dict[str, Any]], split: str = "test") -> dict[str, Any]:
+def summarise(
+    seeds: list[dict[str, Any]], split: str = "test", arms: tuple[str, ...] = ARMS
+) -> dict[str, Any]:
     """Per arm and metric over seeds: values, mean, sd, and the change relative to each seed's base."""
     table: dict[str, Any] = {}
-    for arm in ARMS:
+    for arm in arms:
         rows = []
         for r in seeds:
             name = r["selected"] if arm == "selected" else arm
@@ -339,18 +536,28 @@ def summarise(seeds: list[dict[str, Any]], split: str = "test") -> dict[str, Any
     return table
 
 
-def targets(table: dict[str, Any]) -> dict[str, Any]:
-    """The issue's targets, checked on the test split for the selected recipe."""
+def targets(table: dict[str, Any], controls: tuple[str, ...] = ("random-pairs",)) -> dict[str, Any]:
+    """The issues' targets, checked on the test split: the selected recipe's drop, every control's mean
+    CHAIR change within 20% of the base, and whether round 2 lowers CHAIR below round 1's."""
     sel = table["selected"]["stats"]
-    rand = table.get("random-preference", {}).get("stats", {})
     drop = -sel["CHAIR_rel"]["mean"]
-    return {
+    out: dict[str, Any] = {
         "chair_drop_mean_ge_50pct": drop >= 0.5,
         "chair_drop_each_seed_ge_30pct": all(v <= -0.3 for v in sel["CHAIR_rel"]["values"]),
         "cover_within_5pct": abs(sel["Cover_rel"]["mean"]) <= 0.05,
         "length_within_15pct": abs(sel["length_rel"]["mean"]) <= 0.15,
-        "random_preference_change_lt_fifth_of_drop": bool(rand) and abs(rand["CHAIR_rel"]["mean"]) < drop / 5,
+        "controls_change_lt_fifth_of_drop": {
+            name: abs(table[name]["stats"]["CHAIR_rel"]["mean"]) < drop / 5
+            for name in controls
+            if name in table
+        },
+        "controls_within_20pct": {
+            name: abs(table[name]["stats"]["CHAIR_rel"]["mean"]) <= 0.2 for name in controls if name in table
+        },
     }
+    if "round2" in table:
+        out["round2_chair_below_round1"] = table["round2"]["stats"]["CHAIR"]["mean"] < sel["CHAIR"]["mean"]
+    return out
 
 
 def format_table(table: dict[str, Any]) -> str:
@@ -423,11 +630,12 @@ def run(s: ReproSettings) -> dict[str, Any]:
 
     with ThreadPoolExecutor(max_workers=max(1, s.jobs)) as pool:
         seeds = [r for r in pool.map(one, s.seeds) if r is not None]
-    table = summarise(seeds)
+    arms = arms_of(s)
+    table = summarise(seeds, "test", arms)
     result = {
         "settings": {**asdict(s), "candidates": [asdict(r) for r in s.candidates]},
         "ranker_insertion_accuracy": _read_json(os.path.join(s.out, "models", "ranker-accuracy.json")),
-        "test": table, "val": summarise(seeds, "val"), "targets": targets(table),
+        "test": table, "val": summarise(seeds, "val", arms), "targets": targets(table, s.controls),
         "selected": {r["seed"]: r["selected"] for r in seeds}, "seconds": round(time.time() - started, 1),
     }  # fmt: skip
     _write_json(os.path.join(s.out, "table.json"), result)

@@ -1,0 +1,79 @@
+"""repro-mini's control arms: the pairs each control trains on, computed by hand (docs/reproducing.md says why
+each is fair)."""
+
+from __future__ import annotations
+
+import math
+
+from clipdpo_cli.mini.repro import CONTROLS, both_orders, random_pairs, self_preference, swap_pairs
+
+PAIRS = [
+    {"id": f"p{i}", "image": f"img{i % 2}.png", "prompt": f"prompt {i % 3}", "chosen": f"good {i}",
+     "rejected": f"bad {i}"}
+    for i in range(40)
+]  # fmt: skip
+GREEDY = {(f"img{i}.png", f"prompt {j}"): f"greedy {i}{j}" for i in range(2) for j in range(3)}
+
+
+def test_random_preference_has_every_pair_in_both_orders():
+    rows = both_orders(PAIRS)
+    assert len(rows) == 2 * len(PAIRS)
+    for pair, (kept, swapped) in zip(PAIRS, zip(rows[::2], rows[1::2], strict=True), strict=True):
+        assert kept == pair
+        assert (swapped["chosen"], swapped["rejected"]) == (pair["rejected"], pair["chosen"])
+        assert swapped["id"] == pair["id"] + "-swapped" and swapped["image"] == pair["image"]
+    # every caption is a chosen exactly as often as a rejected: the SFT term sees both, the DPO term's
+    # preferences cancel
+    chosen = sorted(r["chosen"] for r in rows)
+    assert chosen == sorted(r["rejected"] for r in rows)
+    # -log s(d) - log s(-d) has zero slope at d = 0 (policy = reference) and its minimum there
+    loss = lambda d: -math.log(1 / (1 + math.exp(-d))) - math.log(1 / (1 + math.exp(d)))  # noqa: E731
+    assert abs(loss(1e-4) - loss(-1e-4)) < 1e-12 and loss(0.5) > loss(0) < loss(-0.5)
+    # and its training is half the recipe's epochs: the same number of updates
+    assert CONTROLS["random-preference"].epochs_factor == 0.5
+
+
+def test_self_preference_prefers_the_base_greedy_caption_to_a_coin_picked_one():
+    rows = self_preference(PAIRS, GREEDY, seed=3)
+    assert [r["chosen"] for r in rows] == [GREEDY[(p["image"], p["prompt"])] for p in PAIRS]
+    picked = [r["rejected"] == p["chosen"] for r, p in zip(rows, PAIRS, strict=True)]
+    assert all(r["rejected"] in (p["chosen"], p["rejected"]) for r, p in zip(rows, PAIRS, strict=True))
+    assert 10 <= sum(picked) <= 30  # a coin, not the ranker: both sides picked
+    assert self_preference(PAIRS, GREEDY, seed=3) == rows  # reproducible per seed
+    assert self_preference(PAIRS, GREEDY, seed=4) != rows
+    # the coin does not look at the order: swapping every pair picks the other side with the same coin
+    flipped = [{**p, "chosen": p["rejected"], "rejected": p["chosen"]} for p in PAIRS]
+    again = self_preference(flipped, GREEDY, seed=3)
+    assert [r["rejected"] == p["rejected"] for r, p in zip(again, PAIRS, strict=True)] == picked
+
+
+def test_earlier_swap_design_is_kept_for_comparison():
+    rows = swap_pairs(PAIRS, seed=0)
+    swapped = sum(r["chosen"].startswith("bad") for r in rows)
+    assert 10 <= swapped <= 30 and len(rows) == len(PAIRS)
+    assert CONTROLS["random-swap"].pairs == "swapped" and CONTROLS["random-swap-dpo"].loss == "dpo"
+
+
+def test_random_pairs_are_two_base_samples_of_the_image_under_a_random_prompt_in_coin_order():
+    captions = [{"image": f"img{i}.png", "prompt": f"prompt {j}", "text": f"sample {i}{j}{k}"}
+                for i in range(2) for j in range(3) for k in range(2)]  # fmt: skip
+    rows = random_pairs(PAIRS, captions, seed=1)
+    assert len(rows) == len(PAIRS)
+    firsts, own_prompt = 0, 0
+    for row, pair in zip(rows, PAIRS, strict=True):
+        i, j = row["image"][3], row["prompt"][-1]
+        assert {row["chosen"], row["rejected"]} == {f"sample {i}{j}0", f"sample {i}{j}1"}
+        assert (row["image"], row["id"]) == (pair["image"], pair["id"])
+        firsts += row["chosen"].endswith("0")
+        own_prompt += row["prompt"] == pair["prompt"]
+    assert 10 <= firsts <= 30  # the order is a coin's
+    assert own_prompt < 25  # the prompt is drawn, not the pair's (its chosen caption's)
+    assert len({r["prompt"] for r in rows}) == 3
+    assert random_pairs(PAIRS, captions, seed=1) == rows
+    # one sample per prompt: two of the image's captions
+    one = [c for c in captions if c["text"].endswith("0")]
+    assert all(r["chosen"] != r["rejected"] and r["chosen"][-3] == r["image"][3]
+               for r in random_pairs(PAIRS, one, seed=1))  # fmt: skip
+    # an empty sample is never paired (train refuses an empty side)
+    blank = [{**c, "text": ""} if c["text"] == "sample 001" else c for c in captions]
+    assert all(r["chosen"] and r["rejected"] for r in random_pairs(PAIRS, blank, seed=1))
