@@ -131,8 +131,8 @@ def test_merge_needs_the_array_size_and_refuses_shards_outside_it(merge_env, tmp
     )
     r = bash("examples/slurm/merge.sh", merge_env, str(out), "2")  # shard 2 is an earlier, larger array's
     assert r.returncode == 1 and r.stderr == (
-        f"merge.sh: {out}/shards/scored.2.jsonl is not a shard of the array of 2 tasks from 0 (step 1): remove "
-        "it or give the array size\n"
+        f"merge.sh: {out}/shards/scored.2.jsonl is not a shard of the array of 2 tasks from 0 (step 1): "
+        "remove it or give the array size\n"
     )
     assert sorted(os.listdir(out)) == ["shards"]
 

@@ -158,11 +158,14 @@ def test_an_output_onto_a_file_of_an_input_folder_is_refused(tmp_path, monkeypat
     result = run_in_process(
         "eval-amber", "--amber-root", "amber", "--write-queries", "amber/data/query/query_all.json"
     )
-    assert result.returncode == 2 and "is a file of the input --amber-root amber" in result.stderr, result.stderr
+    assert result.returncode == 2, result.stderr
+    assert "is a file of the input --amber-root amber" in result.stderr
     assert (tmp_path / "amber" / "data" / "query" / "query_all.json").read_text() == "[]"
 
 
-@pytest.mark.parametrize("target", ["-o /dev/stdout", "-o >(cat > piped.jsonl)", "--rejects >(cat > rej.jsonl)"])
+@pytest.mark.parametrize(
+    "target", ["-o /dev/stdout", "-o >(cat > piped.jsonl)", "--rejects >(cat > rej.jsonl)"]
+)
 def test_an_output_that_is_a_pipe_is_written_without_a_traceback(data, target):
     """Before: every record was written, then `io.UnsupportedOperation: File or stream is not seekable` (the
     writer cut the output back to its last whole line, which a pipe cannot do), exit 1."""
