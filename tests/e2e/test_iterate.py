@@ -21,15 +21,18 @@ MODELS = SRC / "clipdpo_cli" / "data" / "mini_models"
 
 
 def run_iterate(out, world, **extra):
+    """Rounds at a tiny size. A small learning rate and 3 samples a prompt: at 1e-3 round 1's captioner once
+    collapsed to one caption an image, so round 2 had no pair to train on (the structure is tested here, not
+    the science: docs/reproducing.md measures that)."""
     env = cli_env(
         MODEL=str(MODELS / "captioner"), IMAGES=str(world / "pool"), OUT=str(out), ROUNDS="2",
         RANKER=f"local-dir:{MODELS / 'ranker'}", SEED="5", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1",
         PYTHONWARNINGS="ignore::FutureWarning", PYTHON=sys.executable,
-        CAPTION_ARGS=f"--prompts {world / 'prompts.txt'} --samples-per-prompt 2 --temperature 1 "
+        CAPTION_ARGS=f"--prompts {world / 'prompts.txt'} --samples-per-prompt 3 --temperature 1 "
         "--max-new-tokens 8 --workers 0",
         SCORE_ARGS="--workers 0", FILTER_ARGS="--min-caption-score none --text-keep 1",
         PAIR_ARGS="--min-margin 0 --max-length-diff 1 --per-image 2",
-        TRAIN_ARGS="--loss dpo,sft --epochs 1 --batch-size 2 --per-device-batch-size 2 --learning-rate 1e-3 "
+        TRAIN_ARGS="--loss dpo,sft --epochs 1 --batch-size 2 --per-device-batch-size 2 --learning-rate 1e-5 "
         "--warmup-ratio 0 --lr-scheduler constant "
         "--no-gradient-checkpointing -q",
         **extra,
