@@ -53,7 +53,7 @@ cat "$out/score-captions.log" >&2
 # this world is a drawing: its categories mean nothing, so none is down-sampled (--text-keep 1).
 step "3. filter (thresholds on) | pair (best/worst captions per scene)"
 cat "$out/scored-captions.jsonl" "$out/scored-questions.jsonl" \
-  | clipdpo filter --min-caption-score 50 --min-question-score 50 --max-length 60 --text-keep 1 \
+  | clipdpo filter --min-caption-score 50 --min-question-score 50 --max-words 60 --text-keep 1 \
       --rejects "$out/filter-rejects.jsonl" \
   | clipdpo pair --input-order any --per-image 3 --min-margin 2 --max-length-diff 0.6 \
       --min-answer-score 50 > "$out/pairs.jsonl"

@@ -51,14 +51,14 @@ def test_question_threshold_applies_to_qa_only():
 
 
 def test_length_rule_counts_words():
-    rules = FilterSettings(max_length=5)
+    rules = FilterSettings(max_words=5)
     assert word_count("  one two\tthree\nfour five ") == 5
     assert reject_reason(cap(30, "one two three four five"), rules) is None
     assert reject_reason(cap(30, "one two three four five six"), rules) == "caption > 5 words"
 
 
 def test_rules_can_be_turned_off():
-    rules = FilterSettings(min_caption_score=None, max_length=None, min_question_score=None)
+    rules = FilterSettings(min_caption_score=None, max_words=None, min_question_score=None)
     assert reject_reason(cap(-5, "w " * 1000), rules) is None
     assert reject_reason({"id": "x", "kind": "qa"}, rules) is None
 

@@ -1,7 +1,5 @@
 """Global filtering (paper Sec. 4.2): score thresholds, caption length, text-image down-sampling, --where."""
 
-from __future__ import annotations
-
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -12,8 +10,10 @@ from typing import Any
 
 from clipdpo_cli.io.errors import BadRecord
 from clipdpo_cli.io.jsonl import plain_lines
+from clipdpo_cli.io.setting import setting
 from clipdpo_cli.io.shard import shard_key
 from clipdpo_cli.io.stage import SKIPPED, BatchSelector, StageContext
+from clipdpo_cli.io.values import optional_float, optional_int
 from clipdpo_cli.stages.where import Condition
 
 
@@ -74,17 +74,44 @@ DOWNSAMPLED = "text image down-sampled"
 CAPTION_RULE, QUESTION_RULE = "--min-caption-score", "--min-question-score"
 
 
+def _off_float(option: str) -> Any:
+    return lambda text: optional_float(text, option)
+
+
+def _off_int(option: str) -> Any:
+    return lambda text: optional_int(text, option)
+
+
+def _conditions(texts: list[str] | None) -> tuple[Condition, ...]:
+    return tuple(Condition.parse(t) for t in texts or ())
+
+
 @dataclass(frozen=True)
 class FilterSettings:
-    """The rules, paper values as defaults. A threshold of None turns its rule off."""
+    """The rules, paper values as defaults (each field is also a `clipdpo filter` option). A threshold of None
+    turns its rule off."""
 
-    min_caption_score: float | None = 28.0
-    min_question_score: float | None = 25.0
-    max_length: int | None = 60
-    text_keep: float = 0.25
-    where: tuple[Condition, ...] = ()
-    score_field: str = "clip_score"
-    question_score_field: str = "question_score"
+    min_caption_score: float | None = setting(
+        28.0, "Drop captions scoring below this (paper: 28.0); 'none' turns it off.",
+        cli_type=str, cli_default="28.0", parse=_off_float("--min-caption-score"),
+    )  # fmt: skip
+    min_question_score: float | None = setting(
+        25.0, "Drop questions (kind qa) whose question score is below this (paper: 25.0).",
+        cli_type=str, cli_default="25.0", parse=_off_float("--min-question-score"),
+    )  # fmt: skip
+    max_words: int | None = setting(
+        60, "Drop captions longer than this many words (CLIP reads 77 tokens, ~60); 'none' turns it off.",
+        cli_type=str, cli_default="60", parse=_off_int("--max-words"), aliases=("--max-length",),
+    )  # fmt: skip
+    text_keep: float = setting(
+        0.25, "Fraction of text-category images kept (fixed by image hash).", min=0.0, max=1.0
+    )
+    where: tuple[Condition, ...] = setting(
+        (), "Keep only records where 'FIELD OP VALUE' holds (repeatable, all must hold).",
+        cli_type=list[str] | None, cli_default=None, parse=_conditions,
+    )  # fmt: skip
+    score_field: str = setting("clip_score", "Field holding the caption score.")
+    question_score_field: str = setting("question_score", "Field holding the question score.")
     text_field: str = "text"
 
     @cached_property
@@ -97,7 +124,7 @@ class FilterSettings:
 
     @cached_property
     def length_reason(self) -> str:
-        return f"caption > {self.max_length} words"
+        return f"caption > {self.max_words} words"
 
 
 def downsampled(record: dict[str, Any], text_keep: float) -> bool:
@@ -121,10 +148,10 @@ def compile_rules(rules: FilterSettings) -> Callable[[dict[str, Any]], str | Non
     caption: the caption-score and length rules apply. Down-sampling and --where apply to all. Raises
     BadRecord when a field a rule needs is missing or mistyped.
     """
-    min_caption, min_question, max_length = (
+    min_caption, min_question, max_words = (
         rules.min_caption_score,
         rules.min_question_score,
-        rules.max_length,
+        rules.max_words,
     )
     score_field, question_field, text_field = rules.score_field, rules.question_score_field, rules.text_field
     text_keep, where = rules.text_keep, rules.where
@@ -139,11 +166,11 @@ def compile_rules(rules: FilterSettings) -> Callable[[dict[str, Any]], str | Non
         else:
             if min_caption is not None and _number(record, score_field, CAPTION_RULE) < min_caption:
                 return rules.caption_reason
-            if max_length is not None:
+            if max_words is not None:
                 text = get(text_field)
                 if text.__class__ is not str:
                     raise BadRecord(f"field '{text_field}' must be a string", reason="bad text field")
-                if longer_than(text, max_length):
+                if longer_than(text, max_words):
                     return rules.length_reason
         return _where_reason(record, where)
 
@@ -204,7 +231,7 @@ def _column_rules(rules: FilterSettings) -> ColumnJudge:
     Each record keeps the reason of the first rule in compile_rules' order that drops it: the length
     rule only looks at records the score rule keeps, and down-sampling, checked first there, overwrites.
     """
-    min_caption, max_length, text_keep = rules.min_caption_score, rules.max_length, rules.text_keep
+    min_caption, max_words, text_keep = rules.min_caption_score, rules.max_words, rules.text_keep
     score_field, text_field = rules.score_field, rules.text_field
     get, numbers, strings = dict.get, {float, int}, {str}
 
@@ -224,11 +251,11 @@ def _column_rules(rules: FilterSettings) -> ColumnJudge:
             candidates, kept = compress(records, passed), list(compress(kept, passed))
             if not plain:
                 lines = list(compress(lines, passed))
-        if max_length is not None and n:
+        if max_words is not None and n:
             texts = list(map(get, candidates, repeat(text_field)))
             if texts and set(map(type, texts)) != strings:
                 return None
-            for i in long_texts(texts, max_length, lines, plain):
+            for i in long_texts(texts, max_words, lines, plain):
                 reasons[kept[i]] = rules.length_reason
         if text_keep < 1.0:
             for i in compress(range(n), map(eq, map(get, records, repeat("category")), repeat("text"))):

@@ -19,10 +19,11 @@ import os
 import re
 import sys
 from collections.abc import Callable, Mapping
-from dataclasses import MISSING, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from clipdpo_cli.io.errors import UsageError
+from clipdpo_cli.io.setting import declared, setting
 from clipdpo_cli.models.device import HELP, Use, resolve_precision
 from clipdpo_cli.train.losses import Loss
 
@@ -36,35 +37,6 @@ class RefMode(str, enum.Enum):
     auto = "auto"
     live = "live"
     precomputed = "precomputed"
-
-
-def setting(
-    default: Any = MISSING,
-    help: str = "",
-    *,
-    trl: tuple[str, ...] = (),
-    to_trl: ToTrl | None = None,
-    source: str | None = None,
-    flags: tuple[str, ...] = (),
-    cli_type: Any = None,
-    cli_default: Any = MISSING,
-    parse: Callable[[Any], Any] | None = None,
-    shared: bool = False,
-    **option: Any,
-) -> Any:
-    """A settings field that is also a `clipdpo train` option.
-
-    trl: the TRL config fields it decides (`to_trl(value, settings, loss)` builds them; default: the value
-    itself to `trl[0]`). flags: the option's declaration ("--lora", "--x/--no-x"; default --name-with-dashes).
-    cli_type / cli_default / parse: the command-line type and default when they differ from the field's, and
-    the function from one to the other. shared: the option is declared once in commands/ (QuietOpt...) and
-    used as it is. `option`: more typer.Option arguments (min=1, show_default=False).
-    """
-    metadata = {
-        "help": help, "trl": trl, "to_trl": to_trl, "source": source, "flags": flags, "cli_type": cli_type,
-        "cli_default": cli_default, "parse": parse, "shared": shared, "option": option,
-    }  # fmt: skip
-    return field(default=default, metadata=metadata)
 
 
 def world_size() -> int:
@@ -341,7 +313,7 @@ def check_no_secrets(extra: dict[str, Any], where: str = "--config") -> None:
 
 def options() -> list[dataclasses.Field[Any]]:
     """The settings that are `clipdpo train` options, in declaration order."""
-    return [f for f in dataclasses.fields(TrainSettings) if "help" in f.metadata]
+    return declared(TrainSettings)
 
 
 def typed_fields(names: set[str]) -> frozenset[str]:
