@@ -18,6 +18,7 @@ import typer
 
 from clipdpo_cli import __version__
 from clipdpo_cli.io.errors import ClipdpoError, Interrupted, PipeClosed
+from clipdpo_cli.io.log import error
 
 # Order as in the pipeline; each module defines NAME, SUMMARY (one line for the command list) and
 # command, whose docstring starts with a one-line pipeline example (and optionally CONTEXT).
@@ -108,7 +109,7 @@ WRITE_FAILURES = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
 def main(argv: list[str] | None = None) -> None:
     """Entry point: runs the app and turns known failures into one line on stderr and an exit code."""
     args = sys.argv[1:] if argv is None else argv
-    prefix = f"clipdpo {_stage_name(args)}".rstrip()
+    command = _stage_name(args)
     try:
         build_app(_named_module(args))(args=args, prog_name="clipdpo")
     except PipeClosed:
@@ -117,16 +118,16 @@ def main(argv: list[str] | None = None) -> None:
         os.dup2(devnull, sys.stdout.fileno())
         sys.exit(0)
     except Interrupted as exc:
-        print(f"{prefix}: {exc}", file=sys.stderr)
+        error(command, str(exc), label="")
         sys.exit(exc.exit_code)
     except ClipdpoError as exc:
-        print(f"{prefix}: error: {exc}", file=sys.stderr)
+        error(command, str(exc))
         sys.exit(exc.exit_code)
     except OSError as exc:
         if exc.errno not in WRITE_FAILURES:
             raise
         # A full disk or a file-size limit: one line; output files end at their last whole line.
-        print(f"{prefix}: error: cannot write the output: {exc.strerror or exc}", file=sys.stderr)
+        error(command, f"cannot write the output: {exc.strerror or exc}")
         devnull = os.open(os.devnull, os.O_WRONLY)
         if sys.stdout is not None:  # what stdout still buffers cannot be written either
             os.dup2(devnull, sys.stdout.fileno())

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -24,6 +23,7 @@ from clipdpo_cli.io.jsonl import (
     existing_records,
     read_batches,
 )
+from clipdpo_cli.io.log import info, say, warning
 from clipdpo_cli.io.outputs import check_outputs
 from clipdpo_cli.io.progress import DEFAULT_EVERY, Progress, ProgressState
 from clipdpo_cli.io.records import id_key, record_key
@@ -64,10 +64,6 @@ def check_io(io: IOSettings, extra_outputs: tuple[tuple[str, str], ...] = ()) ->
         folder = os.path.dirname(os.path.abspath(path)) if path and path != "-" else ""
         if folder and not os.path.isdir(folder):
             raise InputError(f"{option} {path}: folder {folder} does not exist")
-
-
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 def open_source(io: IOSettings, ctx: StageContext, allow_folder: bool, counter: list[int]) -> InputSource:
@@ -196,7 +192,7 @@ def _running(name: str, io: IOSettings, one_to_one: bool) -> Iterator[_Run]:
     writer = JsonlWriter(io.output, append=io.resume)
     rejects = JsonlWriter(io.rejects, append=io.resume) if io.rejects else None
     ctx = StageContext(
-        name, io.on_error, rejects=rejects.write if rejects else None, log=log, done=done, rejected=rejected
+        name, io.on_error, rejects=rejects.write if rejects else None, log=say, done=done, rejected=rejected
     )
     run = _Run(ctx, writer, shard)
     implicit_shard(name, shard, ctx)
@@ -217,15 +213,14 @@ def _running(name: str, io: IOSettings, one_to_one: bool) -> Iterator[_Run]:
     if shard.origin:
         stats.notes.append(f"{shard.describe()}: {stats.other_shards:,} records left to the other shards")
     if stats.n_in == 0 and not stats.skipped and not stats.resumed:
-        log(f"clipdpo {name}: warning: the input held no records")
-    if not io.quiet:
-        log(stats.summary())
+        warning(name, "the input held no records")
+    say(stats.summary(), io.quiet)
 
 
 def implicit_shard(name: str, shard: Shard, ctx: StageContext) -> None:
     """A shard taken from SLURM's array variables (no --shard) is said on stderr and in the summary."""
     if shard.origin:
-        log(f"clipdpo {name}: processing only {shard.describe()} (pass --shard 0/1 for the whole input)")
+        info(name, f"processing only {shard.describe()} (pass --shard 0/1 for the whole input)")
 
 
 def run_stage(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -10,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from clipdpo_cli.io.errors import BadRecord, RecordFailure
+from clipdpo_cli.io.log import say
 from clipdpo_cli.io.records import record_key
 
 OnError = str  # "fail" | "skip"
@@ -66,7 +66,7 @@ class StageContext:
         self.stats = RunStats(stage)
         self.on_error = on_error
         self._rejects = rejects
-        self._log = log or (lambda msg: print(msg, file=sys.stderr))
+        self._log = log or say
         # --resume: the id keys (io.records.id_key) already in the output or in the rejects file. A stage
         # may skip work for them; none of them is written again, to the output or to the rejects.
         self.done = done

@@ -18,10 +18,10 @@ choice and checks that the choice is allowed for that use; `HELP[use]` is the he
 from __future__ import annotations
 
 import enum
-import sys
 from typing import TYPE_CHECKING, Any
 
 from clipdpo_cli.io.errors import UsageError
+from clipdpo_cli.io.log import info
 
 if TYPE_CHECKING:
     from clipdpo_cli.io.shard import Shard
@@ -81,12 +81,7 @@ def resolve_device(name: str = "auto", shard: Shard | None = None, quiet: bool =
             return torch.device("cuda")
         count = torch.cuda.device_count()
         index = shard.index % count
-        if not quiet:
-            print(
-                f"clipdpo: {shard.describe()} runs on cuda:{index} (K mod {count} visible GPUs)",
-                file=sys.stderr,
-                flush=True,
-            )
+        info("", f"{shard.describe()} runs on cuda:{index} (K mod {count} visible GPUs)", quiet)
         return torch.device("cuda", index)
     try:
         device = torch.device(name)

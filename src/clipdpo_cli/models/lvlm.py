@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from clipdpo_cli.io.errors import InputError, UsageError
+from clipdpo_cli.io.log import note
 from clipdpo_cli.models.conversation import ChatEncoding
 from clipdpo_cli.models.hub import (
     load_frozen,
@@ -188,7 +189,6 @@ def load_lvlm_processor(
     name_or_dir: str, chat_template: str | None = None, max_pixels: int | None = None, why: str = ""
 ) -> Any:
     """An LVLM's processor (AutoProcessor) with a chat template, capped at `max_pixels` where it can be."""
-    import sys
 
     from transformers import AutoProcessor, ProcessorMixin
 
@@ -201,11 +201,8 @@ def load_lvlm_processor(
         )
     use_chat_template(processor, name_or_dir, chat_template, why)
     if not cap_pixels(processor, max_pixels):
-        print(
-            f"clipdpo: note: --max-pixels has no effect on {type(processor.image_processor).__name__} "
-            "(fixed resolution)",
-            file=sys.stderr,
-        )
+        name = type(processor.image_processor).__name__
+        note("", f"--max-pixels has no effect on {name} (fixed resolution)")
     return processor
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from clipdpo_cli.io.errors import BadRecord, InputError
 from clipdpo_cli.io.images import load_image, verify_image
+from clipdpo_cli.io.log import warning
 from clipdpo_cli.io.pairs import REF_FIELDS, pair_row
 
 PAIR_COLUMNS = ("id", "image", "prompt", "chosen", "rejected")
@@ -201,13 +202,10 @@ class VisionPairCollator:
             return
         empty = int((batch["completion_mask"].sum(dim=1) == 0).sum())
         if empty:
-            import sys
-
             self.warned = True
-            print(
-                f"clipdpo train: warning: --max-length {self.max_text} leaves {empty} of "
+            warning(
+                "train",
+                f"--max-length {self.max_text} leaves {empty} of "
                 f"{len(batch['completion_mask'])} rows of a batch no answer tokens (the prompt's text alone "
                 "fills it); those pairs add a constant loss",
-                file=sys.stderr,
-                flush=True,
             )

@@ -23,12 +23,12 @@ from __future__ import annotations
 
 import os
 import socket
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from clipdpo_cli.io.errors import UsageError
+from clipdpo_cli.io.log import info
 
 LAUNCHED_ENV = "CLIPDPO_LAUNCHED"
 
@@ -175,11 +175,10 @@ def relaunch(plan: LaunchPlan, argv: Sequence[str]) -> int:
     args = launch_namespace(plan, argv)
     os.environ[LAUNCHED_ENV] = "1"
     processes = "the accelerate config's" if plan.num_processes is None else str(plan.num_processes)
-    print(
-        f"clipdpo train: launching {processes} process(es) on {plan.num_machines} machine(s) with accelerate"
+    info(
+        "train",
+        f"launching {processes} process(es) on {plan.num_machines} machine(s) with accelerate"
         + (f" ({os.path.basename(plan.accelerate_config)})" if plan.accelerate_config else ""),
-        file=sys.stderr,
-        flush=True,
     )
     try:
         launch_command(args)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 from typing import Any
 
 import orjson
 
 from clipdpo_cli.io.errors import InputError
 from clipdpo_cli.io.jsonl import open_binary
+from clipdpo_cli.io.log import note
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
 REPLACEMENT = "\ufffd"
@@ -102,11 +102,11 @@ def read_responses(path: str, quiet: bool = False) -> list[dict[str, Any]]:
                 raise InputError(f"{name}: line {lineno}: invalid JSON: {exc}") from None
             replaced += n
             out.append(_check(item, f"{name}: line {lineno}"))
-    if replaced and not quiet:
-        print(
-            f"clipdpo eval-amber: note: {name}: {replaced} string(s) with an unpaired surrogate escape "
+    if replaced:
+        note(
+            "eval-amber",
+            f"{name}: {replaced} string(s) with an unpaired surrogate escape "
             "(\\ud800-\\udfff without its pair), read as U+FFFD; the official scorer reads them too",
-            file=sys.stderr,
-            flush=True,
+            quiet,
         )
     return out

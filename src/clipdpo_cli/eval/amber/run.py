@@ -6,7 +6,6 @@ The CLI calls `run_eval`. With --model it is the one-command form of
 
 from __future__ import annotations
 
-import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +18,7 @@ from clipdpo_cli.eval.amber.queries import DEFAULT_YES_NO_SUFFIX, query_records
 from clipdpo_cli.eval.amber.responses import read_responses
 from clipdpo_cli.io.errors import InputError, UsageError
 from clipdpo_cli.io.jsonl import JsonlWriter, write_json
+from clipdpo_cli.io.log import say
 from clipdpo_cli.io.outputs import check_outputs
 from clipdpo_cli.io.progress import DEFAULT_EVERY
 from clipdpo_cli.io.shard import Shard
@@ -54,10 +54,6 @@ class AmberEvalSettings:
     quiet: bool = False
     allow_partial: bool = False  # incomplete responses are scored and exit 0 (also implied by --limit)
     progress_every: float = DEFAULT_EVERY
-
-
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 def load_nlp(backend: str, table: str | None, threshold: float, data: AmberData) -> tuple[Any, Any]:
@@ -109,7 +105,7 @@ def write_queries(opts: AmberEvalSettings, data: AmberData) -> None:
     with JsonlWriter(opts.write_queries) as writer:
         writer.write_all(queries)
     if not opts.quiet:
-        log(f"clipdpo eval-amber: {len(queries):,} queries written; answer them with "
+        say(f"clipdpo eval-amber: {len(queries):,} queries written; answer them with "
             "`clipdpo respond FILE -m MODEL`, score the answers with --responses")  # fmt: skip
 
 
@@ -144,7 +140,7 @@ def run_eval(opts: AmberEvalSettings) -> dict[str, Any] | None:
         responses = _generate(opts, data)
         if not scoring:
             if sharded and not opts.quiet:
-                log("clipdpo eval-amber: one shard's responses written; score them all together with "
+                say("clipdpo eval-amber: one shard's responses written; score them all together with "
                     "--responses (concatenate the shards' files)")
             return None
     else:
@@ -157,8 +153,8 @@ def run_eval(opts: AmberEvalSettings) -> dict[str, Any] | None:
     scored_in = time.perf_counter() - started
     write_json(result, opts.output)
     if not opts.quiet:
-        log(format_table(result))
-        log(f"clipdpo eval-amber: scored in {scored_in:.2f} s")
+        say(format_table(result))
+        say(f"clipdpo eval-amber: scored in {scored_in:.2f} s")
     check_complete(result, opts)
     return result
 

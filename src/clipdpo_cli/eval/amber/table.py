@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 from clipdpo_cli.eval.amber.data import load_amber
 from clipdpo_cli.eval.amber.nlp.similarity import SPACY_MODEL, SpacySimilarity, build_table, write_table
+from clipdpo_cli.io.log import info
 
 
 def build_similarity_file(amber_root: str, path: str, quiet: bool = False, nlp: Any = None) -> dict[str, Any]:
@@ -20,10 +20,10 @@ def build_similarity_file(amber_root: str, path: str, quiet: bool = False, nlp: 
         source = f"spacy {meta['name']} {meta.get('version', '?')}"
     table = build_table(data.vocabulary, spacy_sim.similarity, source)
     write_table(table, path)
-    if not quiet:
-        print(
-            f"clipdpo eval-amber: {len(table['pairs']):,} word pairs with similarity >= "
-            f"{table['min_similarity']} among {len(table['words'])} words written to {path}",
-            file=sys.stderr,
-        )
+    info(
+        "eval-amber",
+        f"{len(table['pairs']):,} word pairs with similarity >= "
+        f"{table['min_similarity']} among {len(table['words'])} words written to {path}",
+        quiet,
+    )
     return table

@@ -3,7 +3,6 @@ score them against COCO, report."""
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,6 +13,7 @@ from clipdpo_cli.eval.chair.queries import query_records, read_image_ids, read_p
 from clipdpo_cli.eval.chair.words import CocoWords, default_synonyms, read_synonyms
 from clipdpo_cli.io.errors import InputError
 from clipdpo_cli.io.jsonl import JsonlWriter, read_jsonl, write_json
+from clipdpo_cli.io.log import say
 from clipdpo_cli.io.outputs import check_outputs
 from clipdpo_cli.io.shard import Shard
 from clipdpo_cli.io.textfiles import read_text_file
@@ -36,10 +36,6 @@ class ChairEvalSettings:
     output: str | None = None
     allow_partial: bool = False
     quiet: bool = False
-
-
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 def _words(opts: ChairEvalSettings) -> CocoWords:
@@ -94,7 +90,7 @@ def run_eval(opts: ChairEvalSettings) -> dict[str, Any] | None:
         with JsonlWriter(opts.write_queries) as writer:
             writer.write_all(queries)
         if not opts.quiet:
-            log(
+            say(
                 f"clipdpo eval-chair: {len(queries):,} queries written; answer them with `clipdpo respond "
                 "FILE -m MODEL`, score the answers with --responses"
             )
@@ -124,7 +120,7 @@ def run_eval(opts: ChairEvalSettings) -> dict[str, Any] | None:
             writer.write_all(details)
     write_json(result, opts.output)
     if not opts.quiet:
-        log(format_table(result))
+        say(format_table(result))
     if result.get("complete") is False and not opts.allow_partial:
         counts = result["responses"]
         raise InputError(

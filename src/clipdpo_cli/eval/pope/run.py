@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,6 +11,7 @@ from clipdpo_cli.eval.pope.evaluate import format_table, score_responses
 from clipdpo_cli.eval.pope.queries import DEFAULT_POST_PROMPT, query_records
 from clipdpo_cli.io.errors import InputError
 from clipdpo_cli.io.jsonl import JsonlWriter, read_jsonl, write_json
+from clipdpo_cli.io.log import say
 from clipdpo_cli.io.outputs import check_outputs
 from clipdpo_cli.io.shard import Shard
 
@@ -31,10 +31,6 @@ class PopeEvalSettings:
     output: str | None = None
     allow_partial: bool = False
     quiet: bool = False
-
-
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 def run_eval(opts: PopeEvalSettings) -> dict[str, Any] | None:
@@ -62,7 +58,7 @@ def run_eval(opts: PopeEvalSettings) -> dict[str, Any] | None:
         with JsonlWriter(opts.write_queries) as writer:
             writer.write_all(queries)
         if not opts.quiet:
-            log(
+            say(
                 f"clipdpo eval-pope: {len(queries):,} queries written; answer them with `clipdpo respond "
                 "FILE -m MODEL`, score the answers with --responses"
             )
@@ -72,7 +68,7 @@ def run_eval(opts: PopeEvalSettings) -> dict[str, Any] | None:
         responses = answer_queries("eval-pope", queries, run)
         if opts.generate_only or not Shard.parse(run.shard).is_whole:
             if not opts.quiet and not Shard.parse(run.shard).is_whole:
-                log(
+                say(
                     "clipdpo eval-pope: one shard's responses written; score them all together with "
                     "--responses (concatenate the shards' files)"
                 )
@@ -84,7 +80,7 @@ def run_eval(opts: PopeEvalSettings) -> dict[str, Any] | None:
         result.update(model=run.model, post_prompt=opts.post_prompt)
     write_json(result, opts.output)
     if not opts.quiet:
-        log(format_table(result))
+        say(format_table(result))
     if not (result["complete"] or opts.allow_partial or opts.limit is not None):
         counts = result["responses"]
         raise InputError(
