@@ -14,6 +14,7 @@ from typing import IO, Any, NamedTuple
 import orjson
 
 from clipdpo_cli.io.errors import InputError
+from clipdpo_cli.io.jsonfile import write_json  # noqa: F401  (the one JSON writer, also importable here)
 from clipdpo_cli.io.records import FIELD_TYPES, content_id
 from clipdpo_cli.io.streams import is_stream, open_stream, stream_head
 
@@ -427,17 +428,3 @@ def existing_records(path: str, repair: bool = True) -> Iterator[dict[str, Any]]
                 continue
             if isinstance(record, dict):
                 yield record
-
-
-def write_json(result: Any, output: str | None = None) -> None:
-    """One indented JSON document (a command's result) to `output`, or stdout for None / '-'."""
-    payload = orjson.dumps(result, option=orjson.OPT_INDENT_2) + b"\n"
-    if output and output != "-":
-        try:
-            with open(output, "wb") as fh:
-                fh.write(payload)
-        except OSError as exc:
-            raise InputError(f"cannot write {output}: {exc.strerror or exc}") from None
-    else:
-        sys.stdout.buffer.write(payload)
-        sys.stdout.buffer.flush()

@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from clipdpo_cli.io.errors import BadRecord, InputError
+from clipdpo_cli.io.jsonfile import write_json
 from clipdpo_cli.io.pairs import pair_row
 from clipdpo_cli.io.stage import StageContext
 
@@ -126,11 +127,7 @@ def write_dataset_info(data_file: str, name: str | None = None) -> tuple[str, st
         if not isinstance(info, dict):
             raise InputError(f"{path}: not a JSON object of dataset descriptions")
     info[name] = dataset_info_entry(file_name)
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(info, fh, indent=2, ensure_ascii=False)
-        fh.write("\n")
-    os.replace(tmp, path)
+    write_json(info, path)
     return path, name
 
 

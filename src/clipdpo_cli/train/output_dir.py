@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from clipdpo_cli.io.errors import UsageError
+from clipdpo_cli.io.jsonfile import write_json
 
 if TYPE_CHECKING:
     from clipdpo_cli.train.settings import TrainSettings
@@ -198,11 +199,7 @@ def finish_output_dir(output_dir: str) -> None:
 
 
 def write_marker(output_dir: str, record: dict[str, Any]) -> None:
-    path = os.path.join(output_dir, MARKER)
-    partial = f"{path}.partial"
-    with open(partial, "w", encoding="utf-8") as fh:
-        json.dump(record, fh, indent=1)
-    os.replace(partial, path)
+    write_json(record, os.path.join(output_dir, MARKER), indent=1)
 
 
 def clear_previous_run(output_dir: str, names: list[str]) -> None:

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from clipdpo_cli.io.errors import InputError, UsageError
+from clipdpo_cli.io.jsonfile import write_json
 
 TABLE_FORMAT = "clipdpo-amber-similarity/1"
 SPACY_MODEL = "en_core_web_lg"
@@ -156,12 +157,7 @@ def build_table(
 
 
 def write_table(table: dict[str, Any], path: str) -> None:
-    try:
-        with open(path, "w", encoding="utf-8") as fh:
-            json.dump(table, fh, indent=0)
-            fh.write("\n")
-    except OSError as exc:
-        raise InputError(f"cannot write {path}: {exc.strerror or exc}") from None
+    write_json(table, path, indent=0)
 
 
 def load_similarity(backend: str, table: str | None, threshold: float) -> Any:
