@@ -1,10 +1,10 @@
-"""Streaming JSONL reading and writing with orjson: constant memory, transparent .gz, safe appends."""
+"""Streaming JSONL reading with orjson: constant memory, transparent .gz, the line cap. The writing side
+(JsonlWriter, resume repair) is io/jsonl_out.py, importable from here too."""
 
 from __future__ import annotations
 
 import gzip
 import os
-import stat
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from itertools import islice, repeat
@@ -15,10 +15,9 @@ import orjson
 
 from clipdpo_cli.io.errors import InputError
 from clipdpo_cli.io.jsonfile import write_json  # noqa: F401  (the one JSON writer, also importable here)
+from clipdpo_cli.io.jsonl_out import JsonlWriter, existing_records, truncate_partial_line  # noqa: F401
 from clipdpo_cli.io.records import FIELD_TYPES, content_id
 from clipdpo_cli.io.streams import is_stream, open_stream, stream_head
-
-_DUMP_OPTS = orjson.OPT_APPEND_NEWLINE | orjson.OPT_SERIALIZE_NUMPY
 
 # Called with (line number, reason, message) for each unusable line; it raises to stop the run.
 BadLineHandler = Callable[[int, str, str], None]
@@ -133,18 +132,10 @@ def read_batches(
     read = getattr(stream, "read1", stream.read)
     name = getattr(stream, "name", "input")
     cap = DEFAULT_MAX_RECORD if max_line is None else max_line
-
-    def too_long(lineno: int) -> None:
-        if on_bad_line is None:  # a reader without the option (report, train's pairs)
-            raise InputError(f"{name}: line {lineno}: a line longer than {cap:,} bytes")
-        on_bad_line(lineno, "line over --max-record-size", f"line over --max-record-size ({cap:,} bytes)")
-
+    too_long = _too_long_handler(name, cap, on_bad_line)
     lineno, pending, pending_len, discarding = 1, [], 0, False  # pending: pieces of a line not yet ended
     while True:
-        try:
-            block = read(size)
-        except (OSError, EOFError) as exc:  # a truncated .gz, a plain file named .gz, a failing disk
-            raise InputError(f"{name}: read error after line {lineno - 1}: {exc}") from None
+        block = _read_block(read, size, name, lineno)
         if not block:
             break
         end = block.find(b"\n")
@@ -174,14 +165,7 @@ def read_batches(
         lines = block.split(b"\n")
         tail = lines.pop()
         if len(block) > cap:  # a cap below the block size: lines within the block may be over it
-            for i, line in enumerate(lines):
-                if len(line) > cap:
-                    too_long(lineno + i)
-                    lines[i] = b""
-            if len(tail) > cap:
-                too_long(lineno + len(lines))
-                lines.append(b"")
-                tail, discarding = b"", True
+            tail, discarding = _blank_over_cap(lines, tail, lineno, cap, too_long)
         if tail:
             pending.append(tail)
             pending_len = len(tail)
@@ -190,6 +174,40 @@ def read_batches(
     if pending:
         block = b"".join(pending)
         yield LineBatch([block], lineno, block.isascii() and _BACKSLASH not in block)
+
+
+def _too_long_handler(name: str, cap: int, on_bad_line: BadLineHandler | None) -> Callable[[int], None]:
+    """What read_batches does with line `lineno` over `cap`: on_bad_line's verdict, or InputError."""
+
+    def too_long(lineno: int) -> None:
+        if on_bad_line is None:  # a reader without the option (report, train's pairs)
+            raise InputError(f"{name}: line {lineno}: a line longer than {cap:,} bytes")
+        on_bad_line(lineno, "line over --max-record-size", f"line over --max-record-size ({cap:,} bytes)")
+
+    return too_long
+
+
+def _read_block(read: Callable[[int], bytes], size: int, name: str, lineno: int) -> bytes:
+    try:
+        return read(size)
+    except (OSError, EOFError) as exc:  # a truncated .gz, a plain file named .gz, a failing disk
+        raise InputError(f"{name}: read error after line {lineno - 1}: {exc}") from None
+
+
+def _blank_over_cap(
+    lines: list[bytes], tail: bytes, lineno: int, cap: int, too_long: Callable[[int], None]
+) -> tuple[bytes, bool]:
+    """Blank (in place, keeping their numbers) the lines of a block longer than `cap`; the unfinished tail,
+    blanked too when over it, and whether the rest of that line is to be read past."""
+    for i, line in enumerate(lines):
+        if len(line) > cap:
+            too_long(lineno + i)
+            lines[i] = b""
+    if len(tail) > cap:
+        too_long(lineno + len(lines))
+        lines.append(b"")
+        return b"", True
+    return tail, False
 
 
 def batches_of(lines: Iterable[bytes], size: int = 256) -> Iterator[LineBatch]:
@@ -321,110 +339,3 @@ def read_jsonl(path: str, schema: dict[str, str] | None = None) -> Iterator[dict
         yield from iter_records(read_batches(source.open()), fail, schema, name=path)
     finally:
         source.close()
-
-
-class JsonlWriter:
-    """Writes one JSON object per line to stdout or a file; only whole lines ever reach a file."""
-
-    def __init__(self, path: str | None = None, append: bool = False) -> None:
-        self.path = None if path in (None, "-") else path
-        self.count = 0
-        if self.path is None:
-            if sys.stdout is None:  # started with stdout closed (`>&-`)
-                raise InputError("stdout is closed: write the output to a file with -o FILE")
-            self._fh: IO[bytes] = sys.stdout.buffer
-        else:
-            mode = "ab" if append else "wb"
-            try:
-                if self.path.endswith(".gz"):
-                    self._fh = gzip.open(self.path, mode)
-                else:
-                    self._fh = open(self.path, mode)
-            except OSError as exc:
-                raise InputError(f"cannot write {self.path}: {exc.strerror or exc}") from None
-
-    def write(self, record: dict[str, Any]) -> None:
-        self._fh.write(orjson.dumps(record, option=_DUMP_OPTS))
-        self.count += 1
-
-    def write_lines(self, lines: list[bytes]) -> None:
-        """Write lines that are already JSON objects (without their newlines)."""
-        if lines:
-            self._fh.write(b"\n".join([*lines, b""]))
-            self.count += len(lines)
-
-    def write_all(self, records: Iterable[dict[str, Any]]) -> None:
-        """Write every record (a tighter loop than calling write() per record)."""
-        write, dumps, n = self._fh.write, orjson.dumps, 0
-        try:
-            for record in records:
-                write(dumps(record, option=_DUMP_OPTS))
-                n += 1
-        finally:
-            self.count += n
-
-    def flush(self) -> None:
-        self._fh.flush()
-
-    def close(self) -> None:
-        """Flush and close; a plain output file is cut back to its last complete line if need be."""
-        try:
-            self._fh.flush()
-        finally:
-            if self.path is not None:
-                try:
-                    self._fh.close()  # a full disk fails this flush too, but the file is closed
-                finally:
-                    if not self.path.endswith(".gz"):
-                        truncate_partial_line(self.path)
-
-    def __enter__(self) -> JsonlWriter:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-def truncate_partial_line(path: str) -> None:
-    """Cut a file back to just after its last newline (drops a line a crash left half-written). Only a
-    regular file: a pipe, a FIFO or a terminal (`-o /dev/stdout`, `-o >(gzip > x.gz)`) cannot be cut."""
-    try:
-        if not stat.S_ISREG(os.stat(path).st_mode):
-            return
-        fh = open(path, "r+b")
-    except FileNotFoundError:
-        return
-    with fh:
-        size = fh.seek(0, os.SEEK_END)
-        if size == 0:
-            return
-        fh.seek(size - 1)
-        if fh.read(1) == b"\n":
-            return
-        pos, chunk = size, 1 << 16
-        while pos > 0:
-            start = max(0, pos - chunk)
-            fh.seek(start)
-            idx = fh.read(pos - start).rfind(b"\n")
-            if idx >= 0:
-                fh.truncate(start + idx + 1)
-                return
-            pos = start
-        fh.truncate(0)
-
-
-def existing_records(path: str, repair: bool = True) -> Iterator[dict[str, Any]]:
-    """The objects already in an output file (to resume it); a half-written last line is cut first.
-
-    Lines that do not decode are passed over: the file is our own output, and only its tail can be torn.
-    """
-    if repair:
-        truncate_partial_line(path)
-    with open(path, "rb") as fh:
-        for line in fh:
-            try:
-                record = orjson.loads(line)
-            except orjson.JSONDecodeError:
-                continue
-            if isinstance(record, dict):
-                yield record
