@@ -211,7 +211,7 @@ def _tar_with_big_member(path, size: int) -> None:
 
 
 def test_an_archive_member_over_the_cap_is_never_read_into_memory(tmp_path):
-    from clipdpo_cli.io.sources import _tar_members
+    from clipdpo_cli.io.sources.webdataset import _tar_members
 
     path = tmp_path / "bomb.tar.gz"
     _tar_with_big_member(path, 32 << 20)

@@ -380,3 +380,10 @@ def test_a_csv_folder_is_read_by_load_dataset_when_named_hf(tmp_path):
         ("imgs/a.jpg", "a red car"),
         ("imgs/b.jpg", "a blue car"),
     ]
+
+
+def test_one_reader_per_format_in_one_table():
+    from clipdpo_cli.io.sources import FORMATS, READERS
+
+    assert tuple(READERS) == FORMATS[1:]  # every --input-format but auto, in the order the help lists them
+    assert {f for f, r in READERS.items() if r.image_bytes} == {"hf", "parquet", "arrow", "webdataset"}

@@ -46,7 +46,7 @@ class IOSettings:
     resume: bool = False
     rejects: str | None = None
     progress_every: float = DEFAULT_EVERY  # seconds between plain progress lines off a terminal (0: none)
-    source: InputSettings = field(default_factory=InputSettings)  # --input-format and co. (io/sources.py)
+    source: InputSettings = field(default_factory=InputSettings)  # --input-format and co. (io/sources/)
     lines_only: str | None = None  # a stage that reads only JSON lines: its name (filter writes back lines)
     side_inputs: tuple[tuple[str, str], ...] = ()  # (option, path) of the command's other input files
 

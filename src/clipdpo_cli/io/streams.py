@@ -1,6 +1,6 @@
 """Input paths that can be read only once: a pipe (`<(zcat a.jsonl.gz)`, /dev/stdin on a pipe), a named FIFO,
 a terminal. Each is opened once; the first bytes that format sniffing looks at are kept, and the reader that
-follows gets them back before the rest of the stream (io/sources.py and io/jsonl.py open every input path
+follows gets them back before the rest of the stream (io/sources/ and io/jsonl.py open every input path
 through here)."""
 
 from __future__ import annotations
