@@ -1,201 +1,30 @@
-"""Labelled image sets read from disk: ImageFolder, JSONL (image, label), and the paper's nine datasets.
-
-Each of the nine is read from its usual distributed layout, the way torchvision's dataset class for it does
-(same files, same label order), without downloading anything. See docs/zeroshot.md for the layouts.
-A reader returns a LabelledSet: raw class ids in label order, (image, label) samples, and readable class
-names when the dataset's own files hold them (Flowers-102 ships none; they come from a package or
---classnames, see resources.py).
+"""The paper's nine zero-shot datasets (Table 3), each read from its usual distributed layout the way
+torchvision's dataset class for it does (same files, same label order), without downloading anything; their
+MATLAB files through scipy.io.loadmat. See docs/zeroshot.md for the layouts. Each reader returns a
+labelled.LabelledSet; Flowers-102 ships no class names (they come from a package or --classnames, see
+resources.py). The generic readers (ImageFolder, JSONL) are labelled.py's, importable from here too.
 """
 
 from __future__ import annotations
 
-import os
 import re
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from clipdpo_cli.eval.zeroshot.labelled import (  # noqa: F401  (read_jsonl_set: importable from here too)
+    DatasetSpec,
+    LabelledSet,
+    class_dirs,
+    images_under,
+    locate,
+    make_set,
+    read_image_folder,
+    read_jsonl_set,
+    read_lines,
+    split_camel,
+    underscores,
+)
 from clipdpo_cli.io.errors import InputError
-from clipdpo_cli.io.images import IMAGE_EXTENSIONS
-
-
-@dataclass
-class LabelledSet:
-    """A labelled evaluation set. Sample images are paths; `root` is what cache keys are relative to."""
-
-    name: str
-    title: str
-    root: str
-    classes: list[str]
-    samples: list[tuple[str, int]]
-    classnames: list[str] | None = None
-    classnames_source: str = ""
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def n_classes(self) -> int:
-        return len(self.classes)
-
-    def key(self, image: str) -> str:
-        """The image path relative to the set's root (portable cache key)."""
-        try:
-            return Path(image).relative_to(self.root).as_posix()
-        except ValueError:
-            return Path(image).as_posix()
-
-
-@dataclass(frozen=True)
-class DatasetSpec:
-    """One of the paper's nine datasets: where it lives under --data-root and how to read it."""
-
-    key: str
-    title: str
-    n_classes: int
-    folder: str
-    reader: Callable[[str, str], LabelledSet]
-    layout: str
-    aliases: tuple[str, ...] = ()
-    clip_benchmark: str | None = None  # key in clip-benchmark's class-name / template files
-    clip_benchmark_drop_first: bool = False  # its list has an extra first class (Caltech's background)
-
-
-# ---------------------------------------------------------------------------------------------- helpers
-
-
-def _is_image(name: str) -> bool:
-    return name.lower().endswith(IMAGE_EXTENSIONS) and not name.startswith(".")
-
-
-def _images_under(folder: Path) -> list[str]:
-    """Image files under `folder`, recursively, in sorted order."""
-    found: list[str] = []
-    for root, dirs, files in os.walk(folder):
-        dirs.sort()
-        found.extend(os.path.join(root, f) for f in sorted(files) if _is_image(f))
-    return found
-
-
-def _class_dirs(folder: Path) -> list[str]:
-    try:
-        return sorted(e.name for e in os.scandir(folder) if e.is_dir() and not e.name.startswith("."))
-    except FileNotFoundError:
-        raise InputError(f"folder not found: {folder}") from None
-
-
-def _read_lines(path: Path) -> list[str]:
-    try:
-        with open(path, encoding="utf-8") as fh:
-            return [line.rstrip("\r\n") for line in fh]
-    except FileNotFoundError:
-        raise InputError(f"file not found: {path}") from None
-
-
-def split_camel(name: str) -> str:
-    """'ApplyEyeMakeup' -> 'Apply Eye Makeup', 'SeaLake' -> 'Sea Lake' (used for folder-named classes)."""
-    spaced = re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", " ", name)
-    return spaced.replace("_", " ").strip()
-
-
-def underscores(name: str) -> str:
-    return name.replace("_", " ").strip()
-
-
-def _locate(root: str, spec_folder: str, marker: str, title: str, layout: str) -> Path:
-    """The dataset folder: ROOT/<folder> (torchvision's convention) or ROOT itself, holding `marker`."""
-    base = Path(root)
-    for candidate in (base / spec_folder, base):
-        if (candidate / marker).exists():
-            return candidate
-    raise InputError(
-        f"{title}: {base / spec_folder / marker} not found. Expected layout under --data-root: {layout}"
-    )
-
-
-def _make(
-    name: str,
-    title: str,
-    root: Path,
-    classes: list[str],
-    samples: list[tuple[str, int]],
-    classnames: list[str] | None,
-    source: str,
-    notes: list[str] | None = None,
-) -> LabelledSet:
-    return LabelledSet(name, title, str(root), classes, samples, classnames, source, notes or [])
-
-
-# ---------------------------------------------------------------------------------------------- generic
-
-
-def read_image_folder(
-    folder: str, name: str | None = None, skip: tuple[str, ...] = (), keep_empty: bool = False
-) -> LabelledSet:
-    """ImageFolder layout: one sub-folder per class (sorted = label order), images anywhere below it.
-
-    A sub-folder without images is no class (it would only be a wrong candidate for every image: with
-    few classes top-5 would be trivially 100%): it is left out, with one note naming them. `keep_empty`
-    (the named benchmarks, whose class list is fixed) keeps them as classes, with a note too."""
-    base = Path(folder)
-    if not base.is_dir():
-        raise InputError(f"image folder not found: {folder}")
-    folders = [c for c in _class_dirs(base) if c not in skip]
-    if not folders:
-        raise InputError(f"{folder}: no class sub-folders (expected FOLDER/<class>/<image>)")
-    images = {c: _images_under(base / c) for c in folders}
-    empty = [c for c in folders if not images[c]]
-    if len(empty) == len(folders):
-        raise InputError(f"{folder}: no images in its class folders")
-    classes = folders if keep_empty else [c for c in folders if images[c]]
-    samples = [(path, label) for label, c in enumerate(classes) for path in images[c]]
-    title = name or base.name
-    notes = [empty_classes_note(title, empty, keep_empty)] if empty else []
-    return _make(title, title, base, classes, samples, [underscores(c) for c in classes], "folder names",
-                 notes)  # fmt: skip
-
-
-def empty_classes_note(title: str, empty: list[str], kept: bool = False, shown: int = 20) -> str:
-    """The one note on the class folders of `title` that hold no image."""
-    names = ", ".join(empty[:shown]) + (f", ... ({len(empty) - shown} more)" if len(empty) > shown else "")
-    if kept:
-        return f"{title}: {len(empty)} class folder(s) without images, kept (benchmark classes): {names}"
-    return f"{title}: {len(empty)} empty class folder(s) left out (no images, so not classes): {names}"
-
-
-def read_jsonl_set(path: str, image_root: str | None = None, name: str | None = None) -> LabelledSet:
-    """JSONL lines {"image": PATH, "label": NAME-or-INDEX}; relative images are under `image_root` (else
-    $CLIPDPO_IMAGE_ROOT, else the file's folder). String labels give the classes (sorted); integer labels
-    need --classnames."""
-    from clipdpo_cli.io.images import image_root as shared_root
-    from clipdpo_cli.io.jsonl import read_jsonl
-
-    folder, _ = shared_root(image_root)
-    root = Path(folder) if folder else Path(path).resolve().parent
-    rows: list[tuple[str, Any]] = []
-    for lineno, record in enumerate(read_jsonl(path), 1):
-        image, label = record.get("image"), record.get("label")
-        if not isinstance(image, str):
-            raise InputError(f"{path}: line {lineno}: field 'image' must be a string")
-        if isinstance(label, bool) or not isinstance(label, (str, int)):
-            raise InputError(f"{path}: line {lineno}: field 'label' must be a class name or an integer index")
-        rows.append((image if os.path.isabs(image) else str(root / image), label))
-    if not rows:
-        raise InputError(f"{path}: no records")
-    title = name or Path(path).name.split(".")[0]
-    if all(isinstance(label, str) for _, label in rows):
-        classes = sorted({label for _, label in rows})
-        index = {c: i for i, c in enumerate(classes)}
-        samples = [(img, index[label]) for img, label in rows]
-        return _make(title, title, root, classes, samples, list(classes), "labels in the JSONL")
-    if not all(isinstance(label, int) for _, label in rows):
-        raise InputError(f"{path}: labels must be all class names or all integer indices, not a mix")
-    n = max(label for _, label in rows) + 1
-    if min(label for _, label in rows) < 0:
-        raise InputError(f"{path}: negative label index")
-    return _make(title, title, root, [str(i) for i in range(n)], rows, None, "")  # type: ignore[arg-type]
-
-
-# ---------------------------------------------------------------------------------------------- the nine
 
 
 def _load_mat(path: Path) -> dict[str, Any]:
@@ -231,7 +60,7 @@ CARS_LAYOUT = (
 
 
 def read_stanford_cars(root: str, split: str) -> LabelledSet:
-    base = _locate(root, "stanford_cars", "devkit/cars_meta.mat", "StanfordCars", CARS_LAYOUT)
+    base = locate(root, "stanford_cars", "devkit/cars_meta.mat", "StanfordCars", CARS_LAYOUT)
     if split == "train":
         annos, images = base / "devkit" / "cars_train_annos.mat", base / "cars_train"
     else:
@@ -245,21 +74,21 @@ def read_stanford_cars(root: str, split: str) -> LabelledSet:
         except (KeyError, IndexError, TypeError, ValueError):
             raise InputError(f"{annos}: annotations need 'fname' and 'class' fields") from None
         samples.append((str(images / fname), label))
-    return _make("cars", "StanfordCars", base, classes, samples, list(classes), "cars_meta.mat")
+    return make_set("cars", "StanfordCars", base, classes, samples, list(classes), "cars_meta.mat")
 
 
 PETS_LAYOUT = "oxford-iiit-pet/{images/<Breed>_<n>.jpg, annotations/trainval.txt, annotations/test.txt}"
 
 
 def read_oxford_pets(root: str, split: str) -> LabelledSet:
-    base = _locate(root, "oxford-iiit-pet", "annotations", "OxfordPets", PETS_LAYOUT)
+    base = locate(root, "oxford-iiit-pet", "annotations", "OxfordPets", PETS_LAYOUT)
     split = "trainval" if split == "train" else split
     names: dict[int, str] = {}
     samples = []
     lists = [base / "annotations" / f"{split}.txt"]
     lists += [p for p in (base / "annotations" / "list.txt",) if p.exists()]
     for i, path in enumerate(lists):
-        for line in _read_lines(path):
+        for line in read_lines(path):
             if not line.strip() or line.startswith("#"):
                 continue
             image_id, label_text = line.split()[:2]
@@ -270,14 +99,14 @@ def read_oxford_pets(root: str, split: str) -> LabelledSet:
     n = max(names) + 1
     raw = [names.get(i, f"class {i + 1}") for i in range(n)]
     readable = [" ".join(part.title() for part in r.split("_")) for r in raw]  # as torchvision does
-    return _make("pets", "OxfordPets", base, raw, samples, readable, "image file names")
+    return make_set("pets", "OxfordPets", base, raw, samples, readable, "image file names")
 
 
 FLOWERS_LAYOUT = "flowers-102/{jpg/image_00001.jpg..., imagelabels.mat, setid.mat}"
 
 
 def read_oxford_flowers(root: str, split: str) -> LabelledSet:
-    base = _locate(root, "flowers-102", "imagelabels.mat", "OxfordFlowers", FLOWERS_LAYOUT)
+    base = locate(root, "flowers-102", "imagelabels.mat", "OxfordFlowers", FLOWERS_LAYOUT)
     split_var = {"train": "trnid", "val": "valid", "test": "tstid"}.get(split)
     if split_var is None:
         raise InputError(f"OxfordFlowers: --split must be train, val or test, not '{split}'")
@@ -286,7 +115,7 @@ def read_oxford_flowers(root: str, split: str) -> LabelledSet:
     labels = [int(v) - 1 for v in _mat_var(_load_mat(labels_path), "labels", labels_path)]  # 1-based
     samples = [(str(base / "jpg" / f"image_{i:05d}.jpg"), labels[i - 1]) for i in image_ids]
     classes = [str(i + 1) for i in range(max(102, max(labels) + 1))]
-    return _make("flowers", "OxfordFlowers", base, classes, samples, None, "")
+    return make_set("flowers", "OxfordFlowers", base, classes, samples, None, "")
 
 
 IMAGENET_LAYOUT = "imagenet/val/<wnid>/*.JPEG (1000 WordNet-id folders, e.g. n01440764; train/ likewise)"
@@ -294,14 +123,14 @@ IMAGENET_LAYOUT = "imagenet/val/<wnid>/*.JPEG (1000 WordNet-id folders, e.g. n01
 
 def read_imagenet(root: str, split: str) -> LabelledSet:
     folder = "train" if split == "train" else "val"
-    base = _locate(root, "imagenet", folder, "ImageNet", IMAGENET_LAYOUT)
+    base = locate(root, "imagenet", folder, "ImageNet", IMAGENET_LAYOUT)
     data = read_image_folder(str(base / folder), "imagenet", keep_empty=True)
     readable = None
     mapping = base / "LOC_synset_mapping.txt"  # "n01440764 tench, Tinca tinca" (Kaggle distribution)
     if mapping.exists():
-        names = dict(line.split(" ", 1) for line in _read_lines(mapping) if " " in line)
+        names = dict(line.split(" ", 1) for line in read_lines(mapping) if " " in line)
         readable = [names.get(w, w).split(",")[0].strip() for w in data.classes]
-    return _make("imagenet", "Imagenet", base, data.classes, data.samples, readable,
+    return make_set("imagenet", "Imagenet", base, data.classes, data.samples, readable,
                  "LOC_synset_mapping.txt" if readable else "", data.notes)  # fmt: skip
 
 
@@ -313,14 +142,14 @@ FOOD_LAYOUT = (
 def read_food101(root: str, split: str) -> LabelledSet:
     import json
 
-    base = _locate(root, "food-101", "meta/classes.txt", "Food-101", FOOD_LAYOUT)
+    base = locate(root, "food-101", "meta/classes.txt", "Food-101", FOOD_LAYOUT)
     split_file = base / "meta" / f"{'train' if split == 'train' else 'test'}.json"
     try:
         with open(split_file, encoding="utf-8") as fh:
             metadata = json.load(fh)
     except FileNotFoundError:
         raise InputError(f"Food-101: {split_file} not found. Expected layout: {FOOD_LAYOUT}") from None
-    ids = [line.strip() for line in _read_lines(base / "meta" / "classes.txt") if line.strip()]
+    ids = [line.strip() for line in read_lines(base / "meta" / "classes.txt") if line.strip()]
     # torchvision's label order is the sorted class ids of the split file; classes.txt lists the same
     # 101 ids, so sorting it gives the same order even when a split file lacks some classes.
     classes = sorted(ids)
@@ -333,23 +162,23 @@ def read_food101(root: str, split: str) -> LabelledSet:
     ]
     labels_path = base / "meta" / "labels.txt"
     if labels_path.exists():
-        texts = [line.strip() for line in _read_lines(labels_path) if line.strip()]
+        texts = [line.strip() for line in read_lines(labels_path) if line.strip()]
         by_id = dict(zip(ids, texts, strict=False))
         readable, source = [by_id.get(c, underscores(c)) for c in classes], "meta/labels.txt"
     else:
         readable, source = [underscores(c) for c in classes], "meta/classes.txt"
-    return _make("food101", "Food-101", base, classes, samples, readable, source)
+    return make_set("food101", "Food-101", base, classes, samples, readable, source)
 
 
 EUROSAT_LAYOUT = "eurosat/2750/<Class>/*.jpg (10 folders: AnnualCrop, Forest, ...)"
 
 
 def read_eurosat(root: str, split: str) -> LabelledSet:
-    base = _locate(root, "eurosat", "2750", "EuroSAT", EUROSAT_LAYOUT)
+    base = locate(root, "eurosat", "2750", "EuroSAT", EUROSAT_LAYOUT)
     data = read_image_folder(str(base / "2750"), "eurosat", keep_empty=True)
     readable = [split_camel(c) for c in data.classes]
     notes = ["EuroSAT has no official test split: all images are used (see --limit)", *data.notes]
-    return _make("eurosat", "Eurosat", base / "2750", data.classes, data.samples, readable, "folder names",
+    return make_set("eurosat", "Eurosat", base / "2750", data.classes, data.samples, readable, "folder names",
                  notes)  # fmt: skip
 
 
@@ -357,11 +186,11 @@ CALTECH_LAYOUT = "caltech101/101_ObjectCategories/<category>/image_0001.jpg (BAC
 
 
 def read_caltech101(root: str, split: str) -> LabelledSet:
-    base = _locate(root, "caltech101", "101_ObjectCategories", "Caltech-101", CALTECH_LAYOUT)
+    base = locate(root, "caltech101", "101_ObjectCategories", "Caltech-101", CALTECH_LAYOUT)
     data = read_image_folder(str(base / "101_ObjectCategories"), "caltech101", skip=("BACKGROUND_Google",),
                              keep_empty=True)  # fmt: skip
     notes = ["Caltech-101 has no official test split: all images of the 101 classes are used", *data.notes]
-    return _make("caltech101", "Caltech-101", base / "101_ObjectCategories", data.classes, data.samples,
+    return make_set("caltech101", "Caltech-101", base / "101_ObjectCategories", data.classes, data.samples,
                  [underscores(c) for c in data.classes], "folder names", notes)  # fmt: skip
 
 
@@ -372,9 +201,9 @@ UCF_LAYOUT = (
 
 
 def read_ucf101(root: str, split: str) -> LabelledSet:
-    base = _locate(root, "ucf101", "ucfTrainTestlist/classInd.txt", "UCF-101", UCF_LAYOUT)
+    base = locate(root, "ucf101", "ucfTrainTestlist/classInd.txt", "UCF-101", UCF_LAYOUT)
     entries = []
-    for line in _read_lines(base / "ucfTrainTestlist" / "classInd.txt"):
+    for line in read_lines(base / "ucfTrainTestlist" / "classInd.txt"):
         if line.strip():
             index, name = line.split()[:2]
             entries.append((int(index), name))
@@ -389,7 +218,7 @@ def read_ucf101(root: str, split: str) -> LabelledSet:
     notes: list[str] = []
     if list_name and (base / "ucfTrainTestlist" / list_name).exists():
         missing = 0
-        for line in _read_lines(base / "ucfTrainTestlist" / list_name):
+        for line in read_lines(base / "ucfTrainTestlist" / list_name):
             if not line.strip():
                 continue
             video = line.split()[0]
@@ -405,13 +234,13 @@ def read_ucf101(root: str, split: str) -> LabelledSet:
         if missing:
             notes.append(f"UCF-101: {missing} videos of {list_name} have no frame in {frames}")
     else:
-        for folder in _class_dirs(frames):
+        for folder in class_dirs(frames):
             if folder.lower() not in by_name:
                 raise InputError(f"UCF-101: frame folder '{folder}' is not a class of classInd.txt")
-            samples += [(p, by_name[folder.lower()]) for p in _images_under(frames / folder)]
+            samples += [(p, by_name[folder.lower()]) for p in images_under(frames / folder)]
     if not samples:
         raise InputError(f"UCF-101: no frames found under {frames}. Expected layout: {UCF_LAYOUT}")
-    return _make("ucf101", "UCF-101", base, classes, samples, [split_camel(c) for c in classes],
+    return make_set("ucf101", "UCF-101", base, classes, samples, [split_camel(c) for c in classes],
                  "classInd.txt", notes)  # fmt: skip
 
 
@@ -424,13 +253,13 @@ def sun_readable(name: str) -> str:
 
 
 def read_sun397(root: str, split: str) -> LabelledSet:
-    base = _locate(root, "SUN397", "ClassName.txt", "SUN397", SUN_LAYOUT)
-    classes = [line[3:].strip() for line in _read_lines(base / "ClassName.txt") if line.strip()]  # "/a/abbey"
+    base = locate(root, "SUN397", "ClassName.txt", "SUN397", SUN_LAYOUT)
+    classes = [line[3:].strip() for line in read_lines(base / "ClassName.txt") if line.strip()]  # "/a/abbey"
     index = {c: i for i, c in enumerate(classes)}
     partition = base / ("Training_01.txt" if split == "train" else "Testing_01.txt")
     notes = []
     if partition.exists():
-        paths = [base / line.strip().lstrip("/") for line in _read_lines(partition) if line.strip()]
+        paths = [base / line.strip().lstrip("/") for line in read_lines(partition) if line.strip()]
     else:
         paths = sorted(base.rglob("sun_*.jpg"))
         notes.append(f"SUN397: no {partition.name}: all images are used")
@@ -440,7 +269,7 @@ def read_sun397(root: str, split: str) -> LabelledSet:
         if cls not in index:
             raise InputError(f"SUN397: {path} is not in a class of ClassName.txt")
         samples.append((str(path), index[cls]))
-    return _make("sun397", "SUN397", base, classes, samples, [sun_readable(c) for c in classes],
+    return make_set("sun397", "SUN397", base, classes, samples, [sun_readable(c) for c in classes],
                  "ClassName.txt", notes)  # fmt: skip
 
 
