@@ -126,3 +126,27 @@ def test_reference_mode_warns_when_the_pairs_came_from_another_reference(capsys)
     same = TrainSettings(pairs="-", model="models/base", output_dir="o")
     assert reference_mode(same, pairs, resolve_loss("dpo")) == "precomputed"
     assert "warning" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("rank", "said"), [(None, True), ("0", True), ("1", False)])
+def test_no_answer_warning_said_once_by_rank_zero(monkeypatch, capsys, rank, said):
+    """Under accelerate every process collates its own batches: only rank 0 says the warning (io/log.py)."""
+    import types
+
+    import torch
+
+
+    monkeypatch.delenv("LOCAL_RANK", raising=False)
+    if rank is None:
+        monkeypatch.delenv("RANK", raising=False)
+    else:
+        monkeypatch.setenv("RANK", rank)
+    collator = types.SimpleNamespace(warned=False, max_text=5)
+    batch = {"completion_mask": torch.tensor([[0, 0], [1, 0]])}
+    VisionPairCollator.warn_if_no_answer(collator, batch)
+    VisionPairCollator.warn_if_no_answer(collator, batch)
+    expected = (
+        "clipdpo train: warning: --max-length 5 leaves 1 of 2 rows of a batch no answer tokens (the prompt's "
+        "text alone fills it); those pairs add a constant loss\n"
+    )
+    assert capsys.readouterr().err == (expected if said else "")
