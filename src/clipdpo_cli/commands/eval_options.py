@@ -1,10 +1,52 @@
-"""The options every benchmark command (eval-amber, eval-pope, eval-chair) shares for its `--model` pass
-(eval/answer.py ModelPass) and its metrics file: declared once here."""
+"""The options the benchmark commands (eval-amber, eval-pope, eval-chair, eval-zeroshot) share, declared once
+here: their settings dataclasses mark these fields `shared` (io.setting) and `settings_options` takes the
+annotations from `SHARED`. The --model pass itself is eval/answer.py's."""
 
 from typing import Annotated
 
 import typer
 
+from clipdpo_cli.commands.clip_options import PrecisionOpt
+from clipdpo_cli.commands.generation import (
+    BatchSizeOpt,
+    ChatTemplateOpt,
+    DtypeOpt,
+    MaxNewTokensOpt,
+    MaxPixelsOpt,
+    SeedOpt,
+    TemperatureOpt,
+    TopPOpt,
+)
+from clipdpo_cli.commands.options import DeviceOpt, OnErrorOpt, ProgressEveryOpt, QuietOpt
+from clipdpo_cli.commands.respond import YesNoOpt
+
+LvlmOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--model",
+        "-m",
+        help="LVLM: Hugging Face id or local directory (image-text-to-text); --engine openai: the served "
+        "model's name.",
+        show_default=False,
+    ),
+]
+ResponsesOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Score these responses instead of answering: the JSONL `clipdpo respond` writes (eval-amber "
+        "also reads the official JSON list of {id, response}; the fields each benchmark reads: "
+        "docs/evaluation.md).",
+        show_default=False,
+    ),
+]
+WriteQueriesOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Write the benchmark's queries as JSONL records {id, image, prompt, ...} for `clipdpo respond` "
+        "to this file ('-': stdout), then exit.",
+        show_default=False,
+    ),
+]
 ResponsesOutOpt = Annotated[
     str | None,
     typer.Option(
@@ -17,12 +59,58 @@ ResumeOpt = Annotated[
 AnswerShardOpt = Annotated[
     str | None,
     typer.Option(
-        help="Answer shard K of N (0-based 'K/N', by image; default from SLURM array variables); only writes "
-        "responses.",
+        "--shard",
+        help="Answer only shard K of N (0-based 'K/N', by image; default from SLURM array variables) and "
+        "write its responses (eval-zeroshot: its captions); the shards' files are scored together "
+        "afterwards.",
         show_default=False,
     ),
 ]
 GenerateOnlyOpt = Annotated[bool, typer.Option(help="Write the responses, do not score them.")]
+LimitOpt = Annotated[
+    int | None,
+    typer.Option(
+        min=1,
+        help="A quick check: only N queries of each part or set (eval-zeroshot: N images per dataset, a "
+        "stable pick); the figures then cover that subset.",
+        show_default=False,
+    ),
+]
+AllowPartialOpt = Annotated[
+    bool,
+    typer.Option(
+        "--allow-partial",
+        help="Score when some expected responses are missing and exit 0 (without it: exit 1, after writing "
+        "the metrics; --limit implies it).",
+    ),
+]
 MetricsOutputOpt = Annotated[
     str | None, typer.Option("--output", "-o", help="Write the metrics JSON here, not stdout.")
 ]
+
+SHARED = {
+    "model": LvlmOpt,
+    "responses": ResponsesOpt,
+    "write_queries": WriteQueriesOpt,
+    "responses_out": ResponsesOutOpt,
+    "resume": ResumeOpt,
+    "shard": AnswerShardOpt,
+    "generate_only": GenerateOnlyOpt,
+    "limit": LimitOpt,
+    "allow_partial": AllowPartialOpt,
+    "output": MetricsOutputOpt,
+    "yes_no": YesNoOpt,
+    "max_new_tokens": MaxNewTokensOpt,
+    "temperature": TemperatureOpt,
+    "top_p": TopPOpt,
+    "seed": SeedOpt,
+    "batch_size": BatchSizeOpt,
+    "device": DeviceOpt,
+    "dtype": DtypeOpt,
+    "precision": PrecisionOpt,
+    "chat_template": ChatTemplateOpt,
+    "max_pixels": MaxPixelsOpt,
+    "on_error": OnErrorOpt,
+    "quiet": QuietOpt,
+    "progress_every": ProgressEveryOpt,
+}

@@ -1,23 +1,30 @@
-"""The in-process respond pass of a benchmark command's `--model` (eval-amber, eval-pope, eval-chair): the
-benchmark's queries written to a temporary file and answered by the respond stage on the shared runner
-(--shard, --resume, progress and the summary come from io/runner.py).
+"""The in-process respond pass of every benchmark command's `--model` (eval-amber, eval-pope, eval-chair,
+eval-zeroshot's captions): the benchmark's queries written to a temporary file and answered by the respond
+stage on the shared runner (--shard, --resume, --on-error, progress and the summary come from io/runner.py).
 
 `clipdpo eval-X --model M -r r.jsonl` is therefore `eval-X --write-queries q.jsonl; respond q.jsonl -m M
 -o r.jsonl; eval-X --responses r.jsonl` in one command.
 """
 
-from __future__ import annotations
-
+import enum
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from clipdpo_cli.io.errors import UsageError
 from clipdpo_cli.io.jsonl import JsonlWriter, read_jsonl
 from clipdpo_cli.io.progress import DEFAULT_EVERY
 from clipdpo_cli.models.generator import EngineSettings
 from clipdpo_cli.stages.respond import RespondSettings
+
+if TYPE_CHECKING:
+    from clipdpo_cli.models.generator import ImageTextGenerator
+
+
+def value_of(choice: Any) -> Any:
+    """An enum option's value (the command line gives the enum member, a Python caller the string)."""
+    return choice.value if isinstance(choice, enum.Enum) else choice
 
 
 @dataclass
@@ -33,9 +40,34 @@ class ModelPass:
     responses_out: str | None = None
     resume: bool = False
     shard: str | None = None
+    on_error: str = "fail"
     quiet: bool = False
     progress_every: float = DEFAULT_EVERY
     engine: EngineSettings = field(default_factory=EngineSettings)  # --engine hf (in-process) or openai
+
+    def load(self) -> "ImageTextGenerator":
+        """The LVLM, in-process or a client of its server (models.generator)."""
+        from clipdpo_cli.models.generator import open_image_text_generator
+
+        return open_image_text_generator(
+            self.model, self.engine, self.device, self.dtype, self.chat_template, self.max_pixels
+        )
+
+
+def model_pass(opts: Any, generation: RespondSettings) -> ModelPass | None:
+    """The --model pass of a benchmark's settings (the fields every benchmark names alike: model, device,
+    dtype, chat_template, max_pixels, engine, responses_out, resume, shard, quiet, progress_every); None
+    without --model, where the pass's own options are a usage error."""
+    if opts.model is None:
+        if opts.responses_out or opts.resume or opts.shard or opts.generate_only:
+            raise UsageError("--responses-out, --resume, --shard and --generate-only go with --model")
+        return None
+    return ModelPass(
+        model=opts.model, device=opts.device, dtype=opts.dtype, chat_template=opts.chat_template,
+        max_pixels=opts.max_pixels, generation=generation, responses_out=opts.responses_out,
+        resume=opts.resume, shard=opts.shard, quiet=opts.quiet, progress_every=opts.progress_every,
+        engine=opts.engine,
+    )  # fmt: skip
 
 
 def check_pass_options(
@@ -46,7 +78,7 @@ def check_pass_options(
     shard: str | None,
     write_queries: str | None,
 ) -> None:
-    """eval-amber's usage rules: one of --model / --responses; -r, --resume, --shard with --model."""
+    """The benchmarks' usage rules: one of --model / --responses; -r, --resume, --shard with --model."""
     if write_queries is not None:
         if model or responses:
             raise UsageError("--write-queries only writes the queries (no --model, no --responses)")
@@ -64,39 +96,37 @@ def answer_queries(
     queries: list[dict[str, Any]],
     run: ModelPass,
     reader: Callable[[str], Iterable[dict[str, Any]]] = read_jsonl,
+    *,
+    load: Callable[[], "ImageTextGenerator"] | None = None,
+    unit: str = "responses",
 ) -> list[dict[str, Any]]:
     """Every response to `queries` now in --responses-out (or a temporary file), read back by `reader`: a
-    resumed run returns the earlier ones too. Records of other ids in that file are left out."""
+    resumed run returns the earlier ones too. Records of other ids in that file are left out.
+
+    The records name the model `run.model`; `load` replaces `run.load` (a caller's own LVLM)."""
     import tempfile
 
     from clipdpo_cli.io.runner import IOSettings, check_io, run_stage
-    from clipdpo_cli.models.generator import open_image_text_generator
     from clipdpo_cli.stages.respond import respond_records
 
-    with tempfile.TemporaryDirectory(prefix=f"clipdpo-{name}-") as tmp:
+    with tempfile.TemporaryDirectory(prefix=f"clipdpo-{name.split()[0]}-") as tmp:
         path = os.path.join(tmp, "queries.jsonl")
         with JsonlWriter(path) as writer:
             writer.write_all(queries)
         out = run.responses_out or os.path.join(tmp, "responses.jsonl")
         io = IOSettings(
-            input=path,
-            output=out,
-            quiet=run.quiet,
-            shard=run.shard,
-            resume=run.resume,
-            progress_every=run.progress_every,
-        )
+            input=path, output=out, quiet=run.quiet, on_error=run.on_error, shard=run.shard,
+            resume=run.resume, progress_every=run.progress_every,
+        )  # fmt: skip
         check_io(io)  # a -r into a missing folder fails now, not after the model loaded
-        lvlm = open_image_text_generator(
-            run.model, run.engine, run.device, run.dtype, run.chat_template, run.max_pixels
-        )
+        lvlm = (load or run.load)()
         run_stage(
             name,
             io,
-            lambda records, ctx: respond_records(records, lvlm, run.generation, ctx),
+            lambda records, ctx: respond_records(records, lvlm, run.generation, ctx, model=run.model),
             one_to_one=True,
             total=len(queries),
-            unit="responses",
+            unit=unit,
         )
         wanted = {q["id"] for q in queries}
         return [r for r in reader(out) if r.get("id") in wanted]

@@ -22,7 +22,6 @@ from clipdpo_cli.eval.zeroshot.pipeline import (
 )
 from clipdpo_cli.eval.zeroshot.resources import choose_prompts
 from clipdpo_cli.io.errors import InputError, RecordFailure, UsageError
-from clipdpo_cli.io.shard import Shard
 from clipdpo_cli.models.scorer import CosineScore
 
 COLOURS = ("red", "green", "blue")
@@ -85,7 +84,7 @@ def test_hand_computed_numbers_and_captions_cache(shapes_dir, tmp_path):
     lvlm = FakeLvlm()
     results, log = run([make_set(shapes_dir)], lvlm=lvlm, model="fake-lvlm", captions=[str(cache)],
                        captions_out=str(cache), baseline="clip", batch_size=5,
-                       predictions_out=str(tmp_path / "pred.jsonl"))  # fmt: skip
+                       predictions=str(tmp_path / "pred.jsonl"))  # fmt: skip
     (r,) = results
     assert r["n_classes"] == 3 and r["model"] == "fake-lvlm" and r["text_encoder"] == "fake-encoder"
     assert r["caption"]["n"] == 12
@@ -147,7 +146,7 @@ def test_shards_caption_disjoint_parts_then_score_together(shapes_dir, tmp_path)
     for k in range(2):
         out = tmp_path / f"caps.{k}.jsonl"
         results, log = run([make_set(shapes_dir)], lvlm=FakeLvlm(), model="m", captions=[str(out)],
-                           captions_out=str(out), shard=Shard(k, 2))  # fmt: skip
+                           captions_out=str(out), shard=f"{k}/2")  # fmt: skip
         assert results == [] and any("once every shard is done" in line for line in log)
         parts.append({json.loads(line)["id"] for line in out.read_text().splitlines()})
     assert parts[0] and parts[1] and not parts[0] & parts[1] and len(parts[0] | parts[1]) == 12
@@ -162,7 +161,7 @@ def test_missing_captions_without_model_is_a_clear_error(shapes_dir, tmp_path):
     with pytest.raises(InputError, match="9 of 12 images have no cached caption.*run with --model"):
         run([make_set(shapes_dir)], captions=[str(cache)])
     with pytest.raises(UsageError, match=r"sharding \(--shard, or SLURM array variables\) needs --captions"):
-        run([make_set(shapes_dir)], lvlm=FakeLvlm(), model="m", shard=Shard(0, 2))
+        run([make_set(shapes_dir)], lvlm=FakeLvlm(), model="m", shard="0/2")
     with pytest.raises(UsageError, match="nothing to evaluate"):
         run([make_set(shapes_dir)], use_captions=False)
 
