@@ -2,7 +2,7 @@
 here: their settings dataclasses mark these fields `shared` (io.setting) and `settings_options` takes the
 annotations from `SHARED`. The --model pass itself is eval/answer.py's."""
 
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 import typer
 
@@ -17,8 +17,11 @@ from clipdpo_cli.commands.generation import (
     TemperatureOpt,
     TopPOpt,
 )
-from clipdpo_cli.commands.options import DeviceOpt, OnErrorOpt, ProgressEveryOpt, QuietOpt
+from clipdpo_cli.commands.options import DeviceOpt, OnErrorOpt, ProgressEveryOpt, QuietOpt, shard_device
 from clipdpo_cli.commands.respond import YesNoOpt
+from clipdpo_cli.models.generator import EngineSettings
+
+T = TypeVar("T")
 
 LvlmOpt = Annotated[
     str | None,
@@ -81,7 +84,15 @@ AllowPartialOpt = Annotated[
     typer.Option(
         "--allow-partial",
         help="Score when some expected responses are missing and exit 0 (without it: exit 1, after writing "
-        "the metrics; --limit implies it).",
+        "the metrics); eval-amber's and eval-pope's --limit imply it.",
+    ),
+]
+CocoImagesOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--image-root",
+        help="COCO val2014 images folder: the benchmark's image file names are joined to it.",
+        show_default=False,
     ),
 ]
 MetricsOutputOpt = Annotated[
@@ -99,6 +110,7 @@ SHARED = {
     "limit": LimitOpt,
     "allow_partial": AllowPartialOpt,
     "output": MetricsOutputOpt,
+    "image_root": CocoImagesOpt,
     "yes_no": YesNoOpt,
     "max_new_tokens": MaxNewTokensOpt,
     "temperature": TemperatureOpt,
@@ -114,3 +126,12 @@ SHARED = {
     "quiet": QuietOpt,
     "progress_every": ProgressEveryOpt,
 }
+
+
+def benchmark_settings(cls: type[T], settings: dict[str, Any], engine: EngineSettings) -> T:
+    """A benchmark's settings from its options; with --model, --device auto under a shard is the shard's GPU
+    (commands/options.py shard_device)."""
+    opts: Any = cls(**settings, engine=engine)
+    if opts.model:
+        opts.device = shard_device(opts.device, opts.shard, opts.quiet)
+    return opts

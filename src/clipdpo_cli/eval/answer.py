@@ -8,6 +8,7 @@ stage on the shared runner (--shard, --resume, --on-error, progress and the summ
 
 import enum
 import os
+import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from clipdpo_cli.io.errors import UsageError
 from clipdpo_cli.io.jsonl import JsonlWriter, read_jsonl
 from clipdpo_cli.io.progress import DEFAULT_EVERY
+from clipdpo_cli.io.shard import Shard
 from clipdpo_cli.models.generator import EngineSettings
 from clipdpo_cli.stages.respond import RespondSettings
 
@@ -55,12 +57,24 @@ class ModelPass:
 
 
 def model_pass(opts: Any, generation: RespondSettings) -> ModelPass | None:
-    """The --model pass of a benchmark's settings (the fields every benchmark names alike: model, device,
-    dtype, chat_template, max_pixels, engine, responses_out, resume, shard, quiet, progress_every); None
-    without --model, where the pass's own options are a usage error."""
+    """The --model pass of a benchmark's settings, after the benchmarks' usage rules: --write-queries alone,
+    else one of --model / --responses; --responses-out, --resume, --shard, --generate-only with --model;
+    --resume with --responses-out. None without --model.
+
+    `opts` names the pass's options alike in every benchmark: model, responses, write_queries, device,
+    dtype, chat_template, max_pixels, engine, responses_out, resume, shard, generate_only, quiet,
+    progress_every."""
+    if opts.model is None and (opts.responses_out or opts.resume or opts.shard or opts.generate_only):
+        raise UsageError("--responses-out, --resume, --shard and --generate-only go with --model")
+    if opts.write_queries is not None:
+        if opts.model or opts.responses:
+            raise UsageError("--write-queries only writes the queries (no --model, no --responses)")
+        return None
+    if (opts.model is None) == (opts.responses is None):
+        raise UsageError("give exactly one of --model (generate responses) or --responses FILE (score them)")
+    if opts.resume and not opts.responses_out:
+        raise UsageError("--resume needs --responses-out FILE (the ids already in FILE are skipped)")
     if opts.model is None:
-        if opts.responses_out or opts.resume or opts.shard or opts.generate_only:
-            raise UsageError("--responses-out, --resume, --shard and --generate-only go with --model")
         return None
     return ModelPass(
         model=opts.model, device=opts.device, dtype=opts.dtype, chat_template=opts.chat_template,
@@ -68,27 +82,6 @@ def model_pass(opts: Any, generation: RespondSettings) -> ModelPass | None:
         resume=opts.resume, shard=opts.shard, quiet=opts.quiet, progress_every=opts.progress_every,
         engine=opts.engine,
     )  # fmt: skip
-
-
-def check_pass_options(
-    model: str | None,
-    responses: str | None,
-    responses_out: str | None,
-    resume: bool,
-    shard: str | None,
-    write_queries: str | None,
-) -> None:
-    """The benchmarks' usage rules: one of --model / --responses; -r, --resume, --shard with --model."""
-    if write_queries is not None:
-        if model or responses:
-            raise UsageError("--write-queries only writes the queries (no --model, no --responses)")
-        return
-    if (model is None) == (responses is None):
-        raise UsageError("give exactly one of --model (generate responses) or --responses FILE (score them)")
-    if responses and (responses_out or resume or shard):
-        raise UsageError("--responses-out, --resume and --shard go with --model")
-    if resume and not responses_out:
-        raise UsageError("--resume needs --responses-out FILE (the ids already in FILE are skipped)")
 
 
 def answer_queries(
@@ -130,3 +123,28 @@ def answer_queries(
         )
         wanted = {q["id"] for q in queries}
         return [r for r in reader(out) if r.get("id") in wanted]
+
+
+def write_query_file(name: str, path: str, queries: list[dict[str, Any]], quiet: bool) -> None:
+    """--write-queries: the benchmark's queries as respond records (JSONL) in `path` ('-': stdout)."""
+    with JsonlWriter(path) as writer:
+        writer.write_all(queries)
+    if not quiet:
+        log(f"clipdpo {name}: {len(queries):,} queries written; answer them with `clipdpo respond FILE -m "
+            "MODEL`, score the answers with --responses")  # fmt: skip
+
+
+def answered_only(name: str, run: ModelPass | None, generate_only: bool, quiet: bool) -> bool:
+    """Whether a --model run stops once its responses are written: --generate-only, or one shard of several
+    (the shards' files are scored together, which is said on stderr)."""
+    if run is None:
+        return False
+    sharded = not Shard.parse(run.shard).is_whole
+    if sharded and not quiet:
+        log(f"clipdpo {name}: one shard's responses written; score them all together with --responses "
+            "(concatenate the shards' files)")  # fmt: skip
+    return generate_only or sharded
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
