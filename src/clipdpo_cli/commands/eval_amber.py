@@ -3,20 +3,15 @@ AmberEvalSettings' fields (eval/amber/run.py)."""
 
 from typing import Any
 
-from clipdpo_cli.commands.eval_options import SHARED, benchmark_settings
-from clipdpo_cli.commands.generation import engine_options
-from clipdpo_cli.commands.settings_options import settings_options
+from clipdpo_cli.commands.eval_options import benchmark_command, benchmark_settings
 from clipdpo_cli.eval.amber.run import AmberEvalSettings
-from clipdpo_cli.io.setting import declared
-from clipdpo_cli.models.generator import EngineSettings
 
 NAME = "eval-amber"
 SUMMARY = "AMBER hallucination benchmark: generate responses and score them as the official scorer."
 
 
-@engine_options
-@settings_options(declared(AmberEvalSettings), SHARED, config=True)
-def command(engine: EngineSettings, settings: dict[str, Any]) -> None:
+@benchmark_command(AmberEvalSettings)
+def command(settings: dict[str, Any]) -> None:
     """clipdpo eval-amber --model out/ --amber-root AMBER/ -r responses.jsonl > amber.json
 
     Answer AMBER's queries with an LVLM (--model) or read responses made elsewhere (--responses), then
@@ -25,4 +20,4 @@ def command(engine: EngineSettings, settings: dict[str, Any]) -> None:
     """
     from clipdpo_cli.eval.amber.run import run_eval
 
-    run_eval(benchmark_settings(AmberEvalSettings, settings, engine))
+    run_eval(benchmark_settings(AmberEvalSettings, settings))

@@ -3,20 +3,15 @@ options are ChairEvalSettings' fields (eval/chair/run.py)."""
 
 from typing import Any
 
-from clipdpo_cli.commands.eval_options import SHARED, benchmark_settings
-from clipdpo_cli.commands.generation import engine_options
-from clipdpo_cli.commands.settings_options import settings_options
+from clipdpo_cli.commands.eval_options import benchmark_command, benchmark_settings
 from clipdpo_cli.eval.chair.run import ChairEvalSettings
-from clipdpo_cli.io.setting import declared
-from clipdpo_cli.models.generator import EngineSettings
 
 NAME = "eval-chair"
 SUMMARY = "CHAIR (Object HalBench): describe COCO images, count hallucinated objects as the reference code."
 
 
-@engine_options
-@settings_options(declared(ChairEvalSettings), SHARED, config=True)
-def command(engine: EngineSettings, settings: dict[str, Any]) -> None:
+@benchmark_command(ChairEvalSettings)
+def command(settings: dict[str, Any]) -> None:
     """clipdpo eval-chair --coco-annotations instances_val2014.json --image-ids ids.txt -m out/ > chair.json
 
     Describe COCO images with an LVLM (--model) or read descriptions made elsewhere (--responses), then count
@@ -26,4 +21,4 @@ def command(engine: EngineSettings, settings: dict[str, Any]) -> None:
     """
     from clipdpo_cli.eval.chair.run import run_eval
 
-    run_eval(benchmark_settings(ChairEvalSettings, settings, engine))
+    run_eval(benchmark_settings(ChairEvalSettings, settings))

@@ -1,38 +1,20 @@
 """The options the benchmark commands (eval-amber, eval-pope, eval-chair, eval-zeroshot) share, declared once
-here: their settings dataclasses mark these fields `shared` (io.setting) and `settings_options` takes the
-annotations from `SHARED`. The --model pass itself is eval/answer.py's."""
+here: their settings dataclasses mark these fields `shared` (io.setting) and `benchmark_command` takes the
+annotations from `SHARED`. The generation options (-m, --max-new-tokens, --dtype, the engine's...) are the
+one group of models/generation_settings.py. The --model pass itself is eval/answer.py's."""
 
+from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
 import typer
 
 from clipdpo_cli.commands.clip_options import PrecisionOpt
-from clipdpo_cli.commands.generation import (
-    BatchSizeOpt,
-    ChatTemplateOpt,
-    DtypeOpt,
-    MaxNewTokensOpt,
-    MaxPixelsOpt,
-    SeedOpt,
-    TemperatureOpt,
-    TopPOpt,
-)
-from clipdpo_cli.commands.options import DeviceOpt, OnErrorOpt, ProgressEveryOpt, QuietOpt, shard_device
+from clipdpo_cli.commands.generation import generation_command
+from clipdpo_cli.commands.options import OnErrorOpt, ProgressEveryOpt, QuietOpt, shard_device
 from clipdpo_cli.commands.respond import YesNoOpt
-from clipdpo_cli.models.generator import EngineSettings
 
 T = TypeVar("T")
 
-LvlmOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--model",
-        "-m",
-        help="LVLM: Hugging Face id or local directory (image-text-to-text); --engine openai: the served "
-        "model's name.",
-        show_default=False,
-    ),
-]
 ResponsesOpt = Annotated[
     str | None,
     typer.Option(
@@ -100,7 +82,6 @@ MetricsOutputOpt = Annotated[
 ]
 
 SHARED = {
-    "model": LvlmOpt,
     "responses": ResponsesOpt,
     "write_queries": WriteQueriesOpt,
     "responses_out": ResponsesOutOpt,
@@ -112,26 +93,26 @@ SHARED = {
     "output": MetricsOutputOpt,
     "image_root": CocoImagesOpt,
     "yes_no": YesNoOpt,
-    "max_new_tokens": MaxNewTokensOpt,
-    "temperature": TemperatureOpt,
-    "top_p": TopPOpt,
-    "seed": SeedOpt,
-    "batch_size": BatchSizeOpt,
-    "device": DeviceOpt,
-    "dtype": DtypeOpt,
     "precision": PrecisionOpt,
-    "chat_template": ChatTemplateOpt,
-    "max_pixels": MaxPixelsOpt,
     "on_error": OnErrorOpt,
     "quiet": QuietOpt,
     "progress_every": ProgressEveryOpt,
 }
 
 
-def benchmark_settings(cls: type[T], settings: dict[str, Any], engine: EngineSettings) -> T:
-    """A benchmark's settings from its options; with --model, --device auto under a shard is the shard's GPU
-    (commands/options.py shard_device)."""
-    opts: Any = cls(**settings, engine=engine)
+def benchmark_command(settings: type, without: tuple[str, ...] = ()) -> Callable[[Callable[..., Any]], Any]:
+    """A benchmark command's options: its settings' own, the generation group's (`without` those it does not
+    take; defaults from its settings' fields of those names), and --config FILE."""
+    return generation_command(settings, SHARED, model=None, without=without)
+
+
+def benchmark_settings(cls: type[T], values: dict[str, Any]) -> T:
+    """A benchmark's settings from its parsed options; with --model, --device auto under a shard is the
+    shard's GPU (commands/options.py shard_device)."""
+    from clipdpo_cli.models.generation_settings import GenerationSettings, pick
+
+    engine = GenerationSettings.of(values).engine_settings  # the group checks the sampling options too
+    opts: Any = cls(**{**pick(cls, values), "engine": engine})
     if opts.model:
         opts.device = shard_device(opts.device, opts.shard, opts.quiet)
     return opts

@@ -3,20 +3,15 @@ options are PopeEvalSettings' fields (eval/pope/run.py)."""
 
 from typing import Any
 
-from clipdpo_cli.commands.eval_options import SHARED, benchmark_settings
-from clipdpo_cli.commands.generation import engine_options
-from clipdpo_cli.commands.settings_options import settings_options
+from clipdpo_cli.commands.eval_options import benchmark_command, benchmark_settings
 from clipdpo_cli.eval.pope.run import PopeEvalSettings
-from clipdpo_cli.io.setting import declared
-from clipdpo_cli.models.generator import EngineSettings
 
 NAME = "eval-pope"
 SUMMARY = "POPE benchmark: answer its yes/no questions and score them as its official evaluate.py."
 
 
-@engine_options
-@settings_options(declared(PopeEvalSettings), SHARED, config=True)
-def command(engine: EngineSettings, settings: dict[str, Any]) -> None:
+@benchmark_command(PopeEvalSettings, without=("temperature", "top_p", "seed"))
+def command(settings: dict[str, Any]) -> None:
     """clipdpo eval-pope --pope-root pope/ --image-root val2014/ --model out/ -r pope.jsonl > pope.json
 
     Answer POPE's yes/no questions (random, popular, adversarial) with an LVLM (--model) or read responses
@@ -26,4 +21,4 @@ def command(engine: EngineSettings, settings: dict[str, Any]) -> None:
     """
     from clipdpo_cli.eval.pope.run import run_eval
 
-    run_eval(benchmark_settings(PopeEvalSettings, settings, engine))
+    run_eval(benchmark_settings(PopeEvalSettings, settings))

@@ -6,13 +6,8 @@ from typing import Annotated, Any
 
 import typer
 
-from clipdpo_cli.commands.eval_options import SHARED
-from clipdpo_cli.commands.generation import engine_options
-from clipdpo_cli.commands.options import shard_device
-from clipdpo_cli.commands.settings_options import settings_options
+from clipdpo_cli.commands.eval_options import benchmark_command, benchmark_settings
 from clipdpo_cli.eval.zeroshot.settings import ZeroshotSettings
-from clipdpo_cli.io.setting import declared
-from clipdpo_cli.models.generator import EngineSettings
 
 NAME = "eval-zeroshot"
 SUMMARY = "Zero-shot classification from the LVLM's captions, vs. CLIP (paper Sec. 6.2, Table 3)."
@@ -26,9 +21,8 @@ InputsArg = Annotated[
 ]
 
 
-@engine_options
-@settings_options(declared(ZeroshotSettings), SHARED, config=True)
-def command(engine: EngineSettings, settings: dict[str, Any], inputs: InputsArg = None) -> None:
+@benchmark_command(ZeroshotSettings, without=("temperature", "top_p", "seed"))
+def command(settings: dict[str, Any], inputs: InputsArg = None) -> None:
     """clipdpo eval-zeroshot --dataset all --data-root data/ --model out/ --captions caps.jsonl > zs.jsonl
 
     Each image is captioned by the LVLM ("describe the main object"), the caption is embedded with a
@@ -43,9 +37,7 @@ def command(engine: EngineSettings, settings: dict[str, Any], inputs: InputsArg 
     from clipdpo_cli.io.jsonl import JsonlWriter
     from clipdpo_cli.io.outputs import check_outputs
 
-    opts = ZeroshotSettings(**settings, engine=engine)
-    if opts.model:
-        opts.device = shard_device(opts.device, opts.shard, opts.quiet)
+    opts = benchmark_settings(ZeroshotSettings, settings)
 
     def log(msg: str) -> None:
         if not opts.quiet:

@@ -58,7 +58,6 @@ class AmberEvalSettings:
         help="The AMBER folder: data/annotations.json, relation.json, safe_words.txt, query/, and "
         "image/AMBER_N.jpg (see docs/amber.md)."
     )
-    model: str | None = setting(None, shared=True)
     responses: str | None = setting(None, shared=True)
     task: str = setting(
         "all", "Which queries to answer and figures to report.", cli_type=Task, parse=value_of
@@ -70,15 +69,6 @@ class AmberEvalSettings:
     write_queries: str | None = setting(None, shared=True)  # for `clipdpo respond`, then stop
     yes_no: str = setting("prob", shared=True, parse=value_of)
     yes_no_suffix: str = setting(DEFAULT_YES_NO_SUFFIX, "Appended to each yes/no query.")
-    max_new_tokens: int = setting(512, shared=True)  # a description's
-    temperature: float = setting(0.0, shared=True)
-    top_p: float = setting(1.0, shared=True)
-    seed: int = setting(0, shared=True)
-    batch_size: int = setting(8, shared=True)
-    device: str = setting("auto", shared=True)
-    dtype: str = setting("auto", shared=True, parse=value_of)
-    chat_template: str | None = setting(None, shared=True)
-    max_pixels: int | None = setting(None, shared=True)
     limit: int | None = setting(None, shared=True)
     amber_images: str | None = setting(
         None, "AMBER's images folder, if not AMBER_ROOT/image.", show_default=False, aliases=("--image-dir",)
@@ -104,7 +94,19 @@ class AmberEvalSettings:
     allow_partial: bool = setting(False, shared=True)
     quiet: bool = setting(False, shared=True)
     progress_every: float = setting(DEFAULT_EVERY, shared=True)
-    engine: EngineSettings = field(default_factory=EngineSettings)  # commands/generation.py engine_options
+    # the generation group's options (models/generation_settings.py, declared there once), with this command's
+    # defaults: generation_options reads them here
+    model: str | None = None
+    max_new_tokens: int = 512  # a description's
+    temperature: float = 0.0
+    top_p: float = 1.0
+    seed: int = 0
+    batch_size: int = 8
+    device: str = "auto"
+    dtype: str = "auto"
+    chat_template: str | None = None
+    max_pixels: int | None = None
+    engine: EngineSettings = field(default_factory=EngineSettings)  # --engine and the server's options
 
     def generation(self) -> RespondSettings:
         """The respond stage's settings of the --model pass."""

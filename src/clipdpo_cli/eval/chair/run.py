@@ -8,7 +8,7 @@ commands/eval_options.py); no `from __future__ import annotations` here, so thei
 from dataclasses import dataclass, field
 from typing import Any
 
-from clipdpo_cli.eval.answer import answer_queries, answered_only, log, model_pass, value_of, write_query_file
+from clipdpo_cli.eval.answer import answer_queries, answered_only, log, model_pass, write_query_file
 from clipdpo_cli.eval.chair.coco import CocoTruth, default_captions
 from clipdpo_cli.eval.chair.evaluate import format_table, image_id_of, score_responses
 from clipdpo_cli.eval.chair.queries import query_records, read_image_ids, read_prompts
@@ -48,22 +48,12 @@ class ChairEvalSettings:
     synonyms: str | None = setting(
         None, "Another synonym list (default: the reference's, as shipped).", show_default=False
     )  # data/chair_synonyms.txt
-    model: str | None = setting(None, shared=True)
     responses: str | None = setting(None, shared=True)
     write_queries: str | None = setting(None, shared=True)
     responses_out: str | None = setting(None, shared=True)
     resume: bool = setting(False, shared=True)
     shard: str | None = setting(None, shared=True)
     generate_only: bool = setting(False, shared=True)
-    max_new_tokens: int = setting(512, shared=True)
-    temperature: float = setting(0.0, shared=True)
-    top_p: float = setting(1.0, shared=True)
-    seed: int = setting(0, shared=True)
-    batch_size: int = setting(8, shared=True)
-    device: str = setting("auto", shared=True)
-    dtype: str = setting("auto", shared=True, parse=value_of)
-    chat_template: str | None = setting(None, shared=True)
-    max_pixels: int | None = setting(None, shared=True)
     details: str | None = setting(
         None, "Write each response's mentioned, hallucinated and ground-truth objects here (JSONL).",
         show_default=False,
@@ -72,7 +62,19 @@ class ChairEvalSettings:
     allow_partial: bool = setting(False, shared=True)  # with --image-ids
     quiet: bool = setting(False, shared=True)
     progress_every: float = setting(DEFAULT_EVERY, shared=True)
-    engine: EngineSettings = field(default_factory=EngineSettings)  # commands/generation.py engine_options
+    # the generation group's options (models/generation_settings.py, declared there once), with this command's
+    # defaults: generation_options reads them here
+    model: str | None = None
+    max_new_tokens: int = 512  # a description's
+    temperature: float = 0.0
+    top_p: float = 1.0
+    seed: int = 0
+    batch_size: int = 8
+    device: str = "auto"
+    dtype: str = "auto"
+    chat_template: str | None = None
+    max_pixels: int | None = None
+    engine: EngineSettings = field(default_factory=EngineSettings)  # --engine and the server's options
 
     def generation(self) -> RespondSettings:
         """The respond stage's settings of the --model pass."""

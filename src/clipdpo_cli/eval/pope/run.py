@@ -37,7 +37,6 @@ class PopeEvalSettings:
         "coco_pope_adversarial.json (AoiDragon/POPE output/coco/)."
     )
     image_root: str | None = setting(None, shared=True)  # COCO val2014
-    model: str | None = setting(None, shared=True)
     responses: str | None = setting(None, shared=True)
     split: str = setting("all", "Which question set(s) to answer and score.", cli_type=Split, parse=value_of)
     write_queries: str | None = setting(None, shared=True)
@@ -50,18 +49,21 @@ class PopeEvalSettings:
     resume: bool = setting(False, shared=True)
     shard: str | None = setting(None, shared=True)
     generate_only: bool = setting(False, shared=True)
-    max_new_tokens: int = setting(16, shared=True)  # a free answer's (--yes-no generate)
-    batch_size: int = setting(8, shared=True)
-    device: str = setting("auto", shared=True)
-    dtype: str = setting("auto", shared=True, parse=value_of)
-    chat_template: str | None = setting(None, shared=True)
-    max_pixels: int | None = setting(None, shared=True)
     limit: int | None = setting(None, shared=True)
     output: str | None = setting(None, shared=True)
     allow_partial: bool = setting(False, shared=True)
     quiet: bool = setting(False, shared=True)
     progress_every: float = setting(DEFAULT_EVERY, shared=True)
-    engine: EngineSettings = field(default_factory=EngineSettings)  # commands/generation.py engine_options
+    # the generation group's options (models/generation_settings.py, declared there once), with this command's
+    # defaults: generation_options reads them here
+    model: str | None = None
+    max_new_tokens: int = 16  # a free answer's (--yes-no generate); POPE's answers are greedy
+    batch_size: int = 8
+    device: str = "auto"
+    dtype: str = "auto"
+    chat_template: str | None = None
+    max_pixels: int | None = None
+    engine: EngineSettings = field(default_factory=EngineSettings)  # --engine and the server's options
 
     @property
     def splits(self) -> tuple[str, ...]:

@@ -51,7 +51,6 @@ class ZeroshotSettings:
     )  # fmt: skip
     data_root: str | None = setting(None, "Folder holding the datasets (e.g. DIR/food-101, DIR/SUN397).")
     split: str = setting("test", "Split of the named datasets (ImageNet: test means val).")
-    model: str | None = setting(None, shared=True)  # LVLM; None: captions only from the cache
     text_encoder: str = setting(
         DEFAULT_TEXT_ENCODER, "CLIP/SigLIP model that embeds captions and class prompts (a `score --model` "
         "name: open_clip alias or name, or transformers:ID_OR_DIR).",
@@ -84,12 +83,7 @@ class ZeroshotSettings:
         "else the JSONL file's folder).",
     )  # fmt: skip
     batch_size: int = setting(8, "Images per LVLM / image-encoder batch.", min=1)
-    max_new_tokens: int = setting(64, shared=True)
-    device: str = setting("auto", shared=True)
     precision: str = setting("fp32", shared=True, parse=value_of)  # the text encoder's
-    dtype: str = setting("auto", shared=True, parse=value_of)  # the LVLM's
-    chat_template: str | None = setting(None, shared=True)
-    max_pixels: int | None = setting(None, shared=True)
     predictions: str | None = setting(
         None, "Also write one JSONL record per image: its caption and top-5 classes per method."
     )
@@ -97,8 +91,16 @@ class ZeroshotSettings:
     on_error: str = setting("fail", shared=True, parse=value_of)
     quiet: bool = setting(False, shared=True)  # no progress display
     progress_every: float = setting(DEFAULT_EVERY, shared=True)  # seconds between plain progress lines
-    # not options: the engine group (commands/generation.py engine_options) and what follows from the above
-    engine: EngineSettings = field(default_factory=EngineSettings)
+    # the generation group's options (models/generation_settings.py, declared there once), with
+    # eval-zeroshot's defaults: generation_options reads them here
+    model: str | None = None  # the LVLM; None: captions only from the cache
+    max_new_tokens: int = 64  # a caption's
+    device: str = "auto"  # the LVLM's and the text encoder's
+    dtype: str = "auto"  # the LVLM's
+    chat_template: str | None = None
+    max_pixels: int | None = None
+    engine: EngineSettings = field(default_factory=EngineSettings)  # --engine and the server's options
+    # not options: what follows from the above
     text_batch_size: int = 256
     captions_out: str | None = None  # where new captions are appended (default: captions_output(captions))
     use_captions: bool | None = None  # classify by captions (default: with --model or --captions)
