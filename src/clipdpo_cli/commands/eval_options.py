@@ -11,7 +11,7 @@ import typer
 from clipdpo_cli.commands.clip_options import PrecisionOpt
 from clipdpo_cli.commands.generation import generation_command
 from clipdpo_cli.commands.options import OnErrorOpt, ProgressEveryOpt, QuietOpt, shard_device
-from clipdpo_cli.commands.respond import YesNoOpt
+from clipdpo_cli.commands.respond import ImageRootOpt, YesNoOpt
 
 T = TypeVar("T")
 
@@ -69,14 +69,6 @@ AllowPartialOpt = Annotated[
         "the metrics); eval-amber's and eval-pope's --limit imply it.",
     ),
 ]
-CocoImagesOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--image-root",
-        help="COCO val2014 images folder: the benchmark's image file names are joined to it.",
-        show_default=False,
-    ),
-]
 MetricsOutputOpt = Annotated[
     str | None, typer.Option("--output", "-o", help="Write the metrics JSON here, not stdout.")
 ]
@@ -91,7 +83,7 @@ SHARED = {
     "limit": LimitOpt,
     "allow_partial": AllowPartialOpt,
     "output": MetricsOutputOpt,
-    "image_root": CocoImagesOpt,
+    "image_root": ImageRootOpt,  # respond's: the queries' images are resolved as its are
     "yes_no": YesNoOpt,
     "precision": PrecisionOpt,
     "on_error": OnErrorOpt,

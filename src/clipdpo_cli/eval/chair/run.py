@@ -35,7 +35,7 @@ class ChairEvalSettings:
     no_captions: bool = setting(
         False, "Ground truth from the instance annotations only.", flags=("--no-captions",)
     )
-    image_root: str | None = setting(None, shared=True)  # COCO val2014
+    image_root: str | None = setting(None, shared=True)  # COCO val2014, joined to the files' image names
     image_ids: str | None = setting(
         None, "The images to describe: one COCO id a line, or JSON lines {image_id, question} (Object "
         "HalBench's 300); default every image of --coco-annotations. Scoring: only these images count, and "

@@ -36,7 +36,7 @@ class PopeEvalSettings:
         help="Folder of the official question files coco_pope_random.json, coco_pope_popular.json and "
         "coco_pope_adversarial.json (AoiDragon/POPE output/coco/)."
     )
-    image_root: str | None = setting(None, shared=True)  # COCO val2014
+    image_root: str | None = setting(None, shared=True)  # COCO val2014, joined to the files' image names
     responses: str | None = setting(None, shared=True)
     split: str = setting("all", "Which question set(s) to answer and score.", cli_type=Split, parse=value_of)
     write_queries: str | None = setting(None, shared=True)

@@ -78,10 +78,7 @@ class ZeroshotSettings:
     )  # fmt: skip
     limit: int | None = setting(None, shared=True)  # images per dataset, a stable pick
     shard: str | None = setting(None, shared=True)  # captioning only: the runner's --shard (io/shard.py)
-    image_root: str | None = setting(
-        None, "Folder that relative image paths of JSONL inputs are under (default: $CLIPDPO_IMAGE_ROOT, "
-        "else the JSONL file's folder).",
-    )  # fmt: skip
+    image_root: str | None = setting(None, shared=True)  # of JSONL inputs (last: the JSONL file's folder)
     batch_size: int = setting(8, "Images per LVLM / image-encoder batch.", min=1)
     precision: str = setting("fp32", shared=True, parse=value_of)  # the text encoder's
     predictions: str | None = setting(
