@@ -44,7 +44,8 @@ def generation_command(
 
     `shared`: annotations of the stage's fields declared `shared` (workers, image_root, input_order).
     """
-    fields = [*declared(stage), *generation_options(stage, **group)]
+    model, *rest = generation_options(stage, **group)  # -m first, as before
+    fields = [model, *declared(stage), *rest]
     return settings_options(fields, {**SHARED, **(shared or {})}, config=True)
 
 

@@ -141,7 +141,8 @@ class GenerationSettings:
         from clipdpo_cli.models.generator import open_text_generator
 
         assert self.model is not None
-        return open_text_generator(self.model, self.engine_settings, self.device, self.dtype, self.template)
+        engine, template = self.engine_settings, self.chat_template  # a file or the text: it reads it
+        return open_text_generator(self.model, engine, self.device, self.dtype, template)
 
 
 def pick(cls: type, values: Mapping[str, Any]) -> dict[str, Any]:
