@@ -8,10 +8,10 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from clipdpo_cli.commands.clip_options import PrecisionOpt
+from clipdpo_cli.commands.clip_options import ImageRootOpt, PrecisionOpt
 from clipdpo_cli.commands.generation import generation_command
 from clipdpo_cli.commands.options import OnErrorOpt, ProgressEveryOpt, QuietOpt, shard_device
-from clipdpo_cli.commands.respond import ImageRootOpt, YesNoOpt
+from clipdpo_cli.commands.respond import YesNoOpt
 
 T = TypeVar("T")
 
@@ -83,7 +83,7 @@ SHARED = {
     "limit": LimitOpt,
     "allow_partial": AllowPartialOpt,
     "output": MetricsOutputOpt,
-    "image_root": ImageRootOpt,  # respond's: the queries' images are resolved as its are
+    "image_root": ImageRootOpt,  # respond's: the queries' images are resolved as its records' are
     "yes_no": YesNoOpt,
     "precision": PrecisionOpt,
     "on_error": OnErrorOpt,
