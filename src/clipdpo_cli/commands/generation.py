@@ -1,130 +1,69 @@
-"""Options shared by the model-backed generation commands (caption, ask, respond, perturb, eval-amber,
-eval-zeroshot), declared once; `engine_options` adds the generation engine's group to a command."""
+"""The generation options on the command line: models/generation_settings.py declares the group once;
+`generation_command` gives a command its own settings' options and the group's (plus --config FILE), and the
+annotations below (DtypeOpt, ChatTemplateOpt, MaxPixelsOpt, `engine_options`...) are the same declarations
+for the commands that take single options of the group."""
 
-import enum
 import functools
 import inspect
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Any
 
-import typer
+from clipdpo_cli.commands.options import DeviceOpt
+from clipdpo_cli.commands.settings_options import option_parameter, settings_options
+from clipdpo_cli.io.setting import declared
+from clipdpo_cli.models.device import Precision
+from clipdpo_cli.models.generation_settings import Engine, GenerationSettings, generation_options
 
-from clipdpo_cli.models.device import HELP, Precision, Use
+__all__ = ["Engine", "generation_command"]
 
 Dtype = Precision  # the one precision enum (models/device.py); --dtype is its Use.weights
 
-DtypeOpt = Annotated[Dtype, typer.Option(help=HELP[Use.weights])]
-BatchSizeOpt = Annotated[int, typer.Option(min=1, help="Rows (prompts) generated together in one batch.")]
-TemperatureOpt = Annotated[float, typer.Option(min=0.0, help="Sampling temperature; 0 = greedy.")]
-TopPOpt = Annotated[
-    float, typer.Option(min=0.0, max=1.0, help="Nucleus sampling: keep the top tokens of this mass.")
-]
-MaxNewTokensOpt = Annotated[int, typer.Option(min=1, help="Longest generated text, in tokens.")]
-SeedOpt = Annotated[
-    int | None,
-    typer.Option(help="Each output is sampled from its own stream seeded by this and its id (reproducible)."),
-]
-ChatTemplateOpt = Annotated[
-    str | None,
-    typer.Option(
-        help="Jinja chat template file for a model that has none (or to replace its own).", show_default=False
-    ),
-]
-
-MaxPixelsOpt = Annotated[
-    int | None,
-    typer.Option(
-        min=1,
-        help="Cap on one image's pixels for dynamic-resolution processors (Qwen2-VL max_pixels, SmolVLM "
-        "resize edge); fixed-resolution models ignore it.",
-        show_default=False,
-    ),
-]
+GENERATION = {f.name: f for f in declared(GenerationSettings)}
+SHARED = {"device": DeviceOpt}
 
 
-class Engine(str, enum.Enum):
-    hf = "hf"
-    openai = "openai"
+def _annotation(name: str) -> Any:
+    return option_parameter(GENERATION[name], SHARED).annotation
 
 
-_ENGINE_PARAMS: list[tuple[str, Any, Any]] = [
-    (
-        "engine",
-        Annotated[
-            Engine,
-            typer.Option(
-                help="hf: generate in-process with transformers; openai: send requests to an "
-                "OpenAI-compatible server (vLLM, SGLang, transformers serve) at --base-url, -m naming the "
-                "served model.",
-            ),
-        ],
-        Engine.hf,
-    ),
-    (
-        "base_url",
-        Annotated[
-            str | None,
-            typer.Option(
-                help="--engine openai: the server's API URL (e.g. http://127.0.0.1:8000/v1); default: "
-                "$OPENAI_BASE_URL. The API key, if the server wants one: $OPENAI_API_KEY.",
-                show_default=False,
-            ),
-        ],
-        None,
-    ),
-    (
-        "concurrency",
-        Annotated[int, typer.Option(min=1, help="--engine openai: requests in flight at once.")],
-        16,
-    ),
-    (
-        "request_timeout",
-        Annotated[
-            float,
-            typer.Option(min=1, metavar="SECONDS", help="--engine openai: the longest wait for one answer."),
-        ],
-        600.0,
-    ),
-    (
-        "retries",
-        Annotated[
-            int,
-            typer.Option(
-                min=0,
-                help="--engine openai: retries of a request (timeout, 408/429/5xx, no connection), with "
-                "exponential backoff; then the record is bad (--on-error), or the run stops if the server "
-                "is gone.",
-            ),
-        ],
-        4,
-    ),
-]
+DtypeOpt = _annotation("dtype")
+BatchSizeOpt = _annotation("batch_size")
+TemperatureOpt = _annotation("temperature")
+TopPOpt = _annotation("top_p")
+MaxNewTokensOpt = _annotation("max_new_tokens")
+SeedOpt = _annotation("seed")
+ChatTemplateOpt = _annotation("chat_template")
+MaxPixelsOpt = _annotation("max_pixels")
+
+
+def generation_command(
+    stage: type, shared: dict[str, Any] | None = None, **group: Any
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """`settings_options` for a generating command: the stage settings' own options, then the generation
+    group's (`generation_options(stage, **group)`: without=, model=, model_help=), and --config FILE.
+
+    `shared`: annotations of the stage's fields declared `shared` (workers, image_root, input_order).
+    """
+    model, *rest = generation_options(stage, **group)  # -m first, as before
+    fields = [model, *declared(stage), *rest]
+    return settings_options(fields, {**SHARED, **(shared or {})}, config=True)
+
+
+ENGINE = ("engine", "base_url", "concurrency", "request_timeout", "retries")
 
 
 def engine_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Give a command the generation engine's options; it receives them as `engine=EngineSettings`.
-
-    Put it under `stage_command` (which then sees these options too).
-    """
-    from clipdpo_cli.models.generator import EngineSettings
-
+    """Give a command the generation engine's options (the group's); it receives them as
+    `engine=EngineSettings`. Put it under `stage_command` (which then sees these options too)."""
     sig = inspect.signature(func, eval_str=True)
     own = [p for name, p in sig.parameters.items() if name != "engine"]
-    added = [
-        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=ann, default=default)
-        for name, ann, default in _ENGINE_PARAMS
-    ]
+    added = [option_parameter(GENERATION[name], SHARED) for name in ENGINE]
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        engine = EngineSettings(
-            engine=kwargs.pop("engine").value,
-            base_url=kwargs.pop("base_url"),
-            concurrency=kwargs.pop("concurrency"),
-            timeout=kwargs.pop("request_timeout"),
-            retries=kwargs.pop("retries"),
-        )
-        return func(*args, engine=engine, **kwargs)
+        values = {name: kwargs.pop(name) for name in ENGINE}
+        values["engine"] = values["engine"].value
+        return func(*args, engine=GenerationSettings.of(values).engine_settings, **kwargs)
 
     first = [
         p

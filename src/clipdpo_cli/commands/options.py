@@ -73,6 +73,10 @@ InputOrderOpt = Annotated[
 ]
 
 
+OnErrorOpt = Annotated[
+    OnError,
+    typer.Option(help="On a bad input line or record: stop with exit 1 (fail), or skip and count it."),
+]
 QUIET_HELP = "Nothing on stderr but errors: no progress, no summary, no library bars or warnings."
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help=QUIET_HELP)]
 ProgressEveryOpt = Annotated[
@@ -91,16 +95,7 @@ _IO_PARAMS: list[tuple[str, Any, Any]] = [
         Annotated[str | None, typer.Option("--output", "-o", help="Write here instead of stdout (.gz ok).")],
         None,
     ),
-    (
-        "on_error",
-        Annotated[
-            OnError,
-            typer.Option(
-                help="On a bad input line or record: stop with exit 1 (fail), or skip and count it."
-            ),
-        ],
-        OnError.fail,
-    ),
+    ("on_error", OnErrorOpt, OnError.fail),
     (
         "shard",
         Annotated[

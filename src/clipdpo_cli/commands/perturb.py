@@ -1,27 +1,25 @@
-"""`clipdpo perturb`: hallucinated variants (existence, attribute, relation) of captions (Sec. 3.1)."""
+"""`clipdpo perturb`: hallucinated variants (existence, attribute, relation) of captions (Sec. 3.1).
+
+Its options are --method, PerturbSettings' fields and the generation group's (models/generation_settings.py).
+"""
 
 import enum
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from clipdpo_cli.commands.generation import (
-    BatchSizeOpt,
-    ChatTemplateOpt,
-    Dtype,
-    DtypeOpt,
-    MaxNewTokensOpt,
-    TemperatureOpt,
-    TopPOpt,
-    engine_options,
-)
-from clipdpo_cli.commands.options import DeviceOpt, RejectsOpt, stage_command
+from clipdpo_cli.commands.generation import generation_command
+from clipdpo_cli.commands.options import RejectsOpt, stage_command
 from clipdpo_cli.io.errors import UsageError
 from clipdpo_cli.io.runner import IOSettings, run_stage
-from clipdpo_cli.models.generator import EngineSettings
+from clipdpo_cli.stages.perturb import PerturbSettings
 
 NAME = "perturb"
 SUMMARY = "Hallucinated variants (existence, attribute, relation) of trusted captions, by rules or an LLM."
+
+LLM_MODEL_HELP = (
+    "LLM: chat LLM, Hugging Face id or local directory (causal LM); --engine openai: the served model's name."
+)
 
 
 class Method(str, enum.Enum):
@@ -30,55 +28,13 @@ class Method(str, enum.Enum):
 
 
 @stage_command(input_help="Input JSONL with `image` and a trusted caption, '-' for stdin (default).")
-@engine_options
+@generation_command(PerturbSettings, without=("max_pixels",), model=None, model_help=LLM_MODEL_HELP)
 def command(
     io: IOSettings,
-    engine: EngineSettings,
+    settings: dict[str, Any],
     method: Annotated[
         Method, typer.Option(help="rules: deterministic word rules, no model; llm: a chat LLM (-m).")
     ] = Method.rules,
-    types: Annotated[
-        str, typer.Option(help="Hallucination types to make, comma-separated.")
-    ] = "existence,attribute,relation",
-    field: Annotated[str, typer.Option(help="The field holding the trusted caption.")] = "text",
-    objects: Annotated[
-        str | None,
-        typer.Option(
-            help="Rules: file of object nouns, one per line, replacing the packaged ~50 COCO objects.",
-            show_default=False,
-        ),
-    ] = None,
-    model: Annotated[
-        str | None,
-        typer.Option(
-            "--model",
-            "-m",
-            help="LLM: chat LLM, Hugging Face id or local directory (causal LM); --engine openai: the served "
-            "model's name.",
-            show_default=False,
-        ),
-    ] = None,
-    prompts: Annotated[
-        str | None,
-        typer.Option(
-            help="LLM: JSON {type: prompt template with {caption}} replacing the packaged prompts.",
-            show_default=False,
-        ),
-    ] = None,
-    temperature: TemperatureOpt = 0.7,
-    top_p: TopPOpt = 0.95,
-    max_new_tokens: MaxNewTokensOpt = 256,
-    seed: Annotated[
-        int | None,
-        typer.Option(
-            help="Rules: picks the word or object changed (the output is the same every run, with or "
-            "without it). LLM: each variant is sampled from its own stream seeded by this and its id."
-        ),
-    ] = None,
-    batch_size: BatchSizeOpt = 8,
-    device: DeviceOpt = "auto",
-    dtype: DtypeOpt = Dtype.auto,
-    chat_template: ChatTemplateOpt = None,
     rejects: RejectsOpt = None,
 ) -> None:
     """clipdpo perturb captions.jsonl --method rules | clipdpo score -m dfn-h14 > probe.jsonl
@@ -89,44 +45,21 @@ def command(
     A type the rules cannot apply (no color or number word, no relation phrase) or an unusable LLM reply is
     dropped and counted (with --rejects, written there).
     """
-    from clipdpo_cli.stages.perturb import (
-        PerturbSettings,
-        parse_types,
-        perturb_records,
-        read_objects,
-        read_prompts,
-    )
+    from clipdpo_cli.models.generation_settings import GenerationSettings, pick
+    from clipdpo_cli.stages.perturb import perturb_records
 
-    kinds = parse_types(types)
-    if method is Method.llm and not model:
+    gen = GenerationSettings.of(settings)
+    if method is Method.llm and not gen.model:
         raise UsageError("--method llm needs -m MODEL (a chat LLM)")
-    if method is Method.rules and (model or prompts or chat_template or engine.served):
+    given = {k: v for k, v in pick(PerturbSettings, settings).items() if v is not None}  # else the default
+    llm_only = gen.model or "prompts" in given or gen.chat_template or gen.engine != "hf"
+    if method is Method.rules and llm_only:
         raise UsageError("-m, --prompts, --chat-template and --engine openai are for --method llm")
-    if method is Method.llm and objects:
+    if method is Method.llm and "objects" in given:
         raise UsageError("--objects is for --method rules")
-    llm = None
-    if method is Method.llm:
-        from clipdpo_cli.models.sampling import check_sampling
-
-        check_sampling(temperature, top_p, max_new_tokens)
-        settings = PerturbSettings(
-            types=kinds,
-            text_field=field,
-            seed=seed,
-            prompts=read_prompts(prompts),
-            temperature=temperature,
-            top_p=top_p,
-            max_new_tokens=max_new_tokens,
-            batch_size=batch_size,
-        )
-        missing = [k for k in kinds if k not in settings.prompts]
-        if missing:
-            raise UsageError(f"the prompts file has no template for {', '.join(missing)}")
-        from clipdpo_cli.models.generator import open_text_generator
-
-        llm = open_text_generator(model, engine, device, dtype.value, chat_template)
-    else:
-        settings = PerturbSettings(
-            types=kinds, text_field=field, seed=seed, objects=tuple(read_objects(objects))
-        )
-    run_stage(NAME, io, lambda records, ctx: perturb_records(records, settings, ctx, llm))
+    stage = PerturbSettings(**given)
+    missing = [k for k in stage.types if k not in stage.prompts]
+    if method is Method.llm and missing:
+        raise UsageError(f"the prompts file has no template for {', '.join(missing)}")
+    llm = gen.open_text() if method is Method.llm else None
+    run_stage(NAME, io, lambda records, ctx: perturb_records(records, stage, ctx, llm))

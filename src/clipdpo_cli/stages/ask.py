@@ -11,8 +11,6 @@ caption ids. A question's id is make_id("qa", image, model, caption ids, seed, s
 known before generation, so --resume skips images already done.
 """
 
-from __future__ import annotations
-
 import json
 import re
 from collections.abc import Iterable, Iterator
@@ -22,6 +20,7 @@ from typing import Any
 from clipdpo_cli.io.errors import BadRecord
 from clipdpo_cli.io.groups import groups_by_image
 from clipdpo_cli.io.records import make_id, require
+from clipdpo_cli.io.setting import setting
 from clipdpo_cli.io.stage import StageContext
 from clipdpo_cli.models.generator import TextGenerator
 from clipdpo_cli.models.sampling import job_seed
@@ -62,14 +61,19 @@ _FENCE = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.S)
 
 @dataclass(frozen=True)
 class AskSettings:
-    questions: int = 2
-    max_captions: int = 5
+    """What `ask` asks (each option field is also a `clipdpo ask` option; the sampling fields are the
+    generation group's, models/generation_settings.py, with these defaults)."""
+
+    questions: int = setting(2, "Questions asked per image.", min=1)
+    max_captions: int = setting(5, "Captions of an image shown to the LLM (first N).", min=1)
     temperature: float = 0.7
     top_p: float = 0.95
     max_new_tokens: int = 256
     seed: int | None = None
     batch_size: int = 8
-    input_order: str = "grouped"  # or "any"
+    input_order: str = setting(  # or "any"
+        "grouped", shared=True, parse=lambda order: getattr(order, "value", order)
+    )
 
 
 @dataclass(frozen=True)

@@ -21,17 +21,16 @@ the caption's id (models.sampling). A caption then does not depend on the batch 
 sharding or resuming, up to the last-bit differences that batched matrix products can make in the logits.
 """
 
-from __future__ import annotations
-
 import os
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
 from clipdpo_cli.io.errors import BadRecord, InputError
 from clipdpo_cli.io.images import resolve_image
 from clipdpo_cli.io.records import make_id
+from clipdpo_cli.io.setting import setting
 from clipdpo_cli.io.stage import StageContext
 from clipdpo_cli.io.textfiles import read_text_file
 from clipdpo_cli.models.generator import ImageTextGenerator
@@ -56,17 +55,33 @@ def read_prompts(path: str | None = None) -> list[str]:
     return prompts
 
 
+def _prompts_option(path: str | None = None) -> tuple[str, ...]:
+    return tuple(read_prompts(path))
+
+
 @dataclass(frozen=True)
 class CaptionSettings:
-    prompts: tuple[str, ...] = field(default_factory=lambda: tuple(read_prompts()))
-    samples_per_prompt: int = 1
+    """How `caption` prompts and samples (each option field is also a `clipdpo caption` option; the sampling
+    fields are the generation group's, models/generation_settings.py, with these defaults)."""
+
+    prompts: tuple[str, ...] = setting(
+        help="File of prompts, one per line ('#' comments); default: 5 built-in.",
+        default_factory=_prompts_option, cli_type=str | None, cli_default=None, parse=_prompts_option,
+    )  # fmt: skip
+    samples_per_prompt: int = setting(1, "Captions sampled per prompt and image.", min=1)
     temperature: float = 0.7
     top_p: float = 0.95
     max_new_tokens: int = 128
     seed: int | None = None
-    batch_size: int = 16
-    image_root: str | None = None
-    workers: int = 4
+    batch_size: int = setting(
+        16,
+        "Rows (image x prompt x sample) per generate call; auto: 16 on CPU, on a GPU the most rows (a power "
+        "of two up to 256) whose KV cache of 1024 prompt + --max-new-tokens tokens fits in 70% of the memory "
+        "free after loading. The output does not depend on it.",
+        cli_type=int | None, cli_default=None, min=1, show_default="auto",
+    )  # fmt: skip
+    image_root: str | None = setting(None, shared=True)  # commands/clip_options.py ImageRootOpt
+    workers: int = setting(4, shared=True)  # threads decoding images ahead (WorkersOpt)
     max_pixels: int | None = None  # --max-pixels, when given (it changes what the model sees)
     chat_template_digest: str | None = None  # of --chat-template, when given
 

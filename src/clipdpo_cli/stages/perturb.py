@@ -14,18 +14,17 @@ or number word, no relation phrase) and an unusable LLM reply are dropped with a
 --rejects). A variant's id is make_id("perturb", original id, type, method), so --resume skips it.
 """
 
-from __future__ import annotations
-
 import json
 import random
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
 from clipdpo_cli.io.errors import BadRecord, InputError, UsageError
 from clipdpo_cli.io.records import make_id, require
+from clipdpo_cli.io.setting import setting
 from clipdpo_cli.io.stage import StageContext
 from clipdpo_cli.io.textfiles import read_text_file
 from clipdpo_cli.models.generator import TextGenerator
@@ -238,13 +237,40 @@ def parse_caption(reply: str, original: str) -> str:
     raise UnusableReply("LLM reply without a caption" if found_json else "LLM reply not JSON")
 
 
+def _objects_option(path: str | None) -> tuple[str, ...] | None:
+    return None if path is None else tuple(read_objects(path))
+
+
+def _prompts_option(path: str | None) -> dict[str, str] | None:
+    return None if path is None else read_prompts(path)
+
+
 @dataclass(frozen=True)
 class PerturbSettings:
-    types: tuple[str, ...] = TYPES
-    text_field: str = "text"
-    seed: int | None = None
-    objects: tuple[str, ...] = field(default_factory=lambda: tuple(read_objects()))  # rules
-    prompts: Mapping[str, str] = field(default_factory=read_prompts)  # llm
+    """What `perturb` makes (each option field is also a `clipdpo perturb` option; the sampling fields are the
+    generation group's, models/generation_settings.py, with these defaults). On the command line a file
+    option not given parses to None: the command then keeps the packaged default."""
+
+    types: tuple[str, ...] = setting(
+        TYPES, "Hallucination types to make, comma-separated.",
+        cli_type=str, cli_default=",".join(TYPES), parse=parse_types,
+    )  # fmt: skip
+    text_field: str = setting("text", "The field holding the trusted caption.", flags=("--field",))
+    seed: int | None = setting(
+        None,
+        "Rules: picks the word or object changed (the output is the same every run, with or without it). "
+        "LLM: each variant is sampled from its own stream seeded by this and its id.",
+    )
+    objects: tuple[str, ...] = setting(  # rules
+        help="Rules: file of object nouns, one per line, replacing the packaged ~50 COCO objects.",
+        default_factory=lambda: tuple(read_objects()),
+        cli_type=str | None, cli_default=None, parse=_objects_option, show_default=False,
+    )  # fmt: skip
+    prompts: Mapping[str, str] = setting(  # llm
+        help="LLM: JSON {type: prompt template with {caption}} replacing the packaged prompts.",
+        default_factory=read_prompts,
+        cli_type=str | None, cli_default=None, parse=_prompts_option, show_default=False,
+    )  # fmt: skip
     temperature: float = 0.7
     top_p: float = 0.95
     max_new_tokens: int = 256

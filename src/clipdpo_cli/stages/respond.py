@@ -19,8 +19,7 @@ Benchmarks feed this stage through an exporter of their queries (eval/amber/quer
 (eval/amber/evaluate.py); `clipdpo respond` is the command.
 """
 
-from __future__ import annotations
-
+import enum
 import itertools
 import re
 from collections.abc import Iterable, Iterator
@@ -29,12 +28,20 @@ from typing import Any
 
 from clipdpo_cli.io.errors import BadRecord
 from clipdpo_cli.io.records import require
+from clipdpo_cli.io.setting import setting
 from clipdpo_cli.io.stage import StageContext
 from clipdpo_cli.models.generator import ImageTextGenerator
 from clipdpo_cli.models.sampling import job_seed
 from clipdpo_cli.stages.batched import Group, batching, prefetch_images, run_in_batches
 
 YES_NO_MODES = ("prob", "generate")
+
+
+class YesNo(str, enum.Enum):
+    prob = "prob"
+    generate = "generate"
+
+
 YES_NO_CANDIDATES = ("Yes", "No", "yes", "no")
 _YES_NO = re.compile(r"^\W*(yes|no)\b", re.IGNORECASE)
 
@@ -50,15 +57,25 @@ def normalize_answer(text: str) -> str:
 
 @dataclass(frozen=True)
 class RespondSettings:
-    yes_no: str = "prob"  # how a query marked "yes_no" is answered: prob | generate
+    """How `respond` answers (each option field is also a `clipdpo respond` option; the sampling fields are
+    the generation group's, models/generation_settings.py, with these defaults: greedy)."""
+
+    yes_no: str = setting(
+        "prob",
+        "Yes/no queries: compare the next-token probabilities of Yes and No (prob), or generate freely and "
+        "take the leading yes/no (generate).",
+        cli_type=YesNo, cli_default=YesNo.prob, parse=lambda mode: getattr(mode, "value", mode),
+    )  # fmt: skip
     max_new_tokens: int = 512
-    yes_no_max_new_tokens: int = 8  # the budget of a free yes/no answer (--yes-no generate)
+    yes_no_max_new_tokens: int = setting(
+        8, "Token budget of a free yes/no answer (--yes-no generate).", min=1
+    )
     temperature: float = 0.0
     top_p: float = 1.0
     seed: int | None = None
     batch_size: int = 8
-    image_root: str | None = None
-    workers: int = 4
+    image_root: str | None = setting(None, shared=True)  # commands/clip_options.py ImageRootOpt
+    workers: int = setting(4, shared=True)  # threads decoding images ahead (WorkersOpt)
     response_field: str = "response"  # "text" makes the answers caption records (eval-zeroshot's cache)
 
     def __post_init__(self) -> None:

@@ -25,6 +25,7 @@ from typing import Any
 from clipdpo_cli.io.errors import UsageError
 from clipdpo_cli.io.setting import declared, setting
 from clipdpo_cli.models.device import HELP, Use, resolve_precision
+from clipdpo_cli.models.generation_settings import CHAT_TEMPLATE_HELP
 from clipdpo_cli.train.losses import Loss
 
 ToTrl = Callable[[Any, "TrainSettings", Loss], dict[str, Any]]
@@ -249,9 +250,7 @@ class TrainSettings:
     num_workers: int = setting(
         0, "DataLoader workers that open and process images.", trl=("dataloader_num_workers",), cli_default=2
     )  # a Python caller decodes in its own process unless it asks; the command uses 2 workers
-    chat_template: str | None = setting(
-        None, "Jinja chat template (file) for a processor without one; saved with the model."
-    )
+    chat_template: str | None = setting(None, CHAT_TEMPLATE_HELP)  # saved with the model
     max_pixels: int | None = setting(None, shared=True)  # cap on a dynamic-resolution processor's pixels
     quiet: bool = setting(False, shared=True)
     progress_every: float = setting(60.0, shared=True)  # seconds between progress lines off a terminal

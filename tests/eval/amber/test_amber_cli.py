@@ -219,3 +219,41 @@ def test_amber_cli_incomplete_responses_say_so_and_fail_unless_allowed(tmp_path,
     assert json.loads(allowed.stdout) == json.loads(proc.stdout)
     quiet = run_cli(*args, "-q")
     assert quiet.returncode == 1 and quiet.stderr.count("\n") == 1 and "are missing" in quiet.stderr
+
+
+def test_amber_cli_config_file_sets_the_options_and_typed_ones_win(tmp_path, tiny_amber):
+    """--config FILE: eval-amber's options by name (its settings' fields), the command line winning."""
+    responses = tmp_path / "r.jsonl"
+    responses.write_text("".join(json.dumps({"id": i, "response": "No"}) + "\n" for i in range(4, 22)))
+    config = tmp_path / "amber.yaml"
+    config.write_text(f"responses: {responses}\ntask: existence\nnormalize-answers: true\n")
+    done = run_in_process("eval-amber", "--amber-root", tiny_amber, "--config", str(config), "-q")
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["task"] == "existence" and result["responses"]["scored"] == 3  # existence: ids 13-15
+    done = run_in_process("eval-amber", "--amber-root", tiny_amber, "--config", str(config), "--task",
+                          "relation", "-q")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["task"] == "relation"
+    config.write_text("tsak: existence\n")
+    done = run_in_process("eval-amber", "--amber-root", tiny_amber, "--config", str(config))
+    assert done.returncode == 2 and "eval-amber has no option tsak" in done.stderr
+
+
+def test_amber_images_option_and_its_old_name(tmp_path, tiny_amber):
+    """--amber-images (AMBER's images folder) was --image-dir, a name that now means where byte images go:
+    the old name still works for a release, hidden, with a note on stderr."""
+    images = str(tmp_path / "elsewhere")
+    new = run_in_process("eval-amber", "--amber-root", tiny_amber, "--amber-images", images, "--task",
+                         "generative", "--write-queries", "-")  # fmt: skip
+    assert new.returncode == 0, new.stderr
+    rows = [json.loads(line) for line in new.stdout.splitlines()]
+    assert [r["image"] for r in rows] == [f"{images}/AMBER_{i}.jpg" for i in (1, 2, 3)]
+    old = run_in_process("eval-amber", "--amber-root", tiny_amber, "--image-dir", images, "--task",
+                         "generative", "--write-queries", "-")  # fmt: skip
+    assert old.returncode == 0 and old.stdout == new.stdout
+    assert "--image-dir is now --amber-images" in old.stderr
+    both = run_in_process("eval-amber", "--amber-root", tiny_amber, "--image-dir", images, "--amber-images",
+                          images, "--write-queries", "-")  # fmt: skip
+    assert both.returncode == 2 and "give only one of them" in both.stderr
+    assert "--image-dir" not in run_in_process("eval-amber", "--help").stdout

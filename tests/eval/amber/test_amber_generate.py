@@ -118,7 +118,7 @@ def test_amber_generate_missing_image(fake_model, tiny_amber, tmp_path):
 
     with pytest.raises(RecordFailure, match="image not found"):
         run_eval(AmberEvalSettings(amber_root=tiny_amber, model="fake", task="generative",
-                                   image_dir=str(tmp_path), quiet=True))  # fmt: skip
+                                   amber_images=str(tmp_path), quiet=True))  # fmt: skip
 
 
 @pytest.fixture(scope="session")
@@ -204,7 +204,7 @@ def test_amber_generation_prints_progress_lines(monkeypatch, tiny_amber, capsys)
 
     monkeypatch.setattr(lvlm_module, "load_lvlm", lambda name, device, dtype, **kw: SlowLvlm())
     opts = AmberEvalSettings(amber_root=tiny_amber, model="fake", task="discriminative", progress_every=0.05,
-                       generation=RespondSettings(batch_size=2))  # fmt: skip
+                       batch_size=2)  # fmt: skip
     run_eval(opts)
     lines = [line for line in capsys.readouterr().err.splitlines() if "/18 responses (" in line]
     assert lines and all(line.startswith("clipdpo eval-amber: ") for line in lines)

@@ -241,3 +241,22 @@ def test_eval_chair_end_to_end(tiny_coco, family_dir, tmp_path):
         assert (result["CHAIRs"], result["CHAIRi"]) == (0.0, None)
     rescored = run_in_process("eval-chair", "--coco-annotations", instances, "--responses", str(responses))
     assert json.loads(rescored.stdout)["counts"] == result["counts"]
+
+
+def test_config_file_sets_the_options(tiny_coco, tmp_path):
+    """--config FILE: eval-chair's options by name (its settings' fields); a name it lacks is one line."""
+    annotations, _ = tiny_coco
+    responses = tmp_path / "r.jsonl"
+    responses.write_text("".join(json.dumps(r) + "\n" for r in RESPONSES))
+    config = tmp_path / "chair.yaml"
+    config.write_text(f"responses: {responses}\nno_captions: true\n")
+    base = ["eval-chair", "--coco-annotations", str(annotations / "instances_val2014.json")]
+    done = run_in_process(*base, "--config", str(config), "-q")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["ground_truth"] == "instances"
+    config.write_text(f"responses: {responses}\ncoco_captions: {annotations / 'captions_val2014.json'}\n")
+    done = run_in_process(*base, "--config", str(config), "--no-captions")
+    assert done.returncode == 2 and "--coco-captions and --no-captions exclude each other" in done.stderr
+    config.write_text("temprature: 0.5\n")
+    done = run_in_process(*base, "--config", str(config))
+    assert done.returncode == 2 and "eval-chair has no option temprature" in done.stderr

@@ -294,3 +294,22 @@ def test_eval_pope_resume_answers_only_the_rest(tiny_pope, family_dir, tmp_path)
     assert len(ids) == 12 and len(set(ids)) == 12 and ids[:2] == ["random-1", "random-2"]
     result = json.loads((tmp_path / "b.json").read_text())
     assert result["complete"] and result["responses"]["scored"] == 12
+
+
+def test_config_file_sets_the_options_and_typed_ones_win(tiny_pope, tmp_path):
+    """--config FILE: eval-pope's options by name (its settings' fields), the command line winning."""
+    root, _ = tiny_pope
+    files = {split: tmp_path / f"{split}.jsonl" for split in ("random", "popular")}
+    for split, path in files.items():
+        rows = [{"id": f"{split}-{q}", "response": "Yes"} for q in range(1, 5)]
+        path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    config = tmp_path / "pope.yaml"
+    config.write_text(f"responses: {files['random']}\nsplit: random\nyes-no: generate\n")
+    done = run_in_process("eval-pope", "--pope-root", str(root), "--config", str(config), "-q")
+    assert done.returncode == 0, done.stderr
+    sets = json.loads(done.stdout)["sets"]
+    assert list(sets) == ["random"] and (sets["random"]["tp"], sets["random"]["fp"]) == (2, 2)  # all "Yes"
+    base = ("eval-pope", "--pope-root", str(root), "--config", str(config))
+    done = run_in_process(*base, "--split", "popular", "--responses", str(files["popular"]))
+    assert done.returncode == 0, done.stderr
+    assert list(json.loads(done.stdout)["sets"]) == ["popular"]

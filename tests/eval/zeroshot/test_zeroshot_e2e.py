@@ -135,7 +135,7 @@ def test_default_text_encoder_reads_long_captions():
     """The default must be a SigLIP with a long text context (the 224 px SO400M reads only 16 tokens)."""
     import open_clip
 
-    from clipdpo_cli.commands.eval_zeroshot import DEFAULT_TEXT_ENCODER
+    from clipdpo_cli.eval.zeroshot.settings import DEFAULT_TEXT_ENCODER
     from clipdpo_cli.models.clip_registry import resolve_clip
 
     source = resolve_clip(DEFAULT_TEXT_ENCODER)

@@ -22,7 +22,6 @@ from clipdpo_cli.eval.zeroshot.pipeline import (
 )
 from clipdpo_cli.eval.zeroshot.resources import choose_prompts
 from clipdpo_cli.io.errors import InputError, RecordFailure, UsageError
-from clipdpo_cli.io.shard import Shard
 from clipdpo_cli.models.scorer import CosineScore
 
 COLOURS = ("red", "green", "blue")
@@ -85,7 +84,7 @@ def test_hand_computed_numbers_and_captions_cache(shapes_dir, tmp_path):
     lvlm = FakeLvlm()
     results, log = run([make_set(shapes_dir)], lvlm=lvlm, model="fake-lvlm", captions=[str(cache)],
                        captions_out=str(cache), baseline="clip", batch_size=5,
-                       predictions_out=str(tmp_path / "pred.jsonl"))  # fmt: skip
+                       predictions=str(tmp_path / "pred.jsonl"))  # fmt: skip
     (r,) = results
     assert r["n_classes"] == 3 and r["model"] == "fake-lvlm" and r["text_encoder"] == "fake-encoder"
     assert r["caption"]["n"] == 12
@@ -147,7 +146,7 @@ def test_shards_caption_disjoint_parts_then_score_together(shapes_dir, tmp_path)
     for k in range(2):
         out = tmp_path / f"caps.{k}.jsonl"
         results, log = run([make_set(shapes_dir)], lvlm=FakeLvlm(), model="m", captions=[str(out)],
-                           captions_out=str(out), shard=Shard(k, 2))  # fmt: skip
+                           captions_out=str(out), shard=f"{k}/2")  # fmt: skip
         assert results == [] and any("once every shard is done" in line for line in log)
         parts.append({json.loads(line)["id"] for line in out.read_text().splitlines()})
     assert parts[0] and parts[1] and not parts[0] & parts[1] and len(parts[0] | parts[1]) == 12
@@ -162,7 +161,7 @@ def test_missing_captions_without_model_is_a_clear_error(shapes_dir, tmp_path):
     with pytest.raises(InputError, match="9 of 12 images have no cached caption.*run with --model"):
         run([make_set(shapes_dir)], captions=[str(cache)])
     with pytest.raises(UsageError, match=r"sharding \(--shard, or SLURM array variables\) needs --captions"):
-        run([make_set(shapes_dir)], lvlm=FakeLvlm(), model="m", shard=Shard(0, 2))
+        run([make_set(shapes_dir)], lvlm=FakeLvlm(), model="m", shard="0/2")
     with pytest.raises(UsageError, match="nothing to evaluate"):
         run([make_set(shapes_dir)], use_captions=False)
 
@@ -266,3 +265,49 @@ def test_captioning_and_the_image_baseline_print_progress_lines(shapes_dir, caps
                              progress_every=0.05, quiet=True)  # fmt: skip
     evaluate([make_set(shapes_dir)], quiet, print, load_lvlm=SlowLvlm, load_text_encoder=FakeEncoder)
     assert capsys.readouterr().err == ""
+
+
+def test_shards_are_the_runners_by_image_and_from_slurm(shapes_dir, tmp_path, monkeypatch, capsys):
+    """--shard K/N is the I/O runner's (io/shard.py): an image's caption is written by the shard that owns
+    its path, as in every other command; without --shard, SLURM's array variables choose, said on stderr."""
+    from clipdpo_cli.io.shard import Shard, shard_key
+
+    samples = select_samples(read_image_folder(str(shapes_dir)), None)
+    for k in range(2):
+        out = tmp_path / f"caps.{k}.jsonl"
+        run([make_set(shapes_dir)], lvlm=FakeLvlm(), model="m", captions=[str(out)], shard=f"{k}/2")
+        written = {json.loads(line)["image"] for line in out.read_text().splitlines()}
+        assert written == {s.image for s in samples if Shard(k, 2).owns(shard_key({"image": s.image}))}
+    monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "1")
+    monkeypatch.setenv("SLURM_ARRAY_TASK_COUNT", "2")
+    out = tmp_path / "caps.slurm.jsonl"
+    results, _ = run([make_set(shapes_dir)], lvlm=FakeLvlm(), model="m", captions=[str(out)])
+    assert results == [] and out.read_text() == (tmp_path / "caps.1.jsonl").read_text()
+    assert "processing only shard 1/2 from SLURM_ARRAY_TASK_ID=1" in capsys.readouterr().err
+
+
+def test_unreadable_image_follows_the_runners_error_policy_in_the_baseline(shapes_dir, tmp_path):
+    """--on-error is the runner's policy in the CLIP baseline too (io.stage.StageContext.bad): fail stops
+    with the record and its image named, skip counts the image and leaves it out."""
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(shapes_dir, broken)
+    (broken / "red_circle" / "zz_corrupt.png").write_bytes(b"not an image")
+    pattern = r"record broken/red_circle/zz_corrupt.png \(image .*zz_corrupt.png\): cannot decode image"
+    with pytest.raises(RecordFailure, match=pattern + r".*use --on-error skip to skip such records"):
+        run([make_set(broken)], use_captions=False, baseline="clip")
+    results, _ = run([make_set(broken)], use_captions=False, baseline="clip", on_error="skip")
+    assert results[0]["n_skipped"] == 1 and results[0]["clip"]["n"] == 12
+
+
+def test_config_file_sets_the_options(shapes_dir, tmp_path):
+    """--config FILE: eval-zeroshot's options by name (its settings' fields), the command line winning."""
+    from tests.conftest import run_in_process
+
+    config = tmp_path / "zeroshot.yaml"
+    config.write_text("shard: 0/2\nlimit: 3\n")
+    done = run_in_process("eval-zeroshot", str(shapes_dir), "--config", str(config))
+    assert done.returncode == 2 and "--shard splits the captioning: it needs --model" in done.stderr
+    done = run_in_process("eval-zeroshot", str(shapes_dir), "--config", str(config), "--shard", "0/1")
+    assert done.returncode == 2 and "nothing to evaluate" in done.stderr

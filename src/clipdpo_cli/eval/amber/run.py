@@ -2,10 +2,11 @@
 
 The CLI calls `run_eval`. With --model it is the one-command form of
 `eval-amber --write-queries q.jsonl; respond q.jsonl -m MODEL -o r.jsonl; eval-amber --responses r.jsonl`.
+AmberEvalSettings' fields are also the command's options (io.setting; the shared ones are declared in
+commands/eval_options.py); no `from __future__ import annotations` here, so their types are the options'.
 """
 
-from __future__ import annotations
-
+import enum
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,44 +17,102 @@ from clipdpo_cli.eval.amber.nlp import load_nouns
 from clipdpo_cli.eval.amber.nlp.similarity import load_similarity
 from clipdpo_cli.eval.amber.queries import DEFAULT_YES_NO_SUFFIX, query_records
 from clipdpo_cli.eval.amber.responses import read_responses
+from clipdpo_cli.eval.answer import (
+    ModelPass,
+    answer_queries,
+    answered_only,
+    model_pass,
+    value_of,
+    write_query_file,
+)
 from clipdpo_cli.io.errors import InputError, UsageError
-from clipdpo_cli.io.jsonl import JsonlWriter, write_json
+from clipdpo_cli.io.jsonl import write_json
 from clipdpo_cli.io.log import say
 from clipdpo_cli.io.outputs import check_outputs
 from clipdpo_cli.io.progress import DEFAULT_EVERY
+from clipdpo_cli.io.setting import setting
 from clipdpo_cli.io.shard import Shard
 from clipdpo_cli.models.generator import EngineSettings
 from clipdpo_cli.stages.respond import RespondSettings
 
 
+class Task(str, enum.Enum):
+    all = "all"
+    generative = "generative"
+    discriminative = "discriminative"
+    existence = "existence"
+    attribute = "attribute"
+    relation = "relation"
+
+
+class Nlp(str, enum.Enum):
+    builtin = "builtin"
+    official = "official"
+
+
 @dataclass
 class AmberEvalSettings:
-    amber_root: str
-    task: str = "all"
+    """eval-amber's options (each field a `clipdpo eval-amber` option), and the generation engine's."""
+
+    amber_root: str = setting(
+        help="The AMBER folder: data/annotations.json, relation.json, safe_words.txt, query/, and "
+        "image/AMBER_N.jpg (see docs/amber.md)."
+    )
+    responses: str | None = setting(None, shared=True)
+    task: str = setting(
+        "all", "Which queries to answer and figures to report.", cli_type=Task, parse=value_of
+    )
+    responses_out: str | None = setting(None, shared=True)
+    resume: bool = setting(False, shared=True)
+    shard: str | None = setting(None, shared=True)
+    generate_only: bool = setting(False, shared=True)
+    write_queries: str | None = setting(None, shared=True)  # for `clipdpo respond`, then stop
+    yes_no: str = setting("prob", shared=True, parse=value_of)
+    yes_no_suffix: str = setting(DEFAULT_YES_NO_SUFFIX, "Appended to each yes/no query.")
+    limit: int | None = setting(None, shared=True)
+    amber_images: str | None = setting(
+        None, "AMBER's images folder, if not AMBER_ROOT/image.", show_default=False, aliases=("--image-dir",)
+    )
+    nlp: str = setting(
+        "builtin", "Noun extraction and similarity: builtin (no downloads) or official (NLTK + spaCy "
+        "en_core_web_lg, as the benchmark's scorer).", cli_type=Nlp, parse=value_of,
+    )  # fmt: skip
+    similarity_table: str | None = setting(
+        None, "Precomputed word-similarity table (from --build-similarity-table).", show_default=False
+    )
+    similarity_threshold: float = setting(0.8, "A word is similar above this.")
+    build_similarity_table: str | None = setting(
+        None, "Write the similarity table of the benchmark's vocabulary from spaCy en_core_web_lg to this "
+        "file, then exit.", show_default=False,
+    )  # fmt: skip
+    normalize_answers: bool = setting(
+        False, "Map answers such as 'yes.', 'Yes, there is' to Yes/No before scoring (off: the official "
+        "scorer counts only exact 'Yes'/'No').",
+    )  # fmt: skip
+    output: str | None = setting(None, shared=True)
+    # incomplete responses are scored and exit 0 (also implied by --limit)
+    allow_partial: bool = setting(False, shared=True)
+    quiet: bool = setting(False, shared=True)
+    progress_every: float = setting(DEFAULT_EVERY, shared=True)
+    # the generation group's options (models/generation_settings.py, declared there once), with this command's
+    # defaults: generation_options reads them here
     model: str | None = None
-    responses: str | None = None
-    responses_out: str | None = None
-    write_queries: str | None = None  # write the task's queries for `clipdpo respond` here, then stop
-    resume: bool = False
-    shard: str | None = None
-    generate_only: bool = False
-    limit: int | None = None
-    image_dir: str | None = None
+    max_new_tokens: int = 512  # a description's
+    temperature: float = 0.0
+    top_p: float = 1.0
+    seed: int = 0
+    batch_size: int = 8
     device: str = "auto"
     dtype: str = "auto"
     chat_template: str | None = None
     max_pixels: int | None = None
     engine: EngineSettings = field(default_factory=EngineSettings)  # --engine and the server's options
-    yes_no_suffix: str = DEFAULT_YES_NO_SUFFIX
-    generation: RespondSettings = field(default_factory=lambda: RespondSettings(seed=0))
-    nlp: str = "builtin"
-    similarity_table: str | None = None
-    similarity_threshold: float = 0.8
-    normalize_answers: bool = False
-    output: str | None = None
-    quiet: bool = False
-    allow_partial: bool = False  # incomplete responses are scored and exit 0 (also implied by --limit)
-    progress_every: float = DEFAULT_EVERY
+
+    def generation(self) -> RespondSettings:
+        """The respond stage's settings of the --model pass."""
+        return RespondSettings(yes_no=self.yes_no, max_new_tokens=self.max_new_tokens,
+                               temperature=self.temperature, top_p=self.top_p, seed=self.seed,
+                               batch_size=self.batch_size)  # fmt: skip
 
 
 def load_nlp(backend: str, table: str | None, threshold: float, data: AmberData) -> tuple[Any, Any]:
@@ -73,83 +132,56 @@ def load_nlp(backend: str, table: str | None, threshold: float, data: AmberData)
     return nouns, similarity
 
 
-def _check(opts: AmberEvalSettings) -> None:
+def _check(opts: AmberEvalSettings) -> ModelPass | None:
+    """The usage rules (eval/answer.py model_pass) and the outputs; the --model pass, if any."""
+    run = model_pass(opts, opts.generation())
     written = [("-o", opts.output), ("--responses-out", opts.responses_out),
                ("--write-queries", opts.write_queries)]  # fmt: skip
     check_outputs(  # nor a file of the benchmark's folder (its query and annotation files)
         [(option, path) for option, path in written if path], [("--responses", opts.responses)],
         [("--amber-root", opts.amber_root)],
-    )
-    if opts.write_queries is not None:
-        if opts.model or opts.responses:
-            raise UsageError("--write-queries only writes the queries (no --model, no --responses)")
-        return
-    if (opts.model is None) == (opts.responses is None):
-        raise UsageError("give exactly one of --model (generate responses) or --responses FILE (score them)")
-    if opts.responses and (opts.responses_out or opts.resume or opts.shard or opts.generate_only):
-        raise UsageError("--responses-out, --resume, --shard and --generate-only go with --model")
-    if opts.resume and not opts.responses_out:
-        raise UsageError("--resume needs --responses-out FILE (the ids already in FILE are skipped)")
+    )  # fmt: skip
     if not 0 <= opts.similarity_threshold <= 1:
         raise UsageError("--similarity-threshold must be between 0 and 1")
+    return run
 
 
 def _queries(opts: AmberEvalSettings, data: AmberData) -> list[dict[str, Any]]:
-    image_dir = opts.image_dir or find_image_dir(opts.amber_root)
+    image_dir = opts.amber_images or find_image_dir(opts.amber_root)
     return query_records(data, opts.task, image_dir, opts.yes_no_suffix, opts.limit)
 
 
-def write_queries(opts: AmberEvalSettings, data: AmberData) -> None:
-    """The exporter: the task's queries as respond records (JSONL) in --write-queries ('-': stdout)."""
-    queries = _queries(opts, data)
-    with JsonlWriter(opts.write_queries) as writer:
-        writer.write_all(queries)
-    if not opts.quiet:
-        say(f"clipdpo eval-amber: {len(queries):,} queries written; answer them with "
-            "`clipdpo respond FILE -m MODEL`, score the answers with --responses")  # fmt: skip
-
-
-def _generate(opts: AmberEvalSettings, data: AmberData) -> list[dict[str, Any]]:
-    """The respond stage over the task's queries, on the shared runner (shard, resume, progress, summary);
-    returns every response of the task now in --responses-out (or a temporary file), so that a resumed run
-    scores the earlier ones too."""
-    from clipdpo_cli.eval.answer import ModelPass, answer_queries
-
-    run = ModelPass(
-        model=opts.model, device=opts.device, dtype=opts.dtype, chat_template=opts.chat_template,
-        max_pixels=opts.max_pixels, generation=opts.generation, responses_out=opts.responses_out,
-        resume=opts.resume, shard=opts.shard, quiet=opts.quiet, progress_every=opts.progress_every,
-        engine=opts.engine,
-    )  # fmt: skip
-    queries = _queries(opts, data)
-    return answer_queries("eval-amber", queries, run, lambda path: read_responses(path, opts.quiet))
-
-
 def run_eval(opts: AmberEvalSettings) -> dict[str, Any] | None:
-    """Generate and/or score; print the result JSON (stdout or --output) and the table (stderr)."""
-    _check(opts)
+    """Generate and/or score; print the result JSON (stdout or --output) and the table (stderr).
+
+    With --model, the respond stage answers the task's queries on the shared runner (eval/answer.py: shard,
+    resume, progress, summary), and every response of the task now in --responses-out is scored, so that a
+    resumed run scores the earlier ones too."""
+    if opts.build_similarity_table:
+        from clipdpo_cli.eval.amber.table import build_similarity_file
+
+        build_similarity_file(opts.amber_root, opts.build_similarity_table, quiet=opts.quiet)
+        return None
+    run = _check(opts)
     data = load_amber(opts.amber_root)
     if opts.write_queries is not None:
-        write_queries(opts, data)
+        write_query_file("eval-amber", opts.write_queries, _queries(opts, data), opts.quiet)
         return None
-    sharded = not Shard.parse(opts.shard).is_whole
-    scoring = not (opts.model and (opts.generate_only or sharded))
-    if scoring:  # before generating: a missing NLP backend fails in seconds, not after hours
+    if run is None or not (opts.generate_only or not Shard.parse(run.shard).is_whole):
+        # scored: the NLP backend loads before generating (a missing one fails in seconds, not after hours)
         nouns, similarity = load_nlp(opts.nlp, opts.similarity_table, opts.similarity_threshold, data)
-    if opts.model:
-        responses = _generate(opts, data)
-        if not scoring:
-            if sharded and not opts.quiet:
-                say("clipdpo eval-amber: one shard's responses written; score them all together with "
-                    "--responses (concatenate the shards' files)")
+    if run is not None:
+        read = lambda path: read_responses(path, opts.quiet)  # noqa: E731
+        responses = answer_queries("eval-amber", _queries(opts, data), run, read)
+        if answered_only("eval-amber", run, opts.generate_only, opts.quiet):
             return None
     else:
         responses = read_responses(opts.responses, opts.quiet)
     started = time.perf_counter()
     result = score_responses(data, responses, opts.task, nouns, similarity, opts.normalize_answers)
-    if opts.model:
+    if run is not None:
         result["model"] = opts.model
-        result["yes_no"] = opts.generation.yes_no
+        result["yes_no"] = opts.yes_no
     scored_in = time.perf_counter() - started
     write_json(result, opts.output)
     if not opts.quiet:

@@ -1,42 +1,85 @@
-"""`eval-pope` end to end: export the questions, answer them (the respond stage, optional), score, report."""
+"""`eval-pope` end to end: export the questions, answer them (the respond stage, optional), score, report.
 
-from __future__ import annotations
+PopeEvalSettings' fields are also the command's options (io.setting; the shared ones are declared in
+commands/eval_options.py); no `from __future__ import annotations` here, so their types are the options'.
+"""
 
-from dataclasses import dataclass
+import enum
+from dataclasses import dataclass, field
 from typing import Any
 
-from clipdpo_cli.eval.answer import ModelPass, answer_queries, check_pass_options
+from clipdpo_cli.eval.answer import answer_queries, answered_only, model_pass, value_of, write_query_file
 from clipdpo_cli.eval.pope.data import SPLITS, load_pope
 from clipdpo_cli.eval.pope.evaluate import format_table, score_responses
 from clipdpo_cli.eval.pope.queries import DEFAULT_POST_PROMPT, query_records
 from clipdpo_cli.io.errors import InputError
-from clipdpo_cli.io.jsonl import JsonlWriter, read_jsonl, write_json
+from clipdpo_cli.io.jsonl import read_jsonl, write_json
 from clipdpo_cli.io.log import say
 from clipdpo_cli.io.outputs import check_outputs
-from clipdpo_cli.io.shard import Shard
+from clipdpo_cli.io.progress import DEFAULT_EVERY
+from clipdpo_cli.io.setting import setting
+from clipdpo_cli.models.generator import EngineSettings
+from clipdpo_cli.stages.respond import RespondSettings
+
+
+class Split(str, enum.Enum):
+    all = "all"
+    random = "random"
+    popular = "popular"
+    adversarial = "adversarial"
 
 
 @dataclass
 class PopeEvalSettings:
-    pope_root: str
-    image_root: str | None = None
-    splits: tuple[str, ...] = SPLITS
-    responses: str | None = None
-    write_queries: str | None = None
-    model_pass: ModelPass | None = None  # --model and its options
-    post_prompt: str = DEFAULT_POST_PROMPT
-    yes_no: str = "prob"  # how answers are read: p_yes/p_no (prob) or the official text rule (generate)
-    limit: int | None = None
-    generate_only: bool = False
-    output: str | None = None
-    allow_partial: bool = False
-    quiet: bool = False
+    """eval-pope's options (each field a `clipdpo eval-pope` option), and the generation engine's."""
+
+    pope_root: str = setting(
+        help="Folder of the official question files coco_pope_random.json, coco_pope_popular.json and "
+        "coco_pope_adversarial.json (AoiDragon/POPE output/coco/)."
+    )
+    image_root: str | None = setting(None, shared=True)  # COCO val2014, joined to the files' image names
+    responses: str | None = setting(None, shared=True)
+    split: str = setting("all", "Which question set(s) to answer and score.", cli_type=Split, parse=value_of)
+    write_queries: str | None = setting(None, shared=True)
+    post_prompt: str = setting(
+        DEFAULT_POST_PROMPT, "Appended to each question (default: lmms-eval's POPE post-prompt)."
+    )
+    # how answers are given and read: p_yes/p_no (prob) or the official text rule (generate)
+    yes_no: str = setting("prob", shared=True, parse=value_of)
+    responses_out: str | None = setting(None, shared=True)
+    resume: bool = setting(False, shared=True)
+    shard: str | None = setting(None, shared=True)
+    generate_only: bool = setting(False, shared=True)
+    limit: int | None = setting(None, shared=True)
+    output: str | None = setting(None, shared=True)
+    allow_partial: bool = setting(False, shared=True)
+    quiet: bool = setting(False, shared=True)
+    progress_every: float = setting(DEFAULT_EVERY, shared=True)
+    # the generation group's options (models/generation_settings.py, declared there once), with this command's
+    # defaults: generation_options reads them here
+    model: str | None = None
+    max_new_tokens: int = 16  # a free answer's (--yes-no generate); POPE's answers are greedy
+    batch_size: int = 8
+    device: str = "auto"
+    dtype: str = "auto"
+    chat_template: str | None = None
+    max_pixels: int | None = None
+    engine: EngineSettings = field(default_factory=EngineSettings)  # --engine and the server's options
+
+    @property
+    def splits(self) -> tuple[str, ...]:
+        return SPLITS if self.split == "all" else (self.split,)
+
+    def generation(self) -> RespondSettings:
+        """The respond stage's settings of the --model pass: greedy, as lmms-eval's POPE task."""
+        return RespondSettings(yes_no=self.yes_no, yes_no_max_new_tokens=self.max_new_tokens, temperature=0.0,
+                               batch_size=self.batch_size, seed=0)  # fmt: skip
 
 
 def run_eval(opts: PopeEvalSettings) -> dict[str, Any] | None:
     """Write the queries, or answer and/or score them; the result JSON to stdout or --output, the table to
     stderr."""
-    run = opts.model_pass
+    run = model_pass(opts, opts.generation())
     written = [("-o", opts.output), ("--write-queries", opts.write_queries),
                ("--responses-out", run and run.responses_out)]  # fmt: skip
     check_outputs(  # no output is a file the run reads: the responses or the benchmark's folder
@@ -44,34 +87,15 @@ def run_eval(opts: PopeEvalSettings) -> dict[str, Any] | None:
         [("--responses", opts.responses)],
         [("--pope-root", opts.pope_root)],
     )
-    check_pass_options(
-        run and run.model,
-        opts.responses,
-        run and run.responses_out,
-        bool(run and run.resume),
-        run and run.shard,
-        opts.write_queries,
-    )
     questions = load_pope(opts.pope_root, opts.splits)
     if opts.write_queries is not None:
         queries = query_records(questions, opts.image_root, opts.post_prompt, opts.limit)
-        with JsonlWriter(opts.write_queries) as writer:
-            writer.write_all(queries)
-        if not opts.quiet:
-            say(
-                f"clipdpo eval-pope: {len(queries):,} queries written; answer them with `clipdpo respond "
-                "FILE -m MODEL`, score the answers with --responses"
-            )
+        write_query_file("eval-pope", opts.write_queries, queries, opts.quiet)
         return None
     if run is not None:
         queries = query_records(questions, opts.image_root, opts.post_prompt, opts.limit)
         responses = answer_queries("eval-pope", queries, run)
-        if opts.generate_only or not Shard.parse(run.shard).is_whole:
-            if not opts.quiet and not Shard.parse(run.shard).is_whole:
-                say(
-                    "clipdpo eval-pope: one shard's responses written; score them all together with "
-                    "--responses (concatenate the shards' files)"
-                )
+        if answered_only("eval-pope", run, opts.generate_only, opts.quiet):
             return None
     else:
         responses = read_jsonl(opts.responses)

@@ -15,14 +15,12 @@ from __future__ import annotations
 import glob
 import os
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from itertools import islice
 from typing import Any
 
-from clipdpo_cli.io.errors import BadRecord, InputError, UsageError
+from clipdpo_cli.io.errors import InputError, UsageError
 from clipdpo_cli.io.records import make_id
-from clipdpo_cli.stages.batched import prefetch_images as _prefetch
 
 
 @dataclass(frozen=True)
@@ -69,7 +67,11 @@ class CaptionCache:
             if must_exist:
                 raise InputError(f"captions file not found: {path}")
             return
-        for record in existing_records(path, repair=False):
+        self.add(existing_records(path, repair=False))
+
+    def add(self, records: Iterable[dict[str, Any]]) -> None:
+        """Index caption records (others are passed over)."""
+        for record in records:
             self._index(record)
 
     def _index(self, record: dict[str, Any]) -> None:
@@ -95,24 +97,6 @@ class CaptionCache:
                 f"same images and prompt: name one with --model"
             )
         return next(iter(found.values()))
-
-
-def prefetch_images(
-    samples: Sequence[Sample], batch_size: int, on_bad: Callable[[Sample, BadRecord], None], workers: int = 4
-) -> Iterator[tuple[list[Sample], list[Any]]]:
-    """(samples, PIL images) per batch of `batch_size`, decoded ahead in threads (stages.batched).
-    An unreadable image goes to `on_bad` (which raises to stop) and is left out of its batch."""
-    items = (({"image": s.image}, s) for s in samples)
-    decoded = _prefetch(items, workers=workers, lookahead=2 * batch_size)
-    while chunk := list(islice(decoded, batch_size)):
-        kept, images = [], []
-        for _, sample, image in chunk:
-            if isinstance(image, BadRecord):
-                on_bad(sample, image)
-                continue
-            kept.append(sample)
-            images.append(image)
-        yield kept, images
 
 
 def caption_query(sample: Sample, prompt: str, model: str, max_new_tokens: int) -> dict[str, Any]:

@@ -2,34 +2,37 @@
 to class prototypes, and optionally the images directly with the text encoder's image tower (CLIP baseline).
 
 Phase 1 captions every selected image of every dataset (only those missing from the cache; the LVLM is not
-even loaded when all are cached) with the respond stage on the shared runner (eval/zeroshot/captions.py).
+even loaded when all are cached) with the benchmarks' one in-process respond pass (eval/answer.py; the
+cache: eval/zeroshot/captions.py).
 Phase 2 loads the text encoder once and scores each dataset.
 """
 
 from __future__ import annotations
 
-import os
-import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from itertools import islice
 from typing import TYPE_CHECKING, Any
 
-from clipdpo_cli.eval.zeroshot.captions import CaptionCache, Sample, caption_query, prefetch_images
+from clipdpo_cli.eval.answer import ModelPass, answer_queries
+from clipdpo_cli.eval.zeroshot.captions import CaptionCache, Sample, caption_query
 from clipdpo_cli.eval.zeroshot.classify import class_prototypes, encode_in_batches, metrics, top_k
 from clipdpo_cli.eval.zeroshot.datasets import DatasetSpec, LabelledSet
 from clipdpo_cli.eval.zeroshot.resources import Prompts, describe
+from clipdpo_cli.eval.zeroshot.settings import ZeroshotSettings
 from clipdpo_cli.io.errors import BadRecord, InputError, UsageError
-from clipdpo_cli.io.progress import DEFAULT_EVERY, Progress
+from clipdpo_cli.io.jsonl import existing_records
+from clipdpo_cli.io.progress import Progress
 from clipdpo_cli.io.records import make_id
 from clipdpo_cli.io.shard import Shard
-from clipdpo_cli.models.generator import EngineSettings
+from clipdpo_cli.io.stage import StageContext
+from clipdpo_cli.stages.respond import RespondSettings
 
 if TYPE_CHECKING:
     from clipdpo_cli.models.generator import ImageTextGenerator
     from clipdpo_cli.models.scorer import ImageTextScorer
 
-DEFAULT_PROMPT = "What is the main object in this image? Describe it in one short sentence."
 METRIC_NAMES = ("top1", "top5", "mean_per_class_recall")
 
 
@@ -43,41 +46,6 @@ class EvalSet:
     split: str = ""
 
 
-@dataclass
-class ZeroshotSettings:
-    """What eval-zeroshot does; built by the command from its options (commands/eval_zeroshot.py)."""
-
-    model: str | None = None  # LVLM; None: captions only from the cache
-    text_encoder: str = ""
-    prompt: str = DEFAULT_PROMPT
-    captions: Sequence[str] = ()  # cache files (or globs) to read
-    captions_out: str | None = None  # where new captions are appended
-    use_captions: bool = True
-    baseline: str | None = None  # "clip"
-    limit: int | None = None
-    shard: Shard = field(default_factory=Shard)
-    batch_size: int = 8
-    text_batch_size: int = 256
-    max_new_tokens: int = 64
-    device: str = "auto"
-    precision: str = "fp32"
-    dtype: str = "auto"
-    on_error: str = "fail"
-    chat_template: str | None = None
-    max_pixels: int | None = None
-    engine: EngineSettings = field(default_factory=EngineSettings)  # --engine and the server's options
-    predictions_out: str | None = None  # JSONL of per-image predictions
-    quiet: bool = False  # no progress display
-    progress_every: float = DEFAULT_EVERY  # seconds between plain progress lines off a terminal
-
-
-def captions_output(captions: Sequence[str]) -> str | None:
-    """Where new captions are appended: the first --captions file, unless it is a glob (read only)."""
-    import glob
-
-    return captions[0] if captions and not glob.has_magic(captions[0]) else None
-
-
 def select_samples(data: LabelledSet, limit: int | None) -> list[Sample]:
     """All samples, or `limit` of them picked by a stable hash of their key (same on every machine)."""
     samples = [Sample(data.name, data.key(img), img, lbl, data.classes[lbl]) for img, lbl in data.samples]
@@ -87,16 +55,32 @@ def select_samples(data: LabelledSet, limit: int | None) -> list[Sample]:
 
 
 class _Skips:
-    """Unreadable images: stop (--on-error fail) or count and leave them out (skip)."""
+    """Images left out: an unreadable one stops the run (--on-error fail) or is counted and left out (skip),
+    by the runner's error policy (io.stage.StageContext.bad), as in the captioning pass."""
 
     def __init__(self, on_error: str) -> None:
-        self.on_error = on_error
+        self.ctx = StageContext("eval-zeroshot", on_error)
         self.keys: set[tuple[str, str]] = set()
 
     def __call__(self, sample: Sample, error: BadRecord) -> None:
-        if self.on_error == "fail":
-            raise InputError(f"{sample.dataset}: {error} (use --on-error skip to leave such images out)")
+        self.ctx.bad({"id": f"{sample.dataset}/{sample.key}", "image": sample.image}, error)  # raises on fail
         self.keys.add((sample.dataset, sample.key))
+
+
+def caption_pass(settings: ZeroshotSettings) -> ModelPass:
+    """The respond pass that writes the captions (eval/answer.py): greedy, into --captions under the runner's
+    --resume (which repairs a torn last line and never writes an id that is already there), --shard and
+    --on-error."""
+    assert settings.model is not None
+    respond = RespondSettings(max_new_tokens=settings.max_new_tokens, temperature=0.0, top_p=1.0,
+                              batch_size=settings.batch_size, response_field="text")  # fmt: skip
+    return ModelPass(
+        model=settings.model, device=settings.device, dtype=settings.dtype,
+        chat_template=settings.chat_template, max_pixels=settings.max_pixels, generation=respond,
+        responses_out=settings.captions_out,
+        resume=settings.captions_out is not None, shard=settings.shard, on_error=settings.on_error,
+        quiet=settings.quiet, progress_every=settings.progress_every, engine=settings.engine,
+    )  # fmt: skip
 
 
 def run_captioning(
@@ -108,72 +92,36 @@ def run_captioning(
     log: Callable[[str], None],
     load_lvlm: Callable[[], ImageTextGenerator] | None = None,
 ) -> int:
-    """Caption this shard's selected images that the cache lacks, with the respond stage on the shared
-    runner: appended to --captions (under the runner's --resume, which repairs a torn last line and never
-    writes an id that is already there) or to a temporary file, then added to `cache`. Returns how many
-    were captioned."""
+    """Caption the selected images that the cache lacks (this shard's: the runner's --shard, by image) with
+    the one in-process respond pass of the benchmarks (eval/answer.py), then add them to `cache`. Returns
+    how many were captioned."""
     todo: list[Sample] = []
     for ev in sets:
-        mine = [s for s in selected[ev.data.name] if settings.shard.owns(f"{s.dataset}/{s.key}")]
+        mine = selected[ev.data.name]
         missing = [s for s in mine if cache.lookup(s, settings.prompt, settings.model) is None]
         log(f"{ev.data.name}: {len(mine)} images, {len(mine) - len(missing)} captions cached")
         todo += missing
     if not todo or settings.model is None:
         return 0
-    lvlm = load_lvlm() if load_lvlm is not None else _load_lvlm(settings)
     start = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="clipdpo-zeroshot-") as tmp:
-        n, out = _caption_with_runner(todo, lvlm, settings, tmp)
-        cache.load(out, must_exist=False)
-    skips.keys.update((s.dataset, s.key) for s in todo  # left out by the stage under --on-error skip
-                      if cache.lookup(s, settings.prompt, settings.model) is None)  # fmt: skip
+    queries = [caption_query(s, settings.prompt, settings.model, settings.max_new_tokens) for s in todo]
+    captions = answer_queries("eval-zeroshot captions", queries, caption_pass(settings),
+                              lambda path: existing_records(path, repair=False), load=load_lvlm,
+                              unit="images")  # fmt: skip
+    cache.add(captions)
+    still = [s for s in todo if cache.lookup(s, settings.prompt, settings.model) is None]
+    if Shard.parse(settings.shard).is_whole:  # left out by the stage under --on-error skip
+        skips.keys.update((s.dataset, s.key) for s in still)
+    n = len(todo) - len(still)
     log(f"captioned {n} images in {time.monotonic() - start:.1f}s")
-    del lvlm
     _free_accelerator_memory()
     return n
-
-
-def _caption_with_runner(
-    samples: Sequence[Sample], lvlm: ImageTextGenerator, settings: ZeroshotSettings, tmp: str
-) -> tuple[int, str]:
-    """(captions written, the file they are in): the respond stage over one query per sample."""
-    from clipdpo_cli.io.jsonl import JsonlWriter
-    from clipdpo_cli.io.runner import IOSettings, run_stage
-    from clipdpo_cli.stages.respond import RespondSettings, respond_records
-
-    assert settings.model is not None
-    model = settings.model
-    queries = os.path.join(tmp, "queries.jsonl")
-    with JsonlWriter(queries) as writer:
-        writer.write_all(caption_query(s, settings.prompt, model, settings.max_new_tokens) for s in samples)
-    out = settings.captions_out or os.path.join(tmp, "captions.jsonl")
-    respond = RespondSettings(max_new_tokens=settings.max_new_tokens, temperature=0.0, top_p=1.0,
-                              batch_size=settings.batch_size, response_field="text")  # fmt: skip
-    io = IOSettings(input=queries, output=out, resume=settings.captions_out is not None, shard="0/1",
-                   quiet=settings.quiet,
-                   on_error=settings.on_error, progress_every=settings.progress_every)  # fmt: skip
-    ctx = run_stage(
-        "eval-zeroshot captions", io,
-        lambda records, ctx: respond_records(records, lvlm, respond, ctx, model=model),
-        one_to_one=True, total=len(samples), unit="images",
-    )  # fmt: skip
-    return ctx.stats.n_out, out
 
 
 def progress(settings: ZeroshotSettings, total: int, what: str) -> Progress:
     """The progress display of one phase (io.progress): images done of `total`."""
     name, every = f"eval-zeroshot {what}", settings.progress_every
     return Progress(name, unit="images", total=total, quiet=settings.quiet, every=every)
-
-
-def _load_lvlm(settings: ZeroshotSettings) -> ImageTextGenerator:
-    from clipdpo_cli.models.generator import open_image_text_generator
-
-    assert settings.model is not None
-    return open_image_text_generator(
-        settings.model, settings.engine, settings.device, settings.dtype, settings.chat_template,
-        settings.max_pixels,
-    )  # fmt: skip
 
 
 def _load_text_encoder(settings: ZeroshotSettings) -> ImageTextScorer:
@@ -288,10 +236,20 @@ def _image_baseline(
     """Usual CLIP zero-shot: image embeddings against the same class prototypes; (samples, top-k)."""
     import torch
 
+    from clipdpo_cli.stages.batched import prefetch_images
+
     todo = [s for s in samples if (s.dataset, s.key) not in skips.keys]
     embeddings, done = [], []
+    decoded = prefetch_images((({"image": s.image}, s) for s in todo), lookahead=2 * settings.batch_size)
     with progress(settings, len(todo), "clip baseline") as bar:
-        for kept, images in prefetch_images(todo, settings.batch_size, skips):
+        while chunk := list(islice(decoded, settings.batch_size)):
+            kept, images = [], []
+            for _, sample, image in chunk:
+                if isinstance(image, BadRecord):
+                    skips(sample, image)  # raises under --on-error fail
+                else:
+                    kept.append(sample)
+                    images.append(image)
             if kept:
                 emb = encoder.encode_images(images)
                 embeddings.append(torch.nn.functional.normalize(emb.detach().float().cpu(), dim=-1))
@@ -313,11 +271,12 @@ def evaluate(
     """Per-dataset results (plus an 'average' entry for several datasets); [] for a captioning shard."""
     if settings.model and not settings.captions:
         log("captions are not cached (pass --captions FILE to keep them for re-scoring)")
-    if settings.model is None and not settings.shard.is_whole:
+    shard = Shard.parse(settings.shard)
+    if settings.model is None and not shard.is_whole:
         raise UsageError("--shard splits the captioning: it needs --model")
     if not settings.use_captions and settings.baseline is None:
         raise UsageError("nothing to evaluate: give --model or --captions, or --baseline clip")
-    if not settings.shard.is_whole and not settings.captions_out:
+    if not shard.is_whole and not settings.captions_out:
         raise UsageError(
             "sharding (--shard, or SLURM array variables) needs --captions FILE: each shard writes its "
             "captions there"
@@ -328,25 +287,25 @@ def evaluate(
     if settings.use_captions:
         cache = CaptionCache(settings.captions, optional=settings.captions_out)
         run_captioning(sets, selected, settings, cache, skips, log, load_lvlm)
-        if not settings.shard.is_whole:
+        if not shard.is_whole:
             log(
-                f"shard {settings.shard.index}/{settings.shard.count}: captions written to "
+                f"shard {shard.index}/{shard.count}: captions written to "
                 f"{settings.captions_out}; "
                 "once every shard is done, score with --captions FILE... (all shard files) and no --shard"
             )
             return []
     encoder = load_text_encoder() if load_text_encoder is not None else _load_text_encoder(settings)
     results = []
-    predictions: list[dict[str, Any]] | None = [] if settings.predictions_out else None
+    predictions: list[dict[str, Any]] | None = [] if settings.predictions else None
     for ev in sets:
         start = time.monotonic()
         result = score_dataset(ev, selected[ev.data.name], encoder, settings, cache, skips, predictions)
         results.append(result)
         log(f"{ev.data.name}: scored {len(selected[ev.data.name])} images in {time.monotonic() - start:.1f}s")
-    if predictions is not None and settings.predictions_out:
+    if predictions is not None and settings.predictions:
         from clipdpo_cli.io.jsonl import JsonlWriter
 
-        with JsonlWriter(settings.predictions_out) as writer:
+        with JsonlWriter(settings.predictions) as writer:
             for record in predictions:
                 writer.write(record)
     if len(results) > 1:
