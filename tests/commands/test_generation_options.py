@@ -42,7 +42,8 @@ def _params(name: str) -> dict[str, click.Parameter]:
 
 
 def _default(param: click.Parameter):
-    if param.required:
+    """REQUIRED for a required option: required by the parser, or (with --config) asked for after the file."""
+    if param.required or "Required (here or in --config)." in (getattr(param, "help", None) or ""):
         return REQUIRED
     return getattr(param.default, "value", param.default)
 

@@ -66,3 +66,26 @@ def test_old_flag_name_still_works_hidden_and_says_the_new_one(tmp_path):
     assert "--max-length" not in invoke_cli("filter", "--help").stdout
     both = run_in_process("filter", str(scored), "--max-length", "5", "--max-words", "6")
     assert both.returncode != 0 and "give only one of them" in both.stderr
+
+
+def test_a_required_option_may_come_from_the_file_and_is_asked_for_otherwise(tmp_path):
+    queries = tmp_path / "q.jsonl"
+    queries.write_text('{"id": "1", "image": "x.png", "prompt": "Describe."}\n')
+    missing = run_in_process("respond", str(queries))
+    assert missing.returncode == 2
+    assert "Missing option '--model' (give it here or in --config)" in missing.stderr
+    config = tmp_path / "c.yaml"
+    config.write_text("model: no/such-model\n")
+    loaded = run_in_process("respond", str(queries), "--config", str(config))
+    assert loaded.returncode == 1 and "model 'no/such-model'" in loaded.stderr, loaded.stderr
+
+
+def test_a_path_set_in_the_file_is_guarded_like_a_typed_one(tmp_path):
+    queries, prompts = tmp_path / "q.jsonl", tmp_path / "prompts.txt"
+    queries.write_text('{"id": "1", "image": "x.png"}\n')
+    prompts.write_text("Describe the image.\n")
+    config = tmp_path / "c.yaml"
+    config.write_text(f"prompts: {prompts}\n")
+    result = run_in_process("caption", str(queries), "-m", "x", "--config", str(config), "-o", str(prompts))
+    assert result.returncode == 2 and "is the input --prompts" in result.stderr, result.stderr
+    assert prompts.read_text() == "Describe the image.\n"

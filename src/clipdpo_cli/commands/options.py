@@ -159,6 +159,9 @@ def stage_command(
 
         @functools.wraps(func)
         def wrapper(**kwargs: Any) -> Any:
+            prepare = getattr(func, "prepare_settings", None)
+            if prepare is not None:
+                prepare(kwargs)  # --config and old flags first: a path set in the file is an input too
             io = IOSettings(
                 input=kwargs.pop("input"),
                 output=kwargs.pop("output"),

@@ -24,21 +24,49 @@ def option_help(f: dataclasses.Field[Any]) -> str:
     return f"{text} Default from {source}." if source else text
 
 
-def option_parameter(f: dataclasses.Field[Any], shared: Mapping[str, Any]) -> inspect.Parameter:
-    """The typer parameter of one settings field."""
+def option_parameter(
+    f: dataclasses.Field[Any], shared: Mapping[str, Any], required_in_file: bool = False
+) -> inspect.Parameter:
+    """The typer parameter of one settings field. `required_in_file`: a required option may come from
+    --config instead, so the parser leaves it optional and `check_required` asks for it after the file."""
     meta = f.metadata
+    default = meta["cli_default"] if meta["cli_default"] is not MISSING else f.default
     if meta["shared"]:
         annotation = shared[f.name]
     else:
         kind = meta["cli_type"] if meta["cli_type"] is not None else f.type
-        annotation = Annotated[kind, typer.Option(*meta["flags"], help=option_help(f), **meta["option"])]
-    default = meta["cli_default"] if meta["cli_default"] is not MISSING else f.default
+        help_text = option_help(f)
+        if required_in_file and default is MISSING:
+            help_text += " Required (here or in --config)."
+        annotation = Annotated[kind, typer.Option(*meta["flags"], help=help_text, **meta["option"])]
+    if required_in_file and default is MISSING:
+        default = None
     return inspect.Parameter(
         f.name,
         inspect.Parameter.KEYWORD_ONLY,
         annotation=annotation,
         default=inspect.Parameter.empty if default is MISSING else default,
     )
+
+
+def flag_of(f: dataclasses.Field[Any], shared: Mapping[str, Any]) -> str:
+    """The field's long flag (`--model`)."""
+    if f.metadata["shared"]:
+        decls = [d for arg in shared[f.name].__metadata__ for d in getattr(arg, "param_decls", ()) or ()]
+        flags = [d for d in decls if d.startswith("--")]
+        if flags:
+            return flags[0].split("/")[0]
+    flags = [d for d in f.metadata["flags"] if d.startswith("--")]
+    return flags[0].split("/")[0] if flags else "--" + f.name.replace("_", "-")
+
+
+def required_fields(fields: list[dataclasses.Field[Any]]) -> list[dataclasses.Field[Any]]:
+    """The fields without a default: required options."""
+    return [
+        f for f in fields
+        if (f.metadata["cli_default"] if f.metadata["cli_default"] is not MISSING else f.default) is MISSING
+        and f.default_factory is MISSING
+    ]  # fmt: skip
 
 
 def alias_parameters(f: dataclasses.Field[Any], shared: Mapping[str, Any]) -> list[inspect.Parameter]:
@@ -79,9 +107,21 @@ def apply_aliases(ctx: typer.Context, kwargs: dict[str, Any], fields: list[datac
 
 
 CONFIG_HELP = (
-    "A YAML or JSON file of this command's options by name (min_caption_score: 28, or "
-    "min-caption-score: 28); options typed on the command line win."
+    "A YAML or JSON file of this command's options by name (batch_size: 8, or batch-size: 8); options typed "
+    "on the command line win."
 )
+PREPARED = "settings_prepared"
+
+
+def check_required(
+    kwargs: dict[str, Any], required: list[dataclasses.Field[Any]], shared: Mapping[str, Any]
+) -> None:
+    """A usage error naming the first required option given neither on the command line nor in --config."""
+    from clipdpo_cli.io.errors import UsageError
+
+    for f in required:
+        if kwargs.get(f.name) is None:
+            raise UsageError(f"Missing option '{flag_of(f, shared)}' (give it here or in --config)")
 
 
 def read_settings_file(path: str) -> dict[str, Any]:
@@ -149,20 +189,35 @@ def settings_options(
     """
     fields = list(fields)
 
+    required = required_fields(fields) if config else []
+
     def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
         sig = inspect.signature(func, eval_str=True)
         own = [p for name, p in sig.parameters.items() if name != "settings"]
-        generated = [option_parameter(f, shared) for f in fields]
+        generated = [option_parameter(f, shared, required_in_file=config) for f in fields]
         # typer passes its Context to one parameter only: the command's own when it declares one
         own_ctx = next((p.name for p in own if p.annotation is typer.Context), None)
 
-        @functools.wraps(func)
-        def wrapper(**kwargs: Any) -> Any:
+        def prepare(kwargs: dict[str, Any]) -> None:
+            """Old flags, then --config, then the required check: kwargs as if all were typed. An outer
+            decorator (stage_command) calls it first, so that paths set in the file are checked too."""
+            if kwargs.get(PREPARED):
+                return
             path = kwargs.pop("config", None) if config else None
             ctx = kwargs[own_ctx] if own_ctx else kwargs.pop("settings_context")
             apply_aliases(ctx, kwargs, fields)
             if path is not None:
                 apply_settings_file(ctx, path, kwargs, {f.name for f in fields})
+            check_required(kwargs, required, shared)
+            if own_ctx is None:
+                kwargs["settings_context"] = ctx
+            kwargs[PREPARED] = True
+
+        @functools.wraps(func)
+        def wrapper(**kwargs: Any) -> Any:
+            prepare(kwargs)
+            kwargs.pop(PREPARED)
+            kwargs.pop("settings_context", None)
             values = {}
             for f in fields:
                 value = kwargs.pop(f.name)
@@ -193,6 +248,7 @@ def settings_options(
         wrapper.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]
         wrapper.__annotations__ = {p.name: p.annotation for p in params}
         del wrapper.__wrapped__  # typer must see the new signature, not the original
+        wrapper.prepare_settings = prepare  # type: ignore[attr-defined]
         return wrapper
 
     return decorate
