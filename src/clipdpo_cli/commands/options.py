@@ -129,6 +129,9 @@ _INPUT_HELP = (
 RejectsOpt = Annotated[
     str | None, typer.Option(help="Also write every dropped record, with its reject_reason, to this file.")
 ]
+ScoreFieldOpt = Annotated[
+    str, typer.Option(help="Field holding the CLIP score of a caption (or of a QA record's answer).")
+]
 
 
 # A command's own options that name files it reads (caption's --prompts and --chat-template, categorize's and
