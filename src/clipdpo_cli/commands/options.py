@@ -164,9 +164,15 @@ def stage_command(
             for name, ann, default in [*_IO_PARAMS, *INPUT_PARAMS]
         ]
         own = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own]
+        # typer passes its Context to one parameter only: the command's own (or settings_options') if any
+        own_ctx = next((p.name for p in own if p.annotation is typer.Context), None)
+        context = [] if own_ctx else [
+            inspect.Parameter("stage_context", inspect.Parameter.KEYWORD_ONLY, annotation=typer.Context)
+        ]  # fmt: skip
 
         @functools.wraps(func)
         def wrapper(**kwargs: Any) -> Any:
+            ctx = kwargs[own_ctx] if own_ctx else kwargs.pop("stage_context")
             io = IOSettings(
                 input=kwargs.pop("input"),
                 output=kwargs.pop("output"),
@@ -176,7 +182,7 @@ def stage_command(
                 resume=kwargs.pop("resume"),
                 rejects=kwargs.get("rejects"),
                 progress_every=kwargs.pop("progress_every"),
-                source=input_options(kwargs),
+                source=input_options(kwargs, ctx),
                 lines_only=lines_only,
                 side_inputs=tuple(
                     (f"--{name.replace('_', '-')}", kwargs[name])
@@ -189,7 +195,7 @@ def stage_command(
                 kwargs["device"] = shard_device(kwargs["device"], io.shard, io.quiet)
             return func(io=io, **kwargs)
 
-        params = [input_param, *own, *shared]
+        params = [input_param, *own, *shared, *context]
         wrapper.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]
         wrapper.__annotations__ = {p.name: p.annotation for p in params}
         del wrapper.__wrapped__  # typer must see the new signature, not the original

@@ -60,8 +60,6 @@ def alias_parameters(f: dataclasses.Field[Any], shared: Mapping[str, Any]) -> li
 
 def apply_aliases(ctx: typer.Context, kwargs: dict[str, Any], fields: list[dataclasses.Field[Any]]) -> None:
     """Move the values given under an old flag to the option's field, saying the new name on stderr."""
-    import sys
-
     from clipdpo_cli.io.errors import UsageError
 
     for f in fields:
@@ -74,8 +72,16 @@ def apply_aliases(ctx: typer.Context, kwargs: dict[str, Any], fields: list[datac
             if source is not None and source.name == "COMMANDLINE":
                 raise UsageError(f"{flag} is the old name of {new}: give only one of them")
             kwargs[f.name] = value
-            print(f"clipdpo {ctx.info_name}: {flag} is now {new} (the old name goes in a later release)",
-                  file=sys.stderr)  # fmt: skip
+            note_renamed(ctx, flag, new)
+
+
+def note_renamed(ctx: typer.Context, old: str, new: str) -> None:
+    """Say on stderr (unless --quiet) that a hidden old flag was used, and its new name."""
+    import sys
+
+    if not ctx.params.get("quiet"):
+        print(f"clipdpo {ctx.info_name}: {old} is now {new} (the old name goes in a later release)",
+              file=sys.stderr)  # fmt: skip
 
 
 CONFIG_HELP = (
