@@ -55,7 +55,8 @@ ImageRootOpt = Annotated[
 CacheDirOpt = Annotated[
     str | None,
     typer.Option(
-        help="Where to look for / download weights (default: the Hugging Face cache).", show_default=False
+        help="The weights cache folder (default: the Hugging Face cache).",
+        show_default=False,
     ),
 ]
 

@@ -27,7 +27,8 @@ SeedOpt = Annotated[
 ChatTemplateOpt = Annotated[
     str | None,
     typer.Option(
-        help="Jinja chat template file for a model that has none (or to replace its own).", show_default=False
+        help="Jinja chat template, its text or a file, for a model that has none (or to replace its own).",
+        show_default=False,
     ),
 ]
 

@@ -139,6 +139,27 @@ ScoreFieldOpt = Annotated[
 SIDE_INPUTS = ("prompts", "chat_template", "prototypes", "objects")
 
 
+def io_settings(kwargs: dict[str, Any], ctx: typer.Context, lines_only: str | None) -> IOSettings:
+    """Pop the shared I/O and input options out of a command's arguments (see stage_command)."""
+    return IOSettings(
+        input=kwargs.pop("input"),
+        output=kwargs.pop("output"),
+        quiet=kwargs.pop("quiet"),
+        on_error=kwargs.pop("on_error").value,
+        shard=kwargs.pop("shard"),
+        resume=kwargs.pop("resume"),
+        rejects=kwargs.get("rejects"),
+        progress_every=kwargs.pop("progress_every"),
+        source=input_options(kwargs, ctx),
+        lines_only=lines_only,
+        side_inputs=tuple(
+            (f"--{name.replace('_', '-')}", kwargs[name])
+            for name in SIDE_INPUTS
+            if isinstance(kwargs.get(name), str)
+        ),
+    )
+
+
 def stage_command(
     input_help: str = _INPUT_HELP, lines_only: str | None = None
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -173,23 +194,7 @@ def stage_command(
         @functools.wraps(func)
         def wrapper(**kwargs: Any) -> Any:
             ctx = kwargs[own_ctx] if own_ctx else kwargs.pop("stage_context")
-            io = IOSettings(
-                input=kwargs.pop("input"),
-                output=kwargs.pop("output"),
-                quiet=kwargs.pop("quiet"),
-                on_error=kwargs.pop("on_error").value,
-                shard=kwargs.pop("shard"),
-                resume=kwargs.pop("resume"),
-                rejects=kwargs.get("rejects"),
-                progress_every=kwargs.pop("progress_every"),
-                source=input_options(kwargs, ctx),
-                lines_only=lines_only,
-                side_inputs=tuple(
-                    (f"--{name.replace('_', '-')}", kwargs[name])
-                    for name in SIDE_INPUTS
-                    if isinstance(kwargs.get(name), str)
-                ),
-            )
+            io = io_settings(kwargs, ctx, lines_only)
             check_io(io)  # now, not after minutes of loading a model
             if isinstance(kwargs.get("device"), str):
                 kwargs["device"] = shard_device(kwargs["device"], io.shard, io.quiet)

@@ -5,6 +5,7 @@ from typing import Annotated
 
 import typer
 
+from clipdpo_cli.commands.clip_options import ImageRootOpt, WorkersOpt
 from clipdpo_cli.commands.generation import (
     BatchSizeOpt,
     ChatTemplateOpt,
@@ -42,11 +43,6 @@ YesNoOpt = Annotated[
 ]  # fmt: skip
 YesNoMaxNewTokensOpt = Annotated[
     int, typer.Option(min=1, help="Token budget of a free yes/no answer (--yes-no generate).")
-]
-WorkersOpt = Annotated[int, typer.Option(min=0, help="Threads decoding images ahead of the model.")]
-ImageRootOpt = Annotated[
-    str | None,
-    typer.Option(help="Resolve relative 'image' paths under this folder; default: $CLIPDPO_IMAGE_ROOT."),
 ]
 
 

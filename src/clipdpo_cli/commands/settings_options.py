@@ -85,8 +85,8 @@ def note_renamed(ctx: typer.Context, old: str, new: str) -> None:
 
 
 CONFIG_HELP = (
-    "A YAML or JSON file of this command's options by name (min_caption_score: 28, or "
-    "min-caption-score: 28); options typed on the command line win."
+    "A YAML or JSON file of this command's options by name (some_option: value, or some-option: value); "
+    "options typed on the command line win."
 )
 
 
