@@ -18,6 +18,7 @@ from clipdpo_cli.io.stage import StageContext
 from clipdpo_cli.io.values import enum_value
 from clipdpo_cli.models.clip_images import encode_image_chunks
 from clipdpo_cli.models.clip_registry import DEFAULT_MODEL
+from clipdpo_cli.models.device import Precision
 from clipdpo_cli.models.scorer import ImageTextScorer, cosine
 
 DECIMALS = 5
@@ -40,7 +41,7 @@ class CategorizeSettings:
         False, "Replace an existing `category` (otherwise an error).", flags=("--overwrite",)
     )
     device: str = setting("auto", shared=True)
-    precision: str = setting("fp32", shared=True, parse=enum_value)
+    precision: str = setting("fp32", shared=True, cli_default=Precision.fp32, parse=enum_value)
     batch_size: int = setting(64, shared=True)
     workers: int = setting(0, shared=True, cli_default=2)  # a Python caller decodes in-process unless it asks
     image_root: str | None = setting(None, shared=True)

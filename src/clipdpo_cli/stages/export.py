@@ -49,7 +49,7 @@ class ExportSettings:
         "trl", "trl: TRL DPOTrainer's conversational vision preference JSONL; sharegpt: LLaMA-Factory's "
         "sharegpt ranking JSONL; llamafactory: the same plus its dataset_info.json entry (needs -o); "
         "parquet: the trl rows with the images as a datasets Image column (needs -o).",
-        flags=("--format", "-f"), cli_type=ExportFormat, parse=enum_value,
+        flags=("--format", "-f"), cli_type=ExportFormat, cli_default=ExportFormat.trl, parse=enum_value,
     )  # fmt: skip
     image_root: str | None = setting(None, shared=True)
     dataset_name: str | None = setting(

@@ -24,6 +24,7 @@ from clipdpo_cli.io.stage import StageContext
 from clipdpo_cli.io.values import enum_value
 from clipdpo_cli.models.clip_images import encode_image_chunks
 from clipdpo_cli.models.clip_registry import DEFAULT_MODEL
+from clipdpo_cli.models.device import Precision
 from clipdpo_cli.models.scorer import ImageTextScorer
 
 if TYPE_CHECKING:
@@ -50,7 +51,7 @@ class ScoreSettings:
     scorer: str = setting(
         "clip", "clip: 100 x cosine of a CLIP model; lvlm: the LVLM's (-m) mean log-likelihood of the text "
         "given the image and --prompt (Sec. 3.1's baseline), and its sum in SCORE_FIELD_sum.",
-        cli_type=Scorer, parse=enum_value,
+        cli_type=Scorer, cli_default=Scorer.clip, parse=enum_value,
     )  # fmt: skip
     score_field: str = setting(
         None, "Field the score goes to (default clip_score, or lvlm_logp).", show_default=False,
@@ -72,8 +73,9 @@ class ScoreSettings:
     device: str = setting("auto", shared=True)
     # the CLIP scorer's precision: the command resolves auto to the concrete one, stored in
     # `{scorer_field}_precision` (None: not stored)
-    precision: str | None = setting(None, shared=True, cli_default="auto", parse=enum_value)
-    dtype: str = setting("auto", shared=True, parse=enum_value)  # --scorer lvlm: the weights' dtype
+    precision: str | None = setting(None, shared=True, cli_default=Precision.auto, parse=enum_value)
+    # --scorer lvlm: the weights' dtype
+    dtype: str = setting("auto", shared=True, cli_default=Precision.auto, parse=enum_value)
     chat_template: str | None = setting(None, shared=True)
     max_pixels: int | None = setting(None, shared=True)
     batch_size: int = setting(64, shared=True)
