@@ -48,9 +48,8 @@ class CategorizeSettings:
     cache_dir: str | None = setting(None, shared=True)
     field: str = "category"
     sim_field: str = "category_sim"
-    all_field: str | None = (
-        None  # the field of every similarity ({"text": 0.1, ...}); --all-sims: ALL_SIMS_FIELD
-    )
+    # the field of every similarity ({"text": 0.1, ...}); --all-sims sets ALL_SIMS_FIELD
+    all_field: str | None = None
 
     def __post_init__(self) -> None:
         if self.all_sims and self.all_field is None:

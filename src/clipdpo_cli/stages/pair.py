@@ -113,11 +113,7 @@ def _caption_candidate(record: dict[str, Any], rules: PairSettings) -> Candidate
     prompt = record.get("prompt")
     scorer = record.get("scorer")
     return Candidate(
-        record["id"],
-        text,
-        float(score),
-        word_count(text),
-        prompt if isinstance(prompt, str) else "",
+        record["id"], text, float(score), word_count(text), prompt if isinstance(prompt, str) else "",
         scorer if isinstance(scorer, str) else None,
     )
 
