@@ -175,3 +175,30 @@ def test_probe_scorer_field_is_now_score_field(tmp_path):
     assert json.loads(new.stdout)["all"]["scorers"]["dfn"]["corrects_lvlm"] == 1
     assert "--scorer-field is now --score-field" in old.stderr
     assert "--scorer-field" not in invoke_cli("probe", "--help").stdout
+
+
+@pytest.mark.parametrize("command", ["score", "categorize"])
+def test_a_config_files_device_auto_runs_shard_k_on_gpu_k_mod_n(monkeypatch, tmp_path, command):
+    """--device auto from --config, as typed or by default: shard 2/3 on 4 GPUs loads on cuda:2."""
+    import torch
+
+    from clipdpo_cli.models import scorer
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
+    monkeypatch.setattr(torch, "set_float32_matmul_precision", lambda _: None)
+    seen = []
+
+    def load_scorer(model, device, **_):
+        seen.append(str(device))
+        raise SystemExit(0)  # stop before any model loads
+
+    monkeypatch.setattr(scorer, "load_scorer", load_scorer)
+    config = tmp_path / "settings.yaml"
+    config.write_text("device: auto\n")
+    records = tmp_path / "in.jsonl"
+    records.write_text('{"id": "a", "image": "x.png", "text": "t"}\n')
+    for extra in ([], ["--config", str(config)]):
+        result = invoke_cli(command, str(records), "--shard", "2/3", "--precision", "fp32", "-q", *extra)
+        assert result.exit_code == 0, result.stderr
+    assert seen == ["cuda:2", "cuda:2"]

@@ -1,11 +1,12 @@
 """`clipdpo score`: CLIP image-text scores, 100 x cosine (paper Sec. 4.2), or an LVLM's log-likelihood; its
 options are ScoreSettings' fields."""
 
+import dataclasses
 from typing import Any
 
 from clipdpo_cli.commands.clip_options import CLIP_SHARED, ListModelsOpt
 from clipdpo_cli.commands.generation import ChatTemplateOpt, DtypeOpt, MaxPixelsOpt
-from clipdpo_cli.commands.options import stage_command
+from clipdpo_cli.commands.options import shard_device, stage_command
 from clipdpo_cli.commands.settings_options import settings_options
 from clipdpo_cli.io.runner import IOSettings, run_stage
 from clipdpo_cli.io.setting import declared
@@ -32,6 +33,8 @@ def command(io: IOSettings, settings: dict[str, Any], list_models: ListModelsOpt
     from clipdpo_cli.stages.score import template_fields
 
     options = ScoreSettings(**settings)
+    # a --config file's device too: shard K of N on GPU K mod n (stage_command maps the typed one)
+    options = dataclasses.replace(options, device=shard_device(options.device, io.shard, io.quiet))
     if options.template is not None:
         template_fields(options.template)  # a bad template is a usage error before the model loads
     if options.scorer == Scorer.lvlm:
@@ -41,8 +44,6 @@ def command(io: IOSettings, settings: dict[str, Any], list_models: ListModelsOpt
 
 def score_with_clip(io: IOSettings, options: ScoreSettings) -> None:
     """The CLIP scorer (stages.score.score_records); --categorize: the category from the same embeddings."""
-    import dataclasses
-
     from clipdpo_cli.models.device import Use, resolve_device, resolve_precision
     from clipdpo_cli.models.scorer import load_scorer
     from clipdpo_cli.stages.categorize import (
