@@ -202,3 +202,26 @@ def test_a_config_files_device_auto_runs_shard_k_on_gpu_k_mod_n(monkeypatch, tmp
         result = invoke_cli(command, str(records), "--shard", "2/3", "--precision", "fp32", "-q", *extra)
         assert result.exit_code == 0, result.stderr
     assert seen == ["cuda:2", "cuda:2"]
+
+
+def test_a_side_input_named_in_the_config_file_is_guarded_as_a_typed_one(tmp_path, monkeypatch):
+    """-o onto the --prototypes file is refused when --config names it, as when it is typed."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a.jsonl").write_text('{"id": "a", "image": "x.png"}\n')
+    (tmp_path / "p.json").write_text('{"text": ["a document"]}')
+    (tmp_path / "c.yaml").write_text("prototypes: p.json\n")
+    result = run_in_process("categorize", "a.jsonl", "--config", "c.yaml", "-o", "p.json")
+    assert result.returncode == 2 and "--prototypes" in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert (tmp_path / "p.json").read_text() == '{"text": ["a document"]}'  # before: replaced by the output
+
+
+def test_an_old_flag_typed_wins_over_the_config_file(tmp_path):
+    rows = [{"id": str(n), "image": "i", "kind": "caption", "text": " ".join(["w"] * n), "clip_score": 30.0}
+            for n in (5, 6)]  # fmt: skip
+    scored = tmp_path / "scored.jsonl"
+    scored.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    config = tmp_path / "rules.yaml"
+    config.write_text("max_words: 6\n")
+    result = invoke_cli("filter", str(scored), "--config", str(config), "--max-length", "5", "-q")
+    assert [json.loads(line)["id"] for line in result.stdout.splitlines()] == ["5"]  # before: the file's 6

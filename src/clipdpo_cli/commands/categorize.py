@@ -4,7 +4,7 @@ options are CategorizeSettings' fields."""
 from typing import Any
 
 from clipdpo_cli.commands.clip_options import CLIP_SHARED, ListModelsOpt
-from clipdpo_cli.commands.options import shard_device, stage_command
+from clipdpo_cli.commands.options import stage_command
 from clipdpo_cli.commands.settings_options import settings_options
 from clipdpo_cli.io.runner import IOSettings, run_stage
 from clipdpo_cli.io.setting import declared
@@ -28,9 +28,8 @@ def command(io: IOSettings, settings: dict[str, Any], list_models: ListModelsOpt
 
     options = CategorizeSettings(**settings)
     descriptions = load_descriptions(options.prototypes)  # a bad file fails before the model loads
-    device = shard_device(options.device, io.shard, io.quiet)  # a --config file's too (as stage_command)
     clip = load_scorer(
-        options.model, device=device, precision=options.precision, cache_dir=options.cache_dir
+        options.model, device=options.device, precision=options.precision, cache_dir=options.cache_dir
     )
     protos = CategoryPrototypes(clip, descriptions)
     run_stage(

@@ -6,7 +6,7 @@ from typing import Any
 
 from clipdpo_cli.commands.clip_options import CLIP_SHARED, ListModelsOpt
 from clipdpo_cli.commands.generation import ChatTemplateOpt, DtypeOpt, MaxPixelsOpt
-from clipdpo_cli.commands.options import shard_device, stage_command
+from clipdpo_cli.commands.options import stage_command
 from clipdpo_cli.commands.settings_options import settings_options
 from clipdpo_cli.io.runner import IOSettings, run_stage
 from clipdpo_cli.io.setting import declared
@@ -33,8 +33,6 @@ def command(io: IOSettings, settings: dict[str, Any], list_models: ListModelsOpt
     from clipdpo_cli.stages.score import template_fields
 
     options = ScoreSettings(**settings)
-    # a --config file's device too: shard K of N on GPU K mod n (stage_command maps the typed one)
-    options = dataclasses.replace(options, device=shard_device(options.device, io.shard, io.quiet))
     if options.template is not None:
         template_fields(options.template)  # a bad template is a usage error before the model loads
     if options.scorer == Scorer.lvlm:

@@ -5,7 +5,8 @@ to a command (as `stage_command` adds the I/O options); the command receives the
 field's type, as one `settings` dict it can pass to the dataclass. With `config=True` the command also
 takes `--config FILE`: a YAML (or JSON) mapping of those same names (field names, or the flags without
 their dashes) to values, converted and checked exactly as typed values are; an option typed on the command
-line wins over the file.
+line wins over the file. The file is read first (an eager option) and its values become the options'
+defaults (click's default_map), so every layer of the command sees them as it sees typed values.
 """
 
 import dataclasses
@@ -114,10 +115,12 @@ def read_settings_file(path: str) -> dict[str, Any]:
     return data
 
 
-def apply_settings_file(ctx: typer.Context, path: str, kwargs: dict[str, Any], names: set[str]) -> None:
-    """Set kwargs[name] from the --config file for every option in `names` not typed on the command line.
+def settings_file_defaults(ctx: typer.Context, path: str, names: set[str]) -> dict[str, Any]:
+    """The --config file's values by option name, for the options in `names`.
 
-    Each value goes through the option's own click type (ranges, choices, enums, lists), as if typed.
+    Each value is checked now by the option's own click type (ranges, choices, enums, lists), naming the
+    file; click then takes it as that option's default (ctx.default_map), so a typed option wins and every
+    layer of the command (stage_command's --device and side-input checks) sees the file's values.
     """
     from clipdpo_cli.io.errors import UsageError
 
@@ -129,18 +132,29 @@ def apply_settings_file(ctx: typer.Context, path: str, kwargs: dict[str, Any], n
             f"--config {path}: {ctx.info_name} has no option {', '.join(sorted(unknown))} "
             f"(it reads: {', '.join(sorted(names))})"
         )
+    defaults = {}
     for key, value in data.items():
         name = str(key).replace("-", "_")
-        source = ctx.get_parameter_source(name)
-        if source is not None and source.name == "COMMANDLINE":
-            continue  # typed: wins over the file
         param = params[name]
         if param.multiple and not isinstance(value, list):
             value = [value]
         try:
-            kwargs[name] = param.process_value(ctx, value)
+            param.process_value(ctx, value)
         except typer.BadParameter as exc:
             raise UsageError(f"--config {path}: {key}: {exc.message}") from None
+        defaults[name] = value
+    return defaults
+
+
+def config_callback(names: set[str]) -> Callable[[typer.Context, str | None], str | None]:
+    """--config's eager callback: the file's values become the defaults of the options not typed."""
+
+    def load(ctx: typer.Context, path: str | None) -> str | None:
+        if path is not None:
+            ctx.default_map = {**(ctx.default_map or {}), **settings_file_defaults(ctx, path, names)}
+        return path
+
+    return load
 
 
 def settings_options(
@@ -164,11 +178,10 @@ def settings_options(
 
         @functools.wraps(func)
         def wrapper(**kwargs: Any) -> Any:
-            path = kwargs.pop("config", None) if config else None
+            if config:
+                del kwargs["config"]  # read already: its values came as the options' defaults
             ctx = kwargs[own_ctx] if own_ctx else kwargs.pop("settings_context")
             apply_aliases(ctx, kwargs, fields)
-            if path is not None:
-                apply_settings_file(ctx, path, kwargs, {f.name for f in fields})
             values = {}
             for f in fields:
                 value = kwargs.pop(f.name)
@@ -179,7 +192,10 @@ def settings_options(
         first = [p for p in own if p.default is inspect.Parameter.empty]  # ctx, the arguments
         rest = [p for p in own if p.default is not inspect.Parameter.empty]
         if config:
-            config_option = typer.Option("--config", metavar="FILE", help=CONFIG_HELP, show_default=False)
+            config_option = typer.Option(
+                "--config", metavar="FILE", help=CONFIG_HELP, show_default=False, is_eager=True,
+                callback=config_callback({f.name for f in fields}),
+            )  # fmt: skip
             generated.append(
                 inspect.Parameter(
                     "config",
