@@ -10,7 +10,7 @@ from clipdpo_cli.commands.options import stage_command
 from clipdpo_cli.commands.settings_options import settings_options
 from clipdpo_cli.io.runner import IOSettings, run_stage
 from clipdpo_cli.io.setting import declared
-from clipdpo_cli.stages.score import Scorer, ScoreSettings
+from clipdpo_cli.stages.score import Scorer, ScoreSettings, template_fields
 
 NAME = "score"
 SUMMARY = "Add CLIP image-text scores (100 x cosine) to caption and QA records (or LVLM log-likelihoods)."
@@ -30,8 +30,6 @@ def command(io: IOSettings, settings: dict[str, Any], list_models: ListModelsOpt
     the default `text` is the question turned into a description plus the positive answer; use
     `--field question --score-field question_score` for the question score.
     """
-    from clipdpo_cli.stages.score import template_fields
-
     options = ScoreSettings(**settings)
     if options.template is not None:
         template_fields(options.template)  # a bad template is a usage error before the model loads
