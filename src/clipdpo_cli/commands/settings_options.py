@@ -157,6 +157,17 @@ def config_callback(names: set[str]) -> Callable[[typer.Context, str | None], st
     return load
 
 
+def config_parameter(names: set[str]) -> inspect.Parameter:
+    """The `--config FILE` parameter of a command whose options are `names`."""
+    option = typer.Option(
+        "--config", metavar="FILE", help=CONFIG_HELP, show_default=False, is_eager=True,
+        callback=config_callback(names),
+    )  # fmt: skip
+    return inspect.Parameter(
+        "config", inspect.Parameter.KEYWORD_ONLY, annotation=Annotated[str | None, option], default=None
+    )
+
+
 def settings_options(
     fields: Iterable[dataclasses.Field[Any]], shared: Mapping[str, Any], config: bool = False
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -192,18 +203,7 @@ def settings_options(
         first = [p for p in own if p.default is inspect.Parameter.empty]  # ctx, the arguments
         rest = [p for p in own if p.default is not inspect.Parameter.empty]
         if config:
-            config_option = typer.Option(
-                "--config", metavar="FILE", help=CONFIG_HELP, show_default=False, is_eager=True,
-                callback=config_callback({f.name for f in fields}),
-            )  # fmt: skip
-            generated.append(
-                inspect.Parameter(
-                    "config",
-                    inspect.Parameter.KEYWORD_ONLY,
-                    annotation=Annotated[str | None, config_option],
-                    default=None,
-                )
-            )
+            generated.append(config_parameter({f.name for f in fields}))
         generated += [p for f in fields for p in alias_parameters(f, shared)]
         if own_ctx is None:
             generated.append(
