@@ -198,7 +198,7 @@ def test_webdataset_json_with_the_internal_image_key_is_a_bad_record(tmp_path):
     Image.new("RGB", (8, 8), "red").save(png, "PNG")
     good = {"png": png.getvalue(), "json": b'{"text": "x"}'}
     tar = _tar(tmp_path / "s.tar", [("a", {"json": meta}), ("b", good)])
-    args = ["perturb", tar, "--text-column", "text", "--image-dir", str(tmp_path / "img"),
+    args = ["perturb", tar, "--text-column", "text", "--extract-images-to", str(tmp_path / "img"),
             "--method", "rules", "--types", "attribute"]  # fmt: skip
     assert one_error_line(run_in_process(*args)) == (
         "clipdpo perturb: error: s.tar: sample a: a.json has a field named '\\x00image_bytes', which clipdpo "

@@ -232,8 +232,9 @@ def test_an_archive_member_over_the_cap_is_never_read_into_memory(tmp_path):
 def test_an_archive_member_over_the_cap_is_a_bad_record(tmp_path):
     path = tmp_path / "shard.tar.gz"
     _tar_with_big_member(path, 300_000)
-    args = ["perturb", str(path), "--input-format", "webdataset", "--image-dir", str(tmp_path / "img"),
-            "--text-column", "text", "--max-record-size", "100K", "--method", "rules"]  # fmt: skip
+    args = ["perturb", str(path), "--input-format", "webdataset", "--extract-images-to",
+            str(tmp_path / "img"), "--text-column", "text", "--max-record-size", "100K",
+            "--method", "rules"]  # fmt: skip
     fail = run_in_process(*args)
     assert fail.returncode == 1
     assert fail.stderr.strip().splitlines() == [

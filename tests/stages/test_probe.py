@@ -122,7 +122,7 @@ def test_cli_merges_two_scorer_files(tmp_path, with_probe):
     first = [{k: v for k, v in r.items() if k != "siglip"} | {"scorer": "dfn-h14"} for r in RECORDS]
     second = [{k: v for k, v in r.items() if k != "dfn"} | {"scorer": "siglip"} for r in RECORDS]
     a, b = _write(tmp_path / "a.jsonl", first), _write(tmp_path / "b.jsonl", second)
-    r = invoke_cli("probe", a, b, "--scorer-field", "dfn", "--scorer-field", "siglip")
+    r = invoke_cli("probe", a, b, "--score-field", "dfn", "--score-field", "siglip")
     assert r.exit_code == 0, r.stderr
     result = json.loads(r.stdout)
     assert result["types"] == EXPECTED_TYPES and result["all"] == EXPECTED_ALL
@@ -140,7 +140,7 @@ def test_cli_merges_two_scorer_files(tmp_path, with_probe):
 def test_cli_output_file_and_quiet(tmp_path, with_probe):
     src = _write(tmp_path / "in.jsonl", RECORDS)
     out = tmp_path / "fig2.json"
-    r = invoke_cli("probe", src, "--scorer-field", "siglip", "-o", str(out), "--quiet")
+    r = invoke_cli("probe", src, "--score-field", "siglip", "-o", str(out), "--quiet")
     assert r.exit_code == 0 and r.stdout == "" and r.stderr == ""
     # siglip alone: a3 (no siglip) is still skipped, e3 (non-numeric dfn) now counts: preferred, corrected
     assert json.loads(out.read_text())["all"]["scorers"]["siglip"] == _scorer(2, 3, 2, 3, 75.0)

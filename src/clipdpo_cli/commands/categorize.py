@@ -1,52 +1,22 @@
-"""`clipdpo categorize`: image category (text, people, objects, scenes) by CLIP prototypes (Sec. 4.2)."""
+"""`clipdpo categorize`: image category (text, people, objects, scenes) by CLIP prototypes (Sec. 4.2); its
+options are CategorizeSettings' fields."""
 
-from typing import Annotated
+from typing import Any
 
-import typer
-
-from clipdpo_cli.commands.clip_options import (
-    DEFAULT_CLIP,
-    BatchSizeOpt,
-    CacheDirOpt,
-    ImageRootOpt,
-    ListModelsOpt,
-    ModelOpt,
-    Precision,
-    PrecisionOpt,
-    WorkersOpt,
-)
-from clipdpo_cli.commands.options import DeviceOpt, stage_command
+from clipdpo_cli.commands.clip_options import CLIP_SHARED, ListModelsOpt
+from clipdpo_cli.commands.options import stage_command
+from clipdpo_cli.commands.settings_options import settings_options
 from clipdpo_cli.io.runner import IOSettings, run_stage
+from clipdpo_cli.io.setting import declared
+from clipdpo_cli.stages.categorize import CategorizeSettings
 
 NAME = "categorize"
 SUMMARY = "Add each image's category (text, people, objects, scenes) by CLIP prototypes."
 
 
 @stage_command(input_help="Input JSONL with an `image` field, '-' for stdin (default), or an image folder.")
-def command(
-    io: IOSettings,
-    model: ModelOpt = DEFAULT_CLIP,
-    prototypes: Annotated[
-        str | None,
-        typer.Option(
-            help="JSON {category: [descriptions]} replacing the packaged 10 descriptions per category.",
-            show_default=False,
-        ),
-    ] = None,
-    all_sims: Annotated[
-        bool, typer.Option("--all-sims", help="Also add `category_sims`: the similarity to every category.")
-    ] = False,
-    overwrite: Annotated[
-        bool, typer.Option("--overwrite", help="Replace an existing `category` (otherwise an error).")
-    ] = False,
-    device: DeviceOpt = "auto",
-    precision: PrecisionOpt = Precision.fp32,
-    batch_size: BatchSizeOpt = 64,
-    workers: WorkersOpt = 2,
-    image_root: ImageRootOpt = None,
-    cache_dir: CacheDirOpt = None,
-    list_models: ListModelsOpt = False,
-) -> None:
+@settings_options(declared(CategorizeSettings), CLIP_SHARED, config=True)
+def command(io: IOSettings, settings: dict[str, Any], list_models: ListModelsOpt = False) -> None:
     """clipdpo categorize scored.jsonl | clipdpo filter --text-keep 0.25 > kept.jsonl
 
     Add `category` (the category prototype most similar to the image) and `category_sim` (that cosine
@@ -54,22 +24,13 @@ def command(
     distinct image is encoded once. (`clipdpo score --categorize` does both on the same embeddings.)
     """
     from clipdpo_cli.models.scorer import load_scorer
-    from clipdpo_cli.stages.categorize import (
-        CategorizeSettings,
-        CategoryPrototypes,
-        categorize_records,
-        load_descriptions,
-    )
+    from clipdpo_cli.stages.categorize import CategoryPrototypes, categorize_records, load_descriptions
 
-    descriptions = load_descriptions(prototypes)  # a bad file fails before the model loads
-    options = CategorizeSettings(
-        all_field="category_sims" if all_sims else None,
-        batch_size=batch_size,
-        workers=workers,
-        image_root=image_root,
-        overwrite=overwrite,
+    options = CategorizeSettings(**settings)
+    descriptions = load_descriptions(options.prototypes)  # a bad file fails before the model loads
+    clip = load_scorer(
+        options.model, device=options.device, precision=options.precision, cache_dir=options.cache_dir
     )
-    clip = load_scorer(model, device=device, precision=precision.value, cache_dir=cache_dir)
     protos = CategoryPrototypes(clip, descriptions)
     run_stage(
         NAME,

@@ -1,11 +1,13 @@
-"""Options shared by the CLIP-backed commands (score, categorize), declared once."""
+"""Options shared by the CLIP-backed commands (score, categorize), declared once, and the image-reading
+options (--workers, --image-root) of every command that decodes images."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
+from clipdpo_cli.commands.options import DeviceOpt
 from clipdpo_cli.models.clip_registry import DEFAULT_MODEL
 from clipdpo_cli.models.device import CHOICES, HELP, Precision, Use
 
@@ -40,7 +42,8 @@ BatchSizeOpt = Annotated[
     int, typer.Option(min=1, help="Distinct images per batch; texts go in length-sorted batches this size.")
 ]
 WorkersOpt = Annotated[
-    int, typer.Option(min=0, help="DataLoader processes decoding images ahead of the model (0: in-process).")
+    int,
+    typer.Option(min=0, help="Workers decoding images ahead of the model (0: in-process, one at a time)."),
 ]
 ImageRootOpt = Annotated[
     str | None,
@@ -52,7 +55,17 @@ ImageRootOpt = Annotated[
 CacheDirOpt = Annotated[
     str | None,
     typer.Option(
-        help="Where to look for / download weights (default: the Hugging Face cache).", show_default=False
+        help="The weights cache folder (default: the Hugging Face cache).",
+        show_default=False,
+    ),
+]
+
+
+PrototypesOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="JSON {category: [descriptions]} replacing the packaged 10 descriptions per category.",
+        show_default=False,
     ),
 ]
 
@@ -75,3 +88,10 @@ ListModelsOpt = Annotated[
         help="Print the CLIP model registry and exit.",
     ),
 ]
+
+
+# the shared annotations of a CLIP-backed command's settings fields (score, categorize), by field name
+CLIP_SHARED: dict[str, Any] = {
+    "model": ModelOpt, "prototypes": PrototypesOpt, "device": DeviceOpt, "precision": PrecisionOpt,
+    "batch_size": BatchSizeOpt, "workers": WorkersOpt, "image_root": ImageRootOpt, "cache_dir": CacheDirOpt,
+}  # fmt: skip

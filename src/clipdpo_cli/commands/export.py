@@ -1,55 +1,25 @@
-"""`clipdpo export`: pairs in the formats TRL's DPOTrainer and LLaMA-Factory load as they are."""
+"""`clipdpo export`: pairs in the formats TRL's DPOTrainer and LLaMA-Factory load as they are; its options
+are ExportSettings' fields."""
 
-from __future__ import annotations
-
-import enum
 import os
-from typing import Annotated
+from typing import Any
 
 import typer
 
+from clipdpo_cli.commands.clip_options import ImageRootOpt
 from clipdpo_cli.commands.options import stage_command
+from clipdpo_cli.commands.settings_options import settings_options
 from clipdpo_cli.io.runner import IOSettings, check_io, run_stage
+from clipdpo_cli.io.setting import declared
+from clipdpo_cli.stages.export import ExportSettings
 
 NAME = "export"
 SUMMARY = "Write pairs for other trainers: TRL (JSONL, parquet with images) or LLaMA-Factory (sharegpt)."
 
 
-class ExportFormat(str, enum.Enum):
-    trl = "trl"
-    llamafactory = "llamafactory"
-    sharegpt = "sharegpt"
-    parquet = "parquet"
-
-
 @stage_command(input_help="Pair records (JSONL from `clipdpo pair`; '-' stdin, .gz ok).")
-def command(
-    io: IOSettings,
-    format: Annotated[
-        ExportFormat,
-        typer.Option(
-            "--format",
-            "-f",
-            help="trl: TRL DPOTrainer's conversational vision preference JSONL; sharegpt: LLaMA-Factory's "
-            "sharegpt ranking JSONL; llamafactory: the same plus its dataset_info.json entry (needs -o); "
-            "parquet: the trl rows with the images as a datasets Image column (needs -o).",
-        ),
-    ] = ExportFormat.trl,
-    image_root: Annotated[
-        str | None, typer.Option(help="Directory that relative image paths start from.")
-    ] = None,
-    dataset_name: Annotated[
-        str | None,
-        typer.Option(help="llamafactory: the dataset's name in dataset_info.json (default: -o's file stem)."),
-    ] = None,
-    embed_images: Annotated[
-        bool,
-        typer.Option(
-            "--embed-images/--no-embed-images",
-            help="parquet: store the image files' bytes in the file (portable) or only their paths.",
-        ),
-    ] = True,
-) -> None:
+@settings_options(declared(ExportSettings), {"image_root": ImageRootOpt})
+def command(io: IOSettings, settings: dict[str, Any]) -> None:
     """clipdpo export pairs.jsonl --format trl -o pairs.trl.jsonl
 
     Each pair {image, prompt, chosen, rejected} becomes one example of the chosen format, with the image
@@ -60,7 +30,8 @@ def command(
     from clipdpo_cli.io.errors import UsageError
     from clipdpo_cli.stages.export import export_records, write_dataset_info
 
-    fmt = format.value
+    options = ExportSettings(**settings)
+    fmt, image_root = options.format, options.image_root
     if fmt in ("llamafactory", "parquet") and (io.output is None or io.output == "-"):
         raise UsageError(f"--format {fmt} needs -o FILE")
     if fmt == "llamafactory" and not io.output.endswith((".json", ".jsonl")):
@@ -69,10 +40,10 @@ def command(
         info = os.path.join(os.path.dirname(os.path.abspath(io.output)), "dataset_info.json")
         check_io(io, extra_outputs=(("dataset_info.json", info),))
     if fmt == "parquet":
-        return export_parquet(io, image_root, embed_images)
+        return export_parquet(io, image_root, options.embed_images)
     run_stage(NAME, io, lambda records, ctx: export_records(records, fmt, image_root, ctx), one_to_one=True)
     if fmt == "llamafactory":
-        path, name = write_dataset_info(io.output, dataset_name)
+        path, name = write_dataset_info(io.output, options.dataset_name)
         if not io.quiet:
             typer.echo(f"clipdpo export: registered '{name}' in {path}", err=True)
 

@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from clipdpo_cli.commands.options import RejectsOpt, stage_command
+from clipdpo_cli.commands.options import RejectsOpt, ScoreFieldOpt, stage_command
 from clipdpo_cli.commands.settings_options import settings_options
 from clipdpo_cli.io.runner import IOSettings, run_selection
 from clipdpo_cli.io.setting import declared
@@ -13,7 +13,7 @@ SUMMARY = "Drop low-score, long and text-image records by rule (paper Sec. 4.2).
 
 
 @stage_command(lines_only=NAME)
-@settings_options(declared(FilterSettings), {}, config=True)
+@settings_options(declared(FilterSettings), {"score_field": ScoreFieldOpt}, config=True)
 def command(io: IOSettings, settings: dict[str, Any], rejects: RejectsOpt = None) -> None:
     """clipdpo score ... | clipdpo filter --min-caption-score 28 > kept.jsonl
 

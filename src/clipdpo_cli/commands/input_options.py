@@ -30,6 +30,9 @@ def _check_size(value: str) -> str:
     parse_size(value)
     return value
 
+
+OLD_IMAGE_DIR, IMAGE_DIR = "--image-dir", "--extract-images-to"  # renamed: --image-dir was also eval-amber's
+
 InputFormat = enum.Enum("InputFormat", {name: name for name in FORMATS}, type=str)  # type: ignore[misc]
 
 INPUT_PARAMS: list[tuple[str, Any, Any]] = [
@@ -73,11 +76,18 @@ INPUT_PARAMS: list[tuple[str, Any, Any]] = [
         Annotated[
             str | None,
             typer.Option(
+                "--extract-images-to",
+                metavar="DIR",
                 help="Where images that arrive as bytes (parquet, arrow, HF datasets, webdataset) are "
                 "written, once each, by content hash; default: beside -o FILE, as FILE-images/.",
                 show_default=False,
             ),
         ],
+        None,
+    ),
+    (  # its old name, kept for a release (hidden; input_options says the new one)
+        "image_dir_old",
+        Annotated[str | None, typer.Option(OLD_IMAGE_DIR, hidden=True, show_default=False)],
         None,
     ),
     (
@@ -107,14 +117,23 @@ INPUT_PARAMS: list[tuple[str, Any, Any]] = [
 ]
 
 
-def input_options(kwargs: dict[str, Any]) -> InputSettings:
-    """Pop the input options out of a command's arguments."""
+def input_options(kwargs: dict[str, Any], ctx: typer.Context) -> InputSettings:
+    """Pop the input options out of a command's arguments (`ctx`: its context, for an old flag's note)."""
     fmt = kwargs.pop("input_format")
+    image_dir, old = kwargs.pop("image_dir"), kwargs.pop("image_dir_old")
+    if old is not None:
+        from clipdpo_cli.commands.settings_options import note_renamed
+        from clipdpo_cli.io.errors import UsageError
+
+        if image_dir is not None:
+            raise UsageError(f"{OLD_IMAGE_DIR} is the old name of {IMAGE_DIR}: give only one of them")
+        image_dir = old
+        note_renamed(ctx, OLD_IMAGE_DIR, IMAGE_DIR)
     return InputSettings(
         format=getattr(fmt, "value", fmt),
         image_column=kwargs.pop("image_column"),
         text_column=kwargs.pop("text_column"),
-        image_dir=kwargs.pop("image_dir"),
+        image_dir=image_dir,
         split=kwargs.pop("split"),
         max_record_size=parse_size(kwargs.pop("max_record_size")),
     )

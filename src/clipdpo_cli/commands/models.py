@@ -4,6 +4,8 @@ from typing import Annotated
 
 import typer
 
+from clipdpo_cli.commands.clip_options import CacheDirOpt
+
 NAME = "models"
 SUMMARY = "List the CLIP scorer aliases, what they resolve to, and whether their weights are cached."
 
@@ -44,9 +46,7 @@ def command(
     json_lines: Annotated[
         bool, typer.Option("--json", help="One JSON object per alias instead of a table.")
     ] = False,
-    cache_dir: Annotated[
-        str | None, typer.Option(help="Look for cached weights here (default: the Hugging Face cache).")
-    ] = None,
+    cache_dir: CacheDirOpt = None,
 ) -> None:
     """clipdpo models  (then: clipdpo score --model dfn-h14 ...)
 

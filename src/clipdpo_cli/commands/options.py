@@ -124,11 +124,35 @@ _INPUT_HELP = (
 RejectsOpt = Annotated[
     str | None, typer.Option(help="Also write every dropped record, with its reject_reason, to this file.")
 ]
+ScoreFieldOpt = Annotated[
+    str, typer.Option(help="Field holding the CLIP score of a caption (or of a QA record's answer).")
+]
 
 
 # A command's own options that name files it reads (caption's --prompts and --chat-template, categorize's and
 # score's --prototypes, perturb's --objects): io/outputs.py compares them with the outputs like the INPUT.
 SIDE_INPUTS = ("prompts", "chat_template", "prototypes", "objects")
+
+
+def io_settings(kwargs: dict[str, Any], ctx: typer.Context, lines_only: str | None) -> IOSettings:
+    """Pop the shared I/O and input options out of a command's arguments (see stage_command)."""
+    return IOSettings(
+        input=kwargs.pop("input"),
+        output=kwargs.pop("output"),
+        quiet=kwargs.pop("quiet"),
+        on_error=kwargs.pop("on_error").value,
+        shard=kwargs.pop("shard"),
+        resume=kwargs.pop("resume"),
+        rejects=kwargs.get("rejects"),
+        progress_every=kwargs.pop("progress_every"),
+        source=input_options(kwargs, ctx),
+        lines_only=lines_only,
+        side_inputs=tuple(
+            (f"--{name.replace('_', '-')}", kwargs[name])
+            for name in SIDE_INPUTS
+            if isinstance(kwargs.get(name), str)
+        ),
+    )
 
 
 def stage_command(
@@ -156,35 +180,22 @@ def stage_command(
             for name, ann, default in [*_IO_PARAMS, *INPUT_PARAMS]
         ]
         own = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own]
+        # typer passes its Context to one parameter only: the command's own (or settings_options') if any
+        own_ctx = next((p.name for p in own if p.annotation is typer.Context), None)
+        context = [] if own_ctx else [
+            inspect.Parameter("stage_context", inspect.Parameter.KEYWORD_ONLY, annotation=typer.Context)
+        ]  # fmt: skip
 
         @functools.wraps(func)
         def wrapper(**kwargs: Any) -> Any:
-            prepare = getattr(func, "prepare_settings", None)
-            if prepare is not None:
-                prepare(kwargs)  # --config and old flags first: a path set in the file is an input too
-            io = IOSettings(
-                input=kwargs.pop("input"),
-                output=kwargs.pop("output"),
-                quiet=kwargs.pop("quiet"),
-                on_error=kwargs.pop("on_error").value,
-                shard=kwargs.pop("shard"),
-                resume=kwargs.pop("resume"),
-                rejects=kwargs.get("rejects"),
-                progress_every=kwargs.pop("progress_every"),
-                source=input_options(kwargs),
-                lines_only=lines_only,
-                side_inputs=tuple(
-                    (f"--{name.replace('_', '-')}", kwargs[name])
-                    for name in SIDE_INPUTS
-                    if isinstance(kwargs.get(name), str)
-                ),
-            )
+            ctx = kwargs[own_ctx] if own_ctx else kwargs.pop("stage_context")
+            io = io_settings(kwargs, ctx, lines_only)
             check_io(io)  # now, not after minutes of loading a model
             if isinstance(kwargs.get("device"), str):
                 kwargs["device"] = shard_device(kwargs["device"], io.shard, io.quiet)
             return func(io=io, **kwargs)
 
-        params = [input_param, *own, *shared]
+        params = [input_param, *own, *shared, *context]
         wrapper.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]
         wrapper.__annotations__ = {p.name: p.annotation for p in params}
         del wrapper.__wrapped__  # typer must see the new signature, not the original

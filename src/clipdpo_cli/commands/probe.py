@@ -1,17 +1,22 @@
 """`clipdpo probe`: the Sec. 3.1 / Fig. 2 probe, how the LVLM and CLIP scorers rank hallucinated captions."""
 
-from __future__ import annotations
-
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+
+from clipdpo_cli.commands.options import QuietOpt
+from clipdpo_cli.commands.settings_options import settings_options
+from clipdpo_cli.io.setting import declared
+from clipdpo_cli.stages.probe import ProbeSettings
 
 NAME = "probe"
 SUMMARY = "Sec. 3.1 probe: per hallucination type, how often each scorer corrects the LVLM's preference."
 
 
+@settings_options(declared(ProbeSettings), {})
 def command(
+    settings: dict[str, Any],
     inputs: Annotated[
         list[str] | None,
         typer.Argument(
@@ -21,24 +26,12 @@ def command(
             show_default=False,
         ),
     ] = None,
-    lvlm_field: Annotated[
-        str, typer.Option(help="The LVLM's mean log-likelihood field (optional: absent, scorers only).")
-    ] = "lvlm_logp",
-    scorer_field: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--scorer-field",
-            "--score-field",
-            help="A scorer's score field, higher = better (repeatable; default clip_score).",
-            show_default=False,
-        ),
-    ] = None,
     output: Annotated[
         str | None, typer.Option("--output", "-o", help="Write the result JSON here, not stdout.")
     ] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No table on stderr.")] = False,
+    quiet: QuietOpt = False,
 ) -> None:
-    """clipdpo probe probe.dfn.jsonl probe.siglip.jsonl --scorer-field dfn --scorer-field siglip > fig2.json
+    """clipdpo probe probe.dfn.jsonl probe.siglip.jsonl --score-field dfn --score-field siglip > fig2.json
 
     Reads originals (hallucination "none") and their hallucinated variants (existence, attribute,
     relation; `from` = the original's id). Per type: how many variants the LVLM prefers to their original,
@@ -54,8 +47,9 @@ def command(
     if paths.count("-") > 1:
         raise UsageError("stdin ('-') can be read only once")
     check_outputs([("-o", output)], [("", path) for path in paths])
+    options = ProbeSettings(**settings)
     records = merge_by_id(record for path in paths for record in read_jsonl(path))
-    result = probe(records, lvlm_field, scorer_field or ["clip_score"])
+    result = probe(records, options.lvlm_field, options.score_field)
     write_json(result, output)
     if not quiet:
         print(format_table(result), file=sys.stderr, flush=True)

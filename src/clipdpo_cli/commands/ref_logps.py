@@ -4,6 +4,7 @@ from typing import Annotated, Any
 
 import typer
 
+from clipdpo_cli.commands.clip_options import WorkersOpt
 from clipdpo_cli.commands.generation import MaxPixelsOpt
 from clipdpo_cli.commands.options import DeviceOpt, stage_command
 from clipdpo_cli.commands.settings_options import settings_options
@@ -32,7 +33,7 @@ def command(
     ],
     batch_size: Annotated[int, typer.Option(min=1, help="Pairs per forward pass.")] = 8,
     device: DeviceOpt = "auto",
-    workers: Annotated[int, typer.Option(min=0, help="Threads decoding images ahead of the model.")] = 2,
+    workers: WorkersOpt = 2,
 ) -> None:
     """clipdpo ref-logps pairs.jsonl -m llava-hf/llava-1.5-7b-hf -o pairs.ref.jsonl
 

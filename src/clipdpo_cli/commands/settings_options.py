@@ -5,7 +5,8 @@ to a command (as `stage_command` adds the I/O options); the command receives the
 field's type, as one `settings` dict it can pass to the dataclass. With `config=True` the command also
 takes `--config FILE`: a YAML (or JSON) mapping of those same names (field names, or the flags without
 their dashes) to values, converted and checked exactly as typed values are; an option typed on the command
-line wins over the file.
+line wins over the file. The file is read first (an eager option) and its values become the options'
+defaults (click's default_map), so every layer of the command sees them as it sees typed values.
 """
 
 import dataclasses
@@ -24,49 +25,21 @@ def option_help(f: dataclasses.Field[Any]) -> str:
     return f"{text} Default from {source}." if source else text
 
 
-def option_parameter(
-    f: dataclasses.Field[Any], shared: Mapping[str, Any], required_in_file: bool = False
-) -> inspect.Parameter:
-    """The typer parameter of one settings field. `required_in_file`: a required option may come from
-    --config instead, so the parser leaves it optional and `check_required` asks for it after the file."""
+def option_parameter(f: dataclasses.Field[Any], shared: Mapping[str, Any]) -> inspect.Parameter:
+    """The typer parameter of one settings field."""
     meta = f.metadata
-    default = meta["cli_default"] if meta["cli_default"] is not MISSING else f.default
     if meta["shared"]:
         annotation = shared[f.name]
     else:
         kind = meta["cli_type"] if meta["cli_type"] is not None else f.type
-        help_text = option_help(f)
-        if required_in_file and default is MISSING:
-            help_text += " Required (here or in --config)."
-        annotation = Annotated[kind, typer.Option(*meta["flags"], help=help_text, **meta["option"])]
-    if required_in_file and default is MISSING:
-        default = None
+        annotation = Annotated[kind, typer.Option(*meta["flags"], help=option_help(f), **meta["option"])]
+    default = meta["cli_default"] if meta["cli_default"] is not MISSING else f.default
     return inspect.Parameter(
         f.name,
         inspect.Parameter.KEYWORD_ONLY,
         annotation=annotation,
         default=inspect.Parameter.empty if default is MISSING else default,
     )
-
-
-def flag_of(f: dataclasses.Field[Any], shared: Mapping[str, Any]) -> str:
-    """The field's long flag (`--model`)."""
-    if f.metadata["shared"]:
-        decls = [d for arg in shared[f.name].__metadata__ for d in getattr(arg, "param_decls", ()) or ()]
-        flags = [d for d in decls if d.startswith("--")]
-        if flags:
-            return flags[0].split("/")[0]
-    flags = [d for d in f.metadata["flags"] if d.startswith("--")]
-    return flags[0].split("/")[0] if flags else "--" + f.name.replace("_", "-")
-
-
-def required_fields(fields: list[dataclasses.Field[Any]]) -> list[dataclasses.Field[Any]]:
-    """The fields without a default: required options."""
-    return [
-        f for f in fields
-        if (f.metadata["cli_default"] if f.metadata["cli_default"] is not MISSING else f.default) is MISSING
-        and f.default_factory is MISSING
-    ]  # fmt: skip
 
 
 def alias_parameters(f: dataclasses.Field[Any], shared: Mapping[str, Any]) -> list[inspect.Parameter]:
@@ -88,8 +61,6 @@ def alias_parameters(f: dataclasses.Field[Any], shared: Mapping[str, Any]) -> li
 
 def apply_aliases(ctx: typer.Context, kwargs: dict[str, Any], fields: list[dataclasses.Field[Any]]) -> None:
     """Move the values given under an old flag to the option's field, saying the new name on stderr."""
-    import sys
-
     from clipdpo_cli.io.errors import UsageError
 
     for f in fields:
@@ -102,26 +73,22 @@ def apply_aliases(ctx: typer.Context, kwargs: dict[str, Any], fields: list[datac
             if source is not None and source.name == "COMMANDLINE":
                 raise UsageError(f"{flag} is the old name of {new}: give only one of them")
             kwargs[f.name] = value
-            print(f"clipdpo {ctx.info_name}: {flag} is now {new} (the old name goes in a later release)",
-                  file=sys.stderr)  # fmt: skip
+            note_renamed(ctx, flag, new)
+
+
+def note_renamed(ctx: typer.Context, old: str, new: str) -> None:
+    """Say on stderr (unless --quiet) that a hidden old flag was used, and its new name."""
+    import sys
+
+    if not ctx.params.get("quiet"):
+        print(f"clipdpo {ctx.info_name}: {old} is now {new} (the old name goes in a later release)",
+              file=sys.stderr)  # fmt: skip
 
 
 CONFIG_HELP = (
-    "A YAML or JSON file of this command's options by name (batch_size: 8, or batch-size: 8); options typed "
-    "on the command line win."
+    "A YAML or JSON file of this command's options by name (some_option: value, or some-option: value); "
+    "options typed on the command line win."
 )
-PREPARED = "settings_prepared"
-
-
-def check_required(
-    kwargs: dict[str, Any], required: list[dataclasses.Field[Any]], shared: Mapping[str, Any]
-) -> None:
-    """A usage error naming the first required option given neither on the command line nor in --config."""
-    from clipdpo_cli.io.errors import UsageError
-
-    for f in required:
-        if kwargs.get(f.name) is None:
-            raise UsageError(f"Missing option '{flag_of(f, shared)}' (give it here or in --config)")
 
 
 def read_settings_file(path: str) -> dict[str, Any]:
@@ -148,10 +115,12 @@ def read_settings_file(path: str) -> dict[str, Any]:
     return data
 
 
-def apply_settings_file(ctx: typer.Context, path: str, kwargs: dict[str, Any], names: set[str]) -> None:
-    """Set kwargs[name] from the --config file for every option in `names` not typed on the command line.
+def settings_file_defaults(ctx: typer.Context, path: str, names: set[str]) -> dict[str, Any]:
+    """The --config file's values by option name, for the options in `names`.
 
-    Each value goes through the option's own click type (ranges, choices, enums, lists), as if typed.
+    Each value is checked now by the option's own click type (ranges, choices, enums, lists), naming the
+    file; click then takes it as that option's default (ctx.default_map), so a typed option wins and every
+    layer of the command (stage_command's --device and side-input checks) sees the file's values.
     """
     from clipdpo_cli.io.errors import UsageError
 
@@ -163,18 +132,40 @@ def apply_settings_file(ctx: typer.Context, path: str, kwargs: dict[str, Any], n
             f"--config {path}: {ctx.info_name} has no option {', '.join(sorted(unknown))} "
             f"(it reads: {', '.join(sorted(names))})"
         )
+    defaults = {}
     for key, value in data.items():
         name = str(key).replace("-", "_")
-        source = ctx.get_parameter_source(name)
-        if source is not None and source.name == "COMMANDLINE":
-            continue  # typed: wins over the file
         param = params[name]
         if param.multiple and not isinstance(value, list):
             value = [value]
         try:
-            kwargs[name] = param.process_value(ctx, value)
+            param.process_value(ctx, value)
         except typer.BadParameter as exc:
             raise UsageError(f"--config {path}: {key}: {exc.message}") from None
+        defaults[name] = value
+    return defaults
+
+
+def config_callback(names: set[str]) -> Callable[[typer.Context, str | None], str | None]:
+    """--config's eager callback: the file's values become the defaults of the options not typed."""
+
+    def load(ctx: typer.Context, path: str | None) -> str | None:
+        if path is not None:
+            ctx.default_map = {**(ctx.default_map or {}), **settings_file_defaults(ctx, path, names)}
+        return path
+
+    return load
+
+
+def config_parameter(names: set[str]) -> inspect.Parameter:
+    """The `--config FILE` parameter of a command whose options are `names`."""
+    option = typer.Option(
+        "--config", metavar="FILE", help=CONFIG_HELP, show_default=False, is_eager=True,
+        callback=config_callback(names),
+    )  # fmt: skip
+    return inspect.Parameter(
+        "config", inspect.Parameter.KEYWORD_ONLY, annotation=Annotated[str | None, option], default=None
+    )
 
 
 def settings_options(
@@ -189,35 +180,19 @@ def settings_options(
     """
     fields = list(fields)
 
-    required = required_fields(fields) if config else []
-
     def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
         sig = inspect.signature(func, eval_str=True)
         own = [p for name, p in sig.parameters.items() if name != "settings"]
-        generated = [option_parameter(f, shared, required_in_file=config) for f in fields]
+        generated = [option_parameter(f, shared) for f in fields]
         # typer passes its Context to one parameter only: the command's own when it declares one
         own_ctx = next((p.name for p in own if p.annotation is typer.Context), None)
 
-        def prepare(kwargs: dict[str, Any]) -> None:
-            """Old flags, then --config, then the required check: kwargs as if all were typed. An outer
-            decorator (stage_command) calls it first, so that paths set in the file are checked too."""
-            if kwargs.get(PREPARED):
-                return
-            path = kwargs.pop("config", None) if config else None
-            ctx = kwargs[own_ctx] if own_ctx else kwargs.pop("settings_context")
-            apply_aliases(ctx, kwargs, fields)
-            if path is not None:
-                apply_settings_file(ctx, path, kwargs, {f.name for f in fields})
-            check_required(kwargs, required, shared)
-            if own_ctx is None:
-                kwargs["settings_context"] = ctx
-            kwargs[PREPARED] = True
-
         @functools.wraps(func)
         def wrapper(**kwargs: Any) -> Any:
-            prepare(kwargs)
-            kwargs.pop(PREPARED)
-            kwargs.pop("settings_context", None)
+            if config:
+                del kwargs["config"]  # read already: its values came as the options' defaults
+            ctx = kwargs[own_ctx] if own_ctx else kwargs.pop("settings_context")
+            apply_aliases(ctx, kwargs, fields)
             values = {}
             for f in fields:
                 value = kwargs.pop(f.name)
@@ -228,15 +203,7 @@ def settings_options(
         first = [p for p in own if p.default is inspect.Parameter.empty]  # ctx, the arguments
         rest = [p for p in own if p.default is not inspect.Parameter.empty]
         if config:
-            config_option = typer.Option("--config", metavar="FILE", help=CONFIG_HELP, show_default=False)
-            generated.append(
-                inspect.Parameter(
-                    "config",
-                    inspect.Parameter.KEYWORD_ONLY,
-                    annotation=Annotated[str | None, config_option],
-                    default=None,
-                )
-            )
+            generated.append(config_parameter({f.name for f in fields}))
         generated += [p for f in fields for p in alias_parameters(f, shared)]
         if own_ctx is None:
             generated.append(
@@ -248,7 +215,6 @@ def settings_options(
         wrapper.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]
         wrapper.__annotations__ = {p.name: p.annotation for p in params}
         del wrapper.__wrapped__  # typer must see the new signature, not the original
-        wrapper.prepare_settings = prepare  # type: ignore[attr-defined]
         return wrapper
 
     return decorate

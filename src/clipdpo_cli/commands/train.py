@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from clipdpo_cli.commands.generation import MaxPixelsOpt
-from clipdpo_cli.commands.options import OnError, ProgressEveryOpt, QuietOpt
+from clipdpo_cli.commands.options import OnError, OnErrorOpt, ProgressEveryOpt, QuietOpt
 from clipdpo_cli.commands.settings_options import settings_options
 from clipdpo_cli.train import settings as train_settings
 from clipdpo_cli.train.settings import TrainSettings
@@ -66,9 +66,7 @@ def command(
     write_ref_logps: Annotated[
         str | None, typer.Option(hidden=True, help="Moved: `clipdpo ref-logps PAIRS -m MODEL -o FILE`.")
     ] = None,
-    on_error: Annotated[
-        OnError, typer.Option(help="A bad pair record: stop (fail) or skip and count it.")
-    ] = OnError.fail,
+    on_error: OnErrorOpt = OnError.fail,
     dry_run: Annotated[
         bool,
         typer.Option(

@@ -30,7 +30,7 @@ def setting(
 ) -> Any:
     """A settings field that is also a command-line option.
 
-    help: the option's help (one text per flag across commands: commands/catalogue.py). source: where the
+    help: the option's help (one text per flag across commands: test_flag_catalogue.py). source: where the
     default comes from ("the paper (Sec. 5)"), appended to the help. flags: the option's declaration
     ("--lora", "--x/--no-x", with hidden aliases as typer accepts them; default --name-with-dashes).
     cli_type / cli_default / parse: the command-line type and default when they differ from the field's, and

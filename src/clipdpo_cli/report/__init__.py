@@ -2,5 +2,5 @@
 
 data.py computes what each figure shows (pure functions over records, testable without matplotlib),
 inputs.py reads the files a run leaves, figures.py draws with matplotlib (imported lazily, Agg canvas),
-page.py writes the HTML, build.py ties them together.
+page.py writes the HTML, settings.py holds the options (ReportSettings), build.py ties them together.
 """

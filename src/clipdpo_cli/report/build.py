@@ -7,7 +7,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from clipdpo_cli import __version__
@@ -15,36 +15,9 @@ from clipdpo_cli.io.errors import BadRecord, InputError
 from clipdpo_cli.io.images import resolve_image
 from clipdpo_cli.report import data, inputs
 from clipdpo_cli.report.page import Figure, Section, data_url, esc, note, render, table
+from clipdpo_cli.report.settings import THRESHOLD_KINDS, THRESHOLD_OPTIONS, ReportSettings
 
 DPI = 150
-THRESHOLD_KINDS = ("caption", "question", "answer")
-THRESHOLD_OPTIONS = {
-    "caption": "--min-caption-score",
-    "question": "--min-question-score",
-    "answer": "--min-answer-score",
-}
-
-
-@dataclass
-class ReportSettings:
-    scored: list[str] = field(default_factory=list)
-    rejects: list[str] = field(default_factory=list)
-    pairs: list[str] = field(default_factory=list)
-    train: list[str] = field(default_factory=list)
-    amber: list[str] = field(default_factory=list)
-    zeroshot: list[str] = field(default_factory=list)
-    pope: list[str] = field(default_factory=list)
-    chair: list[str] = field(default_factory=list)
-    compare: bool = False  # the checkpoints x benchmarks table (always with --pope or --chair)
-    # kind -> threshold given on the command line; None there means "off"; a kind absent: not given
-    thresholds: dict[str, float | None] = field(default_factory=dict)
-    score_field: str = "clip_score"
-    question_score_field: str = "question_score"
-    bin_width: float | None = None
-    examples: int = 6
-    image_root: str | None = None
-    title: str = "clipdpo report"
-    quiet: bool = False
 
 
 @dataclass
@@ -72,17 +45,7 @@ def _figure(name: str, alt: str, draw: Callable[[], Any]) -> Figure:
 
 def check_inputs(opts: ReportSettings) -> None:
     """Every named file is there, before the long reads begin (InputError naming the first missing one)."""
-    every = [
-        *opts.scored,
-        *opts.rejects,
-        *opts.pairs,
-        *opts.train,
-        *opts.amber,
-        *opts.zeroshot,
-        *opts.pope,
-        *opts.chair,
-    ]
-    for arg in every:
+    for arg in opts.inputs:
         path = inputs.labelled(arg)[1]
         if path != "-" and not os.path.exists(path):
             raise InputError(f"input file not found: {path}")

@@ -6,8 +6,6 @@ gets the category whose prototype has the highest cosine similarity with its emb
 scorer works (models/scorer.py); its embeddings are unit vectors, so `category_sim` is their cosine.
 """
 
-from __future__ import annotations
-
 import json
 import os
 from collections.abc import Iterable, Iterator
@@ -15,23 +13,47 @@ from dataclasses import dataclass
 from typing import Any
 
 from clipdpo_cli.io.errors import InputError, UsageError
+from clipdpo_cli.io.setting import setting
 from clipdpo_cli.io.stage import StageContext
+from clipdpo_cli.io.values import enum_value
 from clipdpo_cli.models.clip_images import encode_image_chunks
+from clipdpo_cli.models.clip_registry import DEFAULT_MODEL
+from clipdpo_cli.models.device import Precision
 from clipdpo_cli.models.scorer import ImageTextScorer, cosine
 
 DECIMALS = 5
 DEFAULT_PROTOTYPES = os.path.join(os.path.dirname(os.path.dirname(__file__)), "data", "category_prompts.json")
 
 
+ALL_SIMS_FIELD = "category_sims"
+
+
 @dataclass(frozen=True)
 class CategorizeSettings:
+    """What `clipdpo categorize` adds and how (the fields declared with `setting` are also its options)."""
+
+    model: str = setting(DEFAULT_MODEL, shared=True)
+    prototypes: str | None = setting(None, shared=True)  # None: the packaged data/category_prompts.json
+    all_sims: bool = setting(
+        False, f"Also add `{ALL_SIMS_FIELD}`: the similarity to every category.", flags=("--all-sims",)
+    )
+    overwrite: bool = setting(
+        False, "Replace an existing `category` (otherwise an error).", flags=("--overwrite",)
+    )
+    device: str = setting("auto", shared=True)
+    precision: str = setting("fp32", shared=True, cli_default=Precision.fp32, parse=enum_value)
+    batch_size: int = setting(64, shared=True)
+    workers: int = setting(0, shared=True, cli_default=2)  # a Python caller decodes in-process unless it asks
+    image_root: str | None = setting(None, shared=True)
+    cache_dir: str | None = setting(None, shared=True)
     field: str = "category"
     sim_field: str = "category_sim"
-    all_field: str | None = None  # e.g. "category_sims": {"text": 0.1, ...}
-    batch_size: int = 64
-    workers: int = 0
-    image_root: str | None = None
-    overwrite: bool = False  # replace an existing category field (otherwise an error, as score's rule)
+    # the field of every similarity ({"text": 0.1, ...}); --all-sims sets ALL_SIMS_FIELD
+    all_field: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.all_sims and self.all_field is None:
+            object.__setattr__(self, "all_field", ALL_SIMS_FIELD)
 
 
 def load_descriptions(path: str | None = None) -> dict[str, list[str]]:

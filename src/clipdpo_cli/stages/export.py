@@ -17,20 +17,49 @@ from any working directory. Validation is train's (`io.pairs.pair_row`): a pair 
 here too, with the same message.
 """
 
-from __future__ import annotations
-
+import enum
 import json
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from clipdpo_cli.io.errors import BadRecord, InputError
 from clipdpo_cli.io.jsonfile import write_json
 from clipdpo_cli.io.pairs import pair_row
+from clipdpo_cli.io.setting import setting
 from clipdpo_cli.io.stage import StageContext
+from clipdpo_cli.io.values import enum_value
 
 FORMATS = ("trl", "sharegpt", "llamafactory", "parquet")
 IMAGE_TOKEN = "<image>"  # LLaMA-Factory's image placeholder (and LLaVA's image token)
+
+
+class ExportFormat(str, enum.Enum):
+    trl = "trl"
+    llamafactory = "llamafactory"
+    sharegpt = "sharegpt"
+    parquet = "parquet"
+
+
+@dataclass(frozen=True)
+class ExportSettings:
+    """What `clipdpo export` writes (each field is also one of its options)."""
+
+    format: str = setting(
+        "trl", "trl: TRL DPOTrainer's conversational vision preference JSONL; sharegpt: LLaMA-Factory's "
+        "sharegpt ranking JSONL; llamafactory: the same plus its dataset_info.json entry (needs -o); "
+        "parquet: the trl rows with the images as a datasets Image column (needs -o).",
+        flags=("--format", "-f"), cli_type=ExportFormat, cli_default=ExportFormat.trl, parse=enum_value,
+    )  # fmt: skip
+    image_root: str | None = setting(None, shared=True)
+    dataset_name: str | None = setting(
+        None, "llamafactory: the dataset's name in dataset_info.json (default: -o's file stem)."
+    )
+    embed_images: bool = setting(
+        True, "parquet: store the image files' bytes in the file (portable) or only their paths.",
+        flags=("--embed-images/--no-embed-images",),
+    )  # fmt: skip
 
 
 def checked_pair(record: dict[str, Any], image_root: str | None) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from clipdpo_cli.io.jsonl import plain_lines
 from clipdpo_cli.io.setting import setting
 from clipdpo_cli.io.shard import shard_key
 from clipdpo_cli.io.stage import SKIPPED, BatchSelector, StageContext
-from clipdpo_cli.io.values import optional_float, optional_int
+from clipdpo_cli.io.values import none_or_float, none_or_int
 from clipdpo_cli.stages.where import Condition
 
 
@@ -74,14 +74,6 @@ DOWNSAMPLED = "text image down-sampled"
 CAPTION_RULE, QUESTION_RULE = "--min-caption-score", "--min-question-score"
 
 
-def _off_float(option: str) -> Any:
-    return lambda text: optional_float(text, option)
-
-
-def _off_int(option: str) -> Any:
-    return lambda text: optional_int(text, option)
-
-
 def _conditions(texts: list[str] | None) -> tuple[Condition, ...]:
     return tuple(Condition.parse(t) for t in texts or ())
 
@@ -93,15 +85,15 @@ class FilterSettings:
 
     min_caption_score: float | None = setting(
         28.0, "Drop captions scoring below this (paper: 28.0); 'none' turns it off.",
-        cli_type=str, cli_default="28.0", parse=_off_float("--min-caption-score"),
+        cli_type=str, cli_default="28.0", parse=none_or_float("--min-caption-score"),
     )  # fmt: skip
     min_question_score: float | None = setting(
         25.0, "Drop questions (kind qa) whose question score is below this (paper: 25.0).",
-        cli_type=str, cli_default="25.0", parse=_off_float("--min-question-score"),
+        cli_type=str, cli_default="25.0", parse=none_or_float("--min-question-score"),
     )  # fmt: skip
     max_words: int | None = setting(
         60, "Drop captions longer than this many words (CLIP reads 77 tokens, ~60); 'none' turns it off.",
-        cli_type=str, cli_default="60", parse=_off_int("--max-words"), aliases=("--max-length",),
+        cli_type=str, cli_default="60", parse=none_or_int("--max-words"), aliases=("--max-length",),
     )  # fmt: skip
     text_keep: float = setting(
         0.25, "Fraction of text-category images kept (fixed by image hash).", min=0.0, max=1.0
@@ -110,7 +102,7 @@ class FilterSettings:
         (), "Keep only records where 'FIELD OP VALUE' holds (repeatable, all must hold).",
         cli_type=list[str] | None, cli_default=None, parse=_conditions,
     )  # fmt: skip
-    score_field: str = setting("clip_score", "Field holding the caption score.")
+    score_field: str = setting("clip_score", shared=True)
     question_score_field: str = setting("question_score", "Field holding the question score.")
     text_field: str = "text"
 

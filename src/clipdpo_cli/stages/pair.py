@@ -21,8 +21,6 @@ together). With input_order="any", records are first spilled to disk in buckets 
 is bounded by one bucket, not by the input.
 """
 
-from __future__ import annotations
-
 import itertools
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -31,7 +29,9 @@ from typing import Any
 from clipdpo_cli.io.errors import BadRecord
 from clipdpo_cli.io.groups import groups_by_image
 from clipdpo_cli.io.records import id_key, make_id, require
+from clipdpo_cli.io.setting import setting
 from clipdpo_cli.io.stage import StageContext
+from clipdpo_cli.io.values import enum_value, none_or_float
 from clipdpo_cli.stages.filter import word_count
 
 EMPTY_CAPTION = "empty caption"
@@ -40,13 +40,24 @@ EMPTY_ANSWER = "empty answer"
 
 @dataclass(frozen=True)
 class PairSettings:
-    min_margin: float = 2.0
-    max_length_diff: float = 0.25
-    per_image: int = 1
-    min_answer_score: float | None = 28.0
-    score_field: str = "clip_score"
-    prompt: str | None = None
-    input_order: str = "grouped"  # or "any"
+    """The pairing rules, paper values as defaults (each field is also a `clipdpo pair` option)."""
+
+    min_margin: float = setting(
+        2.0, "Keep caption pairs whose score difference is greater than this (paper: 2.0)."
+    )
+    max_length_diff: float = setting(
+        0.25, "Max word-count difference, as a fraction of the longer caption.", min=0.0, max=1.0
+    )
+    per_image: int = setting(1, "Caption pairs emitted per image (best margins).", min=1)
+    min_answer_score: float | None = setting(
+        28.0, "Keep QA pairs whose answer (synthetic caption) score is at least this; 'none' keeps all.",
+        cli_type=str, cli_default="28.0", parse=none_or_float("--min-answer-score"),
+    )  # fmt: skip
+    score_field: str = setting("clip_score", shared=True)
+    prompt: str | None = setting(
+        None, "Give every caption pair this prompt (default: the chosen's prompt).", show_default=False
+    )
+    input_order: str = setting("grouped", shared=True, parse=enum_value)  # or "any"
 
 
 @dataclass(frozen=True)

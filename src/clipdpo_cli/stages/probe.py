@@ -7,14 +7,14 @@ original; of the variants the LVLM prefers (LVLM field higher than the original'
 scorer corrects (ranks the original strictly higher). Pure functions: no I/O.
 """
 
-from __future__ import annotations
-
 import math
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from clipdpo_cli.io.errors import InputError, UsageError
+from clipdpo_cli.io.setting import setting
 
 ORIGINAL = "none"
 TYPES = ("existence", "attribute", "relation")  # the paper's order; other type names follow, sorted
@@ -22,6 +22,20 @@ TYPES = ("existence", "attribute", "relation")  # the paper's order; other type 
 # One usable variant: its type, the LVLM comparison (None without an LVLM field) and one per scorer.
 # A comparison is 1 (variant higher), -1 (original higher) or 0 (tie).
 Row = tuple[str, int | None, tuple[int, ...]]
+
+
+@dataclass(frozen=True)
+class ProbeSettings:
+    """The fields `clipdpo probe` compares (each is also one of its options)."""
+
+    lvlm_field: str = setting(
+        "lvlm_logp", "The LVLM's mean log-likelihood field (optional: absent, scorers only)."
+    )
+    score_field: tuple[str, ...] = setting(
+        ("clip_score",), "A scorer's score field, higher = better (repeatable; default clip_score).",
+        cli_type=list[str] | None, cli_default=None, parse=lambda fields: tuple(fields or ("clip_score",)),
+        aliases=("--scorer-field",), show_default=False,
+    )  # fmt: skip
 
 
 def merge_by_id(records: Iterable[dict[str, Any]]) -> dict[Any, dict[str, Any]]:
@@ -120,7 +134,7 @@ def probe(
     """
     scorers = list(dict.fromkeys(scorer_fields))
     if lvlm_field in scorers:
-        raise UsageError(f"'{lvlm_field}' is the LVLM field: it cannot also be a --scorer-field")
+        raise UsageError(f"'{lvlm_field}' is the LVLM field: it cannot also be a --score-field")
     if not records:
         raise InputError("the input holds no records")
     with_lvlm = any(lvlm_field in r for r in records.values())

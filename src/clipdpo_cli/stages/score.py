@@ -11,8 +11,7 @@ own log-likelihood of the text given the image and a prompt, through the project
 encoding, as the mean per token (`score_field`) and the sum (`score_field` + "_sum").
 """
 
-from __future__ import annotations
-
+import enum
 import string
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -20,8 +19,12 @@ from typing import TYPE_CHECKING, Any
 
 from clipdpo_cli.io.errors import UsageError
 from clipdpo_cli.io.records import require
+from clipdpo_cli.io.setting import setting
 from clipdpo_cli.io.stage import StageContext
+from clipdpo_cli.io.values import enum_value
 from clipdpo_cli.models.clip_images import encode_image_chunks
+from clipdpo_cli.models.clip_registry import DEFAULT_MODEL
+from clipdpo_cli.models.device import Precision
 from clipdpo_cli.models.scorer import ImageTextScorer
 
 if TYPE_CHECKING:
@@ -29,20 +32,63 @@ if TYPE_CHECKING:
 DECIMALS = 5
 
 
+class Scorer(str, enum.Enum):
+    clip = "clip"
+    lvlm = "lvlm"
+
+
 @dataclass(frozen=True)
 class ScoreSettings:
-    field: str = "text"
-    template: str | None = None
-    score_field: str = "clip_score"
-    scorer_field: str = "scorer"
-    scorer: str | None = None  # the name stored in scorer_field (default: the model name as given)
-    precision: str | None = None  # the CLIP scorer's concrete precision, stored in `{scorer_field}_precision`
-    overwrite: bool = False
-    batch_size: int = 64
-    workers: int = 0
-    image_root: str | None = None
-    prompt: str = "Describe the image."  # --scorer lvlm: the user turn before the text (a record's own
-    # `prompt` field wins, as caption records carry the prompt their caption answered)
+    """What `clipdpo score` scores and how (each field but the last is also one of its options)."""
+
+    model: str = setting(DEFAULT_MODEL, shared=True)
+    field: str = setting(
+        "text", "Record field holding the text to score (a qa record's `text` is its answer check)."
+    )
+    template: str | None = setting(
+        None, "Score this text instead, filled from the record: 'a photo of {text}'.", show_default=False
+    )
+    scorer: str = setting(
+        "clip", "clip: 100 x cosine of a CLIP model; lvlm: the LVLM's (-m) mean log-likelihood of the text "
+        "given the image and --prompt (Sec. 3.1's baseline), and its sum in SCORE_FIELD_sum.",
+        cli_type=Scorer, cli_default=Scorer.clip, parse=enum_value,
+    )  # fmt: skip
+    score_field: str = setting(
+        None, "Field the score goes to (default clip_score, or lvlm_logp).", show_default=False,
+        cli_type=str | None,
+    )  # fmt: skip  # None: by --scorer (__post_init__)
+    scorer_field: str = setting("scorer", "Field the scorer's name is written to.")
+    overwrite: bool = setting(
+        False, "Replace an existing score field (otherwise an error).", flags=("--overwrite",)
+    )
+    categorize: bool = setting(
+        False,
+        "Also add the image category (as `clipdpo categorize`), same embeddings.",
+        flags=("--categorize",),
+    )
+    prototypes: str | None = setting(None, shared=True)  # with --categorize
+    prompt: str = setting(
+        "Describe the image.", "--scorer lvlm: the prompt before the text (a record's `prompt` wins)."
+    )  # a caption record carries the prompt its caption answered
+    device: str = setting("auto", shared=True)
+    # the CLIP scorer's precision: the command resolves auto to the concrete one, stored in
+    # `{scorer_field}_precision` (None: not stored)
+    precision: str | None = setting(None, shared=True, cli_default=Precision.auto, parse=enum_value)
+    # --scorer lvlm: the weights' dtype
+    dtype: str = setting("auto", shared=True, cli_default=Precision.auto, parse=enum_value)
+    chat_template: str | None = setting(None, shared=True)
+    max_pixels: int | None = setting(None, shared=True)
+    batch_size: int = setting(64, shared=True)
+    workers: int = setting(0, shared=True, cli_default=2)  # a Python caller decodes in-process unless it asks
+    image_root: str | None = setting(None, shared=True)
+    cache_dir: str | None = setting(None, shared=True)
+    scorer_name: str | None = None  # the name stored in scorer_field (default: the model's name as loaded)
+
+    def __post_init__(self) -> None:
+        if self.score_field is None:
+            object.__setattr__(
+                self, "score_field", "lvlm_logp" if self.scorer == Scorer.lvlm else "clip_score"
+            )
 
 
 def template_fields(template: str) -> list[str]:
@@ -107,7 +153,7 @@ def score_records(
     options = options or ScoreSettings()
     ctx = ctx or StageContext("score")
     get_text = text_getter(options.field, options.template)
-    scorer = options.scorer or clip.name
+    scorer = options.scorer_name or clip.name
     precision_field = {f"{options.scorer_field}_precision": options.precision} if options.precision else {}
     chunks = encode_image_chunks(
         records, clip, batch_size=options.batch_size, workers=options.workers,
@@ -146,7 +192,7 @@ def score_records(
 
 def lvlm_score_records(
     records: Iterable[dict[str, Any]],
-    lvlm: LikelihoodScorer,
+    lvlm: "LikelihoodScorer",
     options: ScoreSettings | None = None,
     ctx: StageContext | None = None,
 ) -> Iterator[dict[str, Any]]:
@@ -154,10 +200,10 @@ def lvlm_score_records(
     from clipdpo_cli.io.errors import BadRecord
     from clipdpo_cli.stages.batched import prefetch_images
 
-    options = options or ScoreSettings(score_field="lvlm_logp")
+    options = options or ScoreSettings(scorer=Scorer.lvlm)
     ctx = ctx or StageContext("score")
     get_text = text_getter(options.field, options.template)
-    scorer = options.scorer or lvlm.name
+    scorer = options.scorer_name or lvlm.name
     pending: list[tuple[dict[str, Any], Any, str, str]] = []
 
     def flush() -> Iterator[dict[str, Any]]:

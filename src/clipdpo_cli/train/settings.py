@@ -243,7 +243,7 @@ class TrainSettings:
     )
     ref_model: str | None = setting(None, "Reference model when not the starting --model.")
     image_root: str | None = setting(
-        None, "Directory that relative image paths start from (default: $CLIPDPO_IMAGE_ROOT)."
+        None, "Folder that relative `image` paths are relative to; default: $CLIPDPO_IMAGE_ROOT."
     )
     skip_bad: bool = False  # --on-error skip (the command's own option, shared with --dry-run)
     overwrite: bool = False  # --overwrite: replace the clipdpo run in output_dir (train/output_dir.py)
