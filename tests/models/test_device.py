@@ -131,9 +131,9 @@ def test_commands_load_their_model_on_the_shards_gpu(four_gpus, monkeypatch, tmp
         raise SystemExit(0)  # stop before any model loads
 
     monkeypatch.setattr(options, "shard_device", spy)
-    from clipdpo_cli.commands import eval_amber
+    from clipdpo_cli.commands import eval_options
 
-    monkeypatch.setattr(eval_amber, "shard_device", spy)
+    monkeypatch.setattr(eval_options, "shard_device", spy)  # the benchmarks' settings take it from there
     path = tmp_path / "in.jsonl"
     path.write_text('{"id": "a", "image": "x.png", "prompt": "p", "chosen": "c", "rejected": "r"}\n')
     args = [a.replace("{input}", str(path)) for a in argv]

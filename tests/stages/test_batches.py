@@ -226,7 +226,7 @@ def test_filter_batch_keeps_plain_flags_beside_their_records():
     ]
     lines = [orjson.dumps(r) for r in records]
     assert plain_lines(lines) == [True, False]
-    reasons = filter_batch(FilterSettings(max_length=3))(records, lines, False, StageContext())
+    reasons = filter_batch(FilterSettings(max_words=3))(records, lines, False, StageContext())
     assert reasons == ["caption score < 28", "caption > 3 words"]
 
 
@@ -234,7 +234,7 @@ def test_filter_batch_keeps_plain_flags_beside_their_records():
 @settings(max_examples=300, deadline=None)
 def test_filter_batch_column_path_gives_compile_rules_reasons(records, max_length, keep):
     """Well-typed captions take the column path, length rule included (the test above mostly cannot)."""
-    rules = FilterSettings(max_length=max_length, text_keep=keep)
+    rules = FilterSettings(max_words=max_length, text_keep=keep)
     expected = [compile_rules(rules)(r) for r in records]
     lines = [orjson.dumps(r) for r in records]
     select, took = counting_filter_batch(rules)
