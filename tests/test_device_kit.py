@@ -25,6 +25,7 @@ GPU_PY_MODULES = [
     "clipdpo_cli.models.clip", "clipdpo_cli.models.clip_images", "clipdpo_cli.io.stage",
     "clipdpo_cli.stages.caption", "clipdpo_cli.testing.families", "clipdpo_cli.testing.tiny_clip",
     "clipdpo_cli.commands.train", "clipdpo_cli.commands.ref_logps", "clipdpo_cli.train.trainer",
+    "clipdpo_cli.train.build", "clipdpo_cli.train.lora", "clipdpo_cli.train.dpo_trainer",
     "clipdpo_cli.train.refcache", "clipdpo_cli.stages.ref_logps",
 ]  # fmt: skip
 

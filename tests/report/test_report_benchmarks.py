@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from clipdpo_cli.report.data import benchmark_table
+from clipdpo_cli.report.benchmarks import benchmark_table
 from tests.conftest import invoke_cli, run_in_process
 from tests.report.run_files import amber_result, zeroshot_lines
 

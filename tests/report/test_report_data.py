@@ -8,15 +8,14 @@ from pathlib import Path
 import pytest
 
 from clipdpo_cli.io.errors import InputError
+from clipdpo_cli.report.benchmarks import amber_row, zeroshot_table
 from clipdpo_cli.report.data import (
     ExamplePicker,
-    amber_row,
     drops_per_rule,
     pair_stats,
     score_histograms,
     thresholds_from_reasons,
     training_series,
-    zeroshot_table,
 )
 from clipdpo_cli.report.inputs import labelled, read_amber, read_train, read_zeroshot
 from tests.report.run_files import amber_result, trainer_state, zeroshot_lines

@@ -271,9 +271,9 @@ def test_typed_options_are_explicit_and_config_fills_the_rest(monkeypatch, capsy
 
 
 def test_config_file_fills_in_and_options_win(tiny_llava, toy_pairs, tmp_path):
+    from clipdpo_cli.train.build import make_config
     from clipdpo_cli.train.losses import resolve_loss
     from clipdpo_cli.train.settings import TrainSettings
-    from clipdpo_cli.train.trainer import make_config
 
     s = TrainSettings(
         pairs=toy_pairs,
@@ -299,7 +299,7 @@ def test_config_file_fills_in_and_options_win(tiny_llava, toy_pairs, tmp_path):
 
 
 def test_lora_trains_and_saves_a_merged_model(tiny_llava, toy_pairs, tmp_path, capsys):
-    from clipdpo_cli.train.trainer import load_policy
+    from clipdpo_cli.train.loading import load_policy
 
     out = str(tmp_path / "lora")
     code, stdout, err = main_in_process(capsys, "train", toy_pairs, "--model", tiny_llava, "--output-dir",

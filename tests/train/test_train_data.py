@@ -9,7 +9,7 @@ import pytest
 from clipdpo_cli.io.errors import InputError
 from clipdpo_cli.io.jsonl import read_jsonl
 from clipdpo_cli.train.data import VisionPairCollator, collect_pairs, to_dataset, unpair
-from clipdpo_cli.train.trainer import load_processor, text_max_length
+from clipdpo_cli.train.loading import load_processor, text_max_length
 
 
 def test_collect_pairs_validates_and_keeps_complete_reference_columns(toy_pairs, tmp_path):
@@ -110,10 +110,10 @@ def test_processor_without_chat_template_is_a_clear_error(tiny_llava, tmp_path):
 
 def test_reference_mode_warns_when_the_pairs_came_from_another_reference(capsys):
     from clipdpo_cli.io.pairs import REF_FIELDS
+    from clipdpo_cli.train.build import reference_mode
     from clipdpo_cli.train.data import PairColumns
     from clipdpo_cli.train.losses import resolve_loss
     from clipdpo_cli.train.settings import TrainSettings
-    from clipdpo_cli.train.trainer import reference_mode
 
     pairs = PairColumns(ref_model="models/base")
     pairs.columns["id"].append("p0")

@@ -3,7 +3,7 @@
 Every run sees the same 4 pairs per optimizer step as the one-process run with 2 accumulation steps, so the
 loss of every step must equal the one-process loss: that checks the gradients are really shared, and the saved
 weights must equal the one-process ones. Two CPU processes under ZeRO-3 work too once DeepSpeed's own
-communication layer is handed accelerate's process group (trainer.deepspeed_comm_ready).
+communication layer is handed accelerate's process group (loading.deepspeed_comm_ready).
 The first ZeRO-3 run on a machine compiles DeepSpeed's CPU shared-memory op (cached afterwards).
 """
 
@@ -35,7 +35,7 @@ def same_weights(a: str, b: str) -> bool:
     """Both saved models load (through from_pretrained, as users do) to the same weights."""
     import torch
 
-    from clipdpo_cli.train.trainer import load_policy
+    from clipdpo_cli.train.loading import load_policy
 
     wa, wb = load_policy(a).state_dict(), load_policy(b).state_dict()
     return wa.keys() == wb.keys() and all(torch.allclose(wa[k], wb[k], atol=1e-4) for k in wa)
@@ -115,7 +115,8 @@ def test_deepspeed_zero3_lora_merges_the_gathered_weights(tiny_llava, toy_pairs,
     import torch
 
     from clipdpo_cli.train.deepspeed_configs import resolve_deepspeed
-    from clipdpo_cli.train.trainer import load_policy, lora_targets
+    from clipdpo_cli.train.loading import load_policy
+    from clipdpo_cli.train.lora import lora_targets
 
     with open(resolve_deepspeed(ZERO3)) as fh:
         config = json.load(fh)

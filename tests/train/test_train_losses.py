@@ -15,11 +15,12 @@ import torch.nn.functional as F
 from clipdpo_cli.io.jsonl import read_jsonl
 from clipdpo_cli.io.stage import StageContext
 from clipdpo_cli.stages.ref_logps import add_ref_logps
+from clipdpo_cli.train.build import build_trainer
 from clipdpo_cli.train.data import collect_pairs
+from clipdpo_cli.train.loading import load_policy
 from clipdpo_cli.train.losses import cdpo_loss
 from clipdpo_cli.train.refcache import RefScorer
 from clipdpo_cli.train.settings import TrainSettings
-from clipdpo_cli.train.trainer import build_trainer, load_policy
 
 BETA = 0.3
 

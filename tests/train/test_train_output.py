@@ -265,9 +265,9 @@ def test_model_card_names_the_base_model_and_the_run(overwritten, tiny_llava, to
 
 
 def test_push_options_reach_the_trl_config(tmp_path):
+    from clipdpo_cli.train.build import make_config
     from clipdpo_cli.train.losses import resolve_loss
     from clipdpo_cli.train.settings import TrainSettings
-    from clipdpo_cli.train.trainer import make_config
 
     s = TrainSettings(
         pairs="-", model="m", output_dir=str(tmp_path), push_to_hub=True, hub_model_id="me/llava-clipdpo"
@@ -331,7 +331,7 @@ def test_lora_can_save_the_adapter_alone(tiny_llava, toy_pairs, tmp_path, capsys
     import torch
     from peft import PeftModel
 
-    from clipdpo_cli.train.trainer import load_policy
+    from clipdpo_cli.train.loading import load_policy
 
     out = str(tmp_path / "adapter")
     code, _, err = train(
@@ -455,9 +455,9 @@ def test_secret_fields_of_a_config():
 
 def test_a_python_caller_is_refused_a_token_too(tmp_path):
     from clipdpo_cli.io.errors import UsageError
+    from clipdpo_cli.train.build import check_settings
     from clipdpo_cli.train.losses import resolve_loss
     from clipdpo_cli.train.settings import TrainSettings
-    from clipdpo_cli.train.trainer import check_settings
 
     s = TrainSettings(pairs="-", model="m", output_dir=str(tmp_path), extra={"hub_token": "hf_x"})
     with pytest.raises(UsageError, match="^--config: hub_token would be saved in plain text"):

@@ -30,7 +30,7 @@ def settings(tmp_path, **kw) -> TrainSettings:
 
 
 def test_learning_rate_default_depends_on_lora(tmp_path):
-    from clipdpo_cli.train.trainer import make_config
+    from clipdpo_cli.train.build import make_config
 
     dpo = resolve_loss("dpo")
     assert make_config(settings(tmp_path), dpo).learning_rate == 5e-7  # the paper's full fine-tune rate
@@ -43,11 +43,12 @@ def test_learning_rate_default_depends_on_lora(tmp_path):
 
 def test_lora_learning_rate_through_the_command(monkeypatch, capsys, toy_pairs, tmp_path):
     import clipdpo_cli.train.trainer as trainer
+    from clipdpo_cli.train.build import make_config
 
     seen = {}
 
     def fake_run_training(s):
-        seen["lr"] = trainer.make_config(s, resolve_loss(s.loss)).learning_rate
+        seen["lr"] = make_config(s, resolve_loss(s.loss)).learning_rate
         raise SystemExit(0)
 
     monkeypatch.setattr(trainer, "run_training", fake_run_training)
@@ -58,7 +59,7 @@ def test_lora_learning_rate_through_the_command(monkeypatch, capsys, toy_pairs, 
 
 
 def test_weight_dtypes_of_each_kind_of_run():
-    from clipdpo_cli.train.trainer import weight_dtypes
+    from clipdpo_cli.train.loading import weight_dtypes
 
     f32, bf16, fp16 = torch.float32, torch.bfloat16, torch.float16
     # CPU: training's auto is fp32, so every weight stays fp32 (bf16 on CPU is slow, and the tests' numbers)
@@ -75,7 +76,7 @@ def trainable(model) -> set[str]:
 
 
 def test_full_fine_tune_freezes_the_vision_tower_reference_in_bf16(tiny_llava, toy_pairs, tmp_path):
-    from clipdpo_cli.train.trainer import build_trainer
+    from clipdpo_cli.train.build import build_trainer
 
     trainer, mode, _ = build_trainer(
         settings(tmp_path, pairs=toy_pairs, model=tiny_llava, precision="bf16", ref_logps="live")
@@ -95,7 +96,7 @@ def test_full_fine_tune_freezes_the_vision_tower_reference_in_bf16(tiny_llava, t
 
 
 def test_options_train_the_vision_tower_and_freeze_the_projector(tiny_llava, toy_pairs, tmp_path):
-    from clipdpo_cli.train.trainer import build_trainer
+    from clipdpo_cli.train.build import build_trainer
 
     s = settings(tmp_path, pairs=toy_pairs, model=tiny_llava, train_vision_tower=True, train_projector=False)
     trainer, _, _ = build_trainer(s)
@@ -107,7 +108,7 @@ def test_options_train_the_vision_tower_and_freeze_the_projector(tiny_llava, toy
 
 
 def test_lora_base_in_the_compute_precision_adapter_in_fp32(tiny_llava, toy_pairs, tmp_path):
-    from clipdpo_cli.train.trainer import build_trainer
+    from clipdpo_cli.train.build import build_trainer
 
     trainer, mode, _ = build_trainer(
         settings(tmp_path, pairs=toy_pairs, model=tiny_llava, precision="bf16", lora=True)
@@ -123,7 +124,7 @@ def test_lora_base_in_the_compute_precision_adapter_in_fp32(tiny_llava, toy_pair
 
 
 def test_lora_can_train_the_vision_tower_in_full(tiny_llava, toy_pairs, tmp_path):
-    from clipdpo_cli.train.trainer import build_trainer
+    from clipdpo_cli.train.build import build_trainer
 
     s = settings(
         tmp_path, pairs=toy_pairs, model=tiny_llava, precision="bf16", lora=True, train_vision_tower=True
@@ -182,7 +183,7 @@ def test_lora_trains_on_precomputed_reference_logps_of_the_base(tiny_llava, toy_
 def test_models_load_straight_to_the_process_gpu_unless_deepspeed():
     from types import SimpleNamespace
 
-    from clipdpo_cli.train.trainer import load_device
+    from clipdpo_cli.train.loading import load_device
 
     gpu = torch.device("cuda", 3)  # a DDP rank's own GPU (LOCAL_RANK 3)
     assert load_device(SimpleNamespace(deepspeed=None, device=gpu)) == gpu

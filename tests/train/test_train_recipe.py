@@ -137,3 +137,25 @@ def test_the_recipe_is_one_trl_dpo_itself_reads_and_both_read_the_same_values(tm
         config.learning_rate, config.num_train_epochs, config.per_device_train_batch_size, config.max_steps,
     )  # fmt: skip
     assert ours["lr_scheduler"] == config.lr_scheduler_type.value and ours["output_dir"] == config.output_dir
+
+
+def test_the_docs_name_every_recipe_name_train_reads():
+    """docs/training.md's "Bringing a TRL recipe" table names every `trl dpo` name that sets an option (the
+    renamed ones and the DPOConfig fields an option of the same name decides), and only names --config
+    reads."""
+    import re
+
+    from clipdpo_cli.train.recipe import recipe_names, trl_config_fields
+    from clipdpo_cli.train.settings import options
+    from tests.conftest import REPO
+
+    text = (REPO / "docs" / "training.md").read_text(encoding="utf-8")
+    section = text.split("### Bringing a TRL recipe", 1)[1].split("\n#", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| `")]
+    documented = {name for row in rows for name in re.findall(r"`(\w+):?`", row.split(" | ")[0])}
+    trl_fields = trl_config_fields()
+    fields = {f.name for f in options()}
+    setting_options = set(recipe_names()) | (fields & trl_fields)
+    assert setting_options <= documented, sorted(setting_options - documented)
+    read = setting_options | trl_fields | {"env"}
+    assert documented <= read, sorted(documented - read)

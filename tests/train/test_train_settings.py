@@ -9,9 +9,9 @@ import typer
 
 from clipdpo_cli.cli import build_app
 from clipdpo_cli.train import settings as train_settings
+from clipdpo_cli.train.build import make_config
 from clipdpo_cli.train.losses import resolve_loss
 from clipdpo_cli.train.settings import TrainSettings, config_kwargs
-from clipdpo_cli.train.trainer import make_config
 from tests.train.train_helpers import main_in_process
 
 
@@ -95,7 +95,7 @@ def test_write_ref_logps_points_to_the_ref_logps_command(toy_pairs, capsys):
 def test_a_new_loss_is_one_table_entry(monkeypatch, tiny_llava, toy_pairs, tmp_path):
     """A Loss entry alone makes a --loss: its TRL loss_type, own defaults and formula reach the trainer."""
     from clipdpo_cli.train import losses
-    from clipdpo_cli.train.trainer import build_trainer
+    from clipdpo_cli.train.build import build_trainer
 
     def halved(delta, beta, label_smoothing):
         return 0.5 * losses.cdpo_loss(delta, beta, label_smoothing)

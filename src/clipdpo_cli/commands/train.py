@@ -20,71 +20,79 @@ SUMMARY = (
 
 SHARED = {"quiet": QuietOpt, "progress_every": ProgressEveryOpt, "max_pixels": MaxPixelsOpt}
 
+# The command's own options (the training options are TrainSettings' fields: train/settings.py)
+PairsArg = Annotated[
+    str, typer.Argument(metavar="PAIRS", help="Pair records (JSONL from `clipdpo pair`; .gz ok).")
+]
+OverwriteOpt = Annotated[
+    bool,
+    typer.Option(
+        "--overwrite",
+        help="Replace the clipdpo run already in --output-dir (what it wrote, its checkpoints too; "
+        "recorded in .clipdpo-run.json), once every check passed.",
+    ),
+]
+ConfigOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="YAML file: these options by name, TRL DPOConfig/KTOConfig fields, and a `trl dpo` recipe's "
+        "model_name_or_path, use_peft, lora_r, ... (docs/training.md); typed options win."
+    ),
+]
+NumProcessesOpt = Annotated[
+    int | None, typer.Option(help="Processes in all (GPUs); >1 re-launches under accelerate.")
+]
+NumMachinesOpt = Annotated[int | None, typer.Option(help="Machines (default: SLURM_NNODES or 1).")]
+MachineRankOpt = Annotated[int | None, typer.Option(help="This machine's rank (default: SLURM_NODEID).")]
+MainProcessIpOpt = Annotated[str | None, typer.Option(help="Rank-0 machine address (default: MASTER_ADDR).")]
+MainProcessPortOpt = Annotated[int | None, typer.Option(help="Rendezvous port (default: MASTER_PORT).")]
+AccelerateConfigOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="An `accelerate config` YAML to launch with, or one TRL ships by name: zero1, zero2, zero3, "
+        "fsdp1, fsdp2, multi_gpu (default: your `accelerate config` file, if any)."
+    ),
+]
+WriteRefLogpsOpt = Annotated[
+    str | None, typer.Option(hidden=True, help="Moved: `clipdpo ref-logps PAIRS -m MODEL -o FILE`.")
+]
+DryRunOpt = Annotated[
+    bool,
+    typer.Option(
+        "--dry-run", help="Check the pairs, encode the first --dump-rows of them, stop (no model load)."
+    ),
+]
+DumpEncodedOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="With --dry-run: write those rows as trained (prompt/chosen/rejected ids and tokens) "
+        "to this JSONL file ('-' stdout).",
+        show_default=False,
+    ),
+]
+DumpRowsOpt = Annotated[
+    int | None, typer.Option(min=1, help="How many pairs --dry-run encodes [default: 8].", show_default=False)
+]
+
 
 @settings_options(train_settings.options(), SHARED)
 def command(
     ctx: typer.Context,
-    pairs: Annotated[
-        str, typer.Argument(metavar="PAIRS", help="Pair records (JSONL from `clipdpo pair`; .gz ok).")
-    ],
+    pairs: PairsArg,
     settings: dict[str, Any],
-    overwrite: Annotated[
-        bool,
-        typer.Option(
-            "--overwrite",
-            help="Replace the clipdpo run already in --output-dir (what it wrote, its checkpoints too; "
-            "recorded in .clipdpo-run.json), once every check passed.",
-        ),
-    ] = False,
-    config: Annotated[
-        str | None,
-        typer.Option(
-            help="YAML file: these options by name, TRL DPOConfig/KTOConfig fields, and a `trl dpo` recipe's "
-            "model_name_or_path, use_peft, lora_r, ... (docs/training.md); typed options win."
-        ),
-    ] = None,
-    num_processes: Annotated[
-        int | None, typer.Option(help="Processes in all (GPUs); >1 re-launches under accelerate.")
-    ] = None,
-    num_machines: Annotated[int | None, typer.Option(help="Machines (default: SLURM_NNODES or 1).")] = None,
-    machine_rank: Annotated[
-        int | None, typer.Option(help="This machine's rank (default: SLURM_NODEID).")
-    ] = None,
-    main_process_ip: Annotated[
-        str | None, typer.Option(help="Rank-0 machine address (default: MASTER_ADDR).")
-    ] = None,
-    main_process_port: Annotated[
-        int | None, typer.Option(help="Rendezvous port (default: MASTER_PORT).")
-    ] = None,
-    accelerate_config: Annotated[
-        str | None,
-        typer.Option(
-            help="An `accelerate config` YAML to launch with, or one TRL ships by name: zero1, zero2, zero3, "
-            "fsdp1, fsdp2, multi_gpu (default: your `accelerate config` file, if any)."
-        ),
-    ] = None,
-    write_ref_logps: Annotated[
-        str | None, typer.Option(hidden=True, help="Moved: `clipdpo ref-logps PAIRS -m MODEL -o FILE`.")
-    ] = None,
+    overwrite: OverwriteOpt = False,
+    config: ConfigOpt = None,
+    num_processes: NumProcessesOpt = None,
+    num_machines: NumMachinesOpt = None,
+    machine_rank: MachineRankOpt = None,
+    main_process_ip: MainProcessIpOpt = None,
+    main_process_port: MainProcessPortOpt = None,
+    accelerate_config: AccelerateConfigOpt = None,
+    write_ref_logps: WriteRefLogpsOpt = None,
     on_error: OnErrorOpt = OnError.fail,
-    dry_run: Annotated[
-        bool,
-        typer.Option(
-            "--dry-run", help="Check the pairs, encode the first --dump-rows of them, stop (no model load)."
-        ),
-    ] = False,
-    dump_encoded: Annotated[
-        str | None,
-        typer.Option(
-            help="With --dry-run: write those rows as trained (prompt/chosen/rejected ids and tokens) "
-            "to this JSONL file ('-' stdout).",
-            show_default=False,
-        ),
-    ] = None,
-    dump_rows: Annotated[
-        int | None,
-        typer.Option(min=1, help="How many pairs --dry-run encodes [default: 8].", show_default=False),
-    ] = None,
+    dry_run: DryRunOpt = False,
+    dump_encoded: DumpEncodedOpt = None,
+    dump_rows: DumpRowsOpt = None,
 ) -> None:
     """clipdpo train pairs.jsonl --model llava-hf/llava-1.5-7b-hf --deepspeed zero3 --output-dir out/
 
@@ -96,13 +104,7 @@ def command(
     from clipdpo_cli.io.errors import UsageError
     from clipdpo_cli.train import launcher
 
-    if write_ref_logps is not None:
-        raise UsageError(
-            "--write-ref-logps is now its own command: clipdpo ref-logps PAIRS -m MODEL -o FILE "
-            "(with --shard, --resume, --on-error like every stage)"
-        )
-    if (dump_encoded is not None or dump_rows is not None) and not dry_run:
-        raise UsageError("--dump-encoded and --dump-rows go with --dry-run")
+    check_moved_and_paired_options(write_ref_logps, dry_run, dump_encoded, dump_rows)
     skip_bad = on_error == OnError.skip
     recipe = read_config(config)
     typed = typed_options(ctx)
@@ -114,28 +116,40 @@ def command(
     if settings["output_dir"] is None:
         raise UsageError("--output-dir is required (where the trained model is saved)")
     train = TrainSettings(
-        pairs=pairs,
-        **settings,
-        skip_bad=skip_bad,
-        overwrite=overwrite,
-        extra=recipe.trl,
+        pairs=pairs, **settings, skip_bad=skip_bad, overwrite=overwrite, extra=recipe.trl,
         explicit=train_settings.typed_fields(typed),
-    )
+    )  # fmt: skip
     train = preflight(train)
     plan = launcher.plan_from_options(
-        num_processes,
-        num_machines,
-        machine_rank,
-        main_process_ip,
-        main_process_port,
-        accelerate_config,
+        num_processes, num_machines, machine_rank, main_process_ip, main_process_port, accelerate_config,
         train.deepspeed,
-    )
+    )  # fmt: skip
     if launcher.needs_relaunch(plan):
         raise typer.Exit(launcher.relaunch(plan, original_argv()))
+    run_here(train)
+
+
+def check_moved_and_paired_options(
+    write_ref_logps: str | None, dry_run: bool, dump_encoded: str | None, dump_rows: int | None
+) -> None:
+    """--write-ref-logps (now its own command), and the options that go with --dry-run only."""
+    from clipdpo_cli.io.errors import UsageError
+
+    if write_ref_logps is not None:
+        raise UsageError(
+            "--write-ref-logps is now its own command: clipdpo ref-logps PAIRS -m MODEL -o FILE "
+            "(with --shard, --resume, --on-error like every stage)"
+        )
+    if (dump_encoded is not None or dump_rows is not None) and not dry_run:
+        raise UsageError("--dump-encoded and --dump-rows go with --dry-run")
+
+
+def run_here(train: TrainSettings) -> None:
+    """Train in this process (one of those accelerate launched, or the only one); the JSON summary."""
+    from clipdpo_cli.train import launcher
+
     if train.deepspeed and not launcher.under_launcher():
         launcher.single_process_env()
-
     from clipdpo_cli.train.trainer import run_training, stdout_to_stderr, summary
 
     with stdout_to_stderr():  # library chatter (DeepSpeed logs to stdout) must not mix with the JSON

@@ -1,6 +1,6 @@
 """Sequence log-probabilities of completions, computed exactly as TRL's DPOTrainer computes them.
 
-Shared by our cDPO loss (train/trainer.py), the reference log-prob pass (train/refcache.py) and the LVLM
+Shared by our cDPO loss (train/dpo_trainer.py), the reference log-prob pass (train/refcache.py) and the LVLM
 likelihood scorer (models/lvlm.py `text_logprobs`), so that precomputed reference values and the ones a live
 reference model gives during training come from the same code.
 """

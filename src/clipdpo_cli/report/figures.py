@@ -12,15 +12,8 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from clipdpo_cli.io.errors import InputError
-from clipdpo_cli.report.data import (
-    AMBER_FIGURE,
-    LOWER_IS_BETTER,
-    TRAIN_METRICS,
-    BenchmarkTable,
-    PairStats,
-    ScoreHistogram,
-    ZeroShotTable,
-)
+from clipdpo_cli.report.benchmarks import AMBER_FIGURE, LOWER_IS_BETTER, BenchmarkTable, ZeroShotTable
+from clipdpo_cli.report.data import TRAIN_METRICS, PairStats, ScoreHistogram
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

@@ -66,14 +66,37 @@ def collect_pairs(
     Reference log-probs (ref_chosen_logps, ref_rejected_logps) are kept only when every record has them.
     """
     out = PairColumns()
-    refs: dict[str, list[float]] = {f: [] for f in REF_FIELDS}
-    ref_complete = True
-    checked: dict[str, BadRecord | None] = {}  # image -> its error (None: it decodes)
+    refs: dict[str, list[float]] | None = {f: [] for f in REF_FIELDS}  # None once a row lacks them
     workers = workers if workers is not None else min(8, os.cpu_count() or 1)
     pool = ThreadPoolExecutor(workers, thread_name_prefix="clipdpo-check") if workers > 1 else None
+    try:
+        for n, record, row in checked_rows(records, image_root, pool):
+            if isinstance(row, BadRecord):
+                if not skip_bad:
+                    raise InputError(f"pair {n} (id {record.get('id', '?')}): {row}")
+                out.skipped[row.reason] = out.skipped.get(row.reason, 0) + 1
+                continue
+            for c in PAIR_COLUMNS:
+                out.columns[c].append(row[c])
+            refs = add_refs(out, refs, row, record)
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+    if refs is not None and len(out):
+        out.columns.update(refs)
+    else:
+        out.ref_model = None
+    return out
 
-    def checked_chunk(chunk: list[tuple[int, dict[str, Any]]]) -> Iterator[tuple[int, dict, Any]]:
-        """(n, record, row or BadRecord) of a chunk, in order; the images it adds checked in parallel."""
+
+def checked_rows(
+    records: Iterable[dict[str, Any]], image_root: str | None, pool: ThreadPoolExecutor | None
+) -> Iterator[tuple[int, dict[str, Any], Any]]:
+    """(n, record, its pair row or BadRecord) of every record, in order, numbered from 1; read in chunks of
+    CHECK_CHUNK whose new images are checked in parallel (each distinct image once)."""
+    checked: dict[str, BadRecord | None] = {}  # image -> its error (None: it decodes)
+    numbered = enumerate(records, 1)
+    while chunk := list(islice(numbered, CHECK_CHUNK)):
         rows: list[tuple[int, dict[str, Any], Any]] = []
         for n, record in chunk:
             try:
@@ -88,31 +111,18 @@ def collect_pairs(
                 row = checked[row["image"]]
             yield n, record, row
 
-    try:
-        numbered = enumerate(records, 1)
-        while chunk := list(islice(numbered, CHECK_CHUNK)):
-            for n, record, row in checked_chunk(chunk):
-                if isinstance(row, BadRecord):
-                    if not skip_bad:
-                        raise InputError(f"pair {n} (id {record.get('id', '?')}): {row}")
-                    out.skipped[row.reason] = out.skipped.get(row.reason, 0) + 1
-                    continue
-                for c in PAIR_COLUMNS:
-                    out.columns[c].append(row[c])
-                if ref_complete and all(f in row for f in REF_FIELDS):
-                    for f in REF_FIELDS:
-                        refs[f].append(row[f])
-                    out.ref_model = out.ref_model or record.get("ref_model")
-                else:
-                    ref_complete = False
-    finally:
-        if pool is not None:
-            pool.shutdown(cancel_futures=True)
-    if ref_complete and len(out):
-        out.columns.update(refs)
-    else:
-        out.ref_model = None
-    return out
+
+def add_refs(
+    out: PairColumns, refs: dict[str, list[float]] | None, row: dict[str, Any], record: dict[str, Any]
+) -> dict[str, list[float]] | None:
+    """Append a row's reference log-probs while every row so far had them; None from the first that lacks
+    them. The pairs' ref_model is the first one a record names."""
+    if refs is None or not all(f in row for f in REF_FIELDS):
+        return None
+    for f in REF_FIELDS:
+        refs[f].append(row[f])
+    out.ref_model = out.ref_model or record.get("ref_model")
+    return refs
 
 
 def to_dataset(pairs: PairColumns, with_ref: bool | None = None) -> Any:

@@ -40,7 +40,7 @@ def run_dry(settings: Any, dump_path: str | None, rows: int) -> dict[str, Any]:
     from clipdpo_cli.io.errors import InputError
     from clipdpo_cli.io.jsonl import JsonlWriter, read_jsonl
     from clipdpo_cli.train.data import collect_pairs
-    from clipdpo_cli.train.trainer import load_processor, text_max_length
+    from clipdpo_cli.train.loading import load_processor, text_max_length
 
     pairs = collect_pairs(read_jsonl(settings.pairs), settings.image_root, skip_bad=settings.skip_bad)
     if not len(pairs):

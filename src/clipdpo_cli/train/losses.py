@@ -12,7 +12,7 @@ name, and several TRL DPO loss types joined by commas are combined by TRL (weigh
 
 cDPO (Mitchell 2023, "A note on DPO with noisy preferences") treats each label as flipped with probability e.
 TRL's "sigmoid" loss no longer takes label smoothing, and its "robust" loss is a different (unbiased)
-estimator, so cDPO is computed here (`Loss.own_formula`, used by trainer.ClipdpoDPOTrainer).
+estimator, so cDPO is computed here (`Loss.own_formula`, used by dpo_trainer.ClipdpoDPOTrainer).
 
 Adding a loss is one `Loss` entry in LOSSES: the trainer it runs on, the TRL loss_type(s), its formula and
 paper reference, the config defaults it brings (an option left unset takes them) and its checks.

@@ -110,10 +110,8 @@ def license_of(model: str, hub_id: str | None) -> tuple[str | None, dict[str, st
             continue
         value = meta.get("license")
         if isinstance(value, str) and value:
-            extra = {
-                k: str(meta[k]) for k in ("license_name", "license_link") if isinstance(meta.get(k), str)
-            }
-            return value, extra
+            names = ("license_name", "license_link")
+            return value, {k: str(meta[k]) for k in names if isinstance(meta.get(k), str)}
     return None, {}
 
 
@@ -151,13 +149,10 @@ def _name(path: str) -> str:
 
 
 def _trainer_class(trainer: str) -> Any:
-    if trainer == "kto":
-        from trl.trainer.kto_trainer import KTOTrainer
-
-        return KTOTrainer
     from trl.trainer.dpo_trainer import DPOTrainer
+    from trl.trainer.kto_trainer import KTOTrainer
 
-    return DPOTrainer
+    return KTOTrainer if trainer == "kto" else DPOTrainer
 
 
 def _wandb_url() -> str | None:
@@ -188,9 +183,8 @@ def _amber_table(result: dict[str, Any]) -> str:
     cells = [(k, v) for k, v in cells if isinstance(v, (int, float))]
     if not cells:
         return ""
-    note = (
-        " (PARTIAL: the figures cover a subset of the responses)" if result.get("complete") is False else ""
-    )
+    partial = result.get("complete") is False
+    note = " (PARTIAL: the figures cover a subset of the responses)" if partial else ""
     head = "| " + " | ".join(k for k, _ in cells) + " |"
     rule = "|" + "---|" * len(cells)
     row = "| " + " | ".join(f"{v:.1f}" for _, v in cells) + " |"
@@ -200,84 +194,11 @@ def _amber_table(result: dict[str, Any]) -> str:
     )
 
 
-def card_text(facts: RunFacts, steps: int) -> str:
-    """The card: TRL's (trl.trainer.utils.generate_model_card) with clipdpo's front matter, run and usage."""
-    from huggingface_hub import ModelCard
-    from trl.trainer.utils import generate_model_card
+_BODY = """
+# {title}: CLIP-DPO
 
-    from clipdpo_cli import __version__
-
-    trainer = _trainer_class(facts.trainer)
-    paper = getattr(trainer, "_paper", {}) or {}
-    tags = ["clipdpo", "clip-dpo", "vision-language", "hallucination", *getattr(trainer, "_tag_names", [])]
-    if facts.lora:
-        tags.append("lora")
-    name = facts.hub_model_id or _name(facts.output_dir) or _name(facts.base_model)
-    repo = facts.hub_model_id or f"path/to/{_name(facts.output_dir) or 'OUTPUT_DIR'}"
-    trl_card = generate_model_card(
-        base_model=facts.base_model_id, model_name=name.rsplit("/", 1)[-1], hub_model_id=repo,
-        dataset_name=facts.datasets[0] if facts.datasets else None, tags=list(dict.fromkeys(tags)),
-        wandb_url=_wandb_url(), trackio_url=None, trainer_name=getattr(trainer, "_name", facts.trainer),
-        trainer_citation=paper.get("citation"), paper_title=paper.get("title"), paper_id=paper.get("id"),
-    )  # fmt: skip
-    data = trl_card.data
-    data.licence = None  # TRL's template writes `licence: license` (a placeholder); the Hub reads `license`
-    data.license = facts.license
-    for key, value in facts.license_fields.items():
-        setattr(data, key, value)
-    data.datasets = facts.datasets or None
-    data.pipeline_tag = "image-text-to-text"
-    _, trl_sections = _sections(trl_card.text)
-
-    base = (
-        f"[{facts.base_model_id}](https://huggingface.co/{facts.base_model_id})"
-        if facts.base_model_id
-        else f"a local model (`{_name(facts.base_model)}`)"
-    )
-    on = ", ".join(f"[{d}](https://huggingface.co/datasets/{d})" for d in facts.datasets)
-    kinds = ", ".join(f"{n:,} {kind}" for kind, n in sorted(facts.kinds.items())) or "kinds not recorded"
-    scorer = ", ".join(f"`{s}`" for s in facts.scorers) or "not recorded in the pair records"
-    loss = facts.loss + (f" (label smoothing {facts.label_smoothing})" if facts.label_smoothing else "")
-    length = (
-        f" (of --max-steps {facts.max_steps})" if facts.max_steps > 0 else f" ({facts.epochs:g} epoch(s))"
-    )
-    rows = [
-        ("base model", base),
-        ("preference pairs", f"`{_name(facts.pairs_file)}`: {facts.pairs:,} pairs ({kinds})"),
-        ("pairs ranked by", scorer),
-        ("loss", loss),
-        ("beta", f"{facts.beta:g}"),
-        ("reference", facts.reference),
-        ("learning rate", f"{facts.learning_rate:g}"),
-        ("vision tower / projector", f"{facts.vision_tower} / {facts.projector}"),
-        ("effective batch", f"{facts.effective_batch:,}"),
-        ("optimizer steps", f"{steps:,}{length}"),
-        ("text tokens per row", str(facts.max_length) if facts.max_length else "not cut"),
-    ]
-    if facts.lora:
-        saved = (
-            "adapter only (load it on the base model with peft)"
-            if facts.lora["saved"] == "adapter"
-            else "merged into the saved weights"
-        )
-        rows.append(("LoRA", f"r {facts.lora['r']}, alpha {facts.lora['alpha']}, {saved}"))
-    table = "| | |\n|---|---|\n" + "\n".join(f"| {key} | {value} |" for key, value in rows)
-    procedure = re.sub(r"\n(?:[ \t]*\n)+", "\n\n", trl_sections.get("Training procedure", ""))  # no badge: ""
-    versions = procedure.find("### Framework versions")
-    if versions >= 0:
-        procedure = procedure[:versions] + f"{table}\n\n" + procedure[versions:]
-        procedure = procedure.replace(
-            "### Framework versions\n\n", f"### Framework versions\n\n- clipdpo: {__version__}\n", 1
-        )
-    else:
-        procedure = f"{procedure}\n{table}\n\n"
-    commands = "\n".join(use_commands(repo))
-    citations = trl_sections.get("Citations", "").rstrip()
-    body = f"""
-# {name.rsplit("/", 1)[-1]}: CLIP-DPO
-
-This model is {base} fine-tuned with direct preference optimisation{f" on {on}" if on else ""}, on preference
-pairs ranked by a CLIP model, following *{PAPER}* (Ouali et al., 2024), with clipdpo {__version__} and
+This model is {base} fine-tuned with direct preference optimisation{on}, on preference
+pairs ranked by a CLIP model, following *{paper}* (Ouali et al., 2024), with clipdpo {version} and
 [TRL](https://github.com/huggingface/trl).
 
 ## Use
@@ -297,19 +218,109 @@ or with clipdpo (`pip install clipdpo-cli`):
 
 ## Training procedure
 
-{procedure.strip()}
+{procedure}
 
-{_amber_table(facts.amber) if facts.amber else ""}## Citations
+{amber}## Citations
 
 Cite CLIP-DPO as:
 
 ```bibtex
-{CLIPDPO_CITATION}
+{citation}
 ```
 
-{citations.lstrip()}
+{citations}
 """
-    return str(ModelCard(f"---\n{data.to_yaml()}\n---\n{body}"))
+
+
+def card_text(facts: RunFacts, steps: int) -> str:
+    """The card: TRL's (trl.trainer.utils.generate_model_card) with clipdpo's front matter, run and usage."""
+    from huggingface_hub import ModelCard
+
+    from clipdpo_cli import __version__
+
+    name = facts.hub_model_id or _name(facts.output_dir) or _name(facts.base_model)
+    repo = facts.hub_model_id or f"path/to/{_name(facts.output_dir) or 'OUTPUT_DIR'}"
+    trl_card = _trl_card(facts, name, repo)
+    _, trl_sections = _sections(trl_card.text)
+    base = (
+        f"[{facts.base_model_id}](https://huggingface.co/{facts.base_model_id})"
+        if facts.base_model_id
+        else f"a local model (`{_name(facts.base_model)}`)"
+    )
+    on = ", ".join(f"[{d}](https://huggingface.co/datasets/{d})" for d in facts.datasets)
+    table = _run_table(facts, steps, base)
+    body = _BODY.format(
+        title=name.rsplit("/", 1)[-1], base=base, on=f" on {on}" if on else "", paper=PAPER,
+        version=__version__, repo=repo, commands="\n".join(use_commands(repo)),
+        procedure=_procedure(trl_sections.get("Training procedure", ""), table, __version__).strip(),
+        amber=_amber_table(facts.amber) if facts.amber else "", citation=CLIPDPO_CITATION,
+        citations=trl_sections.get("Citations", "").strip(),
+    )  # fmt: skip
+    return str(ModelCard(f"---\n{trl_card.data.to_yaml()}\n---\n{body}"))
+
+
+def _trl_card(facts: RunFacts, name: str, repo: str) -> Any:
+    """TRL's card of the run, its front matter given clipdpo's license, datasets and pipeline tag."""
+    from trl.trainer.utils import generate_model_card
+
+    trainer = _trainer_class(facts.trainer)
+    paper = getattr(trainer, "_paper", {}) or {}
+    tags = ["clipdpo", "clip-dpo", "vision-language", "hallucination", *getattr(trainer, "_tag_names", [])]
+    if facts.lora:
+        tags.append("lora")
+    card = generate_model_card(
+        base_model=facts.base_model_id, model_name=name.rsplit("/", 1)[-1], hub_model_id=repo,
+        dataset_name=facts.datasets[0] if facts.datasets else None, tags=list(dict.fromkeys(tags)),
+        wandb_url=_wandb_url(), trackio_url=None, trainer_name=getattr(trainer, "_name", facts.trainer),
+        trainer_citation=paper.get("citation"), paper_title=paper.get("title"), paper_id=paper.get("id"),
+    )  # fmt: skip
+    data = card.data
+    data.licence = None  # TRL's template writes `licence: license` (a placeholder); the Hub reads `license`
+    data.license = facts.license
+    for key, value in facts.license_fields.items():
+        setattr(data, key, value)
+    data.datasets = facts.datasets or None
+    data.pipeline_tag = "image-text-to-text"
+    return card
+
+
+def _run_table(facts: RunFacts, steps: int, base: str) -> str:
+    """The run's settings as a two-column markdown table."""
+    kinds = ", ".join(f"{n:,} {kind}" for kind, n in sorted(facts.kinds.items())) or "kinds not recorded"
+    scorer = ", ".join(f"`{s}`" for s in facts.scorers) or "not recorded in the pair records"
+    loss = facts.loss + (f" (label smoothing {facts.label_smoothing})" if facts.label_smoothing else "")
+    length = f"of --max-steps {facts.max_steps}" if facts.max_steps > 0 else f"{facts.epochs:g} epoch(s)"
+    rows = [
+        ("base model", base),
+        ("preference pairs", f"`{_name(facts.pairs_file)}`: {facts.pairs:,} pairs ({kinds})"),
+        ("pairs ranked by", scorer),
+        ("loss", loss),
+        ("beta", f"{facts.beta:g}"),
+        ("reference", facts.reference),
+        ("learning rate", f"{facts.learning_rate:g}"),
+        ("vision tower / projector", f"{facts.vision_tower} / {facts.projector}"),
+        ("effective batch", f"{facts.effective_batch:,}"),
+        ("optimizer steps", f"{steps:,} ({length})"),
+        ("text tokens per row", str(facts.max_length) if facts.max_length else "not cut"),
+    ]
+    if facts.lora:
+        saved = "merged into the saved weights"
+        if facts.lora["saved"] == "adapter":
+            saved = "adapter only (load it on the base model with peft)"
+        rows.append(("LoRA", f"r {facts.lora['r']}, alpha {facts.lora['alpha']}, {saved}"))
+    return "| | |\n|---|---|\n" + "\n".join(f"| {key} | {value} |" for key, value in rows)
+
+
+def _procedure(trl_procedure: str, table: str, version: str) -> str:
+    """TRL's "Training procedure" section with the run's table before its framework versions (clipdpo's
+    added to them)."""
+    procedure = re.sub(r"\n(?:[ \t]*\n)+", "\n\n", trl_procedure)  # no tracker badge: ""
+    versions = procedure.find("### Framework versions")
+    if versions < 0:
+        return f"{procedure}\n{table}\n\n"
+    heading = "### Framework versions\n\n"
+    procedure = procedure[:versions] + f"{table}\n\n" + procedure[versions:]
+    return procedure.replace(heading, f"{heading}- clipdpo: {version}\n", 1)
 
 
 def write_card(output_dir: str, facts: RunFacts, steps: int) -> str:
@@ -326,12 +337,11 @@ def run_facts(
     s: Any, pairs: Any, reference: str, effective_batch: int, decided: dict[str, Any] | None = None
 ) -> RunFacts:
     """The card's facts of a run: `s` its TrainSettings, `pairs` the validated PairColumns, `decided` what
-    the trainer resolved (learning rate, vision tower, projector: trainer.build_trainer)."""
+    the trainer resolved (learning rate, vision tower, projector: build.build_trainer)."""
+    from clipdpo_cli.train.losses import resolve_loss
     from clipdpo_cli.train.settings import learning_rate, train_projector
 
     kinds, scorers = pair_provenance(s.pairs) if int(os.environ.get("RANK", "0")) == 0 else ({}, [])
-    from clipdpo_cli.train.losses import resolve_loss
-
     loss = resolve_loss(s.loss)
     smoothing = s.label_smoothing
     if smoothing is None:  # the loss's own default (cdpo: 0.1), which the run used
@@ -359,7 +369,6 @@ def run_facts(
 
 def install(trainer: Any, facts: RunFacts) -> RunFacts:
     """Make the trainer write this card wherever TRL / transformers would write theirs (rank 0 only)."""
-
     from trl.trainer.utils import get_config_model_id
 
     if facts.base_model_id is None:  # TRL's own rule: the loaded config's name when it is no folder
@@ -386,6 +395,4 @@ def finish(trainer: Any, facts: RunFacts, output_dir: str) -> None:
             trainer, output_dir, f"clipdpo train: {facts.loss}, {trainer.state.global_step} steps"
         )
         if url:
-            import sys
-
             print(f"clipdpo train: pushed {output_dir} to {url}", file=sys.stderr, flush=True)

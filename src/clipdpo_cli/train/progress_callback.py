@@ -1,7 +1,8 @@
 """Trainer callbacks for what `clipdpo train` shows and keeps: the progress display (io.progress: a bar with
 steps/s, time left and the latest loss on a terminal, a plain line every --progress-every seconds off one),
-and a log entry at the last step, so the summary's first/last loss and reward margin exist however few steps
-ran (fewer than --logging-steps logged nothing before)."""
+a log entry at the last step, so the summary's first/last loss and reward margin exist however few steps
+ran (fewer than --logging-steps logged nothing before), the metrics as one line per log on stderr instead of
+transformers' printer, and the step timer of the summary's median_step_seconds."""
 
 from __future__ import annotations
 
@@ -63,3 +64,51 @@ def train_callbacks(quiet: bool = False, every: float = DEFAULT_EVERY) -> list[A
             return control
 
     return [TrainProgress(), LogLastStep()]
+
+
+def step_timer() -> Any:
+    """A trainer callback timing each optimizer step; `median()` leaves out the first (warm-up) step."""
+    import statistics
+    import time
+
+    from transformers.trainer_callback import TrainerCallback
+
+    class StepTimer(TrainerCallback):
+        def __init__(self) -> None:
+            self.seconds: list[float] = []
+            self.started: float | None = None
+
+        def on_step_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            self.started = time.perf_counter()
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            if self.started is not None:
+                self.seconds.append(time.perf_counter() - self.started)
+
+        def median(self) -> float | None:
+            timed = self.seconds[1:] or self.seconds
+            return round(statistics.median(timed), 4) if timed else None
+
+    return StepTimer()
+
+
+def quiet_callbacks(trainer: Any, quiet: bool) -> None:
+    """Metrics as one compact line per log on stderr (rank 0); stdout stays for the JSON summary."""
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback, TrainerCallback
+
+    from clipdpo_cli.train.log import log
+
+    class StderrLog(TrainerCallback):
+        def on_log(
+            self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kw: Any
+        ) -> None:
+            if not state.is_world_process_zero or not logs:
+                return
+            keys = ("loss", "rewards/margins", "rewards/accuracies", "learning_rate", "train_runtime")
+            shown = ", ".join(f"{k} {logs[k]:.4g}" for k in keys if isinstance(logs.get(k), (int, float)))
+            log(f"step {state.global_step}/{state.max_steps}: {shown}")
+
+    trainer.remove_callback(PrinterCallback)
+    trainer.remove_callback(ProgressCallback)
+    if not quiet:
+        trainer.add_callback(StderrLog())

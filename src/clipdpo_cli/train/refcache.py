@@ -29,8 +29,8 @@ class RefScorer:
         from trl.trainer.utils import add_fused_lm_head
 
         from clipdpo_cli.models.device import resolve_device
+        from clipdpo_cli.train.loading import load_processor, load_reference, text_max_length, weight_dtypes
         from clipdpo_cli.train.settings import training_precision
-        from clipdpo_cli.train.trainer import load_processor, load_reference, text_max_length, weight_dtypes
 
         self.device = resolve_device(device)
         self.processor = load_processor(model_name, chat_template, max_pixels)

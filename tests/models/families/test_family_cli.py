@@ -66,8 +66,8 @@ def test_train_one_step_and_reload(family_dir, key, inputs, tmp_path):
     assert summary["first_loss"] == pytest.approx(0.6931, abs=0.05)  # log 2: policy == reference at step 0
     assert (summary["vision_tower"], summary["projector"]) == ("frozen", "trained")
     from clipdpo_cli.models.lvlm import load_lvlm
+    from clipdpo_cli.train.loading import load_policy
     from clipdpo_cli.train.parts import vision_parts
-    from clipdpo_cli.train.trainer import load_policy
 
     # the default full fine-tune: every vision-tower weight as it was, the projector and the LM trained
     before, after_model = load_policy(family_dir(key)), load_policy(str(out))
@@ -91,7 +91,7 @@ def test_lora_targets_the_language_model_of_each_family(family_dir, key, inputs,
     from transformers import AutoModelForImageTextToText
 
     from clipdpo_cli.models.hub import load_pretrained
-    from clipdpo_cli.train.trainer import lora_targets
+    from clipdpo_cli.train.lora import lora_targets
 
     model = load_pretrained(AutoModelForImageTextToText.from_pretrained, family_dir(key), "model")
     pattern = lora_targets(model)
@@ -113,7 +113,7 @@ def test_lora_without_projections_names_the_modules_found():
     import torch
 
     from clipdpo_cli.io.errors import InputError
-    from clipdpo_cli.train.trainer import lora_targets
+    from clipdpo_cli.train.lora import lora_targets
 
     class Decoder(torch.nn.Module):
         def __init__(self) -> None:
