@@ -35,6 +35,18 @@ def command(
     prompt: Annotated[
         str | None, typer.Option(help="Give every caption pair this prompt (default: the chosen's prompt).")
     ] = None,
+    fuse_field: Annotated[
+        str | None,
+        typer.Option(
+            help="Rank-fuse the score with this field among each image's captions (CSR): alpha x rank(score) "
+            "+ (1 - alpha) x rank(FIELD), ranks (n - i)/n best first; e.g. lvlm_logp from score --scorer "
+            "lvlm. Margins are then in rank units (use e.g. --min-margin 0).",
+            show_default=False,
+        ),
+    ] = None,
+    fuse_alpha: Annotated[
+        float, typer.Option(help="With --fuse-field: the weight of the score's rank (CSR's clip_alpha).")
+    ] = 0.9,
     input_order: InputOrderOpt = InputOrder.grouped,
     rejects: RejectsOpt = None,
 ) -> None:
@@ -53,5 +65,7 @@ def command(
         score_field=score_field,
         prompt=prompt,
         input_order=input_order.value,
+        fuse_field=fuse_field,
+        fuse_alpha=fuse_alpha,
     )
     run_stage(NAME, io, lambda records, ctx: pair_records(records, rules, ctx))

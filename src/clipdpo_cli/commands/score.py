@@ -29,6 +29,16 @@ class Scorer(str, enum.Enum):
     lvlm = "lvlm"
 
 
+class PerSentence(str, enum.Enum):
+    mean = "mean"
+    min = "min"
+
+
+class Parts(str, enum.Enum):
+    sentence = "sentence"
+    clause = "clause"
+
+
 @stage_command()
 def command(
     io: IOSettings,
@@ -72,6 +82,20 @@ def command(
     prompt: Annotated[
         str, typer.Option(help="--scorer lvlm: the prompt before the text (a record's `prompt` wins).")
     ] = "Describe the image.",
+    per_sentence: Annotated[
+        PerSentence | None,
+        typer.Option(
+            help="Score each part of the text (see --parts) alone against the image; the text's score is "
+            "their mean or their minimum (CLIP scorer only).",
+            show_default=False,
+        ),
+    ] = None,
+    parts: Annotated[
+        Parts,
+        typer.Option(
+            help="With --per-sentence: the parts, sentences (at . ! ?) or clauses (also at , ; : and 'and')."
+        ),
+    ] = Parts.sentence,
     device: DeviceOpt = "auto",
     precision: PrecisionOpt = Precision.auto,
     dtype: DtypeOpt = Dtype.auto,
@@ -107,8 +131,14 @@ def command(
         workers=workers,
         image_root=image_root,
         prompt=prompt,
+        per_sentence=per_sentence.value if per_sentence is not None else None,
+        parts=parts.value,
     )
     if scorer == Scorer.lvlm:
+        if per_sentence is not None:
+            from clipdpo_cli.io.errors import UsageError
+
+            raise UsageError("--per-sentence needs a CLIP scorer (drop --scorer lvlm)")
         return score_with_lvlm(io, model, options, categorize, device, dtype.value, chat_template, max_pixels)
     if categorize:
         from clipdpo_cli.stages.categorize import CategorizeSettings, CategoryPrototypes, load_descriptions
