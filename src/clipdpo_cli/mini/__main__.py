@@ -122,6 +122,14 @@ def main(argv: list[str] | None = None) -> None:
                 if unknown:
                     p.error(f"--set controls: unknown {', '.join(unknown)} (known: {', '.join(CONTROLS)})")
                 setattr(settings, key, names)
+            elif key in ("ranker_options", "train_ranker_options"):  # repro.RANKER_OPTIONS, comma-separated
+                from clipdpo_cli.mini.repro import option_names
+
+                try:
+                    option_names(value)
+                except ValueError as exc:
+                    p.error(f"--set {key}: {exc}")
+                setattr(settings, key, value)
             else:
                 setattr(settings, key, type(current)(value))
         run(settings)
