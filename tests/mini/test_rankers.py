@@ -16,7 +16,7 @@ from clipdpo_cli.mini.repro import (
 
 def counts(fewer: int, more: int, same: int) -> dict:
     return {"pairs": fewer + more + same, "chosen_fewer": fewer, "chosen_more": more, "same": same,
-            "unknown": 0, "agreement": round(fewer / (fewer + more), 4) if fewer + more else None}  # fmt: skip
+            "unknown": 0, "agreement": round(fewer / (fewer + more), 4)}  # fmt: skip
 
 
 def test_option_names_and_the_options_commands():
@@ -69,7 +69,8 @@ def test_summarise_probe_over_seeds():
     assert ex["ranker"]["corrects_lvlm_pct"] == [75.0, 100.0]
     assert ex["ranker"]["original_higher_pct"] == [70.0, 100.0]
     assert ex["lvlm_original_higher_pct"] == [60.0, 80.0]
-    assert out["attribute"]["lvlm_prefers"] == [0] and out["attribute"]["ranker"]["corrects_lvlm_pct"] == [None]
+    assert out["attribute"]["lvlm_prefers"] == [0]
+    assert out["attribute"]["ranker"]["corrects_lvlm_pct"] == [None]
     assert out["all"]["variants"] == [20, 10] and out["all"]["ranker"]["original_higher_pct"] == [70.0, 70.0]
     text = format_probe(out)
     assert "existence" in text and "75, 100" in text and "60, 80 / 70, 100 / 70, 100" in text
