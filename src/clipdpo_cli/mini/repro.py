@@ -248,8 +248,10 @@ def ranker_option_pairs(
         source = os.path.join(sd, "rankers", "lvlm.jsonl")
         if not _done(source):
             os.makedirs(os.path.dirname(source), exist_ok=True)
+            # an empty sample is a bad record for the likelihood: skipped (pair drops it anyway)
             clipdpo("score", captions, "--scorer", "lvlm", "--model", base, "--scorer-field", "lvlm_scorer",
-                    "--batch-size", "50", "--workers", "0", "-q", "-o", source)  # fmt: skip
+                    "--batch-size", "50", "--workers", "0", "--on-error", "skip", "-q",
+                    "-o", source)  # fmt: skip
     return make_pairs(s, source, ranker, os.path.join(sd, "rankers", name), scenes, str(s.min_caption_score),
                       option.score_args, option.pair_args)  # fmt: skip
 
