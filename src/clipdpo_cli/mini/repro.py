@@ -511,9 +511,11 @@ def select(base: dict[str, Any], val: dict[str, dict[str, Any]]) -> str:
     return min(pool, key=lambda name: val[name]["CHAIR"])
 
 
-def run_seed(
+def prepare_seed(
     s: ReproSettings, seed: int, world: dict[str, str], rankers: dict[str, str], probe: str | None = None
 ) -> dict[str, Any]:
+    """A seed's steps before training: the SFT captioner, its caption pool, the rankers' pairs, the probe
+    and the ranking options' pairs, with their agreement with the truth."""
     from clipdpo_cli.mini.captioner import TRAINED_MARK
     from clipdpo_cli.mini.world import read_manifest, scenes_by_image
 
@@ -550,6 +552,18 @@ def run_seed(
     }
     option_agreement = {"clip": agreement["ranker"]}
     option_agreement.update({n: pair_agreement(_read_jsonl(p), scenes) for n, p in option_pairs.items()})
+    return {"sd": sd, "base": base, "captions": captions, "scenes": scenes, "pairs": pairs,
+            "agreement": agreement, "probe": fig2, "trained_options": trained_options,
+            "option_pairs": option_pairs, "rankers": option_agreement}  # fmt: skip
+
+
+def run_seed(
+    s: ReproSettings, seed: int, world: dict[str, str], rankers: dict[str, str], probe: str | None = None
+) -> dict[str, Any]:
+    ready = prepare_seed(s, seed, world, rankers, probe)
+    sd, base, scenes, pairs, agreement = (ready[k] for k in ("sd", "base", "scenes", "pairs", "agreement"))
+    trained_options, option_pairs = ready["trained_options"], ready["option_pairs"]
+    option_agreement = ready["rankers"]
     metrics: dict[str, dict[str, Any]] = {"base": evaluate(s, base, world, os.path.join(sd, "base"))}
     for recipe in s.candidates:
         model = train_arm(s, recipe, pairs["ranker"], base, os.path.join(sd, recipe.name), seed)
@@ -579,7 +593,7 @@ def run_seed(
         )
         pair_counts[f"round{r}"] = pair_agreement(_read_jsonl(os.path.join(folder, "pairs.jsonl")), scenes)
     return {"seed": seed, "selected": chosen, "metrics": metrics, "pairs": pair_counts,
-            "rankers": option_agreement, "probe": fig2}  # fmt: skip
+            "rankers": option_agreement, "probe": ready["probe"]}  # fmt: skip
 
 
 def run_rounds(
@@ -824,6 +838,36 @@ def plot(table: dict[str, Any], path: str) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def measure_rankers(s: ReproSettings) -> dict[str, Any]:
+    """`python -m clipdpo_cli.mini rankers OUT`: every step before training (world, models, caption pools,
+    pairs), the probe and the ranking options' pair agreement, per seed, in OUT/rankers.json and printed.
+    It shares OUT's files with `repro` (a later `repro` in OUT reuses them)."""
+    started = time.time()
+    os.makedirs(s.out, exist_ok=True)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    world = build_world(s)
+    rankers = build_rankers(s, world)
+    probe = probe_variants(s, world, rankers)
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(seed: int) -> dict[str, Any]:
+        ready = prepare_seed(s, seed, world, rankers, probe)
+        return {"seed": seed, "rankers": ready["rankers"], "probe": ready["probe"]}
+
+    with ThreadPoolExecutor(max_workers=max(1, s.jobs)) as pool:
+        seeds = list(pool.map(one, s.seeds))
+    result = {"settings": {**asdict(s), "candidates": [asdict(r) for r in s.candidates]},
+              "rankers": summarise_rankers(seeds), "probe": summarise_probe(seeds), "per_seed": seeds,
+              "seconds": round(time.time() - started, 1)}  # fmt: skip
+    _write_json(os.path.join(s.out, "rankers.json"), result)
+    text = format_rankers(result["rankers"])
+    if result["probe"]:
+        text += "\n\n" + format_probe(result["probe"])
+    print(text)
+    return result
 
 
 def run(s: ReproSettings) -> dict[str, Any]:
