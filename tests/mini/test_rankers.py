@@ -75,3 +75,34 @@ def test_summarise_probe_over_seeds():
     text = format_probe(out)
     assert "existence" in text and "75, 100" in text and "60, 80 / 70, 100 / 70, 100" in text
     assert summarise_probe([{"probe": None}]) == {}
+
+
+def test_world_variants_hallucinate_one_fact_in_the_worlds_phrasing():
+    from clipdpo_cli.mini.repro import world_variants
+    from clipdpo_cli.mini.truth import hallucinations
+    from clipdpo_cli.mini.world import COLOURS, MiniScene, sample_scene, true_caption
+
+    scenes = [sample_scene(i, 0) for i in range(300_000, 300_060)]
+    rows = [{"id": n, "image": f"/x/{n}.png", "scene": sc.to_json(), "caption": true_caption(sc)}
+            for n, sc in enumerate(scenes)]  # fmt: skip
+    variants = world_variants(rows, seed=0)
+    assert world_variants(rows, seed=0) == variants  # the same on every run
+    by_kind: dict[str, list] = {}
+    for v in variants:
+        by_kind.setdefault(v["hallucination"], []).append(v)
+        scene = MiniScene.from_json(rows[int(v["from"].removeprefix("probe-"))]["scene"])
+        assert v["original"] == true_caption(scene) and v["id"] == f"{v['from']}-{v['hallucination']}"
+        words, true_words = v["text"].split(), true_caption(scene).split()
+        if v["hallucination"] == "world-attribute":  # one colour word changed to another of the world's
+            changed = [(a, b) for a, b in zip(words, true_words, strict=True) if a != b]
+            assert len(changed) == 1 and changed[0][0].strip(",.") in COLOURS
+            assert hallucinations(scene, v["text"]) == 0
+        else:  # one absent object added, as the last item
+            assert hallucinations(scene, v["text"]) == 1 and v["text"].endswith(".")
+        if v["hallucination"] == "planted-box":
+            assert scene.triggers_bias and v["text"].split()[-1] == "box."
+        if v["hallucination"] == "world-existence":
+            assert v["text"].split()[-1] != "box."  # not the planted prior
+    n_bias = sum(sc.triggers_bias for sc in scenes)
+    assert (len(by_kind["world-existence"]), len(by_kind["world-attribute"])) == (60, 60)
+    assert len(by_kind["planted-box"]) == n_bias > 0

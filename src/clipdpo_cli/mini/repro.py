@@ -256,11 +256,51 @@ def ranker_option_pairs(
                       option.score_args, option.pair_args)  # fmt: skip
 
 
+def world_variants(rows: list[dict[str, Any]], seed: int) -> list[dict[str, Any]]:
+    """Hallucinated variants in the world's own phrasing (`perturb`'s rules write "..., and a kite." and
+    colours the world never shows), as probe records: `world-existence` (an absent kind, in a colour of
+    the world, added as the last item), `world-attribute` (one object's colour changed to another of the
+    world's) and `planted-box` (a scene with a ball and no box: the box the SFT captions plant, the
+    captioner's learnt prior)."""
+    import random
+
+    from clipdpo_cli.mini.world import (
+        COLOURS,
+        DESCRIBE,
+        KINDS,
+        PLANTED,
+        MiniScene,
+        caption_of,
+        hallucinated_caption,
+    )
+
+    out = []
+    for row in rows:
+        scene = MiniScene.from_json(row["scene"])
+        rng = random.Random(f"mini-probe:{seed}:{scene.index}")
+        items = [(i.colour, i.kind) for i in scene.items]
+        absent = [k for k in KINDS if k not in scene.kinds and k != PLANTED]
+        k = rng.randrange(len(items))
+        recoloured = [(rng.choice([c for c in sorted(COLOURS) if c != items[k][0]]), items[k][1])]
+        texts = {
+            "world-existence": caption_of([*items, (rng.choice(sorted(COLOURS)), rng.choice(absent))]),
+            "world-attribute": caption_of(items[:k] + recoloured + items[k + 1 :]),
+        }
+        if scene.triggers_bias:
+            texts["planted-box"] = hallucinated_caption(scene, rng)
+        original = f"probe-{row['id']}"
+        out += [{"id": f"{original}-{kind}", "image": row["image"], "text": text, "prompt": DESCRIBE,
+                 "original": row["caption"], "hallucination": kind, "from": original}
+                for kind, text in texts.items()]  # fmt: skip
+    return out
+
+
 def probe_variants(s: ReproSettings, world: dict[str, str], rankers: dict[str, str]) -> str | None:
     """Sec. 3.1's probe input (world/probe/): the true captions of the first n_probe validation scenes,
     their hallucinated variants by `perturb --method rules` (existence: an absent kind of the world added;
-    attribute: a colour changed), scored by the ranker (field `ranker`) and the random ranker
-    (`random_ranker`). Each seed's captioner adds its likelihood in run_probe."""
+    attribute: a colour changed) and in the world's own phrasing (world_variants), scored by the ranker
+    (field `ranker`) and the random ranker (`random_ranker`). Each seed's captioner adds its likelihood in
+    run_probe."""
     from clipdpo_cli.mini.world import DESCRIBE, KINDS, read_manifest
 
     if s.n_probe <= 0:
@@ -279,6 +319,8 @@ def probe_variants(s: ReproSettings, world: dict[str, str], rankers: dict[str, s
         fh.write("# the miniature world's object kinds\n" + "\n".join(KINDS) + "\n")
     clipdpo("perturb", captions, "--types", "existence,attribute", "--objects", objects, "--seed",
             str(s.world_seed), "-q", "-o", perturbed)  # fmt: skip
+    with open(perturbed, "a", encoding="utf-8") as fh:
+        fh.writelines(json.dumps(v) + "\n" for v in world_variants(rows, s.world_seed))
     ranked = os.path.join(folder, "ranked.jsonl")
     clipdpo("score", perturbed, "--model", rankers["ranker"], "--score-field", "ranker", "--scorer-field",
             "ranker_scorer", "--workers", "0", "-q", "-o", ranked)  # fmt: skip
@@ -746,7 +788,7 @@ def format_rankers(rankers: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-PROBE_TYPES = ("existence", "attribute", "all")
+PROBE_TYPES = ("existence", "attribute", "world-existence", "world-attribute", "planted-box", "all")
 PROBE_SCORERS = ("ranker", "random_ranker")
 
 
@@ -757,7 +799,8 @@ def summarise_probe(seeds: list[dict[str, Any]]) -> dict[str, Any]:
     if not found:
         return {}
     out: dict[str, Any] = {}
-    for kind in PROBE_TYPES:
+    kinds = dict.fromkeys([*(k for k in PROBE_TYPES if k != "all"), *(k for f in found for k in f["types"])])
+    for kind in (*kinds, "all"):
         rows = [f["all"] if kind == "all" else f["types"][kind] for f in found
                 if kind == "all" or kind in f["types"]]  # fmt: skip
         if not rows:
@@ -782,14 +825,14 @@ def format_probe(probe: dict[str, Any]) -> str:
     def vals(values: list[Any]) -> str:
         return ", ".join("-" if v is None else f"{v:.0f}" for v in values)
 
-    head = (f"{'type':<10} {'n':>11} {'LVLM prefers':>14} {'ranker % corr.':>16} {'random % corr.':>16} "
+    head = (f"{'type':<15} {'n':>11} {'LVLM prefers':>14} {'ranker % corr.':>16} {'random % corr.':>16} "
             f"{'% orig. higher: LVLM / ranker / random':>40}")  # fmt: skip
     lines = ["probe (Sec. 3.1, Fig. 2): the seeds' captioners against the rankers, per seed", head,
              "-" * len(head)]  # fmt: skip
     for kind, e in probe.items():
         higher = f"{vals(e['lvlm_original_higher_pct'])} / {vals(e['ranker']['original_higher_pct'])} / " \
                  f"{vals(e['random_ranker']['original_higher_pct'])}"  # fmt: skip
-        lines.append(f"{kind:<10} {vals(e['variants']):>11} {vals(e['lvlm_prefers']):>14} "
+        lines.append(f"{kind:<15} {vals(e['variants']):>11} {vals(e['lvlm_prefers']):>14} "
                      f"{vals(e['ranker']['corrects_lvlm_pct']):>16} "
                      f"{vals(e['random_ranker']['corrects_lvlm_pct']):>16} {higher:>40}")  # fmt: skip
     return "\n".join(lines)
