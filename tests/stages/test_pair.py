@@ -155,6 +155,8 @@ def brute_force(records, rules):
         for a, b in itertools.permutations(rs, 2):
             la, lb = len(a["text"].split()), len(b["text"].split())
             m = a["clip_score"] - b["clip_score"]
+            if a["text"] == b["text"]:  # the same caption twice is no pair
+                continue
             if m > rules.min_margin and abs(la - lb) <= rules.max_length_diff * max(la, lb):
                 cands.append((-m, a["id"], b["id"]))
         expected |= {(c[1], c[2]) for c in sorted(cands)[: rules.per_image]}
@@ -172,7 +174,7 @@ caption_lists = st.lists(
 @given(caption_lists, st.integers(1, 3), st.sampled_from([0.0, 0.25, 0.5]), st.sampled_from([0.0, 2.0, 5.0]))
 def test_properties_match_brute_force(items, k, max_diff, margin):
     records = [
-        cap(f"c{i}", round(s, 3), " ".join(["w"] * n), image=f"img{img}")
+        cap(f"c{i}", round(s, 3), " ".join([f"w{i}"] * n), image=f"img{img}")
         for i, (img, s, n) in enumerate(sorted(items, key=lambda t: t[0]))
     ]
     rules = PairSettings(per_image=k, max_length_diff=max_diff, min_margin=margin)
@@ -262,3 +264,18 @@ def test_rank_fusion_errors():
         run(records, fuse_field="lvlm_logp")
     with pytest.raises(UsageError, match="--fuse-alpha must be between 0 and 1"):
         run(records, fuse_field="lvlm_logp", fuse_alpha=1.5, min_margin=0.0)
+
+
+def test_equal_texts_never_pair_even_when_fusion_tells_them_apart():
+    # the same caption sampled under two prompts: one CLIP score, two likelihoods
+    records = [
+        {**cap("a", 30.0, "a red ball."), "lvlm_logp": -0.5},
+        {**cap("b", 30.0, "a red ball.", prompt="other"), "lvlm_logp": -2.0},
+    ]
+    out, ctx = run(records, fuse_field="lvlm_logp", min_margin=0.0)
+    assert out == [] and dict(ctx.stats.dropped) == {"no pair with margin > 0": 2}
+    out, _ = run(records, min_margin=-1.0)  # a negative margin does not pair them either
+    assert out == []
+    records.append({**cap("c", 29.0, "a red box."), "lvlm_logp": -1.0})
+    out, _ = run(records, fuse_field="lvlm_logp", min_margin=0.0, per_image=3)
+    assert sorted(p["from"] for p in out) == [["a", "c"], ["b", "c"]]

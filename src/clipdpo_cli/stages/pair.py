@@ -1,9 +1,9 @@
 """Pair filtering (paper Sec. 4.2): the best/worst captions of each image, and the checked QA answers,
 become DPO preference pairs.
 
-Caption pairs: within one image, every ordered pair (a, b) with score(a) - score(b) > min_margin and
-similar lengths, |words(a) - words(b)| <= max_length_diff * max(words(a), words(b)), is a candidate.
-Candidates are ranked by margin (largest first; ties by chosen id, then rejected id) and the top
+Caption pairs: within one image, every ordered pair (a, b) of different texts with score(a) - score(b) >
+min_margin and similar lengths, |words(a) - words(b)| <= max_length_diff * max(words(a), words(b)), is a
+candidate. Candidates are ranked by margin (largest first; ties by chosen id, then rejected id) and the top
 `per_image` are emitted. A caption pair carries the chosen caption's own prompt (all prompts ask for a
 description, so the rejected caption answers it too); `prompt` fixes one prompt for every pair instead.
 
@@ -12,7 +12,9 @@ Rank fusion (`fuse_field`, CSR's calibrated reward: Zhou et al., NeurIPS 2024): 
 among the captions of its image, where rank(x) = (n - i) / n for the caption in position i (0-based) of the
 n captions sorted by x, highest first (the best 1, the worst 1/n; tied values share the mean of their
 positions' ranks). CSR writes the same as a cost, (1 - alpha) * (i_fuse + 1) / n + alpha * (i_score + 1) / n,
-lowest best: fused = 1 + 1/n - cost, the same order. With the LVLM's own log-likelihood as fuse_field
+lowest best: fused = 1 + 1/n - cost, the same order. Equal texts get different fused scores when their
+`fuse_field` differs (the likelihood of one caption under two prompts), which is why two equal texts are
+never paired. With the LVLM's own log-likelihood as fuse_field
 (`score --scorer lvlm`), this is CSR's fusion of CLIP with the policy's likelihood (its `clip_alpha` 0.9);
 margins are then in rank units (at most 1 - 1/n), not CLIP points.
 
@@ -110,6 +112,8 @@ def caption_pairs(
     ranked = []
     any_margin = False
     for a, b in itertools.permutations(captions, 2):
+        if a.text == b.text:  # the same caption twice (sampled again, or under another prompt) is no pair
+            continue
         margin = a.score - b.score
         if margin > rules.min_margin:
             any_margin = True
