@@ -201,6 +201,7 @@ class RankerOption:
     pair_args: tuple[str, ...] = ()
     lvlm: bool = False
     doc: str = ""
+    min_score: str | None = None  # filter --min-caption-score ('none': keep all); None: the repro's
 
 
 _FUSE = ("--fuse-field", "lvlm_logp", "--min-margin", "0")
@@ -222,6 +223,12 @@ RANKER_OPTIONS = {
                      doc="mean CLIP over clauses (here: one per object)"),
         RankerOption("clause-min", score_args=("--per-sentence", "min", "--parts", "clause"),
                      doc="min CLIP over clauses (here: the worst object)"),
+        # the filter's threshold is on the whole-caption scale: these keep every caption instead
+        RankerOption("clip-unfiltered", min_score="none", doc="raw CLIP score, no score filter"),
+        RankerOption("clause-mean-unfiltered", score_args=("--per-sentence", "mean", "--parts", "clause"),
+                     min_score="none", doc="mean CLIP over clauses, no score filter"),
+        RankerOption("clause-min-unfiltered", score_args=("--per-sentence", "min", "--parts", "clause"),
+                     min_score="none", doc="min CLIP over clauses, no score filter"),
     )
 }  # fmt: skip
 
@@ -252,7 +259,8 @@ def ranker_option_pairs(
             clipdpo("score", captions, "--scorer", "lvlm", "--model", base, "--scorer-field", "lvlm_scorer",
                     "--batch-size", "50", "--workers", "0", "--on-error", "skip", "-q",
                     "-o", source)  # fmt: skip
-    return make_pairs(s, source, ranker, os.path.join(sd, "rankers", name), scenes, str(s.min_caption_score),
+    min_score = option.min_score or str(s.min_caption_score)
+    return make_pairs(s, source, ranker, os.path.join(sd, "rankers", name), scenes, min_score,
                       option.score_args, option.pair_args)  # fmt: skip
 
 
