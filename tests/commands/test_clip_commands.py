@@ -96,6 +96,8 @@ def test_usage_errors(tiny_clip_name, image_dir, cli_in_process):
         ["score", "-m", tiny_clip_name, "--workers", "0"], input=json.dumps(rec).encode() + b"\n"
     )
     assert r.returncode == 2 and "already has 'clip_score'" in r.stderr.decode()
+    r = cli_in_process(["score", "--scorer", "lvlm", "-m", "some/lvlm", "--per-sentence", "min"])
+    assert r.returncode == 2 and "--per-sentence needs a CLIP scorer" in r.stderr.decode()
 
 
 def test_models_registry(tmp_path, cli_in_process):

@@ -20,7 +20,8 @@ N_VAL, N_TEST = 4, 6
 TINY = [
     "n_ranker=64", "n_sft=256", "n_pool=6", f"n_val={N_VAL}", f"n_test={N_TEST}", "ranker_steps=4",
     "sft_steps=60", "max_new_tokens=8", "min_caption_score=-1000", "min_margin=0", "max_length_diff=1",
-    "batch_size=4", "candidates=clip-dpo", "rounds=2",
+    "batch_size=4", "candidates=clip-dpo", "rounds=2", "ranker_options=clause-min,lvlm",
+    "train_ranker_options=fused",
 ]  # fmt: skip
 ARMS = ("clip-dpo", "random-pairs", "self-preference", "random-ranker")
 
@@ -115,3 +116,42 @@ def test_round_two_continues_from_the_selected_model(repro):
         "self-preference",
         "random-ranker",
     }
+
+
+def test_probe_and_ranking_options(repro):
+    """The Sec. 3.1 probe on the validation captions (n_probe is cut to the n_val scenes) and the ranking
+    options' pairs: what the table reports is what their files hold."""
+    out, r = repro
+    assert r.returncode == 0, failure(r)
+    sd = out / "seed0"
+    perturbed = read_jsonl(out / "world" / "probe" / "perturbed.jsonl")
+    assert sum(p["hallucination"] == "none" for p in perturbed) == N_VAL
+    kinds = {"none", "existence", "attribute", "world-existence", "world-attribute", "planted-box"}
+    assert {"none", "world-existence", "world-attribute"} <= {p["hallucination"] for p in perturbed} <= kinds
+    scored = read_jsonl(sd / "probe" / "lvlm.jsonl")
+    assert all({"lvlm_logp", "ranker", "random_ranker"} <= set(p) for p in scored)
+    fig2 = read_json(sd / "probe" / "fig2.json")
+    table = read_json(out / "table.json")
+    assert table["probe"]["all"]["variants"] == [fig2["all"]["variants"]] == [len(perturbed) - N_VAL]
+    assert table["probe"]["existence"]["lvlm_prefers"] == [fig2["types"]["existence"]["lvlm_prefers"]]
+    assert "probe (Sec. 3.1, Fig. 2)" in r.stdout and "pair agreement with the truth" in r.stdout
+    assert list(table["rankers"]) == ["clip", "clause-min", "lvlm", "fused"]
+    for name in ("clause-min", "lvlm", "fused"):
+        pairs = read_jsonl(sd / "rankers" / name / "pairs.jsonl")
+        assert table["rankers"][name]["stats"]["pairs"]["values"] == [len(pairs)]
+        assert read_json(sd / "rankers" / name / "agreement.json")["pairs"] == len(pairs)
+    fused = read_jsonl(sd / "rankers" / "fused" / "pairs.jsonl")
+    assert fused and all(0 < p["rejected_score"] < p["chosen_score"] <= 1 for p in fused)  # rank units
+    assert all("lvlm_logp" in rec for rec in read_jsonl(sd / "rankers" / "fused" / "scored.jsonl"))
+    # the trained option is an arm of the table, trained on its own pairs
+    assert table["test"]["ranker-fused"]["per_seed"][0]["pairs"] == len(fused)
+    assert read_json(sd / "ranker-fused" / "model" / ".clipdpo-run.json")["finished"] is True
+    # `rankers` (no training) reuses the folder and reports the same agreement
+    env = cli_env(PYTHONWARNINGS="ignore::FutureWarning")
+    again = subprocess.run(
+        [sys.executable, "-m", "clipdpo_cli.mini", "rankers", str(out), "--seeds", "0", "--jobs", "1",
+         "--set", *TINY], capture_output=True, text=True, env=env, cwd=REPO, timeout=600,
+    )  # fmt: skip
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert read_json(out / "rankers.json")["rankers"] == table["rankers"]
+    assert "clipdpo train" not in again.stderr and "clipdpo caption" not in again.stderr

@@ -155,6 +155,8 @@ def brute_force(records, rules):
         for a, b in itertools.permutations(rs, 2):
             la, lb = len(a["text"].split()), len(b["text"].split())
             m = a["clip_score"] - b["clip_score"]
+            if a["text"] == b["text"]:  # the same caption twice is no pair
+                continue
             if m > rules.min_margin and abs(la - lb) <= rules.max_length_diff * max(la, lb):
                 cands.append((-m, a["id"], b["id"]))
         expected |= {(c[1], c[2]) for c in sorted(cands)[: rules.per_image]}
@@ -172,7 +174,7 @@ caption_lists = st.lists(
 @given(caption_lists, st.integers(1, 3), st.sampled_from([0.0, 0.25, 0.5]), st.sampled_from([0.0, 2.0, 5.0]))
 def test_properties_match_brute_force(items, k, max_diff, margin):
     records = [
-        cap(f"c{i}", round(s, 3), " ".join(["w"] * n), image=f"img{img}")
+        cap(f"c{i}", round(s, 3), " ".join([f"w{i}"] * n), image=f"img{img}")
         for i, (img, s, n) in enumerate(sorted(items, key=lambda t: t[0]))
     ]
     rules = PairSettings(per_image=k, max_length_diff=max_diff, min_margin=margin)
@@ -218,3 +220,62 @@ def test_groups_by_image_orders_and_bad_records():
     assert spilled == [("1", ["b", "a"]), ("2", ["c"])]
     with pytest.raises(ValueError, match="input_order"):
         groups_by_image(iter(records), ctx, "sorted")
+
+
+def test_ranks_by_hand():
+    from clipdpo_cli.stages.pair import rank_fuse, ranks
+
+    assert ranks([30.0, 33.5, 29.0, 31.0]) == [0.5, 1.0, 0.25, 0.75]  # best 1, worst 1/n
+    assert ranks([5.0, 7.0, 5.0, 1.0]) == [0.625, 1.0, 0.625, 0.25]  # a tie shares (0.75 + 0.5) / 2
+    assert ranks([2.0]) == [1.0] and ranks([]) == []
+    clip, logp = [30.0, 33.5, 29.0, 31.0], [-1.0, -3.0, -0.5, -2.0]  # logp ranks: 0.75, 0.25, 1, 0.5
+    assert rank_fuse(clip, logp, 0.9) == pytest.approx([0.525, 0.925, 0.325, 0.725])
+    assert rank_fuse(clip, logp, 0.5) == pytest.approx([0.625] * 4)  # the two orders cancel exactly
+    # CSR's form: cost = (1 - alpha) * (i_logp + 1) / n + alpha * (i_clip + 1) / n, lowest best;
+    # fused = 1 + 1/n - cost
+    csr_cost_a = 0.1 * 2 / 4 + 0.9 * 3 / 4  # caption a: 3rd by CLIP, 2nd by logp
+    assert rank_fuse(clip, logp, 0.9)[0] == pytest.approx(1 + 1 / 4 - csr_cost_a)
+
+
+def test_rank_fused_pairs():
+    logps = {"a": -1.0, "b": -3.0, "c": -0.5, "d": -2.0}
+    scores = (("a", 30.0), ("b", 33.5), ("c", 29.0), ("d", 31.0))
+    records = [{**cap(c, s), "lvlm_logp": logps[c]} for c, s in scores]
+    (p,), _ = run(records, fuse_field="lvlm_logp", min_margin=0.0)
+    assert (p["from"], p["chosen_score"], p["rejected_score"], p["margin"]) == (["b", "c"], 0.925, 0.325, 0.6)
+    (p,), _ = run(records, fuse_field="lvlm_logp", fuse_alpha=0.0, min_margin=0.0)  # the likelihood alone
+    assert (p["from"], p["chosen_score"], p["rejected_score"], p["margin"]) == (["c", "b"], 1.0, 0.25, 0.75)
+    out, ctx = run(records, fuse_field="lvlm_logp", fuse_alpha=0.5, min_margin=0.0)  # every caption 0.625
+    assert out == [] and dict(ctx.stats.dropped) == {"no pair with margin > 0": 4}
+    out, _ = run(records, fuse_field="lvlm_logp", min_margin=0.65)  # the margin is in rank units
+    assert out == []
+
+
+def test_rank_fusion_errors():
+    from clipdpo_cli.io.errors import UsageError
+
+    records = [{**cap("a", 30.0), "lvlm_logp": -1.0}, cap("b", 20.0), {**cap("c", 10.0), "lvlm_logp": -2.0}]
+    ctx = StageContext("pair", on_error="skip")
+    rules = PairSettings(fuse_field="lvlm_logp", min_margin=0.0, per_image=3)
+    out = list(pair_records(iter(records), rules, ctx))
+    assert [p["from"] for p in out] == [["a", "c"]]  # b has no likelihood: a bad record, left out
+    assert dict(ctx.stats.skipped) == {"missing field 'lvlm_logp'": 1}
+    with pytest.raises(UsageError, match="--min-margin 2 leaves no pair"):
+        run(records, fuse_field="lvlm_logp")
+    with pytest.raises(UsageError, match="--fuse-alpha must be between 0 and 1"):
+        run(records, fuse_field="lvlm_logp", fuse_alpha=1.5, min_margin=0.0)
+
+
+def test_equal_texts_never_pair_even_when_fusion_tells_them_apart():
+    # the same caption sampled under two prompts: one CLIP score, two likelihoods
+    records = [
+        {**cap("a", 30.0, "a red ball."), "lvlm_logp": -0.5},
+        {**cap("b", 30.0, "a red ball.", prompt="other"), "lvlm_logp": -2.0},
+    ]
+    out, ctx = run(records, fuse_field="lvlm_logp", min_margin=0.0)
+    assert out == [] and dict(ctx.stats.dropped) == {"no pair with margin > 0": 2}
+    out, _ = run(records, min_margin=-1.0)  # a negative margin does not pair them either
+    assert out == []
+    records.append({**cap("c", 29.0, "a red box."), "lvlm_logp": -1.0})
+    out, _ = run(records, fuse_field="lvlm_logp", min_margin=0.0, per_image=3)
+    assert sorted(p["from"] for p in out) == [["a", "c"], ["b", "c"]]

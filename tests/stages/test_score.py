@@ -202,3 +202,41 @@ def test_bf16_autocast_is_close_to_fp32(tiny_clip_name, image_dir):
     bf16 = [r["clip_score"] for r in score_records(records, load_clip(tiny_clip_name, "cpu", "bf16"))]
     diffs = [abs(a - b) for a, b in zip(fp32, bf16, strict=True)]
     assert 0 < max(diffs) < 2.0  # really computed in bf16, and still the same scores to ~1%
+
+
+def test_text_parts_sentences_and_clauses():
+    from clipdpo_cli.stages.score import text_parts
+
+    text = "A dog sleeps. Is it red? Yes!  A cat, a bird and a kite sit on 3.5 mats."
+    last = "A cat, a bird and a kite sit on 3.5 mats."
+    assert text_parts(text) == ["A dog sleeps.", "Is it red?", "Yes!", last]
+    assert text_parts("a red ball, a blue box and a green kite.", "clause") == [
+        "a red ball", "a blue box", "a green kite."
+    ]  # fmt: skip
+    assert text_parts("One: two; Three AND four. Five", "clause") == ["One", "two", "Three", "four.", "Five"]
+    assert text_parts("", "clause") == [""] and text_parts("  ") == ["  "]  # nothing to split: scored whole
+    with pytest.raises(UsageError, match="--parts must be one of sentence, clause"):
+        text_parts("x", "word")
+
+
+@pytest.mark.parametrize("parts", ["sentence", "clause"])
+def test_per_sentence_is_the_mean_or_min_of_each_part_scored_alone(tiny_clip, reference, image_dir, parts):
+    from clipdpo_cli.stages.score import text_parts
+
+    texts = ["A brown dog sleeps. Two people walk, a cat and a kite.", "A cat.", "Wow!!! Look!", ""]
+    records = [
+        {"id": f"{i}-{j}", "image": os.path.join(image_dir, f"img{i}.png"), "text": t}
+        for i in range(3) for j, t in enumerate(texts)
+    ]  # fmt: skip
+    for how, combine in (("mean", lambda v: sum(v) / len(v)), ("min", min)):
+        options = ScoreSettings(per_sentence=how, parts=parts, batch_size=3)
+        out = list(score_records(records, tiny_clip, options))
+        assert [r["id"] for r in out] == [r["id"] for r in records]
+        for rec, res in zip(records, out, strict=True):
+            each = [reference_score(reference, rec["image"], p) for p in text_parts(rec["text"], parts)]
+            assert res["clip_score"] == pytest.approx(combine(each), abs=1e-4)
+    # the first text has 2 sentences and 4 clauses: its per-part mean is not its whole-text score
+    whole = reference_score(reference, records[0]["image"], texts[0])
+    assert abs(out[0]["clip_score"] - whole) > 1e-3
+    with pytest.raises(UsageError, match="--per-sentence must be one of mean, min"):
+        list(score_records(records, tiny_clip, ScoreSettings(per_sentence="max")))

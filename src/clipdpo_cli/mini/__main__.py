@@ -6,6 +6,7 @@ captioner SPLIT RANKER OUT  SFT the tiny LLaVA on biased captions, vision tower 
 agreement PAIRS SPLIT       pairs vs the split's ground truth (JSON)
 swap PAIRS                  the random-swap control: chosen/rejected swapped at random
 repro OUT                   the whole benchmark (make repro-mini)
+rankers OUT                 repro's steps before training: ranking options' pair agreement, the probe
 demo-models [OUT]           train the models `make demo` ships (default: the package's data/mini_models/)
 demo-data OUT               the demo's scenes; prints shell variables (examples/demo.sh evals them)
 compare BEFORE AFTER BEFORE_RESPONSES AFTER_RESPONSES   the demo's before/after AMBER line
@@ -47,17 +48,22 @@ def main(argv: list[str] | None = None) -> None:
     s.add_argument("pairs")
     s.add_argument("--seed", type=int, default=0)
     rp = sub.add_parser("repro")
-    rp.add_argument("out")
-    rp.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    rp.add_argument("--jobs", type=int, default=3, help="seeds run side by side (3: all three on 2 cores)")
-    rp.add_argument(
-        "--set",
-        nargs="*",
-        default=[],
-        metavar="FIELD=VALUE",
-        help="override a ReproSettings field (e.g. sft_steps=600 n_pool=500 rounds=3; candidates=clip-dpo "
-        "keeps the named candidate recipes, controls=random-pairs,self-preference the named controls)",
-    )
+    rk = sub.add_parser("rankers", help="repro's steps before training, and the ranking options' agreement")
+    for parser in (rp, rk):
+        parser.add_argument("out")
+        parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+        parser.add_argument("--jobs", type=int, default=3, help="seeds run side by side (3 on 2 cores)")
+        parser.add_argument(
+            "--set",
+            nargs="*",
+            default=[],
+            metavar="FIELD=VALUE",
+            help="override a ReproSettings field (e.g. sft_steps=600 n_pool=500 rounds=3; "
+            "candidates=clip-dpo keeps the named candidate recipes, controls=random-pairs,self-preference "
+            "the named controls; "
+            "ranker_options=fused,clause-min the ranking options measured, train_ranker_options= those "
+            "also trained)",
+        )
     dm = sub.add_parser("demo-models")
     dm.add_argument("out", nargs="?", default=None)
     dd = sub.add_parser("demo-data")
@@ -104,8 +110,8 @@ def main(argv: list[str] | None = None) -> None:
 
         for pair in swap_pairs(_read_jsonl(args.pairs), args.seed):
             sys.stdout.write(json.dumps(pair) + "\n")
-    elif args.cmd == "repro":
-        from clipdpo_cli.mini.repro import ReproSettings, run
+    elif args.cmd in ("repro", "rankers"):
+        from clipdpo_cli.mini.repro import ReproSettings, measure_rankers, run
 
         settings = ReproSettings(args.out, seeds=tuple(args.seeds), jobs=args.jobs)
         for item in args.set:
@@ -122,9 +128,17 @@ def main(argv: list[str] | None = None) -> None:
                 if unknown:
                     p.error(f"--set controls: unknown {', '.join(unknown)} (known: {', '.join(CONTROLS)})")
                 setattr(settings, key, names)
+            elif key in ("ranker_options", "train_ranker_options"):  # repro.RANKER_OPTIONS, comma-separated
+                from clipdpo_cli.mini.repro import option_names
+
+                try:
+                    option_names(value)
+                except ValueError as exc:
+                    p.error(f"--set {key}: {exc}")
+                setattr(settings, key, value)
             else:
                 setattr(settings, key, type(current)(value))
-        run(settings)
+        (run if args.cmd == "repro" else measure_rankers)(settings)
     elif args.cmd == "demo-models":
         from clipdpo_cli.mini.demo import build_demo_models
 

@@ -34,7 +34,7 @@ import statistics
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from clipdpo_cli.mini.truth import mentions, pair_agreement
@@ -75,6 +75,9 @@ class ReproSettings:
     rounds: int = 1  # >= 2: further rounds from the selected model, by examples/iterate.sh
     world_seed: int = 0
     jobs: int = 3  # seeds run side by side (each command single-threaded by OMP_NUM_THREADS=1)
+    n_probe: int = 150  # Sec. 3.1's probe: true captions of the first n_probe validation scenes (0: none)
+    ranker_options: str = ""  # comma-separated RANKER_OPTIONS names: their pairs' agreement, no training
+    train_ranker_options: str = ""  # of those, the ones also trained (selected recipe) and evaluated
 
 
 def _log(msg: str) -> None:
@@ -167,22 +170,189 @@ def _read_jsonl(path: str) -> list[dict[str, Any]]:
 
 
 def make_pairs(
-    s: ReproSettings, captions: str, ranker: str, folder: str, scenes: dict, min_score: str
-) -> str:
-    """score | filter | pair with the real commands; also the agreement of the pairs with the truth."""
+    s: ReproSettings, captions: str, ranker: str, folder: str, scenes: dict, min_score: str,
+    score_args: tuple[str, ...] = (), pair_args: tuple[str, ...] = (),
+) -> str:  # fmt: skip
+    """score | filter | pair with the real commands; also the agreement of the pairs with the truth.
+    `score_args` / `pair_args` are extra options (a ranking option's; a later --min-margin wins)."""
     os.makedirs(folder, exist_ok=True)
     scored, kept, pairs = (os.path.join(folder, f) for f in ("scored.jsonl", "filtered.jsonl", "pairs.jsonl"))
     if not _done(scored):
-        clipdpo("score", captions, "--model", ranker, "--categorize", "--workers", "0", "-q", "-o", scored)
+        clipdpo("score", captions, "--model", ranker, "--categorize", "--workers", "0", *score_args, "-q",
+                "-o", scored)  # fmt: skip
     if not _done(kept):
         # every image of this world is a plain drawing: categories carry no meaning, keep them all
         clipdpo("filter", scored, "--min-caption-score", min_score, "--text-keep", "1",
                 "--rejects", os.path.join(folder, "rejects.jsonl"), "-o", kept)  # fmt: skip
     if not _done(pairs):
         clipdpo("pair", kept, "--per-image", str(s.per_image), "--min-margin", str(s.min_margin),
-                "--max-length-diff", str(s.max_length_diff), "-o", pairs)  # fmt: skip
+                "--max-length-diff", str(s.max_length_diff), *pair_args, "-o", pairs)  # fmt: skip
     _write_json(os.path.join(folder, "agreement.json"), pair_agreement(_read_jsonl(pairs), scenes))
     return pairs
+
+
+@dataclass(frozen=True)
+class RankerOption:
+    """A way to rank the pool's captions (issue 31): extra `score` / `pair` options; `lvlm` scores the
+    captions with the base captioner's own log-likelihood first (`score --scorer lvlm`, field lvlm_logp)."""
+
+    name: str
+    score_args: tuple[str, ...] = ()
+    pair_args: tuple[str, ...] = ()
+    lvlm: bool = False
+    doc: str = ""
+    min_score: str | None = None  # filter --min-caption-score ('none': keep all); None: the repro's
+
+
+_FUSE = ("--fuse-field", "lvlm_logp", "--min-margin", "0")
+RANKER_OPTIONS = {
+    o.name: o
+    for o in (
+        RankerOption("clip", doc="the paper's raw CLIP score, margin > min_margin (repro's own pairs)"),
+        RankerOption("clip-margin0", pair_args=("--min-margin", "0"),
+                     doc="raw CLIP score, any margin (as many pairs as the rank-based options)"),
+        RankerOption("fused", pair_args=(*_FUSE, "--fuse-alpha", "0.9"), lvlm=True,
+                     doc="CSR: 0.9 rank(CLIP) + 0.1 rank(the captioner's log-likelihood), per image"),
+        RankerOption("fused-0.5", pair_args=(*_FUSE, "--fuse-alpha", "0.5"), lvlm=True,
+                     doc="the same, half and half"),
+        RankerOption("lvlm", pair_args=(*_FUSE, "--fuse-alpha", "0"), lvlm=True,
+                     doc="the captioner's own log-likelihood alone (self-rewarding without CLIP)"),
+        RankerOption("sentence-mean", score_args=("--per-sentence", "mean"), doc="mean CLIP over sentences"),
+        RankerOption("sentence-min", score_args=("--per-sentence", "min"), doc="min CLIP over sentences"),
+        RankerOption("clause-mean", score_args=("--per-sentence", "mean", "--parts", "clause"),
+                     doc="mean CLIP over clauses (here: one per object)"),
+        RankerOption("clause-min", score_args=("--per-sentence", "min", "--parts", "clause"),
+                     doc="min CLIP over clauses (here: the worst object)"),
+        # the filter's threshold is on the whole-caption scale: these keep every caption instead
+        RankerOption("clip-unfiltered", min_score="none", doc="raw CLIP score, no score filter"),
+        RankerOption("clause-mean-unfiltered", score_args=("--per-sentence", "mean", "--parts", "clause"),
+                     min_score="none", doc="mean CLIP over clauses, no score filter"),
+        RankerOption("clause-min-unfiltered", score_args=("--per-sentence", "min", "--parts", "clause"),
+                     min_score="none", doc="min CLIP over clauses, no score filter"),
+    )
+}  # fmt: skip
+
+
+def option_names(value: str) -> tuple[str, ...]:
+    """Comma-separated RANKER_OPTIONS names (ValueError for an unknown one)."""
+    names = tuple(n for n in value.split(",") if n)
+    unknown = [n for n in names if n not in RANKER_OPTIONS]
+    if unknown:
+        raise ValueError(f"unknown ranker option {', '.join(unknown)} (known: {', '.join(RANKER_OPTIONS)})")
+    return names
+
+
+def ranker_option_pairs(
+    s: ReproSettings, name: str, captions: str, base: str, ranker: str, sd: str, scenes: dict
+) -> str:
+    """The pairs of one ranking option on the seed's caption pool (seedS/rankers/NAME/), with the same
+    filter and pair rules as the ranker's own; its agreement with the truth in agreement.json."""
+    option = RANKER_OPTIONS[name]
+    if name == "clip":
+        return os.path.join(sd, "ranker", "pairs.jsonl")
+    source = captions
+    if option.lvlm:
+        source = os.path.join(sd, "rankers", "lvlm.jsonl")
+        if not _done(source):
+            os.makedirs(os.path.dirname(source), exist_ok=True)
+            # an empty sample is a bad record for the likelihood: skipped (pair drops it anyway)
+            clipdpo("score", captions, "--scorer", "lvlm", "--model", base, "--scorer-field", "lvlm_scorer",
+                    "--batch-size", "50", "--workers", "0", "--on-error", "skip", "-q",
+                    "-o", source)  # fmt: skip
+    min_score = option.min_score or str(s.min_caption_score)
+    return make_pairs(s, source, ranker, os.path.join(sd, "rankers", name), scenes, min_score,
+                      option.score_args, option.pair_args)  # fmt: skip
+
+
+def world_variants(rows: list[dict[str, Any]], seed: int) -> list[dict[str, Any]]:
+    """Hallucinated variants in the world's own phrasing (`perturb`'s rules write "..., and a kite." and
+    colours the world never shows), as probe records: `world-existence` (an absent kind, in a colour of
+    the world, added as the last item), `world-attribute` (one object's colour changed to another of the
+    world's) and `planted-box` (a scene with a ball and no box: the box the SFT captions plant, the
+    captioner's learnt prior)."""
+    import random
+
+    from clipdpo_cli.mini.world import (
+        COLOURS,
+        DESCRIBE,
+        KINDS,
+        PLANTED,
+        MiniScene,
+        caption_of,
+        hallucinated_caption,
+    )
+
+    out = []
+    for row in rows:
+        scene = MiniScene.from_json(row["scene"])
+        rng = random.Random(f"mini-probe:{seed}:{scene.index}")
+        items = [(i.colour, i.kind) for i in scene.items]
+        absent = [k for k in KINDS if k not in scene.kinds and k != PLANTED]
+        k = rng.randrange(len(items))
+        recoloured = [(rng.choice([c for c in sorted(COLOURS) if c != items[k][0]]), items[k][1])]
+        texts = {
+            "world-existence": caption_of([*items, (rng.choice(sorted(COLOURS)), rng.choice(absent))]),
+            "world-attribute": caption_of(items[:k] + recoloured + items[k + 1 :]),
+        }
+        if scene.triggers_bias:
+            texts["planted-box"] = hallucinated_caption(scene, rng)
+        original = f"probe-{row['id']}"
+        out += [{"id": f"{original}-{kind}", "image": row["image"], "text": text, "prompt": DESCRIBE,
+                 "original": row["caption"], "hallucination": kind, "from": original}
+                for kind, text in texts.items()]  # fmt: skip
+    return out
+
+
+def probe_variants(s: ReproSettings, world: dict[str, str], rankers: dict[str, str]) -> str | None:
+    """Sec. 3.1's probe input (world/probe/): the true captions of the first n_probe validation scenes,
+    their hallucinated variants by `perturb --method rules` (existence: an absent kind of the world added;
+    attribute: a colour changed) and in the world's own phrasing (world_variants), scored by the ranker
+    (field `ranker`) and the random ranker (`random_ranker`). Each seed's captioner adds its likelihood in
+    run_probe."""
+    from clipdpo_cli.mini.world import DESCRIBE, KINDS, read_manifest
+
+    if s.n_probe <= 0:
+        return None
+    folder = os.path.join(s.out, "world", "probe")
+    os.makedirs(folder, exist_ok=True)
+    captions, objects = os.path.join(folder, "captions.jsonl"), os.path.join(folder, "objects.txt")
+    perturbed, scored = os.path.join(folder, "perturbed.jsonl"), os.path.join(folder, "scored.jsonl")
+    if _done(scored):
+        return scored
+    rows = [r for r in read_manifest(world["heldout"]) if r["split"] == "val"][: s.n_probe]
+    with open(captions, "w", encoding="utf-8") as fh:
+        fh.writelines(json.dumps({"id": f"probe-{r['id']}", "image": r["image"], "text": r["caption"],
+                                  "prompt": DESCRIBE}) + "\n" for r in rows)  # fmt: skip
+    with open(objects, "w", encoding="utf-8") as fh:
+        fh.write("# the miniature world's object kinds\n" + "\n".join(KINDS) + "\n")
+    clipdpo("perturb", captions, "--types", "existence,attribute", "--objects", objects, "--seed",
+            str(s.world_seed), "-q", "-o", perturbed)  # fmt: skip
+    with open(perturbed, "a", encoding="utf-8") as fh:
+        fh.writelines(json.dumps(v) + "\n" for v in world_variants(rows, s.world_seed))
+    ranked = os.path.join(folder, "ranked.jsonl")
+    clipdpo("score", perturbed, "--model", rankers["ranker"], "--score-field", "ranker", "--scorer-field",
+            "ranker_scorer", "--workers", "0", "-q", "-o", ranked)  # fmt: skip
+    clipdpo("score", ranked, "--model", rankers["ranker-random"], "--score-field", "random_ranker",
+            "--scorer-field", "random_ranker_scorer", "--workers", "0", "-q",
+            "-o", scored + ".part")  # fmt: skip
+    os.replace(scored + ".part", scored)
+    return scored
+
+
+def run_probe(s: ReproSettings, scored: str, base: str, sd: str) -> dict[str, Any]:
+    """`score --scorer lvlm` (the seed's SFT captioner) on the probe's captions, then `probe`: per type,
+    how many variants the captioner finds more likely than their original, and how many of those each
+    ranker ranks below it (the paper's Fig. 2)."""
+    folder = os.path.join(sd, "probe")
+    os.makedirs(folder, exist_ok=True)
+    lvlm, fig2 = os.path.join(folder, "lvlm.jsonl"), os.path.join(folder, "fig2.json")
+    if not _done(lvlm):
+        clipdpo("score", scored, "--scorer", "lvlm", "--model", base, "--scorer-field", "lvlm_scorer",
+                "--batch-size", "50", "--workers", "0", "-q", "-o", lvlm)  # fmt: skip
+    if not _done(fig2):
+        clipdpo("probe", lvlm, "--scorer-field", "ranker", "--scorer-field", "random_ranker", "-q",
+                "-o", fig2)  # fmt: skip
+    return _read_json(fig2)
 
 
 def swap_pairs(pairs: list[dict[str, Any]], seed: int) -> list[dict[str, Any]]:
@@ -391,7 +561,11 @@ def select(base: dict[str, Any], val: dict[str, dict[str, Any]]) -> str:
     return min(pool, key=lambda name: val[name]["CHAIR"])
 
 
-def run_seed(s: ReproSettings, seed: int, world: dict[str, str], rankers: dict[str, str]) -> dict[str, Any]:
+def prepare_seed(
+    s: ReproSettings, seed: int, world: dict[str, str], rankers: dict[str, str], probe: str | None = None
+) -> dict[str, Any]:
+    """A seed's steps before training: the SFT captioner, its caption pool, the rankers' pairs, the probe
+    and the ranking options' pairs, with their agreement with the truth."""
     from clipdpo_cli.mini.captioner import TRAINED_MARK
     from clipdpo_cli.mini.world import read_manifest, scenes_by_image
 
@@ -420,6 +594,26 @@ def run_seed(s: ReproSettings, seed: int, world: dict[str, str], rankers: dict[s
         "ranker": _read_json(os.path.join(sd, "ranker", "agreement.json")),
         "ranker-random": _read_json(os.path.join(sd, "ranker-random", "agreement.json")),
     }
+    fig2 = run_probe(s, probe, base, sd) if probe else None
+    trained_options = option_names(s.train_ranker_options)
+    option_pairs = {
+        name: ranker_option_pairs(s, name, captions, base, rankers["ranker"], sd, scenes)
+        for name in dict.fromkeys((*option_names(s.ranker_options), *trained_options))
+    }
+    option_agreement = {"clip": agreement["ranker"]}
+    option_agreement.update({n: pair_agreement(_read_jsonl(p), scenes) for n, p in option_pairs.items()})
+    return {"sd": sd, "base": base, "captions": captions, "scenes": scenes, "pairs": pairs,
+            "agreement": agreement, "probe": fig2, "trained_options": trained_options,
+            "option_pairs": option_pairs, "rankers": option_agreement}  # fmt: skip
+
+
+def run_seed(
+    s: ReproSettings, seed: int, world: dict[str, str], rankers: dict[str, str], probe: str | None = None
+) -> dict[str, Any]:
+    ready = prepare_seed(s, seed, world, rankers, probe)
+    sd, base, scenes, pairs, agreement = (ready[k] for k in ("sd", "base", "scenes", "pairs", "agreement"))
+    trained_options, option_pairs = ready["trained_options"], ready["option_pairs"]
+    option_agreement = ready["rankers"]
     metrics: dict[str, dict[str, Any]] = {"base": evaluate(s, base, world, os.path.join(sd, "base"))}
     for recipe in s.candidates:
         model = train_arm(s, recipe, pairs["ranker"], base, os.path.join(sd, recipe.name), seed)
@@ -438,12 +632,18 @@ def run_seed(s: ReproSettings, seed: int, world: dict[str, str], rankers: dict[s
         model = train_arm(s, arm_recipe, arm_pairs, base, os.path.join(sd, name), seed)
         metrics[name] = evaluate(s, model, world, os.path.join(sd, name, "eval"))
         pair_counts[name] = pair_agreement(_read_jsonl(arm_pairs), scenes)
+    for name in trained_options:  # a ranking option's pairs, trained with the selected recipe
+        arm = f"ranker-{name}"
+        model = train_arm(s, replace(recipe, name=arm), option_pairs[name], base, os.path.join(sd, arm), seed)
+        metrics[arm] = evaluate(s, model, world, os.path.join(sd, arm, "eval"))
+        pair_counts[arm] = option_agreement[name]
     for r, folder in run_rounds(s, seed, recipe, os.path.join(sd, chosen, "model"), world, rankers, sd):
         metrics[f"round{r}"] = evaluate(
             s, os.path.join(folder, "model"), world, os.path.join(sd, f"round{r}")
         )
         pair_counts[f"round{r}"] = pair_agreement(_read_jsonl(os.path.join(folder, "pairs.jsonl")), scenes)
-    return {"seed": seed, "selected": chosen, "metrics": metrics, "pairs": pair_counts}
+    return {"seed": seed, "selected": chosen, "metrics": metrics, "pairs": pair_counts,
+            "rankers": option_agreement, "probe": ready["probe"]}  # fmt: skip
 
 
 def run_rounds(
@@ -500,7 +700,8 @@ ARMS = (
 def arms_of(s: ReproSettings) -> tuple[str, ...]:
     """The table's rows: the base, the candidates, the selected one, the controls, further rounds."""
     rounds = tuple(f"round{r}" for r in range(2, s.rounds + 1))
-    return ("base", *(c.name for c in s.candidates), "selected", *s.controls, *rounds)
+    options = tuple(f"ranker-{name}" for name in option_names(s.train_ranker_options))
+    return ("base", *(c.name for c in s.candidates), "selected", *s.controls, *options, *rounds)
 
 
 COLUMNS = ("CHAIR", "Cover", "Hal", "length")
@@ -560,6 +761,91 @@ def targets(table: dict[str, Any], controls: tuple[str, ...] = ("random-pairs",)
     return out
 
 
+def summarise_rankers(seeds: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per ranking option over seeds: the pairs' agreement with the truth and their counts."""
+    out: dict[str, Any] = {}
+    names = dict.fromkeys(n for r in seeds for n in (r.get("rankers") or {}))
+    for name in names:
+        rows = [(r.get("rankers") or {}).get(name) for r in seeds]
+        rows = [x for x in rows if x is not None]
+        if not rows:
+            continue
+        stats = {}
+        for key in ("agreement", "pairs", "chosen_fewer", "chosen_more", "same"):
+            vals = [x[key] for x in rows if x[key] is not None]
+            if vals:
+                stats[key] = {"mean": round(statistics.fmean(vals), 4),
+                              "sd": round(statistics.stdev(vals), 4) if len(vals) > 1 else 0.0,
+                              "values": vals}  # fmt: skip
+        out[name] = {"doc": RANKER_OPTIONS[name].doc, "stats": stats}
+    return out
+
+
+def format_rankers(rankers: dict[str, Any]) -> str:
+    head = f"{'ranking option':<15} {'agree':>13} {'pairs':>6} {'fewer':>6} {'more':>6} {'same':>6}"
+    lines = ["pair agreement with the truth (no training; mean ± sd over seeds)", head, "-" * len(head)]
+    for name, row in rankers.items():
+        st = row["stats"]
+
+        def mean(key: str, st: dict[str, Any] = st) -> str:
+            return f"{st[key]['mean']:.0f}" if key in st else "-"
+
+        agree = f"{st['agreement']['mean']:.3f} ±{st['agreement']['sd']:.3f}" if "agreement" in st else "-"
+        lines.append(f"{name:<15} {agree:>13} {mean('pairs'):>6} {mean('chosen_fewer'):>6} "
+                     f"{mean('chosen_more'):>6} {mean('same'):>6}")  # fmt: skip
+    return "\n".join(lines)
+
+
+PROBE_TYPES = ("existence", "attribute", "world-existence", "world-attribute", "planted-box", "all")
+PROBE_SCORERS = ("ranker", "random_ranker")
+
+
+def summarise_probe(seeds: list[dict[str, Any]]) -> dict[str, Any]:
+    """The probe (Fig. 2) per type over seeds: variants, how many the captioner prefers to the original,
+    and per ranker the share of those it corrects and the share of all variants it ranks below."""
+    found = [r["probe"] for r in seeds if r.get("probe")]
+    if not found:
+        return {}
+    out: dict[str, Any] = {}
+    kinds = dict.fromkeys([*(k for k in PROBE_TYPES if k != "all"), *(k for f in found for k in f["types"])])
+    for kind in (*kinds, "all"):
+        rows = [f["all"] if kind == "all" else f["types"][kind] for f in found
+                if kind == "all" or kind in f["types"]]  # fmt: skip
+        if not rows:
+            continue
+        entry: dict[str, Any] = {"variants": [x["variants"] for x in rows],
+                                 "lvlm_prefers": [x["lvlm_prefers"] for x in rows]}  # fmt: skip
+        for name in PROBE_SCORERS:
+            per = [x["scorers"][name] for x in rows]
+            entry[name] = {
+                "corrects_lvlm_pct": [p["corrects_lvlm_pct"] for p in per],
+                "original_higher_pct": [round(100 * p["ranks_original_higher"] / x["variants"], 2)
+                                        for p, x in zip(per, rows, strict=True)],  # fmt: skip
+            }
+        entry["lvlm_original_higher_pct"] = [
+            round(100 * x["lvlm"]["ranks_original_higher"] / x["variants"], 2) for x in rows
+        ]
+        out[kind] = entry
+    return out
+
+
+def format_probe(probe: dict[str, Any]) -> str:
+    def vals(values: list[Any]) -> str:
+        return ", ".join("-" if v is None else f"{v:.0f}" for v in values)
+
+    head = (f"{'type':<15} {'n':>11} {'LVLM prefers':>14} {'ranker % corr.':>16} {'random % corr.':>16} "
+            f"{'% orig. higher: LVLM / ranker / random':>40}")  # fmt: skip
+    lines = ["probe (Sec. 3.1, Fig. 2): the seeds' captioners against the rankers, per seed", head,
+             "-" * len(head)]  # fmt: skip
+    for kind, e in probe.items():
+        higher = f"{vals(e['lvlm_original_higher_pct'])} / {vals(e['ranker']['original_higher_pct'])} / " \
+                 f"{vals(e['random_ranker']['original_higher_pct'])}"  # fmt: skip
+        lines.append(f"{kind:<15} {vals(e['variants']):>11} {vals(e['lvlm_prefers']):>14} "
+                     f"{vals(e['ranker']['corrects_lvlm_pct']):>16} "
+                     f"{vals(e['random_ranker']['corrects_lvlm_pct']):>16} {higher:>40}")  # fmt: skip
+    return "\n".join(lines)
+
+
 def format_table(table: dict[str, Any]) -> str:
     def cell(stats: dict[str, Any], key: str, pct: bool = False) -> str:
         if key not in stats:
@@ -605,6 +891,36 @@ def plot(table: dict[str, Any], path: str) -> None:
     plt.close(fig)
 
 
+def measure_rankers(s: ReproSettings) -> dict[str, Any]:
+    """`python -m clipdpo_cli.mini rankers OUT`: every step before training (world, models, caption pools,
+    pairs), the probe and the ranking options' pair agreement, per seed, in OUT/rankers.json and printed.
+    It shares OUT's files with `repro` (a later `repro` in OUT reuses them)."""
+    started = time.time()
+    os.makedirs(s.out, exist_ok=True)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    world = build_world(s)
+    rankers = build_rankers(s, world)
+    probe = probe_variants(s, world, rankers)
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(seed: int) -> dict[str, Any]:
+        ready = prepare_seed(s, seed, world, rankers, probe)
+        return {"seed": seed, "rankers": ready["rankers"], "probe": ready["probe"]}
+
+    with ThreadPoolExecutor(max_workers=max(1, s.jobs)) as pool:
+        seeds = list(pool.map(one, s.seeds))
+    result = {"settings": {**asdict(s), "candidates": [asdict(r) for r in s.candidates]},
+              "rankers": summarise_rankers(seeds), "probe": summarise_probe(seeds), "per_seed": seeds,
+              "seconds": round(time.time() - started, 1)}  # fmt: skip
+    _write_json(os.path.join(s.out, "rankers.json"), result)
+    text = format_rankers(result["rankers"])
+    if result["probe"]:
+        text += "\n\n" + format_probe(result["probe"])
+    print(text)
+    return result
+
+
 def run(s: ReproSettings) -> dict[str, Any]:
     started = time.time()
     os.makedirs(s.out, exist_ok=True)
@@ -612,6 +928,7 @@ def run(s: ReproSettings) -> dict[str, Any]:
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     world = build_world(s)
     rankers = build_rankers(s, world)
+    probe = probe_variants(s, world, rankers)
     import threading
     from concurrent.futures import ThreadPoolExecutor
 
@@ -621,7 +938,7 @@ def run(s: ReproSettings) -> dict[str, Any]:
         if failed.is_set():
             return None
         try:
-            result = run_seed(s, seed, world, rankers)
+            result = run_seed(s, seed, world, rankers, probe)
         except BaseException:
             failed.set()
             raise
@@ -637,9 +954,14 @@ def run(s: ReproSettings) -> dict[str, Any]:
         "ranker_insertion_accuracy": _read_json(os.path.join(s.out, "models", "ranker-accuracy.json")),
         "test": table, "val": summarise(seeds, "val", arms), "targets": targets(table, s.controls),
         "selected": {r["seed"]: r["selected"] for r in seeds}, "seconds": round(time.time() - started, 1),
+        "rankers": summarise_rankers(seeds), "probe": summarise_probe(seeds),
     }  # fmt: skip
     _write_json(os.path.join(s.out, "table.json"), result)
     text = format_table(table)
+    if result["rankers"] and len(result["rankers"]) > 1:
+        text += "\n\n" + format_rankers(result["rankers"])
+    if result["probe"]:
+        text += "\n\n" + format_probe(result["probe"])
     with open(os.path.join(s.out, "table.txt"), "w", encoding="utf-8") as fh:
         fh.write(text + "\n")
     plot(table, os.path.join(s.out, "table.png"))

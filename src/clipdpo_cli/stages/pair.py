@@ -1,11 +1,22 @@
 """Pair filtering (paper Sec. 4.2): the best/worst captions of each image, and the checked QA answers,
 become DPO preference pairs.
 
-Caption pairs: within one image, every ordered pair (a, b) with score(a) - score(b) > min_margin and
-similar lengths, |words(a) - words(b)| <= max_length_diff * max(words(a), words(b)), is a candidate.
-Candidates are ranked by margin (largest first; ties by chosen id, then rejected id) and the top
+Caption pairs: within one image, every ordered pair (a, b) of different texts with score(a) - score(b) >
+min_margin and similar lengths, |words(a) - words(b)| <= max_length_diff * max(words(a), words(b)), is a
+candidate. Candidates are ranked by margin (largest first; ties by chosen id, then rejected id) and the top
 `per_image` are emitted. A caption pair carries the chosen caption's own prompt (all prompts ask for a
 description, so the rejected caption answers it too); `prompt` fixes one prompt for every pair instead.
+
+Rank fusion (`fuse_field`, CSR's calibrated reward: Zhou et al., NeurIPS 2024): each caption's score becomes
+    fused = alpha * rank(score_field) + (1 - alpha) * rank(fuse_field)
+among the captions of its image, where rank(x) = (n - i) / n for the caption in position i (0-based) of the
+n captions sorted by x, highest first (the best 1, the worst 1/n; tied values share the mean of their
+positions' ranks). CSR writes the same as a cost, (1 - alpha) * (i_fuse + 1) / n + alpha * (i_score + 1) / n,
+lowest best: fused = 1 + 1/n - cost, the same order. Equal texts get different fused scores when their
+`fuse_field` differs (the likelihood of one caption under two prompts), which is why two equal texts are
+never paired. With the LVLM's own log-likelihood as fuse_field
+(`score --scorer lvlm`), this is CSR's fusion of CLIP with the policy's likelihood (its `clip_alpha` 0.9);
+margins are then in rank units (at most 1 - 1/n), not CLIP points.
 
 QA records (kind "qa", from `ask`) already hold a positive and a negative answer: they become a pair when
 their answer score (the synthetic caption's CLIP score) is at least min_answer_score.
@@ -23,10 +34,10 @@ is bounded by one bucket, not by the input.
 
 import itertools
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from clipdpo_cli.io.errors import BadRecord
+from clipdpo_cli.io.errors import BadRecord, UsageError
 from clipdpo_cli.io.groups import groups_by_image
 from clipdpo_cli.io.records import id_key, make_id, require
 from clipdpo_cli.io.setting import setting
@@ -58,6 +69,12 @@ class PairSettings:
         None, "Give every caption pair this prompt (default: the chosen's prompt).", show_default=False
     )
     input_order: str = setting("grouped", shared=True, parse=enum_value)  # or "any"
+    fuse_field: str | None = setting(
+        None, "Rank-fuse the score with this field among each image's captions (CSR): alpha x rank(score) "
+        "+ (1 - alpha) x rank(FIELD), ranks (n - i)/n best first; e.g. lvlm_logp from score --scorer "
+        "lvlm. Margins are then in rank units (use e.g. --min-margin 0).", show_default=False,
+    )  # fmt: skip
+    fuse_alpha: float = setting(0.9, "With --fuse-field: the weight of the score's rank (CSR's clip_alpha).")
 
 
 @dataclass(frozen=True)
@@ -70,6 +87,30 @@ class Candidate:
     words: int
     prompt: str
     scorer: str | None = None  # the record's `scorer` (score's field): carried into the pair
+    fuse: float | None = None  # the record's fuse_field value (rank fusion)
+
+
+def ranks(values: list[float]) -> list[float]:
+    """(n - i) / n for the value in position i of `values` sorted highest first: the highest 1, the lowest
+    1/n; equal values share the mean of their positions' ranks."""
+    n = len(values)
+    order = sorted(range(n), key=lambda k: -values[k])
+    out = [0.0] * n
+    start = 0
+    while start < n:
+        end = start
+        while end + 1 < n and values[order[end + 1]] == values[order[start]]:
+            end += 1
+        shared = sum((n - i) / n for i in range(start, end + 1)) / (end - start + 1)
+        for i in range(start, end + 1):
+            out[order[i]] = shared
+        start = end + 1
+    return out
+
+
+def rank_fuse(primary: list[float], secondary: list[float], alpha: float) -> list[float]:
+    """alpha * ranks(primary) + (1 - alpha) * ranks(secondary), element by element (CSR's fusion)."""
+    return [alpha * a + (1 - alpha) * b for a, b in zip(ranks(primary), ranks(secondary), strict=True)]
 
 
 def lengths_similar(a: int, b: int, max_diff: float) -> bool:
@@ -86,6 +127,8 @@ def caption_pairs(
     ranked = []
     any_margin = False
     for a, b in itertools.permutations(captions, 2):
+        if a.text == b.text:  # the same caption twice (sampled again, or under another prompt) is no pair
+            continue
         margin = a.score - b.score
         if margin > rules.min_margin:
             any_margin = True
@@ -112,9 +155,12 @@ def _caption_candidate(record: dict[str, Any], rules: PairSettings) -> Candidate
     score = require(record, rules.score_field, "number", hint=" (run `clipdpo score` first)")
     prompt = record.get("prompt")
     scorer = record.get("scorer")
+    fuse = None
+    if rules.fuse_field is not None:
+        fuse = float(require(record, rules.fuse_field, "number", hint=" (run `clipdpo score --scorer lvlm`)"))
     return Candidate(
         record["id"], text, float(score), word_count(text), prompt if isinstance(prompt, str) else "",
-        scorer if isinstance(scorer, str) else None,
+        scorer if isinstance(scorer, str) else None, fuse,
     )
 
 
@@ -169,6 +215,9 @@ def pairs_for_image(
             ctx.bad(record, exc)
     if not captions:
         return
+    if rules.fuse_field is not None:
+        fused = rank_fuse([c.score for c in captions], [c.fuse or 0.0 for c in captions], rules.fuse_alpha)
+        captions = [replace(c, score=round(f, 6)) for c, f in zip(captions, fused, strict=True)]
     chosen_pairs, why = caption_pairs(captions, rules)
     if not chosen_pairs:
         for record in caption_records:
@@ -191,11 +240,25 @@ def pairs_for_image(
         }
 
 
+def check_fusion(rules: PairSettings) -> None:
+    """Rank fusion's settings: alpha in [0, 1], and a margin a fused score (in (0, 1]) can pass."""
+    if rules.fuse_field is None:
+        return
+    if not 0.0 <= rules.fuse_alpha <= 1.0:
+        raise UsageError(f"--fuse-alpha must be between 0 and 1, got {rules.fuse_alpha:g}")
+    if rules.min_margin >= 1.0:
+        raise UsageError(
+            f"--fuse-field: fused scores are ranks in (0, 1], so --min-margin {rules.min_margin:g} leaves no "
+            "pair: pass a margin in rank units, e.g. --min-margin 0"
+        )
+
+
 def pair_records(
     records: Iterable[dict[str, Any]], rules: PairSettings, ctx: StageContext | None = None
 ) -> Iterator[dict[str, Any]]:
     """DPO pair records from scored (and filtered) caption and QA records."""
     ctx = ctx or StageContext("pair")
+    check_fusion(rules)
     groups = groups_by_image(records, ctx, rules.input_order)
     for image, group in groups:
         yield from pairs_for_image(image, group, rules, ctx)

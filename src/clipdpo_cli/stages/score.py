@@ -6,6 +6,11 @@ the record's fields (`"a photo of {text}"`). Each distinct image is decoded and 
 (models.clip_images); the texts of a chunk are encoded together, sorted by length. Any image-text scorer
 (models/scorer.py: open_clip, transformers) works; its `similarity` gives the score.
 
+With `per_sentence` ("mean" or "min"), a text's score is the mean or the minimum of the scores of its parts,
+each scored alone against the image: its sentences (`parts="sentence"`, io.text.sentences), or their
+clauses (`parts="clause"`, io.text.clauses); a text without a part (empty) is scored whole. The parts of a
+chunk are encoded together like whole texts.
+
 `lvlm_score_records` is the other scorer (`score --scorer lvlm`, the paper's Fig. 2 baseline): the LVLM's
 own log-likelihood of the text given the image and a prompt, through the project's one conversation
 encoding, as the mean per token (`score_field`) and the sum (`score_field` + "_sum").
@@ -35,6 +40,16 @@ DECIMALS = 5
 class Scorer(str, enum.Enum):
     clip = "clip"
     lvlm = "lvlm"
+
+
+class PerSentence(str, enum.Enum):
+    mean = "mean"
+    min = "min"
+
+
+class Parts(str, enum.Enum):
+    sentence = "sentence"
+    clause = "clause"
 
 
 @dataclass(frozen=True)
@@ -82,6 +97,16 @@ class ScoreSettings:
     workers: int = setting(0, shared=True, cli_default=2)  # a Python caller decodes in-process unless it asks
     image_root: str | None = setting(None, shared=True)
     cache_dir: str | None = setting(None, shared=True)
+    per_sentence: str | None = setting(
+        None, "Score each part of the text (see --parts) alone against the image; the text's score is "
+        "their mean or their minimum (CLIP scorer only).",
+        cli_type=PerSentence | None, show_default=False, parse=enum_value,
+    )  # fmt: skip
+    parts: str = setting(
+        "sentence",
+        "With --per-sentence: the parts, sentences (at . ! ?) or clauses (also at , ; : and 'and').",
+        cli_type=Parts, cli_default=Parts.sentence, parse=enum_value,
+    )  # fmt: skip
     scorer_name: str | None = None  # the name stored in scorer_field (default: the model's name as loaded)
 
     def __post_init__(self) -> None:
@@ -89,6 +114,30 @@ class ScoreSettings:
             object.__setattr__(
                 self, "score_field", "lvlm_logp" if self.scorer == Scorer.lvlm else "clip_score"
             )
+        if self.per_sentence is not None and self.scorer == Scorer.lvlm:
+            raise UsageError("--per-sentence needs a CLIP scorer (drop --scorer lvlm)")
+
+
+PER_SENTENCE = ("mean", "min")
+PARTS = ("sentence", "clause")
+
+
+def text_parts(text: str, parts: str = "sentence") -> list[str]:
+    """The parts of a text that `per_sentence` scores one by one (the text itself when it has none)."""
+    from clipdpo_cli.io.text import clauses, sentences
+
+    if parts not in PARTS:
+        raise UsageError(f"--parts must be one of {', '.join(PARTS)}, got '{parts}'")
+    return (sentences if parts == "sentence" else clauses)(text) or [text]
+
+
+def aggregate(scores: list[float], how: str) -> float:
+    """The mean or the minimum of a text's part scores."""
+    if how == "mean":
+        return sum(scores) / len(scores)
+    if how == "min":
+        return min(scores)
+    raise UsageError(f"--per-sentence must be one of {', '.join(PER_SENTENCE)}, got '{how}'")
 
 
 def template_fields(template: str) -> list[str]:
@@ -153,6 +202,9 @@ def score_records(
     options = options or ScoreSettings()
     ctx = ctx or StageContext("score")
     get_text = text_getter(options.field, options.template)
+    if options.per_sentence is not None:
+        aggregate([0.0], options.per_sentence)  # a bad name fails before any record is read
+        text_parts("", options.parts)
     scorer = options.scorer_name or clip.name
     precision_field = {f"{options.scorer_field}_precision": options.precision} if options.precision else {}
     chunks = encode_image_chunks(
@@ -165,12 +217,22 @@ def score_records(
     for chunk in chunks:
         usable = [e for e in chunk.entries if e.error is None and e.image in chunk.rows]
         texts = [e.checked for e in usable]  # get_text ran as the check when the chunk was planned
-        # each usable record's (image row, text) pair, scored by the scorer's own rule in one call
+        owner = list(range(len(usable)))  # the usable record each text belongs to
+        if options.per_sentence is not None:
+            split = [text_parts(text, options.parts) for text in texts]
+            texts = [part for p in split for part in p]
+            owner = [i for i, p in enumerate(split) for _ in p]
+        # each (image row, text) pair, scored by the scorer's own rule in one call
         scores: list[float] = []
         if texts:
             text_emb = clip.encode_texts(texts, batch_size=text_batch)
-            rows = [chunk.rows[e.image or ""] for e in usable]
-            scores = clip.similarity(chunk.embeddings, text_emb)[rows, list(range(len(usable)))].tolist()
+            rows = [chunk.rows[usable[i].image or ""] for i in owner]
+            scores = clip.similarity(chunk.embeddings, text_emb)[rows, list(range(len(texts)))].tolist()
+        if options.per_sentence is not None:
+            by_record: list[list[float]] = [[] for _ in usable]
+            for i, value in zip(owner, scores, strict=True):
+                by_record[i].append(value)
+            scores = [aggregate(values, options.per_sentence) for values in by_record]
         position = {id(e): i for i, e in enumerate(usable)}
         for entry in chunk.entries:
             record = entry.record

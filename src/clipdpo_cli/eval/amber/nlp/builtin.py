@@ -13,9 +13,10 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+from clipdpo_cli.io.text import sentences
+
 # --- tokenisation (modelled on NLTK's punkt sentence split + NLTKWordTokenizer) ---------------------
 
-_SENTENCE_END = re.compile(r"(?<=[.!?])[\"'\u201d\u2019)\]]*\s+")
 _SPLIT_ALWAYS = re.compile(
     "([\u00ab\u201c\u2018\u201e\u00bb\u201d\u2019`\"()\\[\\]{}<>;@#$%&*?!\u2012-\u2015]|--|\\.{2,})"
 )
@@ -23,11 +24,6 @@ _COLON_COMMA = re.compile(r"([:,])(?!\d)")
 _FINAL_PERIOD = re.compile(r"([^.])\.([\]\)}>\"']*)\s*$")
 _CONTRACTION = re.compile(r"([^' ])('[sSmMdD]|'ll|'LL|'re|'RE|'ve|'VE|n't|N'T|')(?= |$)")
 _LEADING_QUOTE = re.compile(r"(?<![\w])'(?=\w)")
-
-
-def sentences(text: str) -> list[str]:
-    """Split at . ! ? followed by white space (punkt splits there unless the word is an abbreviation)."""
-    return [s for s in _SENTENCE_END.split(text.strip()) if s]
 
 
 def tokenize_sentence(sentence: str) -> list[str]:
