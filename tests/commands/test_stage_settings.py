@@ -41,6 +41,7 @@ OLD_DEFAULTS = {
     "pair": ("PairSettings", {
         "min_margin": 2.0, "max_length_diff": 0.25, "per_image": 1, "min_answer_score": 28.0,
         "score_field": "clip_score", "prompt": None, "input_order": "grouped",
+        "fuse_field": None, "fuse_alpha": 0.9,  # added since, off by default
     }),
     "score": ("ScoreSettings", {
         "model": "dfn-h14", "field": "text", "template": None, "scorer": "clip", "score_field": None,
@@ -48,6 +49,7 @@ OLD_DEFAULTS = {
         "prompt": "Describe the image.", "device": "auto", "precision": "auto", "dtype": "auto",
         "chat_template": None, "max_pixels": None, "batch_size": 64, "workers": 2, "image_root": None,
         "cache_dir": None,
+        "per_sentence": None, "parts": "sentence",  # added since, off by default
     }),
     "categorize": ("CategorizeSettings", {
         "model": "dfn-h14", "prototypes": None, "all_sims": False, "overwrite": False, "device": "auto",

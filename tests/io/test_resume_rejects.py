@@ -155,9 +155,9 @@ def test_pair_grouped_drops_a_repeated_record(tmp_path):
 
 def test_pair_ranks_ties_between_string_and_integer_ids():
     """Equal margins are ordered by id; with "a" and 1 in one image this was a TypeError traceback."""
-    texts = {"text": "one two three four", "image": "i.jpg"}
-    records = [{"id": "a", **texts, "clip_score": 30.0}, {"id": 1, **texts, "clip_score": 30.0},
-               {"id": 2, **texts, "clip_score": 25.0}]  # fmt: skip
+    records = [{"id": "a", "text": "one two three four", "image": "i.jpg", "clip_score": 30.0},
+               {"id": 1, "text": "one two three five", "image": "i.jpg", "clip_score": 30.0},
+               {"id": 2, "text": "one two three six", "image": "i.jpg", "clip_score": 25.0}]  # fmt: skip
     r = run_text_cli("pair", "--per-image", "2", stdin=jsonl(records))
     assert r.returncode == 0, r.stderr
     assert [p["from"] for p in parse(r.stdout)] == [["a", 2], [1, 2]]
