@@ -1,5 +1,6 @@
 """`clipdpo caption`: LVLM captions of images, several prompts and samples per image (paper Sec. 4.1)."""
 
+from enum import Enum
 from typing import Annotated
 
 import typer
@@ -21,6 +22,29 @@ from clipdpo_cli.models.generator import EngineSettings
 
 NAME = "caption"
 SUMMARY = "Caption images with an LVLM: several prompts x samples per image."
+
+
+class NoiseSchedule(str, Enum):
+    sigmoid = "sigmoid"
+    linear = "linear"
+
+
+ImageNoiseOpt = Annotated[
+    int | None,
+    typer.Option(
+        min=0,
+        max=1000,
+        help="POVID's distorted image: show the model each image noised by this many forward-diffusion steps "
+        "of 1000 (POVID: 500), a draw fixed by --seed and the caption's id; recorded as image_noise. "
+        "For `pair --source noised`.",
+    ),
+]
+NoiseScheduleOpt = Annotated[
+    NoiseSchedule,
+    typer.Option(
+        help="--image-noise's beta schedule: sigmoid (POVID's: 1e-5..5e-3) or linear (DDPM's: 1e-4..0.02).",
+    ),
+]
 
 
 _INPUT = (
@@ -72,6 +96,8 @@ def command(
     dtype: DtypeOpt = Dtype.auto,
     chat_template: ChatTemplateOpt = None,
     max_pixels: MaxPixelsOpt = None,
+    image_noise: ImageNoiseOpt = None,
+    image_noise_schedule: NoiseScheduleOpt = NoiseSchedule.sigmoid,
 ) -> None:
     """clipdpo caption imgs/ -m llava-hf/llava-1.5-7b-hf --seed 0 | clipdpo score > scored.jsonl
 
@@ -83,7 +109,7 @@ def command(
     from clipdpo_cli.models.generator import open_image_text_generator
     from clipdpo_cli.models.hub import read_chat_template
     from clipdpo_cli.models.sampling import check_sampling
-    from clipdpo_cli.stages.caption import CaptionSettings, caption_records, read_prompts
+    from clipdpo_cli.stages.caption import CaptionSettings, ImageNoise, caption_records, read_prompts
 
     check_sampling(temperature, top_p, max_new_tokens)
     template = read_chat_template(chat_template)
@@ -111,5 +137,6 @@ def command(
         workers=workers,
         max_pixels=max_pixels,
         chat_template_digest=hashlib.sha256(template.encode()).hexdigest()[:16] if template else None,
+        image_noise=None if image_noise is None else ImageNoise(image_noise, image_noise_schedule.value),
     )
     run_stage(NAME, io, lambda records, ctx: caption_records(records, lvlm, settings, ctx), allow_folder=True)

@@ -1,5 +1,6 @@
 """`clipdpo pair`: DPO preference pairs from scored captions and QA records (paper Sec. 4.2)."""
 
+from enum import Enum
 from typing import Annotated
 
 import typer
@@ -7,6 +8,22 @@ import typer
 from clipdpo_cli.commands.options import InputOrder, InputOrderOpt, RejectsOpt, stage_command
 from clipdpo_cli.io.runner import IOSettings, run_stage
 from clipdpo_cli.io.values import optional_float
+
+
+class PairSource(str, Enum):
+    ranked = "ranked"
+    injected = "injected"
+    noised = "noised"
+
+
+SourceOpt = Annotated[
+    PairSource,
+    typer.Option(
+        help="Where the rejected answer comes from: ranked (CLIP-ranked captions of an image, the paper's), "
+        "injected (`perturb` variants against their trusted original; POVID) or noised (captions of "
+        "`caption --image-noise` against the clean image's caption of the same prompt; POVID).",
+    ),
+]
 
 NAME = "pair"
 SUMMARY = "Turn scored captions and QA records into DPO preference pairs."
@@ -37,11 +54,13 @@ def command(
     ] = None,
     input_order: InputOrderOpt = InputOrder.grouped,
     rejects: RejectsOpt = None,
+    source: SourceOpt = PairSource.ranked,
 ) -> None:
     """clipdpo filter ... | clipdpo pair > pairs.jsonl
 
     Per image, the caption pairs with the largest CLIP-score margin (> --min-margin) and similar lengths,
     plus the QA records whose answer passes --min-answer-score, as {image, prompt, chosen, rejected} pairs.
+    --source injected / noised pairs POVID's dispreferred answers instead (docs/probe.md).
     """
     from clipdpo_cli.stages.pair import PairSettings, pair_records
 
@@ -53,5 +72,6 @@ def command(
         score_field=score_field,
         prompt=prompt,
         input_order=input_order.value,
+        source=source.value,
     )
     run_stage(NAME, io, lambda records, ctx: pair_records(records, rules, ctx))

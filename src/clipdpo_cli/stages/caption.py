@@ -19,6 +19,12 @@ the captions' ids, and another spelling would caption the image twice.
 Reproducibility: with a seed, every caption is sampled from its own random stream, seeded from the seed and
 the caption's id (models.sampling). A caption then does not depend on the batch size, the order of the input,
 sharding or resuming, up to the last-bit differences that batched matrix products can make in the logits.
+
+POVID's distorted image (`--image-noise STEPS`, ImageNoise): each row's decoded image is noised by STEPS
+forward-diffusion steps (io.images.add_diffusion_noise) before the model sees it, from a draw seeded by the
+seed and the caption's id (so it is fixed, with or without --seed); the noise is part of the id, and each
+record says which draw it saw (`image_noise: {steps, schedule, seed}`), so `pair --source noised` can pair it
+with a clean caption of the same image and prompt.
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ from importlib import resources
 from typing import Any
 
 from clipdpo_cli.io.errors import BadRecord, InputError
-from clipdpo_cli.io.images import resolve_image
+from clipdpo_cli.io.images import add_diffusion_noise, resolve_image
 from clipdpo_cli.io.records import make_id
 from clipdpo_cli.io.stage import StageContext
 from clipdpo_cli.io.textfiles import read_text_file
@@ -57,6 +63,26 @@ def read_prompts(path: str | None = None) -> list[str]:
 
 
 @dataclass(frozen=True)
+class ImageNoise:
+    """`caption --image-noise`: each row sees its image noised by `steps` forward-diffusion steps
+    (io.images.add_diffusion_noise), from a draw seeded by --seed and the caption's id (`seed`)."""
+
+    steps: int
+    schedule: str = "sigmoid"
+
+    def fields(self) -> dict[str, Any]:
+        """What a caption id and record name the noise by (the record adds its own draw's seed)."""
+        return {"steps": self.steps, "schedule": self.schedule}
+
+    def seed(self, run_seed: int | None, caption_id: str) -> int:
+        """The noise draw of one caption: fixed by --seed and the caption's id, with or without --seed."""
+        return int(make_id("image_noise", run_seed, caption_id), 16) >> 1
+
+    def apply(self, image: Any, run_seed: int | None, caption_id: str) -> Any:
+        return add_diffusion_noise(image, self.steps, self.seed(run_seed, caption_id), self.schedule)
+
+
+@dataclass(frozen=True)
 class CaptionSettings:
     prompts: tuple[str, ...] = field(default_factory=lambda: tuple(read_prompts()))
     samples_per_prompt: int = 1
@@ -69,6 +95,7 @@ class CaptionSettings:
     workers: int = 4
     max_pixels: int | None = None  # --max-pixels, when given (it changes what the model sees)
     chat_template_digest: str | None = None  # of --chat-template, when given
+    image_noise: ImageNoise | None = None  # --image-noise: POVID's noised image, when given
 
     def extra_fields(self) -> dict[str, Any]:
         """The settings that are only part of ids and records when given."""
@@ -77,6 +104,8 @@ class CaptionSettings:
             out["max_pixels"] = self.max_pixels
         if self.chat_template_digest is not None:
             out["chat_template_sha256"] = self.chat_template_digest
+        if self.image_noise is not None:
+            out["image_noise"] = self.image_noise.fields()
         return out
 
 
@@ -134,6 +163,8 @@ def caption_record(
         seed=s.seed,
         **s.extra_fields(),
     )
+    if s.image_noise is not None:  # the draw this caption's image got, for downstream stages (pair)
+        out["image_noise"] = {**s.image_noise.fields(), "seed": s.image_noise.seed(s.seed, job.id)}
     return {"id": out.pop("id"), **out}
 
 
@@ -174,9 +205,13 @@ def caption_records(
                 continue
             yield Group(record, jobs, payload=image)
 
+    def image_of(group: Group, job: CaptionJob) -> Any:
+        noise = settings.image_noise
+        return group.payload if noise is None else noise.apply(group.payload, settings.seed, job.id)
+
     def run_batch(items: list[tuple[Group, CaptionJob]]) -> list[str]:
         return lvlm.generate(
-            [group.payload for group, _ in items],
+            [image_of(group, job) for group, job in items],
             [job.prompt for _, job in items],
             max_new_tokens=settings.max_new_tokens,
             temperature=settings.temperature,
