@@ -56,7 +56,8 @@ def main(argv: list[str] | None = None) -> None:
         default=[],
         metavar="FIELD=VALUE",
         help="override a ReproSettings field (e.g. sft_steps=600 n_pool=500 rounds=3; candidates=clip-dpo "
-        "keeps the named candidate recipes, controls=random-pairs,self-preference the named controls)",
+        "keeps the named candidate recipes, controls=random-pairs,self-preference the named controls, "
+        "sources=injected,noised,povid,ranked+povid POVID's pair-source arms, off by default)",
     )
     dm = sub.add_parser("demo-models")
     dm.add_argument("out", nargs="?", default=None)
@@ -121,6 +122,14 @@ def main(argv: list[str] | None = None) -> None:
                 unknown = [n for n in names if n not in CONTROLS]
                 if unknown:
                     p.error(f"--set controls: unknown {', '.join(unknown)} (known: {', '.join(CONTROLS)})")
+                setattr(settings, key, names)
+            elif key == "sources":  # POVID's pair-source arms (repro.SOURCES), comma-separated
+                from clipdpo_cli.mini.repro import SOURCES
+
+                names = tuple(n for n in value.split(",") if n)
+                unknown = [n for n in names if n not in SOURCES]
+                if unknown:
+                    p.error(f"--set sources: unknown {', '.join(unknown)} (known: {', '.join(SOURCES)})")
                 setattr(settings, key, names)
             else:
                 setattr(settings, key, type(current)(value))
