@@ -20,7 +20,7 @@ N_VAL, N_TEST = 4, 6
 TINY = [
     "n_ranker=64", "n_sft=256", "n_pool=6", f"n_val={N_VAL}", f"n_test={N_TEST}", "ranker_steps=4",
     "sft_steps=60", "max_new_tokens=8", "min_caption_score=-1000", "min_margin=0", "max_length_diff=1",
-    "batch_size=4", "candidates=clip-dpo", "rounds=2",
+    "batch_size=4", "candidates=clip-dpo", "rounds=2", "sources=povid",
 ]  # fmt: skip
 ARMS = ("clip-dpo", "random-pairs", "self-preference", "random-ranker")
 
@@ -115,3 +115,21 @@ def test_round_two_continues_from_the_selected_model(repro):
         "self-preference",
         "random-ranker",
     }
+
+
+def test_povid_source_arm_trains_on_injected_and_noised_pairs(repro):
+    out, r = repro
+    assert r.returncode == 0, failure(r)
+    sd = out / "seed0"
+    noised = read_jsonl(sd / "noised-captions.jsonl")
+    assert {c["image_noise"]["steps"] for c in noised} == {500}
+    pairs = read_jsonl(sd / "sources" / "povid-pairs.jsonl")
+    kinds = [p["kind"] for p in pairs]
+    assert kinds == sorted(kinds, key=["injected", "noised"].index) and "injected" in kinds
+    truth = {row["image"]: row["caption"] for row in read_jsonl(out / "world" / "pool" / "scenes.jsonl")}
+    assert all(p["chosen"] == truth[p["image"]] for p in pairs if p["kind"] == "injected")
+    agreement = read_json(sd / "sources" / "agreement.json")
+    assert set(agreement) >= {"ranked", "injected", "noised", "povid", "ranked+povid"}
+    table = read_json(out / "table.json")
+    assert table["test"]["povid"]["per_seed"][0]["pairs"] == len(pairs)
+    assert (sd / "povid" / "model" / "config.json").exists()

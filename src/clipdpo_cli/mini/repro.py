@@ -10,7 +10,9 @@ and controls trained with the recipe selected on the validation split (CONTROLS;
 why each is fair): random pairs (the base's two samples of an image under a random prompt, coin order),
 self-preference (the base model's greedy caption preferred to a coin-picked caption of the pair), a
 random-weights ranker (the default three), random preference (every pair in both orders) and two older
-designs kept for comparison. With rounds >= 2, examples/iterate.sh continues from the selected model
+designs kept for comparison. With `sources` (off by default), POVID's pair sources are trained as arms with
+the selected recipe (SOURCES: injected hallucinations in the true captions, noised-image captions, both, and
+both with the ranked pairs). With rounds >= 2, examples/iterate.sh continues from the selected model
 (round 1) for further rounds. The table reports the test split. Layout of OUT (see docs/reproducing.md):
 
     world/{ranker,sft,pool}/   scenes (+ scenes.jsonl);  world/heldout/  AMBER folder: val ids, then test
@@ -19,6 +21,7 @@ designs kept for comparison. With rounds >= 2, examples/iterate.sh continues fro
     seedS/{ranker,ranker-random}/{scored,filtered,pairs}.jsonl (+ agreement.json)
     seedS/greedy.jsonl (the base's greedy captions of the pool, for self-preference)
     seedS/controls/ARM-pairs.jsonl  (each control's training pairs)
+    seedS/noised-captions.jsonl, seedS/sources/ (sources: trusted, perturbed, each source's pairs, agreement.json)
     seedS/ARM/{model/,train-summary.json}
     seedS/rounds/roundR/ (examples/iterate.sh, R >= 2) and seedS/roundR/ (its evaluation)
     seedS/base/ and seedS/ARM/eval/: responses.jsonl, responses-{val,test}.jsonl, amber-{val,test}.json
@@ -332,7 +335,7 @@ def source_parts(
     clean captions: same prompt and sample, --per-image and --max-length-diff as for the ranked pairs)."""
     from clipdpo_cli.mini.world import COLOURS, KINDS
 
-    folder = os.path.join(sd, "povid")
+    folder = os.path.join(sd, "sources")
     os.makedirs(folder, exist_ok=True)
     out = {"ranked": ranked}
     injected = os.path.join(folder, "injected-pairs.jsonl")
@@ -380,7 +383,7 @@ def source_pairs(source: Source, parts: dict[str, str], sd: str) -> str:
     """The training pairs of a source arm: its parts' pair files concatenated (their ids never collide)."""
     if len(source.parts) == 1:
         return parts[source.parts[0]]
-    path = os.path.join(sd, "povid", f"{source.name}-pairs.jsonl")
+    path = os.path.join(sd, "sources", f"{source.name}-pairs.jsonl")
     if not _done(path):
         _concat([parts[p] for p in source.parts], path + ".part")
         os.replace(path + ".part", path)
@@ -556,7 +559,7 @@ def run_seed(s: ReproSettings, seed: int, world: dict[str, str], rankers: dict[s
         pair_counts[name] = pair_agreement(_read_jsonl(arm_pairs), scenes)
     if s.sources:
         parts = source_parts(s, sd, pairs["ranker"], base, world, seed)
-        _write_json(os.path.join(sd, "povid", "agreement.json"), source_agreement(parts, scenes))
+        _write_json(os.path.join(sd, "sources", "agreement.json"), source_agreement(parts, scenes))
         for name in s.sources:
             arm_pairs = source_pairs(SOURCES[name], parts, sd)
             model = train_arm(s, Recipe(name, recipe.loss, recipe.beta, recipe.lr, recipe.epochs), arm_pairs,
