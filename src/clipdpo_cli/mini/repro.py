@@ -21,7 +21,7 @@ both with the ranked pairs). With rounds >= 2, examples/iterate.sh continues fro
     seedS/{ranker,ranker-random}/{scored,filtered,pairs}.jsonl (+ agreement.json)
     seedS/greedy.jsonl (the base's greedy captions of the pool, for self-preference)
     seedS/controls/ARM-pairs.jsonl  (each control's training pairs)
-    seedS/noised-captions.jsonl, seedS/sources/ (sources: trusted, perturbed, each source's pairs, agreement.json)
+    seedS/noised-captions.jsonl, seedS/sources/ (trusted, perturbed, each source's pairs, agreement.json)
     seedS/ARM/{model/,train-summary.json}
     seedS/rounds/roundR/ (examples/iterate.sh, R >= 2) and seedS/roundR/ (its evaluation)
     seedS/base/ and seedS/ARM/eval/: responses.jsonl, responses-{val,test}.jsonl, amber-{val,test}.json
