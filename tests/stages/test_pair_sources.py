@@ -28,6 +28,8 @@ def test_injected_pairs_each_variant_against_its_trusted_original() -> None:
         assert pair["kind"] == "injected" and pair["prompt"] == "Describe." and pair["image"] == "1.png"
         assert pair["method"] == "rules" and pair["margin"] is None
     assert ctx.stats.dropped == {"original (the chosen side of its variants' pairs)": 1}
+    twice, ctx = run(perturbed + perturbed, source="injected")  # `cat a a`: each pair once
+    assert twice == out and ctx.stats.dropped["duplicate id"] == 3
     fixed, _ = run(perturbed, source="injected", prompt="Caption it.")
     assert {p["prompt"] for p in fixed} == {"Caption it."}
 

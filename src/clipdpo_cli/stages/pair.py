@@ -221,7 +221,9 @@ def injected_pairs(
 ) -> Iterator[dict[str, Any]]:
     """One pair per `perturb` variant: chosen = the trusted answer it was made from (`original`), rejected =
     the variant (`text`), the prompt the records carry (or rules.prompt). The originals themselves
-    (`hallucination: "none"`) pair through their variants and are counted as dropped."""
+    (`hallucination: "none"`) pair through their variants and are counted as dropped. A variant whose id
+    came already (duplicated input) is counted as "duplicate id" and left out."""
+    seen: set[Any] = set()
     for record in records:
         try:
             kind = require(record, "hallucination", hint=" (run `clipdpo perturb` first)")
@@ -240,8 +242,13 @@ def injected_pairs(
             continue
         origin = record.get("from")
         prompt = record.get("prompt")
+        pid = make_id("pair", origin, record["id"])
+        if pid in seen:
+            ctx.duplicate(record)
+            continue
+        seen.add(pid)
         yield {
-            "id": make_id("pair", origin, record["id"]),
+            "id": pid,
             "image": image,
             "kind": "injected",
             "prompt": rules.prompt if rules.prompt is not None else prompt if isinstance(prompt, str) else "",
