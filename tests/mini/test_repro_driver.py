@@ -21,7 +21,7 @@ TINY = [
     "n_ranker=64", "n_sft=256", "n_pool=6", f"n_val={N_VAL}", f"n_test={N_TEST}", "ranker_steps=4",
     "sft_steps=60", "max_new_tokens=8", "min_caption_score=-1000", "min_margin=0", "max_length_diff=1",
     "batch_size=4", "candidates=clip-dpo", "rounds=2", "ranker_options=clause-min,lvlm",
-    "train_ranker_options=fused",
+    "train_ranker_options=fused", "sources=povid",
 ]  # fmt: skip
 ARMS = ("clip-dpo", "random-pairs", "self-preference", "random-ranker")
 
@@ -155,3 +155,19 @@ def test_probe_and_ranking_options(repro):
     assert again.returncode == 0, again.stderr[-3000:]
     assert read_json(out / "rankers.json")["rankers"] == table["rankers"]
     assert "clipdpo train" not in again.stderr and "clipdpo caption" not in again.stderr
+def test_povid_source_arm_trains_on_injected_and_noised_pairs(repro):
+    out, r = repro
+    assert r.returncode == 0, failure(r)
+    sd = out / "seed0"
+    noised = read_jsonl(sd / "noised-captions.jsonl")
+    assert {c["image_noise"]["steps"] for c in noised} == {500}
+    pairs = read_jsonl(sd / "sources" / "povid-pairs.jsonl")
+    kinds = [p["kind"] for p in pairs]
+    assert kinds == sorted(kinds, key=["injected", "noised"].index) and "injected" in kinds
+    truth = {row["image"]: row["caption"] for row in read_jsonl(out / "world" / "pool" / "scenes.jsonl")}
+    assert all(p["chosen"] == truth[p["image"]] for p in pairs if p["kind"] == "injected")
+    agreement = read_json(sd / "sources" / "agreement.json")
+    assert set(agreement) >= {"ranked", "injected", "noised", "povid", "ranked+povid"}
+    table = read_json(out / "table.json")
+    assert table["test"]["povid"]["per_seed"][0]["pairs"] == len(pairs)
+    assert (sd / "povid" / "model" / "config.json").exists()

@@ -13,7 +13,6 @@ from clipdpo_cli.stages.caption import CaptionSettings
 NAME = "caption"
 SUMMARY = "Caption images with an LVLM: several prompts x samples per image."
 
-
 _INPUT = (
     "An image folder (recursive), JSONL records with an 'image' field ('-' is stdin), an SFT pool JSON "
     "(LLaVA/ShareGPT), a HF dataset, parquet, arrow or webdataset shards (see --input-format)."

@@ -22,6 +22,7 @@ def command(io: IOSettings, settings: dict[str, Any], rejects: RejectsOpt = None
 
     Per image, the caption pairs with the largest CLIP-score margin (> --min-margin) and similar lengths,
     plus the QA records whose answer passes --min-answer-score, as {image, prompt, chosen, rejected} pairs.
+    --source injected / noised pairs POVID's dispreferred answers instead (docs/probe.md).
     """
     from clipdpo_cli.stages.pair import pair_records
 

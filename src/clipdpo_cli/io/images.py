@@ -4,6 +4,7 @@ error policy of every stage: load_image decodes, verify_image checks ahead that 
 from __future__ import annotations
 
 import io
+import math
 import os
 import re
 import struct
@@ -171,3 +172,54 @@ def verify_image_bytes(data: bytes, name: str) -> None:
     with _open(name, data) as img:
         img.draft(None, (1, 1))
         img.load()
+
+
+# ---- diffusion noise (POVID's distorted image) -------------------------------------------------------
+# POVID (Zhou et al. 2024) triggers a VLLM's language prior by showing it an image noised by a diffusion
+# model's forward process, x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps, eps ~ N(0, I), on the pixels in
+# [0, 1]. Its code (YiyangZhou/POVID, llava/train/train_dpo_inherent.py, add_diffusion_noise) uses 1000
+# steps with betas = sigmoid(linspace(-6, 6, 1000)) * (5e-3 - 1e-5) + 1e-5 and step 500; `linear` is
+# DDPM's schedule (Ho et al. 2020: betas linear from 1e-4 to 0.02 over 1000 steps). docs/generation.md.
+
+NOISE_SCHEDULES = ("sigmoid", "linear")
+NOISE_MAX_STEPS = 1000
+
+
+def noise_betas(schedule: str = "sigmoid") -> list[float]:
+    """The 1000 betas of a schedule: `sigmoid` (POVID's) or `linear` (DDPM's)."""
+    n = NOISE_MAX_STEPS
+    grid = [i / (n - 1) for i in range(n)]
+    if schedule == "sigmoid":
+        return [1e-5 + (5e-3 - 1e-5) / (1.0 + math.exp(-(-6.0 + 12.0 * g))) for g in grid]
+    if schedule == "linear":
+        return [1e-4 + (0.02 - 1e-4) * g for g in grid]
+    raise ValueError(f"unknown noise schedule {schedule!r} (known: {', '.join(NOISE_SCHEDULES)})")
+
+
+def alpha_bar(steps: int, schedule: str = "sigmoid") -> float:
+    """abar_t = prod over the first `steps` betas of (1 - beta): 1 at step 0 (the clean image).
+
+    POVID's add_diffusion_noise(x, t) reads its cumulative product at index t, i.e. t + 1 factors: its
+    step 500 is steps=501 here (sqrt(abar) 0.8630 against 0.8641 at 500)."""
+    if not 0 <= steps <= NOISE_MAX_STEPS:
+        raise ValueError(f"noise steps must be in 0..{NOISE_MAX_STEPS}, got {steps}")
+    return math.prod(1.0 - b for b in noise_betas(schedule)[:steps])
+
+
+def add_diffusion_noise(image: Any, steps: int, seed: int, schedule: str = "sigmoid") -> Any:
+    """The RGB PIL image noised by `steps` forward-diffusion steps, from a N(0, I) draw fixed by `seed`.
+
+    The pixels are read in [0, 1], noised, clipped back to [0, 1] and rounded to 8 bits (POVID's tensor ->
+    PIL conversion, `mul(255).byte()`, wraps values outside [0, 1] around instead). Step 0 returns a copy.
+    """
+    import numpy as np
+    from PIL import Image
+
+    abar = alpha_bar(steps, schedule)
+    rgb = image.convert("RGB")
+    if steps == 0:
+        return rgb.copy()
+    x0 = np.asarray(rgb, dtype=np.float64) / 255.0
+    eps = np.random.default_rng(seed).standard_normal(x0.shape)
+    xt = np.clip(math.sqrt(abar) * x0 + math.sqrt(1.0 - abar) * eps, 0.0, 1.0)
+    return Image.fromarray(np.rint(xt * 255.0).astype(np.uint8), mode="RGB")

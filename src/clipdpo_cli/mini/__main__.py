@@ -62,7 +62,8 @@ def main(argv: list[str] | None = None) -> None:
             "candidates=clip-dpo keeps the named candidate recipes, controls=random-pairs,self-preference "
             "the named controls; "
             "ranker_options=fused,clause-min the ranking options measured, train_ranker_options= those "
-            "also trained)",
+            "also trained; sources=injected,noised,povid,ranked+povid POVID's pair-source arms, off by "
+            "default)",
         )
     dm = sub.add_parser("demo-models")
     dm.add_argument("out", nargs="?", default=None)
@@ -136,6 +137,14 @@ def main(argv: list[str] | None = None) -> None:
                 except ValueError as exc:
                     p.error(f"--set {key}: {exc}")
                 setattr(settings, key, value)
+            elif key == "sources":  # POVID's pair-source arms (repro.SOURCES), comma-separated
+                from clipdpo_cli.mini.repro import SOURCES
+
+                names = tuple(n for n in value.split(",") if n)
+                unknown = [n for n in names if n not in SOURCES]
+                if unknown:
+                    p.error(f"--set sources: unknown {', '.join(unknown)} (known: {', '.join(SOURCES)})")
+                setattr(settings, key, names)
             else:
                 setattr(settings, key, type(current)(value))
         (run if args.cmd == "repro" else measure_rankers)(settings)

@@ -10,7 +10,9 @@ and controls trained with the recipe selected on the validation split (CONTROLS;
 why each is fair): random pairs (the base's two samples of an image under a random prompt, coin order),
 self-preference (the base model's greedy caption preferred to a coin-picked caption of the pair), a
 random-weights ranker (the default three), random preference (every pair in both orders) and two older
-designs kept for comparison. With rounds >= 2, examples/iterate.sh continues from the selected model
+designs kept for comparison. With `sources` (off by default), POVID's pair sources are trained as arms with
+the selected recipe (SOURCES: injected hallucinations in the true captions, noised-image captions, both, and
+both with the ranked pairs). With rounds >= 2, examples/iterate.sh continues from the selected model
 (round 1) for further rounds. The table reports the test split. Layout of OUT (see docs/reproducing.md):
 
     world/{ranker,sft,pool}/   scenes (+ scenes.jsonl);  world/heldout/  AMBER folder: val ids, then test
@@ -19,6 +21,7 @@ designs kept for comparison. With rounds >= 2, examples/iterate.sh continues fro
     seedS/{ranker,ranker-random}/{scored,filtered,pairs}.jsonl (+ agreement.json)
     seedS/greedy.jsonl (the base's greedy captions of the pool, for self-preference)
     seedS/controls/ARM-pairs.jsonl  (each control's training pairs)
+    seedS/noised-captions.jsonl, seedS/sources/ (trusted, perturbed, each source's pairs, agreement.json)
     seedS/ARM/{model/,train-summary.json}
     seedS/rounds/roundR/ (examples/iterate.sh, R >= 2) and seedS/roundR/ (its evaluation)
     seedS/base/ and seedS/ARM/eval/: responses.jsonl, responses-{val,test}.jsonl, amber-{val,test}.json
@@ -73,6 +76,8 @@ class ReproSettings:
     ))  # fmt: skip
     controls: tuple[str, ...] = ("random-pairs", "self-preference", "random-ranker")
     rounds: int = 1  # >= 2: further rounds from the selected model, by examples/iterate.sh
+    sources: tuple[str, ...] = ()  # POVID's pair sources trained as arms (SOURCES; off by default)
+    image_noise: int = 500  # caption --image-noise steps of the `noised` source (POVID's 500)
     world_seed: int = 0
     jobs: int = 3  # seeds run side by side (each command single-threaded by OMP_NUM_THREADS=1)
     n_probe: int = 150  # Sec. 3.1's probe: true captions of the first n_probe validation scenes (0: none)
@@ -454,6 +459,120 @@ CONTROLS = {
 }  # fmt: skip
 
 
+@dataclass(frozen=True)
+class Source:
+    """A pair-source arm (POVID's dispreferred answers): the pair files it trains on, concatenated."""
+
+    name: str
+    parts: tuple[str, ...]  # of "ranked", "injected", "noised"
+    doc: str = ""
+
+
+SOURCES = {
+    a.name: a
+    for a in (
+        Source("injected", ("injected",), doc="true caption > its perturb variant (POVID stage 1)"),
+        Source("noised", ("noised",), doc="clean-image caption > noised-image caption (POVID stage 2)"),
+        Source("povid", ("injected", "noised"), doc="both POVID sources"),
+        Source("ranked+povid", ("ranked", "injected", "noised"), doc="CLIP-ranked and both POVID sources"),
+    )
+}  # fmt: skip
+
+
+def trusted_captions(world: dict[str, str], path: str) -> str:
+    """POVID's trusted answers in this world: each pool image's true caption, under one of the world's
+    prompts in turn (the ranked pairs' prompts come from the same five)."""
+    from clipdpo_cli.io.records import make_id
+    from clipdpo_cli.mini.world import PROMPTS, read_manifest
+
+    rows = read_manifest(world["pool"])
+    with open(path + ".part", "w", encoding="utf-8") as fh:
+        for i, row in enumerate(rows):
+            record = {"id": make_id("trusted", row["image"]), "image": row["image"],
+                      "prompt": PROMPTS[i % len(PROMPTS)], "text": row["caption"]}  # fmt: skip
+            fh.write(json.dumps(record) + "\n")
+    os.replace(path + ".part", path)
+    return path
+
+
+def source_parts(
+    s: ReproSettings, sd: str, ranked: str, base: str, world: dict[str, str], seed: int
+) -> dict[str, str]:
+    """The pair file of each source, with the real commands: `ranked` (the ranker's pairs), `injected`
+    (perturb --types existence,attribute of the true captions, the world's coloured objects as the
+    existence vocabulary | pair --source injected; the captions have no relation words) and `noised`
+    (caption --image-noise with the base's caption settings, then pair --source noised against the
+    clean captions: same prompt and sample, --per-image and --max-length-diff as for the ranked pairs)."""
+    from clipdpo_cli.mini.world import COLOURS, KINDS
+
+    folder = os.path.join(sd, "sources")
+    os.makedirs(folder, exist_ok=True)
+    out = {"ranked": ranked}
+    injected = os.path.join(folder, "injected-pairs.jsonl")
+    if not _done(injected):
+        trusted = trusted_captions(world, os.path.join(folder, "trusted.jsonl"))
+        objects = os.path.join(folder, "objects.txt")
+        with open(objects, "w", encoding="utf-8") as fh:
+            fh.writelines(f"{colour} {kind}\n" for colour in COLOURS for kind in KINDS)
+        perturbed = os.path.join(folder, "perturbed.jsonl")
+        clipdpo("perturb", trusted, "--types", "existence,attribute", "--objects", objects,
+                "--seed", str(seed), "-q", "-o", perturbed)  # fmt: skip
+        clipdpo("pair", perturbed, "--source", "injected", "-q", "-o", injected + ".part")
+        os.replace(injected + ".part", injected)
+    out["injected"] = injected
+    noised = os.path.join(folder, "noised-pairs.jsonl")
+    if not _done(noised):
+        captions = os.path.join(sd, "noised-captions.jsonl")
+        if not _done(captions):
+            clipdpo("caption", world["pool"], "--model", base, "--prompts", world["prompts"],
+                    "--samples-per-prompt", str(s.samples_per_prompt), "--temperature", "1", "--top-p", "1",
+                    "--max-new-tokens", str(s.max_new_tokens), "--seed", str(seed), "--batch-size", "80",
+                    "--image-noise", str(s.image_noise), "--workers", "0", "-q",
+                    "-o", captions + ".part")  # fmt: skip
+            os.replace(captions + ".part", captions)
+        both = os.path.join(folder, "clean+noised-captions.jsonl")
+        _concat([os.path.join(sd, "captions.jsonl"), captions], both)
+        clipdpo("pair", both, "--source", "noised", "--per-image", str(s.per_image), "--max-length-diff",
+                str(s.max_length_diff), "--input-order", "any", "--rejects",
+                os.path.join(folder, "noised-rejects.jsonl"), "-q", "-o", noised + ".part")  # fmt: skip
+        os.replace(noised + ".part", noised)
+        os.remove(both)
+    out["noised"] = noised
+    return out
+
+
+def _concat(paths: list[str], out: str) -> str:
+    with open(out, "wb") as fh:
+        for path in paths:
+            with open(path, "rb") as src:
+                fh.write(src.read())
+    return out
+
+
+def source_pairs(source: Source, parts: dict[str, str], sd: str) -> str:
+    """The training pairs of a source arm: its parts' pair files concatenated (their ids never collide)."""
+    if len(source.parts) == 1:
+        return parts[source.parts[0]]
+    path = os.path.join(sd, "sources", f"{source.name}-pairs.jsonl")
+    if not _done(path):
+        _concat([parts[p] for p in source.parts], path + ".part")
+        os.replace(path + ".part", path)
+    return path
+
+
+def source_agreement(parts: dict[str, str], scenes: dict) -> dict[str, Any]:
+    """Pair agreement with the world's truth of each source and of every source arm (no training)."""
+    pairs = {name: _read_jsonl(path) for name, path in parts.items()}
+    out: dict[str, Any] = {name: pair_agreement(rows, scenes) for name, rows in pairs.items()}
+    for kind in ("existence", "attribute"):
+        typed = [p for p in pairs["injected"] if p.get("hallucination") == kind]
+        out[f"injected:{kind}"] = pair_agreement(typed, scenes)
+    for source in SOURCES.values():
+        if len(source.parts) > 1:
+            out[source.name] = pair_agreement([p for part in source.parts for p in pairs[part]], scenes)
+    return out
+
+
 def greedy_captions(s: ReproSettings, base: str, world: dict[str, str], sd: str, seed: int) -> str:
     path = os.path.join(sd, "greedy.jsonl")
     if not _done(path):
@@ -637,6 +756,15 @@ def run_seed(
         model = train_arm(s, replace(recipe, name=arm), option_pairs[name], base, os.path.join(sd, arm), seed)
         metrics[arm] = evaluate(s, model, world, os.path.join(sd, arm, "eval"))
         pair_counts[arm] = option_agreement[name]
+    if s.sources:
+        parts = source_parts(s, sd, pairs["ranker"], base, world, seed)
+        _write_json(os.path.join(sd, "sources", "agreement.json"), source_agreement(parts, scenes))
+        for name in s.sources:
+            arm_pairs = source_pairs(SOURCES[name], parts, sd)
+            model = train_arm(s, Recipe(name, recipe.loss, recipe.beta, recipe.lr, recipe.epochs), arm_pairs,
+                              base, os.path.join(sd, name), seed)  # fmt: skip
+            metrics[name] = evaluate(s, model, world, os.path.join(sd, name, "eval"))
+            pair_counts[name] = pair_agreement(_read_jsonl(arm_pairs), scenes)
     for r, folder in run_rounds(s, seed, recipe, os.path.join(sd, chosen, "model"), world, rankers, sd):
         metrics[f"round{r}"] = evaluate(
             s, os.path.join(folder, "model"), world, os.path.join(sd, f"round{r}")
@@ -701,7 +829,7 @@ def arms_of(s: ReproSettings) -> tuple[str, ...]:
     """The table's rows: the base, the candidates, the selected one, the controls, further rounds."""
     rounds = tuple(f"round{r}" for r in range(2, s.rounds + 1))
     options = tuple(f"ranker-{name}" for name in option_names(s.train_ranker_options))
-    return ("base", *(c.name for c in s.candidates), "selected", *s.controls, *options, *rounds)
+    return ("base", *(c.name for c in s.candidates), "selected", *s.controls, *options, *s.sources, *rounds)
 
 
 COLUMNS = ("CHAIR", "Cover", "Hal", "length")

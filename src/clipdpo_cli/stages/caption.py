@@ -19,8 +19,15 @@ the captions' ids, and another spelling would caption the image twice.
 Reproducibility: with a seed, every caption is sampled from its own random stream, seeded from the seed and
 the caption's id (models.sampling). A caption then does not depend on the batch size, the order of the input,
 sharding or resuming, up to the last-bit differences that batched matrix products can make in the logits.
+
+POVID's distorted image (`--image-noise STEPS`, ImageNoise): each row's decoded image is noised by STEPS
+forward-diffusion steps (io.images.add_diffusion_noise) before the model sees it, from a draw seeded by the
+seed and the caption's id (so it is fixed, with or without --seed); the noise is part of the id, and each
+record says which draw it saw (`image_noise: {steps, schedule, seed}`), so `pair --source noised` can pair it
+with a clean caption of the same image and prompt.
 """
 
+import enum
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -28,11 +35,12 @@ from importlib import resources
 from typing import Any
 
 from clipdpo_cli.io.errors import BadRecord, InputError
-from clipdpo_cli.io.images import resolve_image
+from clipdpo_cli.io.images import add_diffusion_noise, resolve_image
 from clipdpo_cli.io.records import make_id
 from clipdpo_cli.io.setting import setting
 from clipdpo_cli.io.stage import StageContext
 from clipdpo_cli.io.textfiles import read_text_file
+from clipdpo_cli.io.values import enum_value
 from clipdpo_cli.models.generator import ImageTextGenerator
 from clipdpo_cli.models.sampling import job_seed
 from clipdpo_cli.stages.batched import Group, batching, prefetch_images, run_in_batches
@@ -57,6 +65,31 @@ def read_prompts(path: str | None = None) -> list[str]:
 
 def _prompts_option(path: str | None = None) -> tuple[str, ...]:
     return tuple(read_prompts(path))
+
+
+class NoiseSchedule(str, enum.Enum):
+    sigmoid = "sigmoid"
+    linear = "linear"
+
+
+@dataclass(frozen=True)
+class ImageNoise:
+    """`caption --image-noise`: each row sees its image noised by `steps` forward-diffusion steps
+    (io.images.add_diffusion_noise), from a draw seeded by --seed and the caption's id (`seed`)."""
+
+    steps: int
+    schedule: str = "sigmoid"
+
+    def fields(self) -> dict[str, Any]:
+        """What a caption id and record name the noise by (the record adds its own draw's seed)."""
+        return {"steps": self.steps, "schedule": self.schedule}
+
+    def seed(self, run_seed: int | None, caption_id: str) -> int:
+        """The noise draw of one caption: fixed by --seed and the caption's id, with or without --seed."""
+        return int(make_id("image_noise", run_seed, caption_id), 16) >> 1
+
+    def apply(self, image: Any, run_seed: int | None, caption_id: str) -> Any:
+        return add_diffusion_noise(image, self.steps, self.seed(run_seed, caption_id), self.schedule)
 
 
 @dataclass(frozen=True)
@@ -84,6 +117,23 @@ class CaptionSettings:
     workers: int = setting(4, shared=True)  # threads decoding images ahead (WorkersOpt)
     max_pixels: int | None = None  # --max-pixels, when given (it changes what the model sees)
     chat_template_digest: str | None = None  # of --chat-template, when given
+    # --image-noise: POVID's noised image, when given (the steps as typed become an ImageNoise below)
+    image_noise: ImageNoise | None = setting(
+        None,
+        "POVID's distorted image: show the model each image noised by this many forward-diffusion steps "
+        "of 1000 (POVID: 500), a draw fixed by --seed and the caption's id; recorded as image_noise. "
+        "For `pair --source noised`.",
+        cli_type=int | None, min=0, max=1000, show_default=False,
+    )  # fmt: skip
+    image_noise_schedule: str = setting(
+        "sigmoid",
+        "--image-noise's beta schedule: sigmoid (POVID's: 1e-5..5e-3) or linear (DDPM's: 1e-4..0.02).",
+        cli_type=NoiseSchedule, cli_default=NoiseSchedule.sigmoid, parse=enum_value,
+    )  # fmt: skip
+
+    def __post_init__(self) -> None:
+        if isinstance(self.image_noise, int):  # the option's steps, with the schedule beside them
+            object.__setattr__(self, "image_noise", ImageNoise(self.image_noise, self.image_noise_schedule))
 
     def extra_fields(self) -> dict[str, Any]:
         """The settings that are only part of ids and records when given."""
@@ -92,6 +142,8 @@ class CaptionSettings:
             out["max_pixels"] = self.max_pixels
         if self.chat_template_digest is not None:
             out["chat_template_sha256"] = self.chat_template_digest
+        if self.image_noise is not None:
+            out["image_noise"] = self.image_noise.fields()
         return out
 
 
@@ -149,6 +201,8 @@ def caption_record(
         seed=s.seed,
         **s.extra_fields(),
     )
+    if s.image_noise is not None:  # the draw this caption's image got, for downstream stages (pair)
+        out["image_noise"] = {**s.image_noise.fields(), "seed": s.image_noise.seed(s.seed, job.id)}
     return {"id": out.pop("id"), **out}
 
 
@@ -189,9 +243,13 @@ def caption_records(
                 continue
             yield Group(record, jobs, payload=image)
 
+    def image_of(group: Group, job: CaptionJob) -> Any:
+        noise = settings.image_noise
+        return group.payload if noise is None else noise.apply(group.payload, settings.seed, job.id)
+
     def run_batch(items: list[tuple[Group, CaptionJob]]) -> list[str]:
         return lvlm.generate(
-            [group.payload for group, _ in items],
+            [image_of(group, job) for group, job in items],
             [job.prompt for _, job in items],
             max_new_tokens=settings.max_new_tokens,
             temperature=settings.temperature,

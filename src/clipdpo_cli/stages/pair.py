@@ -27,11 +27,21 @@ A caption or QA answer that is empty (whitespace only) is never a side of a pair
 A record whose id was already seen in its image group (duplicated input) is left out and counted as
 "duplicate id" (io.groups.unique_ids), so it is never paired with itself.
 
+POVID's two sources (`source`, `pair --source`; Zhou et al. 2024), each a pair of one trusted or clean
+answer against one made to hallucinate:
+- "injected": records of `perturb` (a trusted answer and its variants with one hallucination each): each
+  variant becomes a pair, chosen = its `original`, rejected = the variant (injected_pairs);
+- "noised": captions of `caption` with and without `--image-noise`: per image, a caption of the clean image
+  and one of the noised image with the same prompt and sample number become a pair, chosen = the clean one
+  (noised_pairs).
+Pairs of several sources combine by concatenating their files: their ids never collide.
+
 Memory: the input is streamed one image group at a time (caption and score emit each image's records
 together). With input_order="any", records are first spilled to disk in buckets by image hash, so memory
 is bounded by one bucket, not by the input.
 """
 
+import enum
 import itertools
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
@@ -47,6 +57,13 @@ from clipdpo_cli.stages.filter import word_count
 
 EMPTY_CAPTION = "empty caption"
 EMPTY_ANSWER = "empty answer"
+SOURCES = ("ranked", "injected", "noised")
+
+
+class PairSource(str, enum.Enum):
+    ranked = "ranked"
+    injected = "injected"
+    noised = "noised"
 
 
 @dataclass(frozen=True)
@@ -75,6 +92,13 @@ class PairSettings:
         "lvlm. Margins are then in rank units (use e.g. --min-margin 0).", show_default=False,
     )  # fmt: skip
     fuse_alpha: float = setting(0.9, "With --fuse-field: the weight of the score's rank (CSR's clip_alpha).")
+    source: str = setting(
+        "ranked",
+        "Where the rejected answer comes from: ranked (CLIP-ranked captions of an image, the paper's), "
+        "injected (`perturb` variants against their trusted original; POVID) or noised (captions of "
+        "`caption --image-noise` against the clean image's caption of the same prompt; POVID).",
+        cli_type=PairSource, cli_default=PairSource.ranked, parse=enum_value,
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -256,9 +280,146 @@ def check_fusion(rules: PairSettings) -> None:
 def pair_records(
     records: Iterable[dict[str, Any]], rules: PairSettings, ctx: StageContext | None = None
 ) -> Iterator[dict[str, Any]]:
-    """DPO pair records from scored (and filtered) caption and QA records."""
+    """DPO pair records from scored (and filtered) caption and QA records; with `rules.source` "injected"
+    or "noised", from perturb's variants (injected_pairs) or clean and noised captions (noised_pairs)."""
     ctx = ctx or StageContext("pair")
     check_fusion(rules)
+    if rules.source == "injected":
+        yield from injected_pairs(records, rules, ctx)
+        return
+    if rules.source == "noised":
+        yield from noised_pairs(records, rules, ctx)
+        return
+    if rules.source != "ranked":
+        raise ValueError(f"source must be one of {SOURCES}, not {rules.source!r}")
     groups = groups_by_image(records, ctx, rules.input_order)
     for image, group in groups:
         yield from pairs_for_image(image, group, rules, ctx)
+
+
+# ---- POVID's sources: injected hallucinations, noised images ----------------------------------------
+
+ORIGINAL = "original (the chosen side of its variants' pairs)"
+NOT_A_CAPTION = "not a caption (QA records pair under --source ranked)"
+
+
+def injected_pairs(
+    records: Iterable[dict[str, Any]], rules: PairSettings, ctx: StageContext
+) -> Iterator[dict[str, Any]]:
+    """One pair per `perturb` variant: chosen = the trusted answer it was made from (`original`), rejected =
+    the variant (`text`), the prompt the records carry (or rules.prompt). The originals themselves
+    (`hallucination: "none"`) pair through their variants and are counted as dropped. A variant whose id
+    came already (duplicated input) is counted as "duplicate id" and left out."""
+    seen: set[Any] = set()
+    for record in records:
+        try:
+            kind = require(record, "hallucination", hint=" (run `clipdpo perturb` first)")
+            if kind == "none":
+                ctx.drop(record, ORIGINAL)
+                continue
+            chosen, rejected = require(record, "original"), require(record, "text")
+            image = require(record, "image")
+            if record.get("id") is None:
+                raise BadRecord("missing field 'id'", reason="missing field 'id'")
+        except BadRecord as exc:
+            ctx.bad(record, exc)
+            continue
+        if not (chosen.strip() and rejected.strip()):
+            ctx.drop(record, EMPTY_CAPTION)
+            continue
+        origin = record.get("from")
+        prompt = record.get("prompt")
+        pid = make_id("pair", origin, record["id"])
+        if pid in seen:
+            ctx.duplicate(record)
+            continue
+        seen.add(pid)
+        yield {
+            "id": pid,
+            "image": image,
+            "kind": "injected",
+            "prompt": rules.prompt if rules.prompt is not None else prompt if isinstance(prompt, str) else "",
+            "chosen": chosen,
+            "rejected": rejected,
+            "chosen_score": None,
+            "rejected_score": None,
+            "margin": None,
+            "from": [origin, record["id"]],
+            "hallucination": kind,
+            **{k: record[k] for k in ("method", "perturb_model") if isinstance(record.get(k), str)},
+        }
+
+
+def noise_of(record: dict[str, Any]) -> dict[str, Any] | None:
+    """A caption's `image_noise` (caption --image-noise) when its image was noised (steps > 0), else None."""
+    noise = record.get("image_noise")
+    if isinstance(noise, dict) and isinstance(noise.get("steps"), int) and noise["steps"] > 0:
+        return noise
+    return None
+
+
+def noised_pairs(
+    records: Iterable[dict[str, Any]], rules: PairSettings, ctx: StageContext
+) -> Iterator[dict[str, Any]]:
+    """Per image, each caption of a noised image against the clean image's caption of the same prompt and
+    sample number: chosen = clean, rejected = noised. Kept when the texts differ and the lengths are
+    similar (max_length_diff); at most `per_image` per image, the pairs of smallest id (a hash: a fixed
+    choice that favours no prompt)."""
+    for image, group in groups_by_image(records, ctx, rules.input_order):
+        clean: dict[tuple[str, Any], dict[str, Any]] = {}
+        noised: list[tuple[tuple[str, Any], dict[str, Any]]] = []
+        for record in group:
+            if record.get("kind") == "qa":
+                ctx.drop(record, NOT_A_CAPTION)
+                continue
+            try:
+                text, prompt = require(record, "text"), require(record, "prompt")
+            except BadRecord as exc:
+                ctx.bad(record, exc)
+                continue
+            if not text.strip():
+                ctx.drop(record, EMPTY_CAPTION)
+                continue
+            key = (prompt, record.get("sample", 0))
+            if noise_of(record) is not None:
+                noised.append((key, record))
+            elif key in clean:
+                ctx.drop(record, "another clean caption of its prompt and sample")
+            else:
+                clean[key] = record
+        candidates = []
+        paired_clean: set[tuple[str, Any]] = set()
+        for key, record in noised:
+            partner = clean.get(key)
+            if partner is None:
+                ctx.drop(record, "no clean caption of its prompt and sample")
+                continue
+            paired_clean.add(key)
+            a, b = partner["text"].strip(), record["text"].strip()
+            if a == b:
+                ctx.drop(record, "noised caption same as the clean one")
+            elif not lengths_similar(word_count(a), word_count(b), rules.max_length_diff):
+                ctx.drop(record, f"lengths differ by more than {rules.max_length_diff:g}")
+            else:
+                candidates.append((make_id("pair", partner["id"], record["id"]), partner, record))
+        for key, record in clean.items():
+            if key not in paired_clean:
+                ctx.drop(record, "no noised caption of its prompt and sample")
+        candidates.sort(key=lambda c: c[0])
+        for _, _, record in candidates[rules.per_image :]:
+            ctx.drop(record, "over --per-image")
+        for pid, partner, record in candidates[: rules.per_image]:
+            prompt = rules.prompt if rules.prompt is not None else partner["prompt"]
+            yield {
+                "id": pid,
+                "image": image,
+                "kind": "noised",
+                "prompt": prompt,
+                "chosen": partner["text"],
+                "rejected": record["text"],
+                "chosen_score": partner.get(rules.score_field),
+                "rejected_score": record.get(rules.score_field),
+                "margin": None,
+                "from": [partner["id"], record["id"]],
+                "image_noise": noise_of(record),
+            }
