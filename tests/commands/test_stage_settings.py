@@ -41,7 +41,7 @@ OLD_DEFAULTS = {
     "pair": ("PairSettings", {
         "min_margin": 2.0, "max_length_diff": 0.25, "per_image": 1, "min_answer_score": 28.0,
         "score_field": "clip_score", "prompt": None, "input_order": "grouped",
-        "fuse_field": None, "fuse_alpha": 0.9,  # added since, off by default
+        "fuse_field": None, "fuse_alpha": 0.9, "source": "ranked",  # added since, off by default
     }),
     "score": ("ScoreSettings", {
         "model": "dfn-h14", "field": "text", "template": None, "scorer": "clip", "score_field": None,

@@ -73,7 +73,8 @@ def test_pair_export_and_perturb_read_pipes(pipe, tmp_path):
     result = run_in_process("pair", pipe(distinct.encode()), "--min-margin", "3.5")
     assert result.returncode == 0, result.stderr
     (pair,) = lines_of(result.stdout)
-    assert (pair["chosen"], pair["rejected"]) == ("a red cat 4", "a red cat 0") and "5 in, 1 out" in result.stderr
+    assert (pair["chosen"], pair["rejected"]) == ("a red cat 4", "a red cat 0")
+    assert "5 in, 1 out" in result.stderr
     result = run_in_process("export", pipe(json.dumps(PAIR).encode()), "--image-root", str(tmp_path))
     assert result.returncode == 0, result.stderr
     assert lines_of(result.stdout)[0]["images"] == [str(tmp_path / "x.jpg")]
