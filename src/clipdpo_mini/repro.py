@@ -37,7 +37,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from clipdpo_cli.mini.truth import mentions, pair_agreement
+from clipdpo_mini.truth import mentions, pair_agreement
 
 
 @dataclass(frozen=True)
@@ -97,9 +97,9 @@ def clipdpo(*args: str, stdout: str | None = None, stdin: str | None = None) -> 
 
 
 def mini(*args: str) -> None:
-    """Run a world-building step (`python -m clipdpo_cli.mini ...`) in its own process."""
-    _log("python -m clipdpo_cli.mini " + " ".join(shlex.quote(a) for a in args))
-    subprocess.run([sys.executable, "-m", "clipdpo_cli.mini", *args], check=True)
+    """Run a world-building step (`python -m clipdpo_mini ...`) in its own process."""
+    _log("python -m clipdpo_mini " + " ".join(shlex.quote(a) for a in args))
+    subprocess.run([sys.executable, "-m", "clipdpo_mini", *args], check=True)
 
 
 def _done(path: str) -> bool:
@@ -109,7 +109,7 @@ def _done(path: str) -> bool:
 def build_world(s: ReproSettings) -> dict[str, str]:
     """Scenes for the ranker, SFT and the pool, and one AMBER folder of held-out scenes whose first
     n_val are the validation split and the next n_test the test split (scored separately)."""
-    from clipdpo_cli.mini.world import write_amber_split, write_prompts, write_split
+    from clipdpo_mini.world import write_amber_split, write_prompts, write_split
 
     w = os.path.join(s.out, "world")
     os.makedirs(w, exist_ok=True)
@@ -129,8 +129,8 @@ def build_world(s: ReproSettings) -> dict[str, str]:
 
 
 def build_rankers(s: ReproSettings, world: dict[str, str]) -> dict[str, str]:
-    from clipdpo_cli.mini.ranker import TRAINED_MARK, insertion_accuracy, train_ranker, write_ranker
-    from clipdpo_cli.mini.world import read_manifest
+    from clipdpo_mini.ranker import TRAINED_MARK, insertion_accuracy, train_ranker, write_ranker
+    from clipdpo_mini.world import read_manifest
 
     models = os.path.join(s.out, "models")
     trained, rand = os.path.join(models, "ranker"), os.path.join(models, "ranker-random")
@@ -349,7 +349,7 @@ def evaluate(
 ) -> dict[str, dict[str, Any]]:
     """eval-amber --generate-only on the held-out folder, then eval-amber --responses per split (the
     official counting on that split's ids); adds the mean response length in words."""
-    from clipdpo_cli.mini.world import read_manifest
+    from clipdpo_mini.world import read_manifest
 
     os.makedirs(folder, exist_ok=True)
     responses = os.path.join(folder, "responses.jsonl")
@@ -392,8 +392,8 @@ def select(base: dict[str, Any], val: dict[str, dict[str, Any]]) -> str:
 
 
 def run_seed(s: ReproSettings, seed: int, world: dict[str, str], rankers: dict[str, str]) -> dict[str, Any]:
-    from clipdpo_cli.mini.captioner import TRAINED_MARK
-    from clipdpo_cli.mini.world import read_manifest, scenes_by_image
+    from clipdpo_mini.captioner import TRAINED_MARK
+    from clipdpo_mini.world import read_manifest, scenes_by_image
 
     sd = os.path.join(s.out, f"seed{seed}")
     os.makedirs(sd, exist_ok=True)
