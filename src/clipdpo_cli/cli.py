@@ -122,6 +122,15 @@ def main(argv: list[str] | None = None) -> None:
     except ClipdpoError as exc:
         print(f"{prefix}: error: {exc}", file=sys.stderr)
         sys.exit(exc.exit_code)
+    except ModuleNotFoundError as exc:
+        # an optional dependency a command imports where it needs it: one line naming its extra (io/extras.py)
+        from clipdpo_cli.io.extras import missing_extra
+
+        error = missing_extra(exc.name or "", _stage_name(args))
+        if error is None:
+            raise
+        print(f"{prefix}: error: {error}", file=sys.stderr)
+        sys.exit(error.exit_code)
     except OSError as exc:
         if exc.errno not in WRITE_FAILURES:
             raise
