@@ -38,7 +38,7 @@ def main() -> None:
     from clipdpo_cli.io.stage import StageContext
     from clipdpo_cli.models.lvlm import load_lvlm
     from clipdpo_cli.stages.caption import CaptionSettings, caption_records
-    from clipdpo_cli.testing.tiny_llava import build_tiny_llava
+    from clipdpo_mini.models.tiny_llava import build_tiny_llava
 
     with tempfile.TemporaryDirectory(prefix="bench-caption-") as tmp:
         model_dir = build_tiny_llava(

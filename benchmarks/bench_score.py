@@ -93,7 +93,7 @@ def main() -> None:
     from clipdpo_cli.io.images import load_image
     from clipdpo_cli.models.clip import load_clip
     from clipdpo_cli.stages.score import ScoreSettings, score_records
-    from clipdpo_cli.testing.tiny_clip import build_tiny_clip
+    from clipdpo_mini.models.tiny_clip import build_tiny_clip
 
     torch.set_num_threads(args.threads)
     model_dir = os.path.join(args.dir, args.arch)

@@ -59,7 +59,7 @@ def caption_inputs(tmp: str, args: argparse.Namespace) -> tuple[str, list[str]]:
     """A random LLaVA and its `caption` arguments (one prompt per image)."""
     from PIL import Image
 
-    from clipdpo_cli.testing.tiny_llava import build_tiny_llava
+    from clipdpo_mini.models.tiny_llava import build_tiny_llava
 
     model = build_tiny_llava(
         os.path.join(tmp, "llava"),
@@ -85,7 +85,7 @@ def caption_inputs(tmp: str, args: argparse.Namespace) -> tuple[str, list[str]]:
 
 def ask_inputs(tmp: str, args: argparse.Namespace) -> tuple[str, list[str]]:
     """A random Llama chat LLM and `ask` arguments: caption records of `inputs` images, 2 each."""
-    from clipdpo_cli.testing.tiny_llm import build_tiny_llm
+    from clipdpo_mini.models.tiny_llm import build_tiny_llm
 
     model = build_tiny_llm(
         os.path.join(tmp, "llm"),
@@ -138,7 +138,7 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    from clipdpo_cli.testing.serving import transformers_server
+    from clipdpo_mini.serving import transformers_server
 
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "HF_HUB_OFFLINE": "1"}
     command = args.command

@@ -98,7 +98,7 @@ def main() -> None:
     parser.add_argument("--layers", type=int, default=4)
     args = parser.parse_args()
 
-    from clipdpo_cli.testing.tiny_llava import build_tiny_llava
+    from clipdpo_mini.models.tiny_llava import build_tiny_llava
 
     work = tempfile.mkdtemp(prefix="bench-train-")
     sizes = dict(hidden_size=args.hidden, num_layers=args.layers, num_heads=4, vision_hidden_size=128,

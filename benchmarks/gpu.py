@@ -142,7 +142,7 @@ def write_images(folder: str, n: int, size: tuple[int, int] = (640, 480)) -> lis
 
 def llava_processor(tmp: str) -> Any:
     from clipdpo_cli.models.lvlm import load_lvlm_processor
-    from clipdpo_cli.testing.families import build_family
+    from clipdpo_mini.models.families import build_family
 
     return load_lvlm_processor(build_family("llava15", os.path.join(tmp, "llava15-processor")))
 
@@ -292,7 +292,7 @@ def clip_model(arch: str, device: Any, precision: str) -> Any:
 
     torch.manual_seed(0)
     if arch == "tiny":
-        from clipdpo_cli.testing.tiny_clip import TINY_CONFIG
+        from clipdpo_mini.models.tiny_clip import TINY_CONFIG
 
         model = open_clip.CLIP(**TINY_CONFIG).to(device)
         preprocess = open_clip.image_transform(TINY_CONFIG["vision_cfg"]["image_size"], is_train=False)

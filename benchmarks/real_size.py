@@ -3,7 +3,7 @@
     PYTHONPATH=src python benchmarks/real_size.py [--size 1.7B|3B] [--workdir DIR] [--out FILE]
 
 Builds the checkpoint in the published layout (config.json of mtgv/MobileVLM_V2-1.7B as kept in
-src/clipdpo_cli/testing/families/mobilevlm_v2/facts.json, which names its source; the real CLIP ViT-L/14-336
+src/clipdpo_mini/models/families/mobilevlm_v2/facts.json, which names its source; the real CLIP ViT-L/14-336
 tower; a pytorch_model.bin of bf16 random weights under the official names; the fixture's tokenizer of the
 real type), then runs each pass as its own `clipdpo` process and reads that process's peak RSS (os.wait4):
 
@@ -49,7 +49,7 @@ INFERENCE_TARGET = 1.3
 
 
 def published_config(size: str) -> dict:
-    from clipdpo_cli.testing.families import facts
+    from clipdpo_mini.models.families import facts
 
     config = dict(facts("mobilevlm_v2")["config"])
     config.update(SIZES[size])
@@ -65,8 +65,8 @@ def build(size: str, folder: str) -> None:
     from clipdpo_cli.models.mobilevlm import register
     from clipdpo_cli.models.mobilevlm.configuration import MobileVLMConfig
     from clipdpo_cli.models.mobilevlm.modeling import MobileVLMForConditionalGeneration
-    from clipdpo_cli.testing.families import facts
-    from clipdpo_cli.testing.families.mobilevlm import official_state_dict
+    from clipdpo_mini.models.families import facts
+    from clipdpo_mini.models.families.mobilevlm import official_state_dict
 
     register()
     os.makedirs(folder, exist_ok=True)
@@ -87,7 +87,7 @@ def write_tokenizer(folder: str, vocab_size: int) -> None:
     unreachable pieces to the real 32,000 (the processor puts <image> right after the vocabulary)."""
     from transformers import LlamaTokenizer
 
-    from clipdpo_cli.testing.families import sentencepiece_vocab
+    from clipdpo_mini.models.families import sentencepiece_vocab
 
     vocab, merges = sentencepiece_vocab(["<unk>", "<s>", "</s>"], 400, prefix=True)
     for i in range(vocab_size - len(vocab)):
@@ -218,7 +218,7 @@ def main() -> None:
     # 0.2 M parameters): what a pass costs besides its weights (libraries, processing)
     shrunken = os.path.join(work, "mobilevlm_v2-shrunken")
     if not os.path.isfile(os.path.join(shrunken, "config.json")):
-        from clipdpo_cli.testing.families import build_family
+        from clipdpo_mini.models.families import build_family
 
         build_family("mobilevlm_v2", shrunken)
 

@@ -39,8 +39,8 @@ def main() -> None:
     from clipdpo_cli.eval.zeroshot.datasets import read_image_folder
     from clipdpo_cli.eval.zeroshot.pipeline import EvalSet, ZeroshotSettings, evaluate
     from clipdpo_cli.eval.zeroshot.resources import choose_prompts
-    from clipdpo_cli.testing.tiny_clip import build_tiny_clip
-    from clipdpo_cli.testing.tiny_llava import build_tiny_llava
+    from clipdpo_mini.models.tiny_clip import build_tiny_clip
+    from clipdpo_mini.models.tiny_llava import build_tiny_llava
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = os.path.join(tmp, "shapes")

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The main job, offline, on the miniature world's trained models (run by `make demo`): the whole CLIP-DPO
 # method through real shell pipes, and the held-out AMBER numbers before and after it. The models are the
-# small trained ranker and biased SFT captioner the package ships (src/clipdpo_cli/data/mini_models/, built by
-# `python -m clipdpo_cli.mini demo-models`; docs/reproducing.md). Everything lands under demo-out/ (or
+# small trained ranker and biased SFT captioner the package ships (src/clipdpo_mini/demo_models/, built by
+# `python -m clipdpo_mini demo-models`; docs/reproducing.md). Everything lands under demo-out/ (or
 # $DEMO_OUT). About 1.5 minutes on 2 CPU cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,7 +13,7 @@ export PYTHONWARNINGS=${PYTHONWARNINGS:-ignore::FutureWarning}
 step() { printf '\n\033[1m== %s\033[0m\n' "$*" >&2; }
 
 step "0. the shipped miniature models, and world scenes -> $out/"
-data=$(python -m clipdpo_cli.mini demo-data "$out")
+data=$(python -m clipdpo_mini demo-data "$out")
 eval "$data"
 echo "captioner $CAPTIONER | ranker $RANKER | $(ls "$POOL" | grep -c png) pool scenes in $POOL" \
   "| $(ls "$AMBER/image" | wc -l) held-out scenes in $AMBER" >&2
@@ -46,7 +46,7 @@ wait "$captions"
 cat "$out/score-captions.log" >&2
 
 # Thresholds on this ranker's scale (100 x cosine; the paper's 28 / 25 are on a real CLIP's), read off its
-# scores of held-out scenes (mini_models/demo_models.json "score_quantiles"): every true caption scores 82 or
+# scores of held-out scenes (demo_models/demo_models.json "score_quantiles"): every true caption scores 82 or
 # more, the same caption with one absent object inserted 58 in the median. A caption below 50 matches its
 # scene worse than any true caption does: the filter drops it. The LLM's questions score -50..60: the
 # question threshold drops nearly all, and pair's answer threshold (same scale) the rest. Every image of
@@ -81,7 +81,7 @@ clipdpo eval-zeroshot "$ZEROSHOT" --model "$out/model" --text-encoder "$RANKER" 
   > "$out/zeroshot.jsonl" 2> "$out/zeroshot.log"
 wait "$after"
 cat "$out/amber-after.log" >&2
-python -m clipdpo_cli.mini compare "$out/amber-before.json" "$out/amber.json" \
+python -m clipdpo_mini compare "$out/amber-before.json" "$out/amber.json" \
   "$out/amber-before-responses.jsonl" "$out/amber-responses.jsonl" | tee "$out/before-after.txt" >&2
 
 step "7. eval-zeroshot: caption-based zero-shot classification of one-object scenes (ranker as text encoder)"

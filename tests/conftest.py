@@ -108,8 +108,8 @@ def cli():
 
 @pytest.fixture(scope="session")
 def tiny_llava_path(request: pytest.FixtureRequest) -> str:
-    """The tiny random LLaVA (clipdpo_cli.testing.tiny_llava), built once per run (tests/tiny_models.py)."""
-    from clipdpo_cli.testing.tiny_llava import build_tiny_llava
+    """The tiny random LLaVA (clipdpo_mini.models.tiny_llava), built once per run (tests/tiny_models.py)."""
+    from clipdpo_mini.models.tiny_llava import build_tiny_llava
     from tests.tiny_models import cached_build, tiny_model_cache
 
     return cached_build(tiny_model_cache(request.config), "tiny-llava", build_tiny_llava)
@@ -118,7 +118,7 @@ def tiny_llava_path(request: pytest.FixtureRequest) -> str:
 @pytest.fixture(scope="session")
 def tiny_clip_path(request: pytest.FixtureRequest) -> Callable[[int], str]:
     """tiny_clip_path(seed) -> 'local-dir:...' of a tiny random open_clip CLIP, built once per test run."""
-    from clipdpo_cli.testing.tiny_clip import build_tiny_clip
+    from clipdpo_mini.models.tiny_clip import build_tiny_clip
     from tests.tiny_models import cached_build, tiny_model_cache
 
     def get(seed: int = 0) -> str:
@@ -129,9 +129,9 @@ def tiny_clip_path(request: pytest.FixtureRequest) -> Callable[[int], str]:
 
 @pytest.fixture(scope="session")
 def tiny_llm_path(request: pytest.FixtureRequest) -> Callable[..., str]:
-    """tiny_llm_path(**build_args) -> folder of a tiny Llama chat LLM (clipdpo_cli.testing.tiny_llm), built
+    """tiny_llm_path(**build_args) -> folder of a tiny Llama chat LLM (clipdpo_mini.models.tiny_llm), built
     once per test run for each set of build arguments (e.g. reply=DEMO_REPLY, num_layers=1)."""
-    from clipdpo_cli.testing.tiny_llm import build_tiny_llm
+    from clipdpo_mini.models.tiny_llm import build_tiny_llm
     from tests.tiny_models import cached_build, tiny_model_cache
 
     def get(**build_args: object) -> str:

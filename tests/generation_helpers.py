@@ -24,7 +24,7 @@ def build_tiny_qwen2_vl(out_dir: str) -> str:
         Qwen2VLVideoProcessor,
     )
 
-    from clipdpo_cli.testing.tokenizer import build_bpe_tokenizer
+    from clipdpo_mini.models.tokenizer import build_bpe_tokenizer
 
     specials = (
         "<|vision_start|>",
@@ -84,7 +84,7 @@ def build_tiny_idefics3(out_dir: str) -> str:
         Idefics3Processor,
     )
 
-    from clipdpo_cli.testing.tokenizer import build_bpe_tokenizer
+    from clipdpo_mini.models.tokenizer import build_bpe_tokenizer
 
     tiles = tuple(f"<row_{r}_col_{c}>" for r in range(1, 5) for c in range(1, 5))
     specials = ("<fake_token_around_image>", "<image>", "<global-img>", "<end_of_utterance>", *tiles)

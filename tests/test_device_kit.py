@@ -23,7 +23,7 @@ IMAGE_LACKS = {"orjson", "trl", "datasets", "open_clip_torch", "ftfy", "webdatas
 GPU_PY_MODULES = [
     "clipdpo_cli.models.device", "clipdpo_cli.models.hub", "clipdpo_cli.models.lvlm",
     "clipdpo_cli.models.clip", "clipdpo_cli.models.clip_images", "clipdpo_cli.io.stage",
-    "clipdpo_cli.stages.caption", "clipdpo_cli.testing.families", "clipdpo_cli.testing.tiny_clip",
+    "clipdpo_cli.stages.caption", "clipdpo_mini.models.families", "clipdpo_mini.models.tiny_clip",
     "clipdpo_cli.commands.train", "clipdpo_cli.commands.ref_logps", "clipdpo_cli.train.trainer",
     "clipdpo_cli.train.build", "clipdpo_cli.train.lora", "clipdpo_cli.train.dpo_trainer",
     "clipdpo_cli.train.refcache", "clipdpo_cli.stages.ref_logps",

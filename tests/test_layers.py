@@ -1,4 +1,6 @@
-"""Every import inside src/clipdpo_cli follows the layers docs/architecture.md allows (its ```layers block).
+"""Every import inside src/clipdpo_cli follows the layers docs/architecture.md allows (its ```layers block),
+and every import between the top-level packages under src/ the arrows of its ```packages block (the product,
+clipdpo_cli, imports neither its harness clipdpo_mini nor the tests).
 
 Imports are read with `ast`, so lazy imports inside functions count as much as module-level ones, and so do
 modules named by a string (`importlib.import_module("clipdpo_cli.x")`, a table of module names, an f-string
@@ -15,15 +17,17 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGE = ROOT / "src" / "clipdpo_cli"
+SRC = ROOT / "src"
+PACKAGE = SRC / "clipdpo_cli"
 ARCHITECTURE = ROOT / "docs" / "architecture.md"
-MODULE_NAME = re.compile(r"clipdpo_cli(\.[A-Za-z_]\w*)+$")  # a module named by a string (importlib)
+# a module named by a string (importlib, `python -m`): clipdpo_cli.x.y, clipdpo_mini, clipdpo_mini.x
+MODULE_NAME = re.compile(r"(clipdpo_cli(\.[A-Za-z_]\w*)+|clipdpo_mini(\.[A-Za-z_]\w*)*)$")
 
 
-def allowed_arrows(text: str) -> dict[str, set[str]]:
-    """`unit -> unit unit ...` lines of the ```layers block of architecture.md."""
-    match = re.search(r"^```layers\n(.*?)^```", text, re.S | re.M)
-    assert match, "docs/architecture.md has no ```layers block"
+def allowed_arrows(text: str, block: str = "layers") -> dict[str, set[str]]:
+    """`unit -> unit unit ...` lines of the ```layers (or ```packages) block of architecture.md."""
+    match = re.search(rf"^```{block}\n(.*?)^```", text, re.S | re.M)
+    assert match, f"docs/architecture.md has no ```{block} block"
     allowed: dict[str, set[str]] = {}
     for line in match.group(1).splitlines():
         if not line.strip():
@@ -94,6 +98,29 @@ def disallowed_arrows(allowed: dict[str, set[str]], package: Path = PACKAGE) -> 
 
 
 ALLOWED = allowed_arrows(ARCHITECTURE.read_text(encoding="utf-8"))
+PACKAGE_ARROWS = allowed_arrows(ARCHITECTURE.read_text(encoding="utf-8"), "packages")
+TESTS = "tests"  # the suite's own package: nothing under src/ may import it
+
+
+def top_level_packages(src: Path = SRC) -> list[str]:
+    """The import packages under src/ (folders with an __init__.py)."""
+    return sorted(p.parent.name for p in src.glob("*/__init__.py"))
+
+
+def disallowed_package_arrows(allowed: dict[str, set[str]], src: Path = SRC) -> list[str]:
+    """'file:line package -> package (module)' for each import between src/'s packages (or of tests) that
+    the ```packages arrows do not hold."""
+    packages = top_level_packages(src)
+    known = {*packages, TESTS}
+    bad = []
+    for package in packages:
+        for path in sorted((src / package).rglob("*.py")):
+            for line, module in imported_modules(path, src / package):
+                target = module.split(".")[0]
+                if target == package or target not in known or target in allowed.get(package, ()):
+                    continue
+                bad.append(f"{path.relative_to(src)}:{line} {package} -> {target} ({module})")
+    return bad
 
 
 def test_every_unit_has_a_line():
@@ -110,9 +137,32 @@ def test_no_import_runs_against_the_layers():
 
 
 def test_the_product_never_imports_the_harness():
-    for unit, targets in ALLOWED.items():
-        if unit not in {"mini", "testing"}:
-            assert not targets & {"mini", "testing"}, f"{unit} may not import the harness"
+    """clipdpo_cli (the product, the wheel's `clipdpo`) imports nothing of clipdpo_mini (the miniature world,
+    the demo's and the tiny-model builders) nor of the tests; clipdpo_mini may import the product."""
+    assert sorted(PACKAGE_ARROWS) == top_level_packages(), "every package under src/ needs a ```packages line"
+    assert PACKAGE_ARROWS["clipdpo_cli"] == set()
+    assert PACKAGE_ARROWS["clipdpo_mini"] == {"clipdpo_cli"}
+    bad = disallowed_package_arrows(PACKAGE_ARROWS)
+    assert not bad, "imports between packages that docs/architecture.md does not allow:\n" + "\n".join(bad)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("def f():\n    from clipdpo_mini.world import KINDS\n", "clipdpo_cli -> clipdpo_mini"),
+        ("import clipdpo_mini\n", "clipdpo_cli -> clipdpo_mini"),
+        ("m = importlib.import_module('clipdpo_mini.models.tiny_llava')\n", "clipdpo_cli -> clipdpo_mini"),
+        ("from tests.fixtures.tiny_amber import build_tiny_amber\n", "clipdpo_cli -> tests"),
+    ],
+)
+def test_the_package_checker_finds_the_product_importing_its_harness(tmp_path, text, expected):
+    for package in ("clipdpo_cli", "clipdpo_mini"):
+        (tmp_path / package).mkdir()
+        (tmp_path / package / "__init__.py").write_text("")
+    (tmp_path / "clipdpo_mini" / "demo.py").write_text("from clipdpo_cli.io.errors import InputError\n")
+    (tmp_path / "clipdpo_cli" / "cli.py").write_text(text)
+    bad = disallowed_package_arrows(PACKAGE_ARROWS, tmp_path)
+    assert [b.split(" ", 1)[1].split(" (")[0] for b in bad] == [expected], bad
 
 
 def test_the_layers_have_no_cycle():
@@ -138,7 +188,7 @@ def test_the_layers_have_no_cycle():
         ("models/lvlm.py", "def f():\n    from clipdpo_cli.train.logps import x\n", "models -> train"),
         ("train/settings.py", "import clipdpo_cli.commands.values\n", "train -> commands"),
         ("stages/export.py", "from ..train.data import pair_row\n", "stages -> train"),
-        ("io/jsonl.py", "from clipdpo_cli import testing\n", "io -> testing"),
+        ("io/jsonl.py", "from clipdpo_cli import commands\n", "io -> commands"),
         ("models/scorer.py", "BACKENDS = {'x:': 'clipdpo_cli.stages.score'}\n", "models -> stages"),
         ("io/runner.py", "m = importlib.import_module(f'clipdpo_cli.commands.{n}')\n", "io -> commands"),
     ],

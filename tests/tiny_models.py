@@ -1,9 +1,9 @@
 """Tiny random models for the tests, each built once per test run and shared by every xdist worker.
 
 As tests/models/families/conftest.py does for the family checkpoints: the folders live in pytest's cache
-under a key of the builder's sources (clipdpo_cli/testing/*.py), the library versions and the build arguments,
-and are built under a file lock by whichever worker asks first (into a temporary folder, renamed when
-complete, so an interrupted build is never used).
+under a key of the builders' sources (clipdpo_mini/models/*.py, tests/fixtures/tiny_hf_scorer.py), the
+library versions and the build arguments, and are built under a file lock by whichever worker asks first
+(into a temporary folder, renamed when complete, so an interrupted build is never used).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ def sources_key(**build_args: Any) -> str:
     """A digest of the testing builders' sources, torch/transformers/open_clip versions and `build_args`."""
     from importlib.metadata import PackageNotFoundError, version
 
-    import clipdpo_cli.testing as testing
+    import clipdpo_mini.models as builders
 
     digest = hashlib.sha256(json.dumps(build_args, sort_keys=True, default=str).encode())
     for package in ("torch", "transformers", "open_clip_torch", "tokenizers"):
@@ -29,8 +29,8 @@ def sources_key(**build_args: Any) -> str:
             digest.update(f"{package}={version(package)}".encode())
         except PackageNotFoundError:
             digest.update(f"{package}=none".encode())
-    root = Path(testing.__file__).parent
-    for path in sorted(root.glob("*.py")):
+    root = Path(builders.__file__).parent
+    for path in [*sorted(root.glob("*.py")), Path(__file__).parent / "fixtures" / "tiny_hf_scorer.py"]:
         digest.update(path.name.encode() + path.read_bytes())
     return digest.hexdigest()[:16]
 

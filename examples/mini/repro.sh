@@ -10,7 +10,7 @@ out=${MINI_OUT:-mini-out}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}  # the three seeds run side by side (--jobs 3)
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1  # everything is built here: nothing to download
 export PYTHONWARNINGS=${PYTHONWARNINGS:-ignore::FutureWarning}
-python -m clipdpo_cli.mini repro "$out" "$@"
+python -m clipdpo_mini repro "$out" "$@"
 echo "table: $out/table.txt, $out/table.json, $out/table.png" >&2
 
 # The figures of seed 0 (scores, filter drops, pairs, training curves, AMBER test split of every arm).

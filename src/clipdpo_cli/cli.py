@@ -76,19 +76,29 @@ def build_app(only: str | None = None) -> typer.Typer:
             module.NAME,
             short_help=getattr(module, "SUMMARY", None),
             context_settings=getattr(module, "CONTEXT", None),
-        )(quiet_aware(module.command))
+        )(quiet_aware(module.command, module.NAME))
     return app
 
 
-def quiet_aware(command: Callable[..., Any]) -> Callable[..., Any]:
-    """The command, run with the libraries silenced (io.quiet) when it was given --quiet."""
+def quiet_aware(command: Callable[..., Any], name: str = "") -> Callable[..., Any]:
+    """The command, run with the libraries silenced (io.quiet) when it was given --quiet; an optional
+    dependency it imports where it needs it and finds missing is the one-line MissingExtra naming the extra
+    that installs it (io/extras.py), wherever in the command the import is."""
 
     @functools.wraps(command)
     def run(*args: Any, **kwargs: Any) -> Any:
         from clipdpo_cli.io.quiet import silenced_libraries
 
-        with silenced_libraries(bool(kwargs.get("quiet"))):
-            return command(*args, **kwargs)
+        try:
+            with silenced_libraries(bool(kwargs.get("quiet"))):
+                return command(*args, **kwargs)
+        except ModuleNotFoundError as exc:
+            from clipdpo_cli.io.extras import missing_extra
+
+            missing = missing_extra(exc.name or "", name)
+            if missing is None:
+                raise
+            raise missing from None
 
     return run
 

@@ -87,8 +87,8 @@ def test_scoring_keeps_records_and_adds_fields(demo):
 
 
 def test_the_trained_ranker_scores_true_captions_above_hallucinated_ones(demo):
-    from clipdpo_cli.mini.truth import hallucinations
-    from clipdpo_cli.mini.world import read_manifest, scenes_by_image
+    from clipdpo_mini.truth import hallucinations
+    from clipdpo_mini.world import read_manifest, scenes_by_image
 
     out, _ = demo
     scenes = scenes_by_image(read_manifest(str(out / "pool")))
@@ -139,8 +139,8 @@ def test_filter_and_pair_are_explained_by_the_summaries(demo):
 
 
 def test_the_pairs_agree_with_the_world_ground_truth(demo):
-    from clipdpo_cli.mini.truth import pair_agreement
-    from clipdpo_cli.mini.world import read_manifest, scenes_by_image
+    from clipdpo_mini.truth import pair_agreement
+    from clipdpo_mini.world import read_manifest, scenes_by_image
 
     out, _ = demo
     counts = pair_agreement(read(out / "pairs.jsonl"), scenes_by_image(read_manifest(str(out / "pool"))))
@@ -176,7 +176,7 @@ def test_trained_model_reloads_and_evaluations_report(demo):
 
 
 def test_the_before_after_line_is_the_two_amber_results(demo):
-    from clipdpo_cli.mini.truth import mentions
+    from clipdpo_mini.truth import mentions
 
     out, log = demo
     before, after = (json.loads((out / f"{n}.json").read_text())["generative"] for n in NAMES)
@@ -191,7 +191,7 @@ def test_the_before_after_line_is_the_two_amber_results(demo):
     assert f"length {round(words[0], 2):g} -> {round(words[1], 2):g} words" in line
     assert f"{N_HELD_OUT} held-out scenes" in line
     # the official counting agrees with the world's truth: hallucinated mentions of the responses
-    from clipdpo_cli.mini.world import read_manifest
+    from clipdpo_mini.world import read_manifest
 
     truth = {r["id"]: set(k for k, _, _ in r["scene"]["items"]) for r in read_manifest(str(out / "amber"))}
     for name, gen in (("amber-before", before), ("amber", after)):

@@ -42,8 +42,8 @@ def read(path):
 def assets(tmp_path_factory, tiny_llava_path, tiny_clip_path, tiny_llm_path):
     """The demo's assets, its three models being the suite's (the same builders with the same arguments as
     build_demo_assets, built once per test run), so that only the images and data are made here."""
-    from clipdpo_cli.testing.demo_assets import build_demo_assets
-    from clipdpo_cli.testing.tiny_llm import DEMO_REPLY
+    from clipdpo_mini.models.tiny_llm import DEMO_REPLY
+    from tests.e2e.demo_assets import build_demo_assets
 
     out = tmp_path_factory.mktemp("assets")
     models = {

@@ -17,7 +17,7 @@ from clipdpo_cli.report.rounds import format_rows, round_rows
 from tests.conftest import REPO, SRC, cli_env
 
 pytestmark = pytest.mark.slow
-MODELS = SRC / "clipdpo_cli" / "data" / "mini_models"
+MODELS = SRC / "clipdpo_mini" / "demo_models"
 
 
 def run_iterate(out, world, **extra):
@@ -44,7 +44,7 @@ def run_iterate(out, world, **extra):
 
 @pytest.fixture(scope="module")
 def iterated(tmp_path_factory):
-    from clipdpo_cli.mini.world import write_prompts, write_split
+    from clipdpo_mini.world import write_prompts, write_split
 
     world = tmp_path_factory.mktemp("iterate-world")
     write_split(str(world / "pool"), 3, 0, 200_000)

@@ -31,12 +31,12 @@ def _sources_key() -> str:
     import open_clip
     import transformers
 
-    import clipdpo_cli.mini as mini
-    import clipdpo_cli.testing as testing
+    import clipdpo_mini as mini
+    import clipdpo_mini.models as builders
 
     digest = hashlib.sha256(f"{transformers.__version__} {open_clip.__version__}".encode())
     digest.update(json.dumps([N_RANKER, N_SFT, N_POOL, N_HELD_OUT, RANKER_STEPS, SFT_STEPS]).encode())
-    for folder in (os.path.dirname(mini.__file__), os.path.dirname(testing.__file__)):
+    for folder in (os.path.dirname(mini.__file__), os.path.dirname(builders.__file__)):
         for name in sorted(os.listdir(folder)):
             if name.endswith(".py"):
                 with open(os.path.join(folder, name), "rb") as fh:
@@ -45,9 +45,9 @@ def _sources_key() -> str:
 
 
 def _build(out: str) -> None:
-    from clipdpo_cli.mini.captioner import train_captioner
-    from clipdpo_cli.mini.ranker import train_ranker
-    from clipdpo_cli.mini.world import write_amber_split, write_prompts, write_split
+    from clipdpo_mini.captioner import train_captioner
+    from clipdpo_mini.ranker import train_ranker
+    from clipdpo_mini.world import write_amber_split, write_prompts, write_split
 
     ranker_scenes = write_split(os.path.join(out, "ranker-scenes"), N_RANKER, seed=0, start=0)
     sft_scenes = write_split(os.path.join(out, "sft-scenes"), N_SFT, seed=0, start=100_000)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 
-from clipdpo_cli.mini.repro import CONTROLS, both_orders, random_pairs, self_preference, swap_pairs
+from clipdpo_mini.repro import CONTROLS, both_orders, random_pairs, self_preference, swap_pairs
 
 PAIRS = [
     {"id": f"p{i}", "image": f"img{i % 2}.png", "prompt": f"prompt {i % 3}", "chosen": f"good {i}",

@@ -1,5 +1,5 @@
-"""The trained models `make demo` ships (src/clipdpo_cli/data/mini_models/, built by `python -m
-clipdpo_cli.mini demo-models`): they load through the normal loaders and are what the build describes;
+"""The trained models `make demo` ships (src/clipdpo_mini/demo_models/, built by `python -m
+clipdpo_mini demo-models`): they load through the normal loaders and are what the build describes;
 and the local-dir checkpoint feature they rely on (a small HF tokenizer saved inside the folder)."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import os
 
 import pytest
 
-from clipdpo_cli.mini.demo import INFO, shipped_dir, shipped_models
-from clipdpo_cli.mini.world import PLANTED, TRIGGER, draw_scene, sample_scene, true_caption
+from clipdpo_mini.demo import INFO, shipped_dir, shipped_models
+from clipdpo_mini.world import PLANTED, TRIGGER, draw_scene, sample_scene, true_caption
 
 VAL_START = 300_000  # repro-mini's validation scenes: never trained on
 
@@ -30,8 +30,8 @@ def test_a_local_dir_checkpoint_reads_the_tokenizer_saved_in_its_folder(tmp_path
     from open_clip.tokenizer import HFTokenizer
     from transformers import AutoTokenizer
 
-    from clipdpo_cli.mini.ranker import write_ranker
     from clipdpo_cli.models.clip import load_clip
+    from clipdpo_mini.ranker import write_ranker
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     name = write_ranker(str(tmp_path / "r"), seed=3)
@@ -54,8 +54,8 @@ def test_a_local_dir_checkpoint_reads_the_tokenizer_saved_in_its_folder(tmp_path
 
 def test_a_local_dir_checkpoint_without_its_tokenizer_files_is_one_clear_error(tmp_path):
     from clipdpo_cli.io.errors import InputError
-    from clipdpo_cli.mini.ranker import write_ranker
     from clipdpo_cli.models.clip import load_clip
+    from clipdpo_mini.ranker import write_ranker
 
     name = write_ranker(str(tmp_path / "r"), seed=3)
     os.remove(tmp_path / "r" / "tokenizer.json")
@@ -67,7 +67,7 @@ def test_the_shipped_models_are_small_and_described_by_their_build():
     folder = shipped_dir()
     with open(os.path.join(folder, INFO), encoding="utf-8") as fh:
         info = json.load(fh)
-    assert info["command"] == "python -m clipdpo_cli.mini demo-models"
+    assert info["command"] == "python -m clipdpo_mini demo-models"
     total = 0
     for part in ("ranker", "captioner", "llm"):
         size = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(os.path.join(folder, part))
@@ -83,9 +83,9 @@ def test_the_shipped_models_are_small_and_described_by_their_build():
 def test_the_shipped_llm_answers_with_its_fixed_reply():
     import json as _json
 
-    from clipdpo_cli.mini.demo import LLM
     from clipdpo_cli.models.llm import load_llm
-    from clipdpo_cli.testing.tiny_llm import DEMO_REPLY
+    from clipdpo_mini.demo import LLM
+    from clipdpo_mini.models.tiny_llm import DEMO_REPLY
 
     llm = load_llm(os.path.join(shipped_dir(), LLM), device="cpu")
     (reply,) = llm.generate(["a red ball and a blue kite."], max_new_tokens=200, temperature=0.0)
@@ -93,7 +93,7 @@ def test_the_shipped_llm_answers_with_its_fixed_reply():
 
 
 def test_the_shipped_ranker_prefers_the_true_caption_far_above_chance(tmp_path):
-    from clipdpo_cli.mini.ranker import insertion_accuracy
+    from clipdpo_mini.ranker import insertion_accuracy
 
     ranker, _ = shipped_models()
     # chance is 0.5; the random-weights ranker of repro-mini gets 0.67 (a length preference)
@@ -103,8 +103,8 @@ def test_the_shipped_ranker_prefers_the_true_caption_far_above_chance(tmp_path):
 def test_the_shipped_captioner_sees_the_scene_and_carries_the_planted_bias(tmp_path):
     from PIL import Image
 
-    from clipdpo_cli.mini.truth import mentions
     from clipdpo_cli.models.lvlm import load_lvlm
+    from clipdpo_mini.truth import mentions
 
     _, captioner = shipped_models()
     lvlm = load_lvlm(captioner, device="cpu")

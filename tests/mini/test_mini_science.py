@@ -10,8 +10,8 @@ import os
 
 import pytest
 
-from clipdpo_cli.mini.truth import pair_agreement
-from clipdpo_cli.mini.world import MiniScene, read_manifest, scenes_by_image, true_caption
+from clipdpo_mini.truth import pair_agreement
+from clipdpo_mini.world import MiniScene, read_manifest, scenes_by_image, true_caption
 from tests.conftest import run_text_cli
 
 pytestmark = pytest.mark.slow
@@ -70,7 +70,7 @@ def _llr(model: str, world, out: str, name: str) -> float:
     the true one plus an object of an absent kind (seeded, the same for every model)."""
     import random
 
-    from clipdpo_cli.mini.world import COLOURS, KINDS, caption_of
+    from clipdpo_mini.world import COLOURS, KINDS, caption_of
 
     rows = []
     rng = random.Random(0)

@@ -7,9 +7,9 @@ import random
 
 import pytest
 
-from clipdpo_cli.mini.repro import select, swap_pairs
-from clipdpo_cli.mini.truth import hallucinations, mentions, pair_agreement
-from clipdpo_cli.mini.world import (
+from clipdpo_mini.repro import select, swap_pairs
+from clipdpo_mini.truth import hallucinations, mentions, pair_agreement
+from clipdpo_mini.world import (
     Item,
     MiniScene,
     biased_caption,
@@ -115,10 +115,10 @@ def test_the_copied_vision_tower_reproduces_the_ranker_image_encoder(tmp_path):
     import torch
     from transformers import AutoModelForImageTextToText
 
-    from clipdpo_cli.mini.captioner import LM_SIZES, copy_image_tower
-    from clipdpo_cli.mini.ranker import pixel_tensor, write_ranker
     from clipdpo_cli.models.clip import load_clip
-    from clipdpo_cli.testing.tiny_llava import build_tiny_llava
+    from clipdpo_mini.captioner import LM_SIZES, copy_image_tower
+    from clipdpo_mini.models.tiny_llava import build_tiny_llava
+    from clipdpo_mini.ranker import pixel_tensor, write_ranker
 
     clip = load_clip(write_ranker(str(tmp_path / "ranker"), seed=4), device="cpu")
     build_tiny_llava(str(tmp_path / "llava"), **LM_SIZES, vision_hidden_size=64, vision_layers=3,

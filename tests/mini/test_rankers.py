@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from clipdpo_cli.mini.repro import (
+from clipdpo_mini.repro import (
     RANKER_OPTIONS,
     format_probe,
     format_rankers,
@@ -78,9 +78,9 @@ def test_summarise_probe_over_seeds():
 
 
 def test_world_variants_hallucinate_one_fact_in_the_worlds_phrasing():
-    from clipdpo_cli.mini.repro import world_variants
-    from clipdpo_cli.mini.truth import hallucinations
-    from clipdpo_cli.mini.world import COLOURS, MiniScene, sample_scene, true_caption
+    from clipdpo_mini.repro import world_variants
+    from clipdpo_mini.truth import hallucinations
+    from clipdpo_mini.world import COLOURS, MiniScene, sample_scene, true_caption
 
     scenes = [sample_scene(i, 0) for i in range(300_000, 300_060)]
     rows = [{"id": n, "image": f"/x/{n}.png", "scene": sc.to_json(), "caption": true_caption(sc)}

@@ -149,7 +149,7 @@ def test_probe_and_ranking_options(repro):
     # `rankers` (no training) reuses the folder and reports the same agreement
     env = cli_env(PYTHONWARNINGS="ignore::FutureWarning")
     again = subprocess.run(
-        [sys.executable, "-m", "clipdpo_cli.mini", "rankers", str(out), "--seeds", "0", "--jobs", "1",
+        [sys.executable, "-m", "clipdpo_mini", "rankers", str(out), "--seeds", "0", "--jobs", "1",
          "--set", *TINY], capture_output=True, text=True, env=env, cwd=REPO, timeout=600,
     )  # fmt: skip
     assert again.returncode == 0, again.stderr[-3000:]

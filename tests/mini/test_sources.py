@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 import os
 
-from clipdpo_cli.mini.repro import SOURCES, source_agreement, source_pairs, trusted_captions
-from clipdpo_cli.mini.world import PROMPTS, Item, MiniScene
+from clipdpo_mini.repro import SOURCES, source_agreement, source_pairs, trusted_captions
+from clipdpo_mini.world import PROMPTS, Item, MiniScene
 
 
 def _write(path, rows) -> str:

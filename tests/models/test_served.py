@@ -19,7 +19,7 @@ from clipdpo_cli.io.errors import BadRecord
 from clipdpo_cli.stages.ask import SYSTEM_PROMPT
 from clipdpo_cli.stages.batched import Group, batching, run_in_batches
 from clipdpo_cli.stages.caption import CaptionSettings, caption_jobs
-from clipdpo_cli.testing.serving import free_port
+from clipdpo_mini.serving import free_port
 from tests.conftest import run_in_process
 from tests.models.fake_openai_server import FakeServer, echo_reply, prompt_of
 

@@ -258,12 +258,13 @@ def test_bad_jsonl_line_names_it(tmp_path: Path):
 
 
 def test_missing_matplotlib_is_one_line(run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    from clipdpo_cli.io.errors import InputError
+    from clipdpo_cli.io.extras import MissingExtra
 
     for name in [m for m in sys.modules if m == "matplotlib" or m.startswith("matplotlib.")]:
         monkeypatch.delitem(sys.modules, name)
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib -> ImportError
-    with pytest.raises(InputError, match=r"needs matplotlib: pip install 'clipdpo-cli\[report\]'"):
+    expected = r"needs the report extra \(matplotlib is not installed\): pip install 'clipdpo-cli\[report\]'"
+    with pytest.raises(MissingExtra, match=expected):
         invoke_cli("report", "--amber", str(run["amber_base"]), "-o", str(tmp_path / "r.html"))
     assert not (tmp_path / "r.html").exists()
 

@@ -122,7 +122,7 @@ def test_towers_pooled_at_the_last_position_are_not_shortened():
 
     import open_clip
 
-    from clipdpo_cli.testing.tiny_clip import TINY_CONFIG
+    from clipdpo_mini.models.tiny_clip import TINY_CONFIG
 
     cfg = copy.deepcopy(TINY_CONFIG)
     assert supports_short_context(open_clip.CLIP(**cfg))

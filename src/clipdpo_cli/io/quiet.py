@@ -27,15 +27,15 @@ QUIET_ENV = {
 def _bar_switches() -> list[tuple[Callable[[], Any], Callable[[], Any]]]:
     """(disable, enable) for the progress bars of libraries already imported."""
     switches = []
-    if "huggingface_hub" in sys.modules:
+    if sys.modules.get("huggingface_hub") is not None:
         from huggingface_hub.utils import disable_progress_bars, enable_progress_bars
 
         switches.append((disable_progress_bars, enable_progress_bars))
-    if "transformers" in sys.modules:
+    if sys.modules.get("transformers") is not None:
         from transformers.utils import logging as hf_logging
 
         switches.append((hf_logging.disable_progress_bar, hf_logging.enable_progress_bar))
-    if "datasets" in sys.modules:
+    if sys.modules.get("datasets") is not None:
         import datasets
 
         switches.append((datasets.disable_progress_bars, datasets.enable_progress_bars))

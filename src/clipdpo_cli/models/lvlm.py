@@ -108,6 +108,10 @@ class Lvlm:
         and the reference pass use (models/logps.py, TRL's fused LM head: no full-vocabulary logits).
         """
         import torch
+
+        from clipdpo_cli.io.extras import require
+
+        require("trl", "--scorer lvlm")  # TRL's fused LM head, as training computes log-probs
         from trl.trainer.utils import add_fused_lm_head
 
         from clipdpo_cli.models.logps import completion_logps

@@ -111,12 +111,9 @@ class ServerClient:
     _pool: ThreadPoolExecutor | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        try:
-            from openai import OpenAI
-        except ImportError:
-            raise InputError(
-                "--engine openai needs the openai client: pip install 'clipdpo-cli[serving]'"
-            ) from None
+        from clipdpo_cli.io.extras import require
+
+        OpenAI = require("openai", "--engine openai").OpenAI  # noqa: N806 (the class)
 
         s = self.settings
         key = s.api_key or os.environ.get("OPENAI_API_KEY") or "EMPTY"  # vLLM takes any key unless --api-key

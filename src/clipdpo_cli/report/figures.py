@@ -11,7 +11,6 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from clipdpo_cli.io.errors import InputError
 from clipdpo_cli.report.benchmarks import AMBER_FIGURE, LOWER_IS_BETTER, BenchmarkTable, ZeroShotTable
 from clipdpo_cli.report.data import TRAIN_METRICS, PairStats, ScoreHistogram
 
@@ -50,13 +49,9 @@ STYLE = {
 @contextmanager
 def figure_style() -> Iterator[None]:
     """The report's matplotlib settings, for drawing and saving; a missing matplotlib is one line."""
-    try:
-        from matplotlib import rc_context
-    except ImportError:
-        raise InputError(
-            "clipdpo report needs matplotlib: pip install 'clipdpo-cli[report]' (or pip install matplotlib)"
-        ) from None
-    with rc_context(STYLE):
+    from clipdpo_cli.io.extras import require
+
+    with require("matplotlib").rc_context(STYLE):
         yield
 
 

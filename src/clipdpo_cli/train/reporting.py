@@ -4,12 +4,7 @@ loads, instead of a TensorBoardCallback traceback after minutes of loading."""
 from __future__ import annotations
 
 from clipdpo_cli.io.errors import UsageError
-
-# How to get each tracker clipdpo names; tensorboard comes with clipdpo's training dependencies.
-INSTALL_HINTS = {
-    "tensorboard": "pip install tensorboard",
-    "wandb": "pip install 'clipdpo-cli[wandb]' (or pip install wandb)",
-}
+from clipdpo_cli.io.extras import extra_for
 
 
 def parse_report_to(value: str | list[str] | None) -> list[str]:
@@ -35,7 +30,8 @@ def parse_report_to(value: str | list[str] | None) -> list[str]:
         if name not in INTEGRATION_TO_CALLBACK:
             raise UsageError(f"--report-to: unknown tracker '{name}' (none, all, or {', '.join(known)})")
         if name not in available and not (name == "flyte" and _installed("flytekit")):
-            hint = INSTALL_HINTS.get(name, f"pip install {name.replace('_', '-')}")
+            extra = extra_for(name)  # tensorboard: the train extra; wandb: its own
+            hint = f"pip install 'clipdpo-cli[{extra}]'" if extra else f"pip install {name.replace('_', '-')}"
             raise UsageError(f"--report-to {name}: {name} is not installed ({hint})")
     return names
 

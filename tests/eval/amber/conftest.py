@@ -24,6 +24,6 @@ def amber_data(shared_amber: Path):
 
 @pytest.fixture(scope="session")
 def tiny_amber(tmp_path_factory: pytest.TempPathFactory) -> str:
-    from clipdpo_cli.testing.tiny_amber import build_tiny_amber
+    from tests.fixtures.tiny_amber import build_tiny_amber
 
     return build_tiny_amber(str(tmp_path_factory.mktemp("amber")))

@@ -17,7 +17,7 @@ def _sources_key() -> str:
     import transformers
 
     import clipdpo_cli.models.mobilevlm as mobilevlm  # its classes build the mobilevlm_v2 fixture
-    import clipdpo_cli.testing.families as families
+    import clipdpo_mini.models.families as families
 
     digest = hashlib.sha256(transformers.__version__.encode())
     for root in (os.path.dirname(families.__file__), os.path.dirname(mobilevlm.__file__)):
@@ -34,7 +34,7 @@ def family_dir(request: pytest.FixtureRequest) -> Callable[[str], str]:
     """family_dir(key) -> the folder of that family's checkpoint (built on first use)."""
     from filelock import FileLock
 
-    from clipdpo_cli.testing.families import build_family
+    from clipdpo_mini.models.families import build_family
 
     base = request.config.cache.mkdir("clipdpo-families") / _sources_key()
     base.mkdir(parents=True, exist_ok=True)

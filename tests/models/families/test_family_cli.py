@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from clipdpo_cli.testing.families import FAMILIES, PALIGEMMA_TEMPLATE
+from clipdpo_mini.models.families import FAMILIES, PALIGEMMA_TEMPLATE
 from tests.conftest import invoke_cli, run_text_cli
 
 KEYS = sorted(FAMILIES)
@@ -136,7 +136,7 @@ def test_lora_without_projections_names_the_modules_found():
 
 @pytest.fixture(scope="module")
 def tiny_amber(tmp_path_factory) -> str:
-    from clipdpo_cli.testing.tiny_amber import build_tiny_amber
+    from tests.fixtures.tiny_amber import build_tiny_amber
 
     return build_tiny_amber(str(tmp_path_factory.mktemp("amber")))
 

@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from clipdpo_cli.models.conversation import ChatEncoding
-from clipdpo_cli.testing.families import FAMILIES, PALIGEMMA_TEMPLATE
+from clipdpo_mini.models.families import FAMILIES, PALIGEMMA_TEMPLATE
 from tests.conftest import invoke_cli
 
 PROMPT = "Describe the image."

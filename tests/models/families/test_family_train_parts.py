@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from clipdpo_cli.testing.families import FAMILIES
+from clipdpo_mini.models.families import FAMILIES
 
 # (vision tower, projector) of each family in transformers 5 (and models/mobilevlm), written by hand
 PARTS = {

@@ -1,6 +1,6 @@
 """`ask`'s LLM on shrunken checkpoints of the real chat families: published templates, BOS, end of turn.
 
-Each family's checkpoint (clipdpo_cli.testing.families.text) is built once; the model loaded from it is then
+Each family's checkpoint (clipdpo_mini.models.families.text) is built once; the model loaded from it is then
 taught, in a few steps, to answer the one `ask` prompt used here with REPLY and the family's end-of-turn
 token, so `clipdpo ask` has JSON to turn into records and a stop to make.
 """
@@ -20,8 +20,8 @@ import pytest
 
 from clipdpo_cli.models.llm import Llm, load_llm
 from clipdpo_cli.stages.ask import SYSTEM_PROMPT, build_prompt
-from clipdpo_cli.testing.families import facts
-from clipdpo_cli.testing.families.text import TEXT_FAMILIES
+from clipdpo_mini.models.families import facts
+from clipdpo_mini.models.families.text import TEXT_FAMILIES
 from tests.conftest import cli_env
 
 CAPTION = "A red car on a road."

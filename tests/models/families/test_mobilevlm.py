@@ -31,7 +31,7 @@ def pairs(tmp_path_factory) -> str:
 
 def test_the_fixture_is_the_official_layout(family_dir):
     """config.json has the published keys and values but the sizes; weights carry the official names."""
-    from clipdpo_cli.testing.families import facts
+    from clipdpo_mini.models.families import facts
 
     folder = family_dir("mobilevlm_v2")
     assert sorted(os.listdir(folder)) == [
@@ -66,7 +66,7 @@ def test_official_names_load_exactly_and_save_back(family_dir, tmp_path):
     from transformers import AutoModelForImageTextToText
 
     from clipdpo_cli.models.hub import load_pretrained
-    from clipdpo_cli.testing.families.mobilevlm import official_state_dict
+    from clipdpo_mini.models.families.mobilevlm import official_state_dict
 
     folder = family_dir("mobilevlm_v2")
     model, info = load_pretrained(
@@ -141,7 +141,7 @@ def test_reference_log_probs_precomputed_then_trained_on(family_dir, pairs, tmp_
 
 
 def test_eval_zeroshot_captions_with_mobilevlm(family_dir, tmp_path, capsys):
-    from clipdpo_cli.testing.tiny_clip import build_tiny_clip
+    from clipdpo_mini.models.tiny_clip import build_tiny_clip
 
     root = tmp_path / "colours"
     for name, color in (("red", (220, 20, 20)), ("blue", (20, 20, 220))):
@@ -166,7 +166,7 @@ def test_mobilevlm_v1_without_tower_weights_takes_them_from_mm_vision_tower(tmp_
     from transformers import CLIPVisionModel
 
     from clipdpo_cli.models.lvlm import load_lvlm
-    from clipdpo_cli.testing.families.mobilevlm import build_mobilevlm
+    from clipdpo_mini.models.families.mobilevlm import build_mobilevlm
 
     folder = build_mobilevlm(str(tmp_path / "v1"), projector="ldpnet", with_tower=False)
     lvlm = load_lvlm(folder, device="cpu")
@@ -289,7 +289,7 @@ def test_published_configs_build_the_published_model(size, tmp_path):
 
     from clipdpo_cli.models.mobilevlm import register
     from clipdpo_cli.models.mobilevlm.modeling import MobileVLMForConditionalGeneration
-    from clipdpo_cli.testing.families import facts
+    from clipdpo_mini.models.families import facts
 
     register()
     config = {**facts("mobilevlm_v2")["config"], **SIZES[size]}

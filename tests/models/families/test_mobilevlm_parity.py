@@ -172,7 +172,7 @@ def test_forward_matches_the_official_implementation(official, family_dir, tmp_p
 
 def test_mobilevlm_v1_ldp_projector_matches_the_official_implementation(official, tmp_path):
     """MobileVLM v1 (`ldpnet`): the official LDP (timm LayerNormAct2d, torchvision MobileNetV3 blocks)."""
-    from clipdpo_cli.testing.families.mobilevlm import build_mobilevlm
+    from clipdpo_mini.models.families.mobilevlm import build_mobilevlm
 
     folder = build_mobilevlm(str(tmp_path / "v1"), projector="ldpnet")
     check_against_official(official, folder, tmp_path, "v1 ldpnet")

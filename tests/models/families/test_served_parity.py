@@ -109,7 +109,7 @@ def test_ask_through_transformers_serve_equals_in_process(
 def test_transformers_serve_refusals_are_one_line(family_dir, transformers_serve_url, tmp_path):
     """What transformers serve cannot do is refused in one line: a per-request chat template (422) and
     yes/no probabilities (it returns no logprobs)."""
-    from clipdpo_cli.testing.families import chat_template
+    from clipdpo_mini.models.families import chat_template
 
     folder = family_dir("llava15")
     queries = tmp_path / "q.jsonl"

@@ -28,7 +28,7 @@ TINY_TOWER = {
 
 def official_config(tokenizer: Any, projector: str = "ldpnetv2", **extra: Any) -> dict[str, Any]:
     """The published config.json of mtgv/MobileVLM_V2-1.7B, cut to SIZES, for this tokenizer."""
-    from clipdpo_cli.testing.families import facts
+    from clipdpo_mini.models.families import facts
 
     config = dict(facts("mobilevlm_v2")["config"])
     config.update(SIZES, vocab_size=len(tokenizer), mm_projector_type=projector, vision_config=TINY_TOWER)
@@ -59,7 +59,7 @@ def build_mobilevlm(out_dir: str, projector: str = "ldpnetv2", with_tower: bool 
     from clipdpo_cli.models.mobilevlm import register
     from clipdpo_cli.models.mobilevlm.configuration import MobileVLMConfig
     from clipdpo_cli.models.mobilevlm.modeling import MobileVLMForConditionalGeneration
-    from clipdpo_cli.testing.families import facts, llama2_tokenizer
+    from clipdpo_mini.models.families import facts, llama2_tokenizer
 
     register()
     os.makedirs(out_dir, exist_ok=True)

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from clipdpo_cli.testing.tokenizer import CORPUS as TINY_CORPUS
+from clipdpo_mini.models.tokenizer import CORPUS as TINY_CORPUS
 
 HERE = os.path.dirname(__file__)
 
@@ -409,15 +409,15 @@ FAMILIES: dict[str, Family] = {
 
 
 def build_mobilevlm(out_dir: str, **kwargs: Any) -> str:
-    """mtgv/MobileVLM_V2-1.7B in the official layout (testing/families/mobilevlm.py)."""
-    from clipdpo_cli.testing.families.mobilevlm import build_mobilevlm as build
+    """mtgv/MobileVLM_V2-1.7B in the official layout (models/families/mobilevlm.py)."""
+    from clipdpo_mini.models.families.mobilevlm import build_mobilevlm as build
 
     return build(out_dir, **kwargs)
 
 
 def all_families() -> dict[str, Family]:
     """The vision-language families (FAMILIES) and the text LLMs for `ask` (text.TEXT_FAMILIES)."""
-    from clipdpo_cli.testing.families.text import TEXT_FAMILIES
+    from clipdpo_mini.models.families.text import TEXT_FAMILIES
 
     return {**FAMILIES, **TEXT_FAMILIES}
 

@@ -1,15 +1,15 @@
 """`make demo` on the miniature world: the trained models the project ships, and the demo's data.
 
-The demo models (src/clipdpo_cli/data/mini_models/, package data) are the miniature world's trained ranker
+The demo models (src/clipdpo_mini/demo_models/, package data) are the miniature world's trained ranker
 (an open_clip local-dir checkpoint with its own small tokenizer) and its biased SFT captioner (a LLaVA
 folder), built from the world generator with fixed seeds by one command:
 
-    python -m clipdpo_cli.mini demo-models [OUT]      # default: this package's data/mini_models/
+    python -m clipdpo_mini demo-models [OUT]      # default: this package's demo_models/
 
 with the settings repro-mini uses for its seed 0 (ReproSettings), and described in OUT/demo_models.json.
 The folder also holds the tiny random LLM `clipdpo ask` runs with (taught one fixed reply; shipped so the
 demo does not spend a CPU-minute building it; see examples/demo.sh for what happens to its questions).
-`python -m clipdpo_cli.mini demo-data OUT` writes what the demo reads besides them (prints shell variables):
+`python -m clipdpo_mini demo-data OUT` writes what the demo reads besides them (prints shell variables):
 a pool of scenes to caption, an AMBER-format folder of held-out scenes (repro-mini's *test* indices, not
 the validation ones its recipe was chosen on), a one-object zero-shot set and the caption prompts.
 """
@@ -35,7 +35,7 @@ POOL_START = 200_000
 
 def shipped_dir() -> str:
     """The folder of the demo models inside the installed package."""
-    return os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data", "mini_models")
+    return os.path.join(os.path.dirname(os.path.abspath(__file__)), "demo_models")
 
 
 def shipped_models(folder: str | None = None) -> tuple[str, str]:
@@ -45,7 +45,7 @@ def shipped_models(folder: str | None = None) -> tuple[str, str]:
     if not os.path.exists(os.path.join(captioner, "config.json")):
         from clipdpo_cli.io.errors import InputError
 
-        command = "python -m clipdpo_cli.mini demo-models"
+        command = "python -m clipdpo_mini demo-models"
         raise InputError(f"no demo models in {folder}: build them with `{command}`")
     return f"local-dir:{ranker}", captioner
 
@@ -57,11 +57,11 @@ def build_demo_models(out: str | None = None, work: str | None = None) -> dict[s
     scenes, 800 SFT steps, bias 0.7, seed 0). Also measures the ranker's insertion accuracy and writes
     everything to OUT/demo_models.json. `work` (default: a temporary folder) holds the training scenes.
     """
-    from clipdpo_cli.mini.captioner import train_captioner
-    from clipdpo_cli.mini.ranker import insertion_accuracy, train_ranker
-    from clipdpo_cli.mini.repro import ReproSettings
-    from clipdpo_cli.mini.world import write_split
-    from clipdpo_cli.testing.tiny_llm import DEMO_REPLY, build_tiny_llm
+    from clipdpo_mini.captioner import train_captioner
+    from clipdpo_mini.models.tiny_llm import DEMO_REPLY, build_tiny_llm
+    from clipdpo_mini.ranker import insertion_accuracy, train_ranker
+    from clipdpo_mini.repro import ReproSettings
+    from clipdpo_mini.world import write_split
 
     out = os.path.abspath(out or shipped_dir())
     s = ReproSettings(out="")
@@ -90,7 +90,7 @@ def build_demo_models(out: str | None = None, work: str | None = None) -> dict[s
         with open(mark, "w", encoding="utf-8") as fh:
             json.dump(info, fh, indent=1)
     info = {
-        "command": "python -m clipdpo_cli.mini demo-models",
+        "command": "python -m clipdpo_mini demo-models",
         "world_seed": WORLD_SEED,
         "ranker": {"scenes": s.n_ranker, "scene_indices": [0, s.n_ranker], "steps": s.ranker_steps,
                    "batch_size": 128, "seed": seed,
@@ -99,8 +99,9 @@ def build_demo_models(out: str | None = None, work: str | None = None) -> dict[s
         "captioner": {"scenes": s.n_sft, "scene_indices": [100_000, 100_000 + s.n_sft], "steps": s.sft_steps,
                       "batch_size": 32, "bias": 0.7, "seed": seed,
                       "vision_tower": "copied from the ranker's image encoder"},
-        "llm": {"what": "a tiny random Llama (1 layer) taught to answer every chat with testing.tiny_llm "
-                        "DEMO_REPLY, for `clipdpo ask` (there is no trained miniature LLM)", "seed": seed},
+        "llm": {"what": "a tiny random Llama (1 layer) taught to answer every chat with "
+                        "clipdpo_mini.models.tiny_llm DEMO_REPLY, for `clipdpo ask` (there is no trained "
+                        "miniature LLM)", "seed": seed},
         "build_seconds": round(time.time() - started),
         "bytes": {part: _size(os.path.join(out, part)) for part in (RANKER, CAPTIONER, LLM)},
     }  # fmt: skip
@@ -118,8 +119,8 @@ def score_quantiles(ranker: str, manifest: list[dict[str, Any]], seed: int = 0) 
 
     import torch
 
-    from clipdpo_cli.mini.ranker import insertion_caption, pixel_tensor
     from clipdpo_cli.models.clip import load_clip
+    from clipdpo_mini.ranker import insertion_caption, pixel_tensor
 
     clip = load_clip(ranker, device="cpu")
     rng = random.Random(seed)
@@ -154,7 +155,7 @@ class DemoData:
 
 def build_demo_data(out: str, n_pool: int = 120, n_held_out: int = 100, per_class: int = 3) -> DemoData:
     """Write (or reuse) the demo's scenes under out/ and name the shipped models."""
-    from clipdpo_cli.mini.world import COLOURS, write_amber_split, write_prompts, write_split
+    from clipdpo_mini.world import COLOURS, write_amber_split, write_prompts, write_split
 
     ranker, captioner = shipped_models()
     llm = os.path.join(shipped_dir(), LLM)
@@ -175,7 +176,7 @@ def build_demo_data(out: str, n_pool: int = 120, n_held_out: int = 100, per_clas
 
 def write_zeroshot_set(out_dir: str, per_class: int, start: int = 400_000) -> None:
     """An ImageFolder set of one-object world scenes, `per_class` per object kind (class = the kind)."""
-    from clipdpo_cli.mini.world import KINDS, draw_scene, sample_scene
+    from clipdpo_mini.world import KINDS, draw_scene, sample_scene
 
     counts = dict.fromkeys(KINDS, 0)
     index = start

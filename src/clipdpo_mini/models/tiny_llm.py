@@ -51,7 +51,7 @@ def build_tiny_llm(
     from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
 
     from clipdpo_cli.models.hub import quiet_transformers
-    from clipdpo_cli.testing.tokenizer import build_bpe_tokenizer
+    from clipdpo_mini.models.tokenizer import build_bpe_tokenizer
 
     tokenizer = build_bpe_tokenizer(vocab_size, extra_special=("<|im_start|>", "<|im_end|>"))
     tokenizer.eos_token = "<|im_end|>"
@@ -134,7 +134,7 @@ def teach_reply(model: Any, tokenizer: Any, reply: str, steps: int, seed: int = 
     model.eval()
 
 
-if __name__ == "__main__":  # python -m clipdpo_cli.testing.tiny_llm OUT_DIR [--demo-reply]
+if __name__ == "__main__":  # python -m clipdpo_mini.models.tiny_llm OUT_DIR [--demo-reply]
     import sys
 
     if "--demo-reply" in sys.argv[2:]:

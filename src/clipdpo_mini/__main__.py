@@ -1,4 +1,4 @@
-"""python -m clipdpo_cli.mini COMMAND ...: build the miniature world, train its models, run repro-mini.
+"""python -m clipdpo_mini COMMAND ...: build the miniature world, train its models, run repro-mini.
 
 world OUT                   scenes: OUT/{ranker,sft,pool}/, the AMBER folder OUT/heldout/ (val, test)
 ranker WORLD_SPLIT OUT      train the open_clip ranker on a split's true captions (--random: untrained)
@@ -7,7 +7,7 @@ agreement PAIRS SPLIT       pairs vs the split's ground truth (JSON)
 swap PAIRS                  the random-swap control: chosen/rejected swapped at random
 repro OUT                   the whole benchmark (make repro-mini)
 rankers OUT                 repro's steps before training: ranking options' pair agreement, the probe
-demo-models [OUT]           train the models `make demo` ships (default: the package's data/mini_models/)
+demo-models [OUT]           train the models `make demo` ships (default: the package's demo_models/)
 demo-data OUT               the demo's scenes; prints shell variables (examples/demo.sh evals them)
 compare BEFORE AFTER BEFORE_RESPONSES AFTER_RESPONSES   the demo's before/after AMBER line
 """
@@ -20,7 +20,7 @@ import sys
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m clipdpo_cli.mini", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m clipdpo_mini", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     sub = p.add_subparsers(dest="cmd", required=True)
     w = sub.add_parser("world")
@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> None:
         cp.add_argument(name)
     args = p.parse_args(argv)
 
-    from clipdpo_cli.mini import world as mw
+    from clipdpo_mini import world as mw
 
     if args.cmd == "world":
         starts = {"ranker": 0, "sft": 100_000, "pool": 200_000}
@@ -87,32 +87,32 @@ def main(argv: list[str] | None = None) -> None:
         print(heldout)
         print(mw.write_prompts(f"{args.out}/prompts.txt"))
     elif args.cmd == "ranker":
-        from clipdpo_cli.mini.ranker import train_ranker, write_ranker
+        from clipdpo_mini.ranker import train_ranker, write_ranker
 
         if args.random:
             print(write_ranker(args.out, seed=args.seed))
         else:
             print(train_ranker(mw.read_manifest(args.split), args.out, steps=args.steps, seed=args.seed))
     elif args.cmd == "captioner":
-        from clipdpo_cli.mini.captioner import train_captioner
+        from clipdpo_mini.captioner import train_captioner
 
         ranker = None if args.ranker == "none" else args.ranker
         manifest = mw.read_manifest(args.split)
         print(train_captioner(manifest, ranker, args.out, seed=args.seed, steps=args.steps,
                               bias=args.bias))  # fmt: skip
     elif args.cmd == "agreement":
-        from clipdpo_cli.mini.repro import _read_jsonl
-        from clipdpo_cli.mini.truth import pair_agreement
+        from clipdpo_mini.repro import _read_jsonl
+        from clipdpo_mini.truth import pair_agreement
 
         scenes = mw.scenes_by_image(mw.read_manifest(args.split))
         print(json.dumps(pair_agreement(_read_jsonl(args.pairs), scenes)))
     elif args.cmd == "swap":
-        from clipdpo_cli.mini.repro import _read_jsonl, swap_pairs
+        from clipdpo_mini.repro import _read_jsonl, swap_pairs
 
         for pair in swap_pairs(_read_jsonl(args.pairs), args.seed):
             sys.stdout.write(json.dumps(pair) + "\n")
     elif args.cmd in ("repro", "rankers"):
-        from clipdpo_cli.mini.repro import ReproSettings, measure_rankers, run
+        from clipdpo_mini.repro import ReproSettings, measure_rankers, run
 
         settings = ReproSettings(args.out, seeds=tuple(args.seeds), jobs=args.jobs)
         for item in args.set:
@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> None:
                 by_name = {r.name: r for r in current}
                 setattr(settings, key, tuple(by_name[name] for name in value.split(",")))
             elif key == "controls":  # names of the control arms (repro.CONTROLS), comma-separated
-                from clipdpo_cli.mini.repro import CONTROLS
+                from clipdpo_mini.repro import CONTROLS
 
                 names = tuple(n for n in value.split(",") if n)
                 unknown = [n for n in names if n not in CONTROLS]
@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> None:
                     p.error(f"--set controls: unknown {', '.join(unknown)} (known: {', '.join(CONTROLS)})")
                 setattr(settings, key, names)
             elif key in ("ranker_options", "train_ranker_options"):  # repro.RANKER_OPTIONS, comma-separated
-                from clipdpo_cli.mini.repro import option_names
+                from clipdpo_mini.repro import option_names
 
                 try:
                     option_names(value)
@@ -138,7 +138,7 @@ def main(argv: list[str] | None = None) -> None:
                     p.error(f"--set {key}: {exc}")
                 setattr(settings, key, value)
             elif key == "sources":  # POVID's pair-source arms (repro.SOURCES), comma-separated
-                from clipdpo_cli.mini.repro import SOURCES
+                from clipdpo_mini.repro import SOURCES
 
                 names = tuple(n for n in value.split(",") if n)
                 unknown = [n for n in names if n not in SOURCES]
@@ -149,15 +149,15 @@ def main(argv: list[str] | None = None) -> None:
                 setattr(settings, key, type(current)(value))
         (run if args.cmd == "repro" else measure_rankers)(settings)
     elif args.cmd == "demo-models":
-        from clipdpo_cli.mini.demo import build_demo_models
+        from clipdpo_mini.demo import build_demo_models
 
         print(json.dumps(build_demo_models(args.out), indent=1))
     elif args.cmd == "demo-data":
-        from clipdpo_cli.mini.demo import main_data
+        from clipdpo_mini.demo import main_data
 
         main_data(args.out)
     elif args.cmd == "compare":
-        from clipdpo_cli.mini.demo import main_compare
+        from clipdpo_mini.demo import main_compare
 
         main_compare(args.before, args.after, args.before_responses, args.after_responses)
 

@@ -186,40 +186,29 @@ def write_amber_split(
     vocabulary (relation.json keys), no safe words. Also writes scenes.jsonl ({id, image, scene, caption,
     split}). `splits` ({name: size}, sizes adding up to count) names consecutive parts (e.g. val, test):
     one folder to generate for, scored per part with `eval-amber --responses` on that part's ids."""
+    from clipdpo_mini.amber import write_amber_folder
+
     parts = [(name, n) for name, n in (splits or {"all": count}).items()]
     if sum(n for _, n in parts) != count:
         raise ValueError(f"split sizes {splits} do not add up to {count}")
     names = [name for name, n in parts for _ in range(n)]
-    data = os.path.join(out_dir, "data")
     image_dir = os.path.join(out_dir, "image")
-    os.makedirs(os.path.join(data, "query"), exist_ok=True)
-    os.makedirs(image_dir, exist_ok=True)
+    scenes = [sample_scene(index, seed) for index in range(start, start + count)]
     annotations, queries, rows = [], [], []
-    for n, (index, split) in enumerate(zip(range(start, start + count), names, strict=True), start=1):
-        scene = sample_scene(index, seed)
+    for n, (scene, split) in enumerate(zip(scenes, names, strict=True), start=1):
         name = f"AMBER_{n}.png"
-        path = os.path.abspath(os.path.join(image_dir, name))
-        draw_scene(scene).save(path)
         truth = list(scene.kinds)
         annotations.append({"id": n, "type": "generative", "truth": truth,
                             "hallu": [k for k in KINDS if k not in truth]})  # fmt: skip
         queries.append({"id": n, "image": name, "query": DESCRIBE})
+        path = os.path.abspath(os.path.join(image_dir, name))
         rows.append({"id": n, "image": path, "scene": scene.to_json(), "caption": true_caption(scene),
                      "split": split})  # fmt: skip
-    _dump(os.path.join(data, "annotations.json"), annotations)
-    _dump(os.path.join(data, "relation.json"), {k: [] for k in KINDS})
-    with open(os.path.join(data, "safe_words.txt"), "w", encoding="utf-8"):
-        pass
-    for name in ("query_all.json", "query_generative.json"):
-        _dump(os.path.join(data, "query", name), queries)
+    images = ((f"AMBER_{n}.png", draw_scene(scene)) for n, scene in enumerate(scenes, start=1))
+    write_amber_folder(out_dir, annotations, queries, {k: [] for k in KINDS}, images=images)
     with open(os.path.join(out_dir, "scenes.jsonl"), "w", encoding="utf-8") as fh:
         fh.writelines(json.dumps(r) + "\n" for r in rows)
     return out_dir
-
-
-def _dump(path: str, value: Any) -> None:
-    with open(path, "w", encoding="utf-8") as fh:
-        json.dump(value, fh, indent=1)
 
 
 def scenes_by_image(rows: Iterable[dict[str, Any]]) -> dict[str, MiniScene]:

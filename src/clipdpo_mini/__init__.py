@@ -5,5 +5,5 @@ ranker trained contrastively on the true captions (ranker.py); a tiny LLaVA capt
 captions with a planted language-prior bias, its vision tower initialised from the ranker's image encoder
 (captioner.py); ground-truth counting of hallucinated objects (truth.py). The models are written in the
 same formats as real checkpoints and the method itself runs through the real `clipdpo` commands
-(repro.py drives them). `python -m clipdpo_cli.mini --help` lists the world-building commands.
+(repro.py drives them). `python -m clipdpo_mini --help` lists the world-building commands.
 """

@@ -40,7 +40,7 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from clipdpo_cli.mini.truth import mentions, pair_agreement
+from clipdpo_mini.truth import mentions, pair_agreement
 
 
 @dataclass(frozen=True)
@@ -105,9 +105,9 @@ def clipdpo(*args: str, stdout: str | None = None, stdin: str | None = None) -> 
 
 
 def mini(*args: str) -> None:
-    """Run a world-building step (`python -m clipdpo_cli.mini ...`) in its own process."""
-    _log("python -m clipdpo_cli.mini " + " ".join(shlex.quote(a) for a in args))
-    subprocess.run([sys.executable, "-m", "clipdpo_cli.mini", *args], check=True)
+    """Run a world-building step (`python -m clipdpo_mini ...`) in its own process."""
+    _log("python -m clipdpo_mini " + " ".join(shlex.quote(a) for a in args))
+    subprocess.run([sys.executable, "-m", "clipdpo_mini", *args], check=True)
 
 
 def _done(path: str) -> bool:
@@ -117,7 +117,7 @@ def _done(path: str) -> bool:
 def build_world(s: ReproSettings) -> dict[str, str]:
     """Scenes for the ranker, SFT and the pool, and one AMBER folder of held-out scenes whose first
     n_val are the validation split and the next n_test the test split (scored separately)."""
-    from clipdpo_cli.mini.world import write_amber_split, write_prompts, write_split
+    from clipdpo_mini.world import write_amber_split, write_prompts, write_split
 
     w = os.path.join(s.out, "world")
     os.makedirs(w, exist_ok=True)
@@ -137,8 +137,8 @@ def build_world(s: ReproSettings) -> dict[str, str]:
 
 
 def build_rankers(s: ReproSettings, world: dict[str, str]) -> dict[str, str]:
-    from clipdpo_cli.mini.ranker import TRAINED_MARK, insertion_accuracy, train_ranker, write_ranker
-    from clipdpo_cli.mini.world import read_manifest
+    from clipdpo_mini.ranker import TRAINED_MARK, insertion_accuracy, train_ranker, write_ranker
+    from clipdpo_mini.world import read_manifest
 
     models = os.path.join(s.out, "models")
     trained, rand = os.path.join(models, "ranker"), os.path.join(models, "ranker-random")
@@ -277,7 +277,7 @@ def world_variants(rows: list[dict[str, Any]], seed: int) -> list[dict[str, Any]
     captioner's learnt prior)."""
     import random
 
-    from clipdpo_cli.mini.world import (
+    from clipdpo_mini.world import (
         COLOURS,
         DESCRIBE,
         KINDS,
@@ -314,7 +314,7 @@ def probe_variants(s: ReproSettings, world: dict[str, str], rankers: dict[str, s
     attribute: a colour changed) and in the world's own phrasing (world_variants), scored by the ranker
     (field `ranker`) and the random ranker (`random_ranker`). Each seed's captioner adds its likelihood in
     run_probe."""
-    from clipdpo_cli.mini.world import DESCRIBE, KINDS, read_manifest
+    from clipdpo_mini.world import DESCRIBE, KINDS, read_manifest
 
     if s.n_probe <= 0:
         return None
@@ -483,7 +483,7 @@ def trusted_captions(world: dict[str, str], path: str) -> str:
     """POVID's trusted answers in this world: each pool image's true caption, under one of the world's
     prompts in turn (the ranked pairs' prompts come from the same five)."""
     from clipdpo_cli.io.records import make_id
-    from clipdpo_cli.mini.world import PROMPTS, read_manifest
+    from clipdpo_mini.world import PROMPTS, read_manifest
 
     rows = read_manifest(world["pool"])
     with open(path + ".part", "w", encoding="utf-8") as fh:
@@ -503,7 +503,7 @@ def source_parts(
     existence vocabulary | pair --source injected; the captions have no relation words) and `noised`
     (caption --image-noise with the base's caption settings, then pair --source noised against the
     clean captions: same prompt and sample, --per-image and --max-length-diff as for the ranked pairs)."""
-    from clipdpo_cli.mini.world import COLOURS, KINDS
+    from clipdpo_mini.world import COLOURS, KINDS
 
     folder = os.path.join(sd, "sources")
     os.makedirs(folder, exist_ok=True)
@@ -638,7 +638,7 @@ def evaluate(
 ) -> dict[str, dict[str, Any]]:
     """eval-amber --generate-only on the held-out folder, then eval-amber --responses per split (the
     official counting on that split's ids); adds the mean response length in words."""
-    from clipdpo_cli.mini.world import read_manifest
+    from clipdpo_mini.world import read_manifest
 
     os.makedirs(folder, exist_ok=True)
     responses = os.path.join(folder, "responses.jsonl")
@@ -685,8 +685,8 @@ def prepare_seed(
 ) -> dict[str, Any]:
     """A seed's steps before training: the SFT captioner, its caption pool, the rankers' pairs, the probe
     and the ranking options' pairs, with their agreement with the truth."""
-    from clipdpo_cli.mini.captioner import TRAINED_MARK
-    from clipdpo_cli.mini.world import read_manifest, scenes_by_image
+    from clipdpo_mini.captioner import TRAINED_MARK
+    from clipdpo_mini.world import read_manifest, scenes_by_image
 
     sd = os.path.join(s.out, f"seed{seed}")
     os.makedirs(sd, exist_ok=True)
@@ -1020,7 +1020,7 @@ def plot(table: dict[str, Any], path: str) -> None:
 
 
 def measure_rankers(s: ReproSettings) -> dict[str, Any]:
-    """`python -m clipdpo_cli.mini rankers OUT`: every step before training (world, models, caption pools,
+    """`python -m clipdpo_mini rankers OUT`: every step before training (world, models, caption pools,
     pairs), the probe and the ranking options' pair agreement, per seed, in OUT/rankers.json and printed.
     It shares OUT's files with `repro` (a later `repro` in OUT reuses them)."""
     started = time.time()

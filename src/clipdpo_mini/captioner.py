@@ -1,4 +1,4 @@
-"""The miniature world's captioner: the project's tiny LLaVA (testing/tiny_llava.py), its vision tower
+"""The miniature world's captioner: the project's tiny LLaVA (models/tiny_llava.py), its vision tower
 initialised from the trained ranker's image encoder, trained by SFT on biased captions.
 
 The result is an ordinary LLaVA folder (save_pretrained of LlavaForConditionalGeneration and its
@@ -16,7 +16,7 @@ import random
 import sys
 from typing import Any
 
-from clipdpo_cli.mini.world import PROMPTS, MiniScene, biased_caption, tokenizer_corpus
+from clipdpo_mini.world import PROMPTS, MiniScene, biased_caption, tokenizer_corpus
 
 TRAINED_MARK = "mini_sft.json"  # written last: the folder holds a finished SFT run
 LM_SIZES: dict[str, int] = {"hidden_size": 64, "num_layers": 2, "num_heads": 4}
@@ -92,7 +92,7 @@ def train_captioner(
 
     from clipdpo_cli.models.conversation import ChatEncoding
     from clipdpo_cli.models.hub import quiet_transformers
-    from clipdpo_cli.testing.tiny_llava import build_tiny_llava
+    from clipdpo_mini.models.tiny_llava import build_tiny_llava
 
     build_tiny_llava(
         out_dir, **LM_SIZES, vision_hidden_size=64, vision_layers=3, image_size=32, patch_size=8,

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 TRAINED_MARK = "mini_ranker.json"  # written last: the folder holds a finished training run
-# The text tower reads a byte-level BPE tokenizer learnt on the world's words (testing/tokenizer.py
+# The text tower reads a byte-level BPE tokenizer learnt on the world's words (models/tokenizer.py
 # build_clip_tokenizer), saved in the checkpoint folder, where open_clip loads a local-dir model's
 # `hf_tokenizer_name` tokenizer from: 373 token rows instead of open_clip's 49,408 (12.6 MB -> 1 MB).
 TOKENIZER_VOCAB = 512  # the BPE trainer's ceiling; the world's words need 373 (len of the tokenizer)
@@ -32,8 +32,8 @@ RANKER_CONFIG: dict[str, Any] = {
 
 def ranker_tokenizer() -> Any:
     """The ranker's text tokenizer (deterministic: learnt from the world's fixed corpus)."""
-    from clipdpo_cli.mini.world import tokenizer_corpus
-    from clipdpo_cli.testing.tokenizer import build_clip_tokenizer
+    from clipdpo_mini.models.tokenizer import build_clip_tokenizer
+    from clipdpo_mini.world import tokenizer_corpus
 
     return build_clip_tokenizer(TOKENIZER_VOCAB, corpus=tokenizer_corpus())
 
@@ -146,7 +146,7 @@ def insertion_accuracy(ranker: str, manifest: list[dict[str, Any]], seed: int = 
 
 def insertion_caption(row: dict[str, Any], rng: random.Random) -> str:
     """A manifest row's true caption with one object of an absent kind (random colour) inserted."""
-    from clipdpo_cli.mini.world import COLOURS, KINDS, MiniScene, caption_of
+    from clipdpo_mini.world import COLOURS, KINDS, MiniScene, caption_of
 
     scene = MiniScene.from_json(row["scene"])
     pairs = [(i.colour, i.kind) for i in scene.items]

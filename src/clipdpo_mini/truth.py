@@ -8,7 +8,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from clipdpo_cli.mini.world import KINDS, MiniScene
+from clipdpo_mini.world import KINDS, MiniScene
 
 _MENTION = re.compile(r"\b(" + "|".join(KINDS) + r")(?:e?s)?\b", re.IGNORECASE)
 

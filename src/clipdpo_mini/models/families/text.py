@@ -1,6 +1,6 @@
 """Shrunken checkpoints of the real text chat LLMs `clipdpo ask` is used with, built offline in seconds.
 
-As the vision-language builders in `clipdpo_cli.testing.families`: each folder loads with AutoTokenizer and
+As the vision-language builders in `clipdpo_mini.models.families`: each folder loads with AutoTokenizer and
 AutoModelForCausalLM exactly as the real checkpoint does, into the real model, config and tokenizer classes,
 with the published chat template (`<key>/chat_template.jinja`, its source in `<key>/facts.json`), the real
 special tokens and BOS convention, and a generation config with the published EOS ids mapped to the small
@@ -17,7 +17,7 @@ import json
 import os
 from typing import Any
 
-from clipdpo_cli.testing.families import (
+from clipdpo_mini.models.families import (
     Family,
     byte_level_vocab,
     chat_template,

@@ -65,7 +65,7 @@ def build_tiny_llava(
     )
 
     from clipdpo_cli.models.hub import quiet_transformers
-    from clipdpo_cli.testing.tokenizer import CORPUS, build_bpe_tokenizer
+    from clipdpo_mini.models.tokenizer import CORPUS, build_bpe_tokenizer
 
     if image_size % patch_size:
         raise ValueError(f"image_size ({image_size}) must be a multiple of patch_size ({patch_size})")
@@ -130,7 +130,7 @@ def build_tiny_llava(
     return out_dir
 
 
-if __name__ == "__main__":  # python -m clipdpo_cli.testing.tiny_llava OUT_DIR
+if __name__ == "__main__":  # python -m clipdpo_mini.models.tiny_llava OUT_DIR
     import sys
 
     print(build_tiny_llava(sys.argv[1]))
