@@ -472,7 +472,7 @@ def test_training_args_of_a_run_hold_no_token(overwritten):
     assert args.hub_token is None
 
 
-def test_training_dependencies_include_tensorboard_and_wandb_is_an_extra():
+def test_the_train_extra_includes_tensorboard_and_wandb_is_an_extra():
     import importlib.util
 
     import tomllib
@@ -480,6 +480,7 @@ def test_training_dependencies_include_tensorboard_and_wandb_is_an_extra():
     from tests.conftest import REPO
 
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
-    names = [d.split(">")[0].split("=")[0].split("[")[0].strip() for d in project["dependencies"]]
-    assert "tensorboard" in names and importlib.util.find_spec("tensorboard") is not None
+    extra = project["optional-dependencies"]["train"]
+    train = [d.split(">")[0].split("=")[0].split("[")[0].strip() for d in extra]
+    assert "tensorboard" in train and importlib.util.find_spec("tensorboard") is not None  # with `train`
     assert [d.split(">")[0] for d in project["optional-dependencies"]["wandb"]] == ["wandb"]
