@@ -213,7 +213,7 @@ def test_webdataset_tar_as_img2dataset_writes_it(files, tmp_path):
 
 def test_webdataset_on_stdout_needs_an_image_dir_before_anything_runs(files):
     r = run_in_process("caption", str(files["tar"]), "-m", "no/such-model")
-    assert r.returncode == 2 and "pass --image-dir DIR" in r.stderr and r.stderr.count("\n") == 1
+    assert r.returncode == 2 and "pass --extract-images-to DIR" in r.stderr and r.stderr.count("\n") == 1
 
 
 def test_dataset_dict_splits(files, tmp_path):

@@ -47,8 +47,8 @@ def auto_batch_size(lvlm: Any, max_new_tokens: int, quiet: bool) -> int:
     from clipdpo_cli.models.device import generation_batch_size
 
     batch_size = generation_batch_size(lvlm.model, lvlm.device, max_new_tokens)
-    if not quiet and lvlm.device.type == "cuda":
-        import sys
+    if lvlm.device.type == "cuda":
+        from clipdpo_cli.io.log import info
 
-        print(f"clipdpo {NAME}: --batch-size auto: {batch_size} rows per generate call", file=sys.stderr)
+        info(NAME, f"--batch-size auto: {batch_size} rows per generate call", quiet)
     return batch_size

@@ -1,13 +1,13 @@
 """`clipdpo eval-zeroshot`: caption-based zero-shot classification (paper Sec. 6.2, Table 3); its options are
 ZeroshotSettings' fields (eval/zeroshot/settings.py)."""
 
-import sys
 from typing import Annotated, Any
 
 import typer
 
 from clipdpo_cli.commands.eval_options import benchmark_command, benchmark_settings
 from clipdpo_cli.eval.zeroshot.settings import ZeroshotSettings
+from clipdpo_cli.io.log import info
 
 NAME = "eval-zeroshot"
 SUMMARY = "Zero-shot classification from the LVLM's captions, vs. CLIP (paper Sec. 6.2, Table 3)."
@@ -40,8 +40,7 @@ def command(settings: dict[str, Any], inputs: InputsArg = None) -> None:
     opts = benchmark_settings(ZeroshotSettings, settings)
 
     def log(msg: str) -> None:
-        if not opts.quiet:
-            print(f"clipdpo {NAME}: {msg}", file=sys.stderr, flush=True)
+        info(NAME, msg, opts.quiet)
 
     written = [(option, path) for option, path in (("-o", opts.output), ("--predictions", opts.predictions))]
     read = [("", path) for path in inputs or []] + [("--captions", path) for path in opts.captions]

@@ -4,11 +4,10 @@ are ExportSettings' fields."""
 import os
 from typing import Any
 
-import typer
-
 from clipdpo_cli.commands.clip_options import ImageRootOpt
 from clipdpo_cli.commands.options import stage_command
 from clipdpo_cli.commands.settings_options import settings_options
+from clipdpo_cli.io.log import info
 from clipdpo_cli.io.runner import IOSettings, check_io, run_stage
 from clipdpo_cli.io.setting import declared
 from clipdpo_cli.stages.export import ExportSettings
@@ -44,8 +43,7 @@ def command(io: IOSettings, settings: dict[str, Any]) -> None:
     run_stage(NAME, io, lambda records, ctx: export_records(records, fmt, image_root, ctx), one_to_one=True)
     if fmt == "llamafactory":
         path, name = write_dataset_info(io.output, options.dataset_name)
-        if not io.quiet:
-            typer.echo(f"clipdpo export: registered '{name}' in {path}", err=True)
+        info(NAME, f"registered '{name}' in {path}", io.quiet)
 
 
 def export_parquet(io: IOSettings, image_root: str | None, embed_images: bool) -> None:
@@ -69,8 +67,7 @@ def export_parquet(io: IOSettings, image_root: str | None, embed_images: bool) -
         from datasets.utils.logging import disable_progress_bar
 
         disable_progress_bar()  # one line of ours instead of four progress bars of datasets
-        if not io.quiet:
-            typer.echo(f"clipdpo export: writing {output} ...", err=True)
+        info(NAME, f"writing {output} ...", io.quiet)
         rows = write_parquet(tmp_jsonl, tmp_parquet, embed_images) if ctx.stats.n_out else 0
         if not rows:
             from clipdpo_cli.io.errors import InputError
@@ -81,6 +78,5 @@ def export_parquet(io: IOSettings, image_root: str | None, embed_images: bool) -
         for path in (tmp_jsonl, tmp_parquet):
             if os.path.exists(path):
                 os.remove(path)
-    if not io.quiet:
-        what = "embedded" if embed_images else "as paths"
-        typer.echo(f"clipdpo export: wrote {output} ({rows:,} rows, images {what})", err=True)
+    what = "embedded" if embed_images else "as paths"
+    info(NAME, f"wrote {output} ({rows:,} rows, images {what})", io.quiet)

@@ -1,12 +1,12 @@
 """`clipdpo probe`: the Sec. 3.1 / Fig. 2 probe, how the LVLM and CLIP scorers rank hallucinated captions."""
 
-import sys
 from typing import Annotated, Any
 
 import typer
 
 from clipdpo_cli.commands.options import QuietOpt
 from clipdpo_cli.commands.settings_options import settings_options
+from clipdpo_cli.io.log import say
 from clipdpo_cli.io.setting import declared
 from clipdpo_cli.stages.probe import ProbeSettings
 
@@ -51,5 +51,4 @@ def command(
     records = merge_by_id(record for path in paths for record in read_jsonl(path))
     result = probe(records, options.lvlm_field, options.score_field)
     write_json(result, output)
-    if not quiet:
-        print(format_table(result), file=sys.stderr, flush=True)
+    say(format_table(result), quiet)

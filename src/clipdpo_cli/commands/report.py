@@ -2,12 +2,12 @@
 options are ReportSettings' fields."""
 
 import os
-import sys
 from typing import Any
 
 from clipdpo_cli.commands.clip_options import ImageRootOpt
 from clipdpo_cli.commands.options import QuietOpt, ScoreFieldOpt
 from clipdpo_cli.commands.settings_options import settings_options
+from clipdpo_cli.io.log import info
 from clipdpo_cli.io.setting import declared
 from clipdpo_cli.report.settings import INPUTS, ReportSettings
 
@@ -40,15 +40,10 @@ def command(settings: dict[str, Any]) -> None:
     check_report_outputs(opts)
     report = build_report(opts)
     written = write_report(report, opts.output, opts.png_dir)
-    if not opts.quiet:
-        size = os.path.getsize(opts.output) / 1024
-        pngs = f", {len(written) - 1} PNG files in {opts.png_dir}" if opts.png_dir else ""
-        names = ", ".join(s.title for s in report.sections)
-        print(
-            f"clipdpo report: wrote {opts.output} ({size:,.0f} KiB; {names}){pngs}",
-            file=sys.stderr,
-            flush=True,
-        )
+    size = os.path.getsize(opts.output) / 1024
+    pngs = f", {len(written) - 1} PNG files in {opts.png_dir}" if opts.png_dir else ""
+    names = ", ".join(s.title for s in report.sections)
+    info(NAME, f"wrote {opts.output} ({size:,.0f} KiB; {names}){pngs}", opts.quiet)
 
 
 def check_report_outputs(opts: ReportSettings) -> None:

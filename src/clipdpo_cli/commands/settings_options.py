@@ -78,11 +78,10 @@ def apply_aliases(ctx: typer.Context, kwargs: dict[str, Any], fields: list[datac
 
 def note_renamed(ctx: typer.Context, old: str, new: str) -> None:
     """Say on stderr (unless --quiet) that a hidden old flag was used, and its new name."""
-    import sys
+    from clipdpo_cli.io.log import info
 
-    if not ctx.params.get("quiet"):
-        print(f"clipdpo {ctx.info_name}: {old} is now {new} (the old name goes in a later release)",
-              file=sys.stderr)  # fmt: skip
+    info(ctx.info_name or "", f"{old} is now {new} (the old name goes in a later release)",
+         bool(ctx.params.get("quiet")))  # fmt: skip
 
 
 CONFIG_HELP = (

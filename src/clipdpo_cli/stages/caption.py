@@ -4,7 +4,7 @@ For every input image, one record per (prompt, sample): its id is make_id("capti
 sample, seed, temperature, top_p, max_new_tokens, and --max-pixels and the --chat-template's digest when
 given), so the same command gives the same ids, and changing the model or a setting gives new ones. `image`
 is the record's `image` as written, or, for an image that came as bytes, its content hash (`image_hash`,
-io.sources), so the ids do not depend on where -o / --image-dir put the file.
+io.sources), so the ids do not depend on where -o / --extract-images-to put the file.
 
 The caption goes to `text`; a `text` the input record already had (a dataset's `--text-column`, a
 webdataset's `txt`) is kept as `source_text`, never overwritten. The rows of all images are generated in

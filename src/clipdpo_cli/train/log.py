@@ -1,14 +1,13 @@
-"""`clipdpo train`'s own lines on stderr: prefixed, and written by rank 0 only."""
+"""`clipdpo train`'s own lines on stderr: prefixed, and written by rank 0 only (io/log.py)."""
 
 from __future__ import annotations
 
-import os
-import sys
+from clipdpo_cli.io.log import info
 
 
 def log(message: str) -> None:
-    if int(os.environ.get("RANK", "0")) == 0:
-        print(f"clipdpo train: {message}", file=sys.stderr, flush=True)
+    """`clipdpo train: message`, from the main process only."""
+    info("train", message)
 
 
 def log_unless(quiet: bool, message: str) -> None:

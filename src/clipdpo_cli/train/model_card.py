@@ -395,4 +395,6 @@ def finish(trainer: Any, facts: RunFacts, output_dir: str) -> None:
             trainer, output_dir, f"clipdpo train: {facts.loss}, {trainer.state.global_step} steps"
         )
         if url:
-            print(f"clipdpo train: pushed {output_dir} to {url}", file=sys.stderr, flush=True)
+            from clipdpo_cli.io.log import info
+
+            info("train", f"pushed {output_dir} to {url}")

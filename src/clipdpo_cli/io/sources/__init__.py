@@ -25,9 +25,10 @@ JSON line (io/jsonl.py) and a tar member (webdataset._tar_members): a larger one
 
 Images that arrive as bytes (an Image column, a binary column, a webdataset member; byte_images.py) are
 checked by the one image decoder (io.images.verify_image_bytes) and written once, named by their content
-hash, under --image-dir (default: beside -o), so later stages open them as files. Sharding and resume see
-the hash name, so a shard's records do not depend on where its images are written; the written record keeps
-that hash as `image_hash`, from which `caption` makes its ids (they do not depend on -o / --image-dir either).
+hash, under --extract-images-to (default: beside -o), so later stages open them as files. Sharding and
+resume see the hash name, so a shard's records do not depend on where its images are written; the written
+record keeps that hash as `image_hash`, from which `caption` makes its ids (they do not depend on -o /
+--extract-images-to either).
 
 What the user brought is kept under names of its own: a dataset row's or a webdataset sample's own `id` as
 `source_id` (as an SFT entry's is `sft_id`); `--text-column` is read as `text`, and `caption`, which writes

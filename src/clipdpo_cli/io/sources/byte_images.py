@@ -1,7 +1,7 @@
 """Images that arrive as bytes (an Image column, a binary column, a webdataset member): named by their
-content hash while the record travels (the bytes under the private field IMAGE_BYTES), then checked by the one
-image decoder (io.images.verify_image_bytes) and written once under --image-dir (default: beside -o), so later
-stages open them as files; the written record keeps the hash as `image_hash`."""
+content hash while the record travels (the bytes under the private field IMAGE_BYTES), then checked by the
+one image decoder (io.images.verify_image_bytes) and written once under --extract-images-to (default: beside
+-o), so later stages open them as files; the written record keeps the hash as `image_hash`."""
 
 from __future__ import annotations
 
@@ -107,13 +107,13 @@ def written_images(
 def make_folder(folder: str | None) -> str:
     if folder is None:
         raise UsageError(
-            "the input holds images as bytes: pass --image-dir DIR (each is written there once, by content "
-            "hash, for the later stages) or -o FILE (then FILE's name + '-images/')"
+            "the input holds images as bytes: pass --extract-images-to DIR (each is written there once, by "
+            "content hash, for the later stages) or -o FILE (then FILE's name + '-images/')"
         )
     try:
         os.makedirs(folder, exist_ok=True)
     except OSError as exc:
-        raise InputError(f"--image-dir {folder}: cannot create it: {exc.strerror or exc}") from None
+        raise InputError(f"--extract-images-to {folder}: cannot create it: {exc.strerror or exc}") from None
     return os.path.abspath(folder)
 
 

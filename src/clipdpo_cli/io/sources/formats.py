@@ -39,7 +39,7 @@ HF_DATA_EXTENSIONS = (".parquet", ".arrow")  # a folder of these is a dataset (c
 
 @dataclass
 class InputSettings:
-    """How to read the input: the --input-format, --image-column, --text-column, --image-dir, --split."""
+    """How to read the input: --input-format, --image-column, --text-column, --extract-images-to, --split."""
 
     format: str = "auto"
     image_column: str | None = None

@@ -23,7 +23,7 @@ from clipdpo_cli.io.stage import StageContext
 @dataclass(frozen=True)
 class Reader:
     """A format's reader; `image_bytes`: its images may come as bytes (written by InputSource.prepare, under
-    --image-dir or beside -o)."""
+    --extract-images-to or beside -o)."""
 
     read: ReadFormat
     image_bytes: bool = False
