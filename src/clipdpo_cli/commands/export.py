@@ -36,8 +36,8 @@ def command(io: IOSettings, settings: dict[str, Any]) -> None:
     if fmt == "llamafactory" and not io.output.endswith((".json", ".jsonl")):
         raise UsageError("--format llamafactory: -o must end in .json or .jsonl (what LLaMA-Factory reads)")
     if fmt == "llamafactory":  # its dataset_info.json is an output too
-        info = os.path.join(os.path.dirname(os.path.abspath(io.output)), "dataset_info.json")
-        check_io(io, extra_outputs=(("dataset_info.json", info),))
+        registry = os.path.join(os.path.dirname(os.path.abspath(io.output)), "dataset_info.json")
+        check_io(io, extra_outputs=(("dataset_info.json", registry),))
     if fmt == "parquet":
         return export_parquet(io, image_root, options.embed_images)
     run_stage(NAME, io, lambda records, ctx: export_records(records, fmt, image_root, ctx), one_to_one=True)
