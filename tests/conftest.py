@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Callable
@@ -138,3 +139,17 @@ def tiny_llm_path(request: pytest.FixtureRequest) -> Callable[..., str]:
         return cached_build(tiny_model_cache(request.config), "tiny-llm", build_tiny_llm, **build_args)
 
     return get
+
+
+@pytest.fixture(autouse=True)
+def _sigint_not_left_ignored(request: pytest.FixtureRequest):
+    """An ignored SIGINT is inherited by every later subprocess of the same worker, so a Ctrl-C test's
+    child would ignore Ctrl-C and finish (seen once: both Ctrl-C tests of one worker failed that way, the
+    cause not found). A test that leaves SIGINT ignored gets Python's handler back, with a warning naming
+    it."""
+    yield
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        import warnings
+
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        warnings.warn(f"{request.node.nodeid} left SIGINT ignored; restored", stacklevel=1)
