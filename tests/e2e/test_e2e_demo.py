@@ -30,20 +30,10 @@ def summaries(log: str) -> dict[str, list[tuple[int, int]]]:
     return found
 
 
-# DEMO_OUT relative to the repository (demo.sh runs from there), as `make demo`'s demo-out/ is: caption ids,
-# and so the sampled captions, the pairs and the training, depend on the image paths as written, so an
-# absolute temporary folder made every run a different draw (a reward-margin bar failed on one of them);
-# a fixed relative folder is one draw, the same on every machine.
-DEMO_DIR = ".pytest_cache/demo-e2e"
-
-
 @pytest.fixture(scope="module")
-def demo():
-    import shutil
-
-    out = REPO / DEMO_DIR
-    shutil.rmtree(out, ignore_errors=True)
-    env = cli_env(DEMO_OUT=DEMO_DIR)
+def demo(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo")
+    env = cli_env(DEMO_OUT=str(out))
     env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env["PATH"]
     r = subprocess.run(
         ["bash", str(REPO / "examples" / "demo.sh")], capture_output=True, env=env, timeout=900
@@ -104,8 +94,7 @@ def test_the_trained_ranker_scores_true_captions_above_hallucinated_ones(demo):
     scenes = scenes_by_image(read_manifest(str(out / "pool")))
     right, wrong = [], []
     for s in read(out / "scored-captions.jsonl"):
-        scene = scenes[str(REPO / s["image"])]  # the records' paths are relative to the repository
-        (wrong if hallucinations(scene, s["text"]) else right).append(s["clip_score"])
+        (wrong if hallucinations(scenes[s["image"]], s["text"]) else right).append(s["clip_score"])
     assert len(right) > 500 and len(wrong) > 50
     right.sort(), wrong.sort()
     assert right[len(right) // 2] > wrong[len(wrong) // 2] + 15  # medians (measured ~93 vs ~70)
@@ -154,8 +143,7 @@ def test_the_pairs_agree_with_the_world_ground_truth(demo):
     from clipdpo_mini.world import read_manifest, scenes_by_image
 
     out, _ = demo
-    pairs = [{**p, "image": str(REPO / p["image"])} for p in read(out / "pairs.jsonl")]  # relative to REPO
-    counts = pair_agreement(pairs, scenes_by_image(read_manifest(str(out / "pool"))))
+    counts = pair_agreement(read(out / "pairs.jsonl"), scenes_by_image(read_manifest(str(out / "pool"))))
     assert counts["unknown"] == 0 and counts["chosen_fewer"] >= 50, counts
     assert counts["chosen_fewer"] >= 5 * counts["chosen_more"], counts  # chance: 1:1
 
@@ -218,9 +206,7 @@ def test_the_before_after_line_is_the_two_amber_results(demo):
     summary = json.loads((out / "train-summary.json").read_text())
     # measured with the vision tower frozen (train's default): reward accuracy 0.51 -> 0.64, 0.53 -> 0.92,
     # 0.48 -> 0.87 and loss 0.715 -> 0.631, 0.718 -> 0.608, 0.721 -> 0.592 (DPO + SFT term; logged over the
-    # last steps' few batches, so the accuracy alone is noisy: an absolute bar of 0.7 failed once). The
-    # draw of DEMO_DIR: accuracy 0.49 -> 0.85, loss 0.718 -> 0.585, margins 0.015 -> 0.31 (a draw in an
-    # absolute temporary folder once gave margins 0.014 -> 0.105, under the 0.1 bar)
+    # last steps' few batches, so the accuracy alone is noisy: an absolute bar of 0.7 failed once)
     first, last = summary["first_rewards/accuracies"], summary["last_rewards/accuracies"]
     assert first < 0.6 and last > first + 0.05, (first, last)
     assert summary["last_loss"] < summary["first_loss"] - 0.03, (summary["first_loss"], summary["last_loss"])
@@ -235,5 +221,5 @@ def test_demo_ends_with_its_report(demo):
     assert all(f'<section id="{s}">' in html for s in sections)
     assert not re.search(r'(?:src|href)="(?!data:|#)', html)  # everything embedded
     assert {p.name for p in (out / "figures").iterdir()} >= {"scores-captions.png", "pairs.png", "amber.png"}
-    assert f"clipdpo report: wrote {DEMO_DIR}/report.html" in log
+    assert f"clipdpo report: wrote {out}/report.html" in log
     assert "before (SFT)" in html and "after (CLIP-DPO)" in html
