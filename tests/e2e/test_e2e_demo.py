@@ -204,13 +204,17 @@ def test_the_before_after_line_is_the_two_amber_results(demo):
     # here (tests/mini/test_mini_science.py asserts the method's direction); what must hold: training
     # learned the pairs' preferences, and the captioner still names what it sees.
     summary = json.loads((out / "train-summary.json").read_text())
-    # measured with the vision tower frozen (train's default): reward accuracy 0.51 -> 0.64, 0.53 -> 0.92,
-    # 0.48 -> 0.87 and loss 0.715 -> 0.631, 0.718 -> 0.608, 0.721 -> 0.592 (DPO + SFT term; logged over the
-    # last steps' few batches, so the accuracy alone is noisy: an absolute bar of 0.7 failed once)
+    # Each run is its own draw: caption ids, and so the sampled captions, the pairs and the training, depend
+    # on the image and model paths as written (the temporary folder, the checkout). Measured with the vision
+    # tower frozen (train's default; DPO + SFT term; logged over the last steps' few batches): reward
+    # accuracy 0.51 -> 0.64, 0.53 -> 0.92, 0.48 -> 0.87, 0.49 -> 0.85, 0.525 -> 0.573; loss 0.715 -> 0.631,
+    # 0.718 -> 0.608, 0.721 -> 0.592, 0.718 -> 0.585, 0.718 -> 0.670, 0.726 -> 0.674; reward margins
+    # 0.015 -> 0.31, 0.018 -> 0.119, 0.014 -> 0.105. Bars of +0.05 accuracy and +0.1 margin each failed on
+    # one of these draws, so those two bars are about half the weakest gain; a reversed preference fails all three.
     first, last = summary["first_rewards/accuracies"], summary["last_rewards/accuracies"]
-    assert first < 0.6 and last > first + 0.05, (first, last)
+    assert first < 0.6 and last > first + 0.02, (first, last)
     assert summary["last_loss"] < summary["first_loss"] - 0.03, (summary["first_loss"], summary["last_loss"])
-    assert summary["last_rewards/margins"] > summary["first_rewards/margins"] + 0.1
+    assert summary["last_rewards/margins"] > summary["first_rewards/margins"] + 0.05
     assert after["Cover"] >= 0.9 * before["Cover"] and before["Cover"] >= 90
 
 
