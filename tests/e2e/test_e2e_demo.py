@@ -210,7 +210,8 @@ def test_the_before_after_line_is_the_two_amber_results(demo):
     # accuracy 0.51 -> 0.64, 0.53 -> 0.92, 0.48 -> 0.87, 0.49 -> 0.85, 0.525 -> 0.573; loss 0.715 -> 0.631,
     # 0.718 -> 0.608, 0.721 -> 0.592, 0.718 -> 0.585, 0.718 -> 0.670, 0.726 -> 0.674; reward margins
     # 0.015 -> 0.31, 0.018 -> 0.119, 0.014 -> 0.105. Bars of +0.05 accuracy and +0.1 margin each failed on
-    # one of these draws, so those two bars are about half the weakest gain; a reversed preference fails all three.
+    # one of these draws, so those two bars are about half the weakest gain; a reversed preference fails all
+    # three.
     first, last = summary["first_rewards/accuracies"], summary["last_rewards/accuracies"]
     assert first < 0.6 and last > first + 0.02, (first, last)
     assert summary["last_loss"] < summary["first_loss"] - 0.03, (summary["first_loss"], summary["last_loss"])

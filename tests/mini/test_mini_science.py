@@ -54,14 +54,16 @@ def test_pairs_agree_with_the_ground_truth(mini_world, method):
     counts = pair_agreement(method["pairs"], scenes_by_image(read_manifest(mini_world.pool)))
     assert counts["unknown"] == 0
     assert counts["chosen_fewer"] >= 30, counts
-    # chance is 1:1; a swap of chosen and rejected gives the reverse. Measured 4.5:1 and 3.7:1 in two runs
-    # (CPU training is not bit-reproducible), so the bar is a ratio of 2.5 and a one-sided binomial test
-    # against chance; swapped pairs (1:3.7) fail both.
+    # chance is 1:1; a swap of chosen and rejected gives the reverse. Each run is its own draw (caption ids,
+    # so the sampled captions, depend on the image and model paths: the world's cache folder is named by a
+    # hash of the sources). Measured 4.5:1 and 3.7:1 in two runs, and on one world 2.2:1 (168:78, p 5e-9),
+    # 4.2, 3.2, 3.7, 3.8 and 2.8:1 in six draws; a bar of 2.5 and p < 1e-9 failed on the 2.2:1 draw, so the
+    # bars are 1.8:1 and p < 1e-6; swapped pairs (1:2.2 at best) fail both.
     from scipy.stats import binomtest
 
     fewer, more = counts["chosen_fewer"], counts["chosen_more"]
-    assert fewer >= 2.5 * more, counts
-    assert binomtest(fewer, fewer + more, 0.5, alternative="greater").pvalue < 1e-9, counts
+    assert fewer >= 1.8 * more, counts
+    assert binomtest(fewer, fewer + more, 0.5, alternative="greater").pvalue < 1e-6, counts
 
 
 def _llr(model: str, world, out: str, name: str) -> float:
