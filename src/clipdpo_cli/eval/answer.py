@@ -29,6 +29,27 @@ def value_of(choice: Any) -> Any:
     return choice.value if isinstance(choice, enum.Enum) else choice
 
 
+@dataclass(kw_only=True)
+class AnswerGeneration:
+    """The generation group's fields a benchmark's settings carry, with the benchmarks' defaults (greedy,
+    seed 0, 8 rows a batch): a benchmark's settings dataclass inherits them and overrides a default where its
+    answers differ (POPE's short ones); `generation_options` reads the defaults from there, and a field the
+    command does not take is left out of its options (`benchmark_command(..., without=...)`). Keyword-only,
+    so a benchmark's own required fields (AMBER's amber_root) may follow them."""
+
+    model: str | None = None
+    max_new_tokens: int = 512  # a description's
+    temperature: float = 0.0
+    top_p: float = 1.0
+    seed: int = 0
+    batch_size: int = 8
+    device: str = "auto"
+    dtype: str = "auto"
+    chat_template: str | None = None
+    max_pixels: int | None = None
+    engine: EngineSettings = field(default_factory=EngineSettings)  # --engine and the server's options
+
+
 @dataclass
 class ModelPass:
     """What answering with --model needs: the LVLM and its loading, the stage's and the runner's settings."""

@@ -8,7 +8,7 @@ commands/eval_options.py); no `from __future__ import annotations` here, so thei
 
 import enum
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from clipdpo_cli.eval.amber.data import AmberData, find_image_dir, load_amber
@@ -18,6 +18,7 @@ from clipdpo_cli.eval.amber.nlp.similarity import load_similarity
 from clipdpo_cli.eval.amber.queries import DEFAULT_YES_NO_SUFFIX, query_records
 from clipdpo_cli.eval.amber.responses import read_responses
 from clipdpo_cli.eval.answer import (
+    AnswerGeneration,
     ModelPass,
     answer_queries,
     answered_only,
@@ -32,7 +33,6 @@ from clipdpo_cli.io.outputs import check_outputs
 from clipdpo_cli.io.progress import DEFAULT_EVERY
 from clipdpo_cli.io.setting import setting
 from clipdpo_cli.io.shard import Shard
-from clipdpo_cli.models.generator import EngineSettings
 from clipdpo_cli.stages.respond import RespondSettings
 
 
@@ -51,7 +51,7 @@ class Nlp(str, enum.Enum):
 
 
 @dataclass
-class AmberEvalSettings:
+class AmberEvalSettings(AnswerGeneration):
     """eval-amber's options (each field a `clipdpo eval-amber` option), and the generation engine's."""
 
     amber_root: str = setting(
@@ -94,19 +94,6 @@ class AmberEvalSettings:
     allow_partial: bool = setting(False, shared=True)
     quiet: bool = setting(False, shared=True)
     progress_every: float = setting(DEFAULT_EVERY, shared=True)
-    # the generation group's options (models/generation_settings.py, declared there once), with this command's
-    # defaults: generation_options reads them here
-    model: str | None = None
-    max_new_tokens: int = 512  # a description's
-    temperature: float = 0.0
-    top_p: float = 1.0
-    seed: int = 0
-    batch_size: int = 8
-    device: str = "auto"
-    dtype: str = "auto"
-    chat_template: str | None = None
-    max_pixels: int | None = None
-    engine: EngineSettings = field(default_factory=EngineSettings)  # --engine and the server's options
 
     def generation(self) -> RespondSettings:
         """The respond stage's settings of the --model pass."""

@@ -5,10 +5,16 @@ ChairEvalSettings' fields are also the command's options (io.setting; the shared
 commands/eval_options.py); no `from __future__ import annotations` here, so their types are the options'.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from clipdpo_cli.eval.answer import answer_queries, answered_only, model_pass, write_query_file
+from clipdpo_cli.eval.answer import (
+    AnswerGeneration,
+    answer_queries,
+    answered_only,
+    model_pass,
+    write_query_file,
+)
 from clipdpo_cli.eval.chair.coco import CocoTruth, default_captions
 from clipdpo_cli.eval.chair.evaluate import format_table, image_id_of, score_responses
 from clipdpo_cli.eval.chair.queries import query_records, read_image_ids, read_prompts
@@ -20,12 +26,11 @@ from clipdpo_cli.io.outputs import check_outputs
 from clipdpo_cli.io.progress import DEFAULT_EVERY
 from clipdpo_cli.io.setting import setting
 from clipdpo_cli.io.textfiles import read_text_file
-from clipdpo_cli.models.generator import EngineSettings
 from clipdpo_cli.stages.respond import RespondSettings
 
 
 @dataclass
-class ChairEvalSettings:
+class ChairEvalSettings(AnswerGeneration):
     """eval-chair's options (each field a `clipdpo eval-chair` option), and the generation engine's."""
 
     coco_annotations: str = setting(help="COCO instance annotations of the images (instances_val2014.json).")
@@ -63,19 +68,6 @@ class ChairEvalSettings:
     allow_partial: bool = setting(False, shared=True)  # with --image-ids
     quiet: bool = setting(False, shared=True)
     progress_every: float = setting(DEFAULT_EVERY, shared=True)
-    # the generation group's options (models/generation_settings.py, declared there once), with this command's
-    # defaults: generation_options reads them here
-    model: str | None = None
-    max_new_tokens: int = 512  # a description's
-    temperature: float = 0.0
-    top_p: float = 1.0
-    seed: int = 0
-    batch_size: int = 8
-    device: str = "auto"
-    dtype: str = "auto"
-    chat_template: str | None = None
-    max_pixels: int | None = None
-    engine: EngineSettings = field(default_factory=EngineSettings)  # --engine and the server's options
 
     def generation(self) -> RespondSettings:
         """The respond stage's settings of the --model pass."""

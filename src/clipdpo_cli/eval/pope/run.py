@@ -8,7 +8,14 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any
 
-from clipdpo_cli.eval.answer import answer_queries, answered_only, model_pass, value_of, write_query_file
+from clipdpo_cli.eval.answer import (
+    AnswerGeneration,
+    answer_queries,
+    answered_only,
+    model_pass,
+    value_of,
+    write_query_file,
+)
 from clipdpo_cli.eval.pope.data import SPLITS, load_pope
 from clipdpo_cli.eval.pope.evaluate import format_table, score_responses
 from clipdpo_cli.eval.pope.queries import DEFAULT_POST_PROMPT, query_records
@@ -18,7 +25,6 @@ from clipdpo_cli.io.log import say
 from clipdpo_cli.io.outputs import check_outputs
 from clipdpo_cli.io.progress import DEFAULT_EVERY
 from clipdpo_cli.io.setting import setting
-from clipdpo_cli.models.generator import EngineSettings
 from clipdpo_cli.stages.respond import RespondSettings
 
 
@@ -30,7 +36,7 @@ class Split(str, enum.Enum):
 
 
 @dataclass
-class PopeEvalSettings:
+class PopeEvalSettings(AnswerGeneration):
     """eval-pope's options (each field a `clipdpo eval-pope` option), and the generation engine's."""
 
     pope_root: str = setting(
@@ -55,16 +61,9 @@ class PopeEvalSettings:
     allow_partial: bool = setting(False, shared=True)
     quiet: bool = setting(False, shared=True)
     progress_every: float = setting(DEFAULT_EVERY, shared=True)
-    # the generation group's options (models/generation_settings.py, declared there once), with this command's
-    # defaults: generation_options reads them here
-    model: str | None = None
-    max_new_tokens: int = 16  # a free answer's (--yes-no generate); POPE's answers are greedy
-    batch_size: int = 8
-    device: str = "auto"
-    dtype: str = "auto"
-    chat_template: str | None = None
-    max_pixels: int | None = None
-    engine: EngineSettings = field(default_factory=EngineSettings)  # --engine and the server's options
+    # the generation group's fields come from AnswerGeneration; POPE's own default (its command leaves out
+    # --temperature, --top-p and --seed: its answers are greedy)
+    max_new_tokens: int = field(default=16, kw_only=True)  # a free answer's (--yes-no generate)
 
     @property
     def splits(self) -> tuple[str, ...]:
