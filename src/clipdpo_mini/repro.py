@@ -1019,17 +1019,22 @@ def plot(table: dict[str, Any], path: str) -> None:
     plt.close(fig)
 
 
-def measure_rankers(s: ReproSettings) -> dict[str, Any]:
-    """`python -m clipdpo_mini rankers OUT`: every step before training (world, models, caption pools,
-    pairs), the probe and the ranking options' pair agreement, per seed, in OUT/rankers.json and printed.
-    It shares OUT's files with `repro` (a later `repro` in OUT reuses them)."""
-    started = time.time()
+def prepare_shared(s: ReproSettings) -> tuple[dict[str, str], dict[str, str], str | None]:
+    """What every seed shares, built once (offline): the world, the rankers and the probe's variants."""
     os.makedirs(s.out, exist_ok=True)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     world = build_world(s)
     rankers = build_rankers(s, world)
-    probe = probe_variants(s, world, rankers)
+    return world, rankers, probe_variants(s, world, rankers)
+
+
+def measure_rankers(s: ReproSettings) -> dict[str, Any]:
+    """`python -m clipdpo_mini rankers OUT`: every step before training (world, models, caption pools,
+    pairs), the probe and the ranking options' pair agreement, per seed, in OUT/rankers.json and printed.
+    It shares OUT's files with `repro` (a later `repro` in OUT reuses them)."""
+    started = time.time()
+    world, rankers, probe = prepare_shared(s)
     from concurrent.futures import ThreadPoolExecutor
 
     def one(seed: int) -> dict[str, Any]:
@@ -1051,12 +1056,7 @@ def measure_rankers(s: ReproSettings) -> dict[str, Any]:
 
 def run(s: ReproSettings) -> dict[str, Any]:
     started = time.time()
-    os.makedirs(s.out, exist_ok=True)
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    world = build_world(s)
-    rankers = build_rankers(s, world)
-    probe = probe_variants(s, world, rankers)
+    world, rankers, probe = prepare_shared(s)
     import threading
     from concurrent.futures import ThreadPoolExecutor
 

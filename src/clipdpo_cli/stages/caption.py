@@ -35,7 +35,7 @@ from importlib import resources
 from typing import Any
 
 from clipdpo_cli.io.errors import BadRecord, InputError
-from clipdpo_cli.io.images import add_diffusion_noise, resolve_image
+from clipdpo_cli.io.images import NOISE_SCHEDULES, add_diffusion_noise, resolve_image
 from clipdpo_cli.io.records import make_id
 from clipdpo_cli.io.setting import setting
 from clipdpo_cli.io.stage import StageContext
@@ -67,9 +67,7 @@ def _prompts_option(path: str | None = None) -> tuple[str, ...]:
     return tuple(read_prompts(path))
 
 
-class NoiseSchedule(str, enum.Enum):
-    sigmoid = "sigmoid"
-    linear = "linear"
+NoiseSchedule = enum.Enum("NoiseSchedule", {name: name for name in NOISE_SCHEDULES}, type=str)
 
 
 @dataclass(frozen=True)

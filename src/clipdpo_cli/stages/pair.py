@@ -57,13 +57,15 @@ from clipdpo_cli.stages.filter import word_count
 
 EMPTY_CAPTION = "empty caption"
 EMPTY_ANSWER = "empty answer"
-SOURCES = ("ranked", "injected", "noised")
 
 
 class PairSource(str, enum.Enum):
     ranked = "ranked"
     injected = "injected"
     noised = "noised"
+
+
+SOURCES = tuple(m.value for m in PairSource)
 
 
 @dataclass(frozen=True)

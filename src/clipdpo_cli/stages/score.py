@@ -118,8 +118,8 @@ class ScoreSettings:
             raise UsageError("--per-sentence needs a CLIP scorer (drop --scorer lvlm)")
 
 
-PER_SENTENCE = ("mean", "min")
-PARTS = ("sentence", "clause")
+PER_SENTENCE = tuple(m.value for m in PerSentence)
+PARTS = tuple(m.value for m in Parts)
 
 
 def text_parts(text: str, parts: str = "sentence") -> list[str]:
