@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-dev
+# a dropped connection mid-wheel (seen in CI on pyarrow's 55 MB) resumes instead of failing the install
+PIP_NET := --retries 10 --resume-retries 30
 ALL_STAMP := $(VENV)/.installed-all
 # every extra pyproject.toml declares (tests/test_dependencies.py checks this list), so `make test` tests them
 # all; `make demo` (and repro-mini, lint, bench) install only what the demo runs: dev (matplotlib for report,
@@ -14,15 +16,15 @@ DEMO_EXTRAS := dev,train
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q --no-compile -c constraints.txt -e '.[$(DEMO_EXTRAS)]'
+	$(PY) -m pip install -q --retries 10 --upgrade pip
+	$(PY) -m pip install -q $(PIP_NET) --no-compile -c constraints.txt -e '.[$(DEMO_EXTRAS)]'
 	@# byte-compile on every core (pip compiles one file at a time: ~25 s more on 2 cores); like pip, a file
 	@# that does not compile is left to the interpreter
 	$(PY) -m compileall -q -j 0 $(VENV)/lib > /dev/null || true
 	touch $(STAMP)
 
 $(ALL_STAMP): $(STAMP)
-	$(PY) -m pip install -q -c constraints.txt -e '.[$(EXTRAS)]'
+	$(PY) -m pip install -q $(PIP_NET) -c constraints.txt -e '.[$(EXTRAS)]'
 	touch $(ALL_STAMP)
 
 demo: $(STAMP)
