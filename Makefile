@@ -12,7 +12,7 @@ ALL_STAMP := $(VENV)/.installed-all
 EXTRAS := dev,train,inputs,zeroshot,report,serving,benchmarks,wandb
 DEMO_EXTRAS := dev,train
 
-.PHONY: demo repro-mini test lint bench bench-gpu clean
+.PHONY: demo repro-mini repro-rounds test lint bench bench-gpu clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,11 @@ demo: $(STAMP)
 
 repro-mini: $(STAMP)
 	PATH="$(abspath $(VENV))/bin:$$PATH" bash examples/mini/repro.sh
+
+# repro-mini (reusing every finished step of it) plus rounds 2 and 3 of the selected recipe and of the
+# random-ranker control, by examples/iterate.sh: the table of rounds (docs/reproducing.md "Rounds")
+repro-rounds: $(STAMP)
+	PATH="$(abspath $(VENV))/bin:$$PATH" bash examples/mini/repro.sh --set rounds=3 round_controls=random-ranker
 
 test: $(ALL_STAMP)
 	OMP_NUM_THREADS=1 $(PY) -m pytest -q -n 2 --dist loadfile

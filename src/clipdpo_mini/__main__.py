@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> None:
             "the named controls; "
             "ranker_options=fused,clause-min the ranking options measured, train_ranker_options= those "
             "also trained; sources=injected,noised,povid,ranked+povid POVID's pair-source arms, off by "
-            "default)",
+            "default; rounds=3 round_controls=random-ranker: that control's rounds too)",
         )
     dm = sub.add_parser("demo-models")
     dm.add_argument("out", nargs="?", default=None)
@@ -129,6 +129,15 @@ def main(argv: list[str] | None = None) -> None:
                 if unknown:
                     p.error(f"--set controls: unknown {', '.join(unknown)} (known: {', '.join(CONTROLS)})")
                 setattr(settings, key, names)
+            elif key == "round_controls":  # controls also run for rounds 2..rounds (repro.ROUND_CONTROLS)
+                from clipdpo_mini.repro import ROUND_CONTROLS
+
+                names = tuple(n for n in value.split(",") if n)
+                unknown = [n for n in names if n not in ROUND_CONTROLS]
+                if unknown:
+                    p.error(f"--set round_controls: {', '.join(unknown)} cannot run rounds "
+                            f"(can: {', '.join(ROUND_CONTROLS)})")  # fmt: skip
+                setattr(settings, key, names)
             elif key in ("ranker_options", "train_ranker_options"):  # repro.RANKER_OPTIONS, comma-separated
                 from clipdpo_mini.repro import option_names
 
@@ -147,6 +156,9 @@ def main(argv: list[str] | None = None) -> None:
                 setattr(settings, key, names)
             else:
                 setattr(settings, key, type(current)(value))
+        untrained = [n for n in settings.round_controls if n not in settings.controls]
+        if untrained:  # a control's round 2 starts from its round-1 model
+            p.error(f"--set round_controls: {', '.join(untrained)} must be among controls= too")
         (run if args.cmd == "repro" else measure_rankers)(settings)
     elif args.cmd == "demo-models":
         from clipdpo_mini.demo import build_demo_models

@@ -40,7 +40,7 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from clipdpo_mini.truth import mentions, pair_agreement
+from clipdpo_mini.truth import chair_change_interval, mentions, pair_agreement, scene_counts
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,15 @@ class Recipe:
     beta: float
     lr: float = 5e-5
     epochs: float = 2.0
+
+
+# The candidate recipes, selected per seed on the validation split. The paper's plain DPO runs at 5e-6, the
+# rate a sweep chose on the validation split (docs/reproducing.md "The paper's plain DPO"): at the DPO + SFT
+# recipe's 5e-5 it lost a quarter of the coverage.
+CANDIDATES = (
+    Recipe("clip-dpo+sft", "dpo,sft", 0.1),
+    Recipe("clip-dpo", "dpo", 0.1, lr=5e-6),
+)
 
 
 @dataclass
@@ -70,12 +79,10 @@ class ReproSettings:
     min_margin: float = 2.0
     max_length_diff: float = 0.6
     batch_size: int = 16
-    candidates: tuple[Recipe, ...] = field(default_factory=lambda: (
-        Recipe("clip-dpo+sft", "dpo,sft", 0.1),
-        Recipe("clip-dpo", "dpo", 0.1),
-    ))  # fmt: skip
+    candidates: tuple[Recipe, ...] = field(default_factory=lambda: CANDIDATES)
     controls: tuple[str, ...] = ("random-pairs", "self-preference", "random-ranker")
     rounds: int = 1  # >= 2: further rounds from the selected model, by examples/iterate.sh
+    round_controls: tuple[str, ...] = ()  # controls also run for rounds 2..rounds (ROUND_CONTROLS)
     sources: tuple[str, ...] = ()  # POVID's pair sources trained as arms (SOURCES; off by default)
     image_noise: int = 500  # caption --image-noise steps of the `noised` source (POVID's 500)
     world_seed: int = 0
@@ -440,9 +447,14 @@ class Control:
 
     name: str
     pairs: str  # both-orders | random-pairs | self-preference | swapped | random-ranker
-    loss: str | None = None  # None: the selected recipe's
+    recipe: str | None = None  # the CANDIDATES recipe it trains with; None: the seed's selected one
     epochs_factor: float = 1.0
     doc: str = ""
+
+    def recipe_for(self, selected: Recipe) -> Recipe:
+        """The recipe this control trains with, named after the control."""
+        base = next(r for r in CANDIDATES if r.name == self.recipe) if self.recipe else selected
+        return replace(base, name=self.name, epochs=base.epochs * self.epochs_factor)
 
 
 CONTROLS = {
@@ -454,7 +466,8 @@ CONTROLS = {
         Control("self-preference", "self-preference", doc="base greedy caption > a coin-picked caption"),
         Control("random-ranker", "random-ranker", doc="pairs by an untrained ranker"),
         Control("random-swap", "swapped", doc="(earlier design) each pair swapped with probability 1/2"),
-        Control("random-swap-dpo", "swapped", loss="dpo", doc="(DPO only) swapped pairs, no SFT term"),
+        Control("random-swap-dpo", "swapped", recipe="clip-dpo",
+                doc="(DPO only) swapped pairs, the paper's plain-DPO candidate (no SFT term)"),
     )
 }  # fmt: skip
 
@@ -638,7 +651,7 @@ def evaluate(
 ) -> dict[str, dict[str, Any]]:
     """eval-amber --generate-only on the held-out folder, then eval-amber --responses per split (the
     official counting on that split's ids); adds the mean response length in words."""
-    from clipdpo_mini.world import read_manifest
+    from clipdpo_mini.world import MiniScene, read_manifest
 
     os.makedirs(folder, exist_ok=True)
     responses = os.path.join(folder, "responses.jsonl")
@@ -661,10 +674,12 @@ def evaluate(
                 "--allow-partial", "-q", "-o", result_path)  # fmt: skip
         gen = _read_json(result_path)["generative"]
         texts = [by_id[i]["response"] for i in ids]
+        scenes = [MiniScene.from_json(r["scene"]) for r in rows if r["split"] == split]
         out[split] = {
             "CHAIR": gen["CHAIR"], "Cover": gen["Cover"], "Hal": gen["Hal"], "Cog": gen.get("Cog"),
             "length": round(statistics.fmean(len(t.split()) for t in texts), 3),
             "mentions": round(statistics.fmean(len(mentions(t)) for t in texts), 3),
+            "counts": scene_counts(scenes, texts),  # per scene, for summarise's bootstrap interval
         }  # fmt: skip
     return out
 
@@ -746,9 +761,7 @@ def run_seed(
     for name in s.controls:
         control = CONTROLS[name]
         arm_pairs = control_pairs(s, control, sd, pairs, base, world, seed)
-        arm_recipe = Recipe(name, control.loss or recipe.loss, recipe.beta, recipe.lr,
-                            recipe.epochs * control.epochs_factor)  # fmt: skip
-        model = train_arm(s, arm_recipe, arm_pairs, base, os.path.join(sd, name), seed)
+        model = train_arm(s, control.recipe_for(recipe), arm_pairs, base, os.path.join(sd, name), seed)
         metrics[name] = evaluate(s, model, world, os.path.join(sd, name, "eval"))
         pair_counts[name] = pair_agreement(_read_jsonl(arm_pairs), scenes)
     for name in trained_options:  # a ranking option's pairs, trained with the selected recipe
@@ -765,13 +778,24 @@ def run_seed(
                               base, os.path.join(sd, name), seed)  # fmt: skip
             metrics[name] = evaluate(s, model, world, os.path.join(sd, name, "eval"))
             pair_counts[name] = pair_agreement(_read_jsonl(arm_pairs), scenes)
-    for r, folder in run_rounds(s, seed, recipe, os.path.join(sd, chosen, "model"), world, rankers, sd):
-        metrics[f"round{r}"] = evaluate(
-            s, os.path.join(folder, "model"), world, os.path.join(sd, f"round{r}")
-        )
-        pair_counts[f"round{r}"] = pair_agreement(_read_jsonl(os.path.join(folder, "pairs.jsonl")), scenes)
+    rounds = [("", recipe, os.path.join(sd, chosen, "model"), "ranker", str(s.min_caption_score), sd)]
+    for name in s.round_controls:  # the control's own rounds, from its round-1 model, with its ranker
+        ranker_key, min_score = ROUND_CONTROLS[name]
+        rounds.append((f"{name}-", CONTROLS[name].recipe_for(recipe), os.path.join(sd, name, "model"),
+                       ranker_key, min_score, os.path.join(sd, name)))  # fmt: skip
+    for prefix, arm_recipe, start, ranker_key, min_score, folder in rounds:
+        for r, rnd in run_rounds(s, seed, arm_recipe, start, world, rankers[ranker_key], min_score, folder):
+            metrics[f"{prefix}round{r}"] = evaluate(
+                s, os.path.join(rnd, "model"), world, os.path.join(folder, f"round{r}")
+            )
+            pair_counts[f"{prefix}round{r}"] = pair_agreement(_read_jsonl(os.path.join(rnd, "pairs.jsonl")),
+                                                              scenes)  # fmt: skip
     return {"seed": seed, "selected": chosen, "metrics": metrics, "pairs": pair_counts,
             "rankers": option_agreement, "probe": ready["probe"]}  # fmt: skip
+
+
+# controls whose rounds examples/iterate.sh can run: the ranker (repro's key) and filter threshold they use
+ROUND_CONTROLS = {"random-ranker": ("ranker-random", "none")}
 
 
 def run_rounds(
@@ -780,25 +804,27 @@ def run_rounds(
     recipe: Recipe,
     round1: str,
     world: dict[str, str],
-    rankers: dict[str, str],
-    sd: str,
+    ranker: str,
+    min_score: str,
+    folder: str,
 ) -> list[tuple[int, str]]:
-    """Rounds 2..s.rounds by examples/iterate.sh (the selected arm is round 1): each round captions with
-    the previous round's model and trains from it, with it as the reference, with the world's settings."""
+    """Rounds 2..s.rounds by examples/iterate.sh into FOLDER/rounds/ (the model `round1` is round 1): each
+    round captions with the previous round's model, scores with `ranker`, and trains from that model with
+    it as the reference, with the world's settings."""
     if s.rounds < 2:
         return []
-    out = os.path.join(sd, "rounds")
+    out = os.path.join(folder, "rounds")
     script = os.path.join(os.path.dirname(__file__), "..", "..", "..", "examples", "iterate.sh")
     if not os.path.isfile(script):  # an installed package: the script of the source tree it runs from
         script = os.path.join(os.getcwd(), "examples", "iterate.sh")
     env = {
         **os.environ, "MODEL": round1, "IMAGES": world["pool"], "OUT": out, "FIRST_ROUND": "2",
-        "ROUNDS": str(s.rounds), "RANKER": rankers["ranker"], "SEED": str(seed), "PYTHON": sys.executable,
+        "ROUNDS": str(s.rounds), "RANKER": ranker, "SEED": str(seed), "PYTHON": sys.executable,
         "CAPTION_ARGS": f"--prompts {world['prompts']} --samples-per-prompt {s.samples_per_prompt} "
                         f"--temperature 1 --top-p 1 --max-new-tokens {s.max_new_tokens} --batch-size 80 "
                         "--workers 0",
         "SCORE_ARGS": "--categorize --workers 0",
-        "FILTER_ARGS": f"--min-caption-score {s.min_caption_score} --text-keep 1",
+        "FILTER_ARGS": f"--min-caption-score {min_score} --text-keep 1",
         "PAIR_ARGS": f"--per-image {s.per_image} --min-margin {s.min_margin} "
                      f"--max-length-diff {s.max_length_diff}",
         "TRAIN_ARGS": f"--loss {recipe.loss} --beta {recipe.beta} --learning-rate {recipe.lr} "
@@ -827,7 +853,8 @@ ARMS = (
 
 def arms_of(s: ReproSettings) -> tuple[str, ...]:
     """The table's rows: the base, the candidates, the selected one, the controls, further rounds."""
-    rounds = tuple(f"round{r}" for r in range(2, s.rounds + 1))
+    rounds = tuple(f"{prefix}round{r}" for prefix in ("", *(f"{c}-" for c in s.round_controls))
+                   for r in range(2, s.rounds + 1))  # fmt: skip
     options = tuple(f"ranker-{name}" for name in option_names(s.train_ranker_options))
     return ("base", *(c.name for c in s.candidates), "selected", *s.controls, *options, *s.sources, *rounds)
 
@@ -850,8 +877,9 @@ def summarise(
             rel = {f"{k}_rel": round(m[k] / b[k] - 1, 4) if b[k] else None for k in COLUMNS}
             agree = None if arm == "base" else r["pairs"][name]["agreement"]
             n_pairs = None if arm == "base" else r["pairs"][name]["pairs"]
+            ci = None if arm == "base" else chair_change_interval(b.get("counts"), m.get("counts"))
             rows.append({**{k: m[k] for k in COLUMNS}, **rel, "agreement": agree, "pairs": n_pairs,
-                         "seed": r["seed"]})  # fmt: skip
+                         "CHAIR_rel_ci95": ci, "seed": r["seed"]})  # fmt: skip
         if not rows:
             continue
         stats = {}
@@ -883,9 +911,23 @@ def targets(table: dict[str, Any], controls: tuple[str, ...] = ("random-pairs",)
         "controls_within_20pct": {
             name: abs(table[name]["stats"]["CHAIR_rel"]["mean"]) <= 0.2 for name in controls if name in table
         },
+        # the paired bootstrap interval of each seed's change contains 0: no movement this evaluation resolves
+        "controls_each_seed_interval_contains_0": {
+            name: all(ci is not None and ci[0] <= 0 <= ci[1]
+                      for ci in (r["CHAIR_rel_ci95"] for r in table[name]["per_seed"]))
+            for name in controls
+            if name in table
+        },  # fmt: skip
+        "controls_each_seed_within_20pct": {
+            name: all(abs(v) <= 0.2 for v in table[name]["stats"]["CHAIR_rel"]["values"])
+            for name in controls
+            if name in table
+        },
     }
-    if "round2" in table:
-        out["round2_chair_below_round1"] = table["round2"]["stats"]["CHAIR"]["mean"] < sel["CHAIR"]["mean"]
+    previous = sel["CHAIR"]["mean"]
+    for r in range(2, 1 + max((int(k[5:]) for k in table if k.startswith("round")), default=1)):
+        out[f"round{r}_chair_below_round{r - 1}"] = table[f"round{r}"]["stats"]["CHAIR"]["mean"] < previous
+        previous = table[f"round{r}"]["stats"]["CHAIR"]["mean"]
     return out
 
 
@@ -996,6 +1038,21 @@ def format_table(table: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def format_intervals(table: dict[str, Any]) -> str:
+    """Per arm and seed: the test CHAIR change and its paired-bootstrap 95% interval over the scenes."""
+    lines = ["CHAIR change per seed [95% interval, paired bootstrap over the test scenes]"]
+    for arm, row in table.items():
+        cells = [
+            f"{100 * x['CHAIR_rel']:+.0f}% [{100 * lo:+.0f}, {100 * hi:+.0f}]"
+            for x in row["per_seed"]
+            if x.get("CHAIR_rel_ci95") and x.get("CHAIR_rel") is not None
+            for lo, hi in [x["CHAIR_rel_ci95"]]
+        ]  # fmt: skip
+        if cells:
+            lines.append(f"{arm:<24} " + "   ".join(cells))
+    return "\n".join(lines) if len(lines) > 1 else ""
+
+
 def plot(table: dict[str, Any], path: str) -> None:
     import matplotlib
 
@@ -1086,6 +1143,8 @@ def run(s: ReproSettings) -> dict[str, Any]:
     }  # fmt: skip
     _write_json(os.path.join(s.out, "table.json"), result)
     text = format_table(table)
+    if intervals := format_intervals(table):
+        text += "\n\n" + intervals
     if result["rankers"] and len(result["rankers"]) > 1:
         text += "\n\n" + format_rankers(result["rankers"])
     if result["probe"]:

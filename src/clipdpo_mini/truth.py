@@ -67,3 +67,31 @@ def caption_stats(texts: Iterable[tuple[MiniScene, str]]) -> dict[str, float]:
         "chair": round(100 * hallucinated / mentioned, 2) if mentioned else 0.0,
         "mean_words": round(words / n, 3) if n else 0.0,
     }
+
+
+def scene_counts(scenes: Iterable[MiniScene], texts: Iterable[str]) -> list[tuple[int, int]]:
+    """Per caption: (hallucinated mentions, mentions): what CHAIR sums, kept apart for resampling."""
+    pairs = zip(scenes, texts, strict=True)
+    return [(hallucinations(scene, text), len(mentions(text))) for scene, text in pairs]
+
+
+def chair_change_interval(
+    base: list[tuple[int, int]], arm: list[tuple[int, int]], resamples: int = 2000, level: float = 0.95
+) -> tuple[float, float] | None:
+    """Paired bootstrap over the scenes (the same resampled scenes for both models) of the relative CHAIR
+    change arm / base - 1: the interval an evaluation on this many scenes can resolve. None when the counts
+    are missing or differ in length, or the base has no hallucination to compare with."""
+    import numpy as np
+
+    if not base or not arm or len(base) != len(arm):
+        return None
+    b, a = np.asarray(base, dtype=float), np.asarray(arm, dtype=float)
+    if b[:, 0].sum() == 0:
+        return None
+    rng = np.random.default_rng(0)
+    idx = rng.integers(0, len(b), size=(resamples, len(b)))
+    hb, mb, ha, ma = (x[idx].sum(axis=1) for x in (b[:, 0], b[:, 1], a[:, 0], a[:, 1]))
+    ok = (hb > 0) & (mb > 0) & (ma > 0)
+    change = (ha[ok] / ma[ok]) / (hb[ok] / mb[ok]) - 1
+    tail = 100 * (1 - level) / 2
+    return round(float(np.percentile(change, tail)), 4), round(float(np.percentile(change, 100 - tail)), 4)

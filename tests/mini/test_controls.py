@@ -51,7 +51,7 @@ def test_earlier_swap_design_is_kept_for_comparison():
     rows = swap_pairs(PAIRS, seed=0)
     swapped = sum(r["chosen"].startswith("bad") for r in rows)
     assert 10 <= swapped <= 30 and len(rows) == len(PAIRS)
-    assert CONTROLS["random-swap"].pairs == "swapped" and CONTROLS["random-swap-dpo"].loss == "dpo"
+    assert CONTROLS["random-swap"].pairs == "swapped" and CONTROLS["random-swap-dpo"].recipe == "clip-dpo"
 
 
 def test_random_pairs_are_two_base_samples_of_the_image_under_a_random_prompt_in_coin_order():
@@ -77,3 +77,42 @@ def test_random_pairs_are_two_base_samples_of_the_image_under_a_random_prompt_in
     # an empty sample is never paired (train refuses an empty side)
     blank = [{**c, "text": ""} if c["text"] == "sample 001" else c for c in captions]
     assert all(r["chosen"] and r["rejected"] for r in random_pairs(PAIRS, blank, seed=1))
+
+
+def test_the_dpo_only_control_trains_with_the_plain_dpo_candidate_and_the_others_with_the_selected():
+    from clipdpo_mini.repro import CANDIDATES, Recipe
+
+    selected = Recipe("clip-dpo+sft", "dpo,sft", 0.1, lr=5e-5, epochs=2.0)
+    plain = next(r for r in CANDIDATES if r.name == "clip-dpo")
+    assert (plain.loss, plain.beta, plain.lr) == ("dpo", 0.1, 5e-6)
+    dpo_only = CONTROLS["random-swap-dpo"].recipe_for(selected)
+    assert (dpo_only.name, dpo_only.loss, dpo_only.lr) == ("random-swap-dpo", "dpo", 5e-6)
+    assert dpo_only.epochs == 2.0
+    both = CONTROLS["random-preference"].recipe_for(selected)
+    assert (both.loss, both.lr, both.epochs) == ("dpo,sft", 5e-5, 1.0)
+
+
+def test_chair_change_interval_by_hand():
+    from clipdpo_mini.truth import chair_change_interval
+
+    base = [(1, 2), (0, 2), (0, 3), (1, 1)] * 10  # CHAIR 20 / 80
+    # the same captions: every resample's change is exactly 0
+    assert chair_change_interval(base, base) == (0.0, 0.0)
+    # every hallucination gone: -100% in every resample
+    assert chair_change_interval(base, [(0, m) for _, m in base]) == (-1.0, -1.0)
+    # hallucinations doubled on the same mentions where there were any: +100% in every resample
+    assert chair_change_interval(base, [(2 * h, m) for h, m in base]) == (1.0, 1.0)
+    # one scene changed: the interval holds its point change (21 / 80 against 20 / 80 = +5%) and 0, which
+    # the resamples that leave that scene out give
+    moved = list(base)
+    moved[1] = (1, 2)
+    lo, hi = chair_change_interval(base, moved)
+    assert lo <= 0 <= hi and lo < 0.05 < hi
+    # ten times the scenes: the interval about sqrt(10) = 3.2 times narrower
+    noisy = [(h + (i % 3 == 0), m) for i, (h, m) in enumerate(base)]
+    wide = chair_change_interval(base, noisy)
+    narrow = chair_change_interval(base * 10, noisy * 10)
+    ratio = (wide[1] - wide[0]) / (narrow[1] - narrow[0])
+    assert 2.6 < ratio < 3.8, ratio
+    assert chair_change_interval(base, base[:-1]) is None  # not the same scenes
+    assert chair_change_interval([(0, 2)], [(1, 2)]) is None  # no base hallucination to compare with

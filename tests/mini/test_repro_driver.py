@@ -20,8 +20,8 @@ N_VAL, N_TEST = 4, 6
 TINY = [
     "n_ranker=64", "n_sft=256", "n_pool=6", f"n_val={N_VAL}", f"n_test={N_TEST}", "ranker_steps=4",
     "sft_steps=60", "max_new_tokens=8", "min_caption_score=-1000", "min_margin=0", "max_length_diff=1",
-    "batch_size=4", "candidates=clip-dpo", "rounds=2", "ranker_options=clause-min,lvlm",
-    "train_ranker_options=fused", "sources=povid",
+    "batch_size=4", "candidates=clip-dpo", "rounds=2", "round_controls=random-ranker",
+    "ranker_options=clause-min,lvlm", "train_ranker_options=fused", "sources=povid",
 ]  # fmt: skip
 ARMS = ("clip-dpo", "random-pairs", "self-preference", "random-ranker")
 
@@ -111,6 +111,23 @@ def test_round_two_continues_from_the_selected_model(repro):
     table = read_json(out / "table.json")
     assert table["test"]["round2"]["per_seed"][0]["pairs"] == info["pairs"]
     assert "round2_chair_below_round1" in table["targets"]
+    checks = table["targets"]
+    assert set(checks["controls_each_seed_within_20pct"]) == set(checks["controls_within_20pct"])
+
+
+def test_a_control_runs_its_own_rounds(repro):
+    """round_controls=random-ranker: round 2 of that control starts from its round-1 model, as its own
+    reference, and ranks with the untrained ranker (no score filter), not the method's ranker."""
+    out, r = repro
+    assert r.returncode == 0, failure(r)
+    sd = out / "seed0"
+    info = read_json(sd / "random-ranker" / "rounds" / "round2" / "round.json")
+    assert info["model"] == info["reference"] == str(sd / "random-ranker" / "model")
+    scored = read_jsonl(sd / "random-ranker" / "rounds" / "round2" / "scored.jsonl")
+    assert {x["scorer"] for x in scored} == {f"local-dir:{out}/models/ranker-random"}
+    assert {x["model"] for x in scored} == {str(sd / "random-ranker" / "model")}
+    table = read_json(out / "table.json")
+    assert table["test"]["random-ranker-round2"]["per_seed"][0]["pairs"] == info["pairs"]
     assert set(table["targets"]["controls_within_20pct"]) == {
         "random-pairs",
         "self-preference",
