@@ -52,12 +52,12 @@ class Recipe:
     epochs: float = 2.0
 
 
-# The candidate recipes, selected per seed on the validation split. The paper's plain DPO runs at 5e-6, the
+# The candidate recipes, selected per seed on the validation split. The paper's plain DPO runs at 1e-5, the
 # rate a sweep chose on the validation split (docs/reproducing.md "The paper's plain DPO"): at the DPO + SFT
-# recipe's 5e-5 it lost a quarter of the coverage.
+# recipe's 5e-5 it lost a quarter of the coverage, at 5e-6 it moved little.
 CANDIDATES = (
     Recipe("clip-dpo+sft", "dpo,sft", 0.1),
-    Recipe("clip-dpo", "dpo", 0.1, lr=5e-6),
+    Recipe("clip-dpo", "dpo", 0.1, lr=1e-5),
 )
 
 
@@ -80,7 +80,7 @@ class ReproSettings:
     max_length_diff: float = 0.6
     batch_size: int = 16
     candidates: tuple[Recipe, ...] = field(default_factory=lambda: CANDIDATES)
-    controls: tuple[str, ...] = ("random-pairs", "self-preference", "random-ranker")
+    controls: tuple[str, ...] = ("random-pairs", "self-preference", "random-ranker", "random-swap-dpo")
     rounds: int = 1  # >= 2: further rounds from the selected model, by examples/iterate.sh
     round_controls: tuple[str, ...] = ()  # controls also run for rounds 2..rounds (ROUND_CONTROLS)
     sources: tuple[str, ...] = ()  # POVID's pair sources trained as arms (SOURCES; off by default)
@@ -629,8 +629,36 @@ def control_pairs(
     return path
 
 
+def set_aside(folder: str, why: str) -> None:
+    """Rename a folder this driver wrote and no longer matches the settings to FOLDER.was-N (kept, not
+    deleted), so the step that made it runs again."""
+    n = 1
+    while os.path.exists(f"{folder}.was-{n}"):
+        n += 1
+    os.replace(folder, f"{folder}.was-{n}")
+    _log(f"{folder}: {why}; set aside as {folder}.was-{n}, made again")
+
+
+def _trained_with(folder: str) -> dict[str, Any] | None:
+    """What an arm folder was trained with: its recipe.json, else (older runs) the learning rate its
+    train-summary.json records; None when it holds no finished training."""
+    if _done(os.path.join(folder, "recipe.json")):
+        return _read_json(os.path.join(folder, "recipe.json"))
+    summary = os.path.join(folder, "model", "train_summary.json")
+    return {"lr": _read_json(summary)["learning_rate"]} if _done(summary) else None
+
+
 def train_arm(s: ReproSettings, recipe: Recipe, pairs: str, base: str, folder: str, seed: int) -> str:
+    """`clipdpo train` of one arm into FOLDER/model, once: a rerun reuses it while it was trained with the
+    same recipe, pairs and start model (FOLDER/recipe.json), and sets it aside (with its evaluation) when
+    a setting changed, e.g. a candidate's learning rate."""
     model = os.path.join(folder, "model")
+    wanted = {"loss": recipe.loss, "beta": recipe.beta, "lr": recipe.lr, "epochs": recipe.epochs,
+              "pairs": os.path.abspath(pairs), "model": os.path.abspath(base), "seed": seed}  # fmt: skip
+    had = _trained_with(folder) if os.path.isdir(folder) else None
+    changed = [f"{k} {had[k]} -> {wanted[k]}" for k in (had or {}) if k in wanted and had[k] != wanted[k]]
+    if changed:
+        set_aside(folder, f"trained with other settings ({', '.join(changed)})")
     os.makedirs(folder, exist_ok=True)
     if not _done(os.path.join(model, "config.json")):
         clipdpo("train", pairs, "--model", base, "--output-dir", model, "--loss", recipe.loss,
@@ -639,6 +667,8 @@ def train_arm(s: ReproSettings, recipe: Recipe, pairs: str, base: str, folder: s
                 "--warmup-ratio", "0.05", "--no-gradient-checkpointing", "--save-steps", "100000",
                 "--logging-steps", "50", "--seed", str(seed),
                 stdout=os.path.join(folder, "train-summary.json"))  # fmt: skip
+    if not _done(os.path.join(folder, "recipe.json")):
+        _write_json(os.path.join(folder, "recipe.json"), wanted)
     return model
 
 
@@ -814,6 +844,20 @@ def run_rounds(
     if s.rounds < 2:
         return []
     out = os.path.join(folder, "rounds")
+    # the rounds continue one model, trained once: a different start (another selected recipe, a retrained
+    # arm) sets the rounds and their evaluations aside
+    recipe_file = os.path.join(os.path.dirname(round1), "recipe.json")  # train_arm's, beside the model
+    trained = _read_json(recipe_file) if _done(recipe_file) else None
+    start = {"model": os.path.abspath(round1), "trained": trained}
+    start_file = os.path.join(out, "start.json")
+    if _done(start_file) and _read_json(start_file) != start:
+        set_aside(out, "started from another model")
+        for r in range(2, s.rounds + 1):
+            if os.path.isdir(os.path.join(folder, f"round{r}")):
+                set_aside(os.path.join(folder, f"round{r}"), "evaluation of a set-aside round")
+    os.makedirs(out, exist_ok=True)
+    if not _done(start_file):
+        _write_json(start_file, start)
     script = os.path.join(os.path.dirname(__file__), "..", "..", "..", "examples", "iterate.sh")
     if not os.path.isfile(script):  # an installed package: the script of the source tree it runs from
         script = os.path.join(os.getcwd(), "examples", "iterate.sh")

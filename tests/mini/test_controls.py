@@ -4,6 +4,7 @@ each is fair)."""
 from __future__ import annotations
 
 import math
+import os
 
 from clipdpo_mini.repro import CONTROLS, both_orders, random_pairs, self_preference, swap_pairs
 
@@ -84,9 +85,9 @@ def test_the_dpo_only_control_trains_with_the_plain_dpo_candidate_and_the_others
 
     selected = Recipe("clip-dpo+sft", "dpo,sft", 0.1, lr=5e-5, epochs=2.0)
     plain = next(r for r in CANDIDATES if r.name == "clip-dpo")
-    assert (plain.loss, plain.beta, plain.lr) == ("dpo", 0.1, 5e-6)
+    assert (plain.loss, plain.beta, plain.lr) == ("dpo", 0.1, 1e-5)
     dpo_only = CONTROLS["random-swap-dpo"].recipe_for(selected)
-    assert (dpo_only.name, dpo_only.loss, dpo_only.lr) == ("random-swap-dpo", "dpo", 5e-6)
+    assert (dpo_only.name, dpo_only.loss, dpo_only.lr) == ("random-swap-dpo", "dpo", 1e-5)
     assert dpo_only.epochs == 2.0
     both = CONTROLS["random-preference"].recipe_for(selected)
     assert (both.loss, both.lr, both.epochs) == ("dpo,sft", 5e-5, 1.0)
@@ -116,3 +117,56 @@ def test_chair_change_interval_by_hand():
     assert 2.6 < ratio < 3.8, ratio
     assert chair_change_interval(base, base[:-1]) is None  # not the same scenes
     assert chair_change_interval([(0, 2)], [(1, 2)]) is None  # no base hallucination to compare with
+
+
+def test_a_rerun_reuses_an_arm_trained_alike_and_sets_aside_one_trained_otherwise(tmp_path, monkeypatch):
+    """train_arm once per recipe: the same settings reuse the model; a changed learning rate (e.g. a new
+    default of a candidate) moves the old arm, evaluation included, to ARM.was-1 and trains again."""
+    from clipdpo_mini import repro
+
+    trained = []
+
+    def fake_clipdpo(*args, stdout=None, stdin=None):
+        out = args[args.index("--output-dir") + 1]
+        os.makedirs(out, exist_ok=True)
+        (tmp_path / out / "config.json").write_text("{}")
+        trained.append(args[args.index("--learning-rate") + 1])
+
+    monkeypatch.setattr(repro, "clipdpo", fake_clipdpo)
+    s = repro.ReproSettings(str(tmp_path))
+    folder = str(tmp_path / "seed0" / "clip-dpo")
+    recipe = repro.Recipe("clip-dpo", "dpo", 0.1, lr=5e-6)
+    repro.train_arm(s, recipe, "pairs.jsonl", "base", folder, 0)
+    os.makedirs(os.path.join(folder, "eval"))
+    repro.train_arm(s, recipe, "pairs.jsonl", "base", folder, 0)
+    assert trained == ["5e-06"]
+    repro.train_arm(s, repro.Recipe("clip-dpo", "dpo", 0.1, lr=1e-5), "pairs.jsonl", "base", folder, 0)
+    assert trained == ["5e-06", "1e-05"]
+    assert os.path.isdir(folder + ".was-1/eval") and not os.path.exists(os.path.join(folder, "eval"))
+    assert repro._read_json(os.path.join(folder, "recipe.json"))["lr"] == 1e-5
+    assert repro._read_json(folder + ".was-1/recipe.json")["lr"] == 5e-6
+    # other pairs are another training too
+    repro.train_arm(s, repro.Recipe("clip-dpo", "dpo", 0.1, lr=1e-5), "other.jsonl", "base", folder, 0)
+    assert len(trained) == 3 and os.path.isdir(folder + ".was-2")
+
+
+def test_rounds_from_another_start_are_set_aside(tmp_path, monkeypatch):
+    """Rounds continue one trained model: when that model was retrained (another recipe.json beside it),
+    a rerun sets the old rounds and their evaluations aside instead of reusing them."""
+    from clipdpo_mini import repro
+
+    monkeypatch.setattr(repro.subprocess, "run", lambda *a, **k: None)  # iterate.sh itself not run here
+    s = repro.ReproSettings(str(tmp_path), rounds=2)
+    sd, arm = tmp_path / "seed0", tmp_path / "seed0" / "clip-dpo"
+    os.makedirs(arm / "model")
+    (arm / "recipe.json").write_text('{"lr": 5e-06}')
+    world = {"pool": "pool", "prompts": "prompts.txt"}
+    args = (s, 0, repro.Recipe("clip-dpo", "dpo", 0.1), str(arm / "model"), world, "ranker", "20", str(sd))
+    repro.run_rounds(*args)
+    os.makedirs(sd / "round2")
+    repro.run_rounds(*args)  # the same start: kept
+    assert not (sd / "rounds.was-1").exists() and (sd / "round2").is_dir()
+    (arm / "recipe.json").write_text('{"lr": 1e-05}')
+    repro.run_rounds(*args)
+    assert (sd / "rounds.was-1" / "start.json").is_file() and (sd / "round2.was-1").is_dir()
+    assert repro._read_json(str(sd / "rounds" / "start.json"))["trained"] == {"lr": 1e-5}

@@ -23,7 +23,7 @@ TINY = [
     "batch_size=4", "candidates=clip-dpo", "rounds=2", "round_controls=random-ranker",
     "ranker_options=clause-min,lvlm", "train_ranker_options=fused", "sources=povid",
 ]  # fmt: skip
-ARMS = ("clip-dpo", "random-pairs", "self-preference", "random-ranker")
+ARMS = ("clip-dpo", "random-pairs", "self-preference", "random-ranker", "random-swap-dpo")
 
 
 @pytest.fixture(scope="module")
@@ -98,7 +98,10 @@ def test_controls_train_on_their_own_pairs(repro):
     assert all(o["rejected"] in (p["chosen"], p["rejected"]) for o, p in zip(own, ranked, strict=True))
     # every control: the recipe's number of updates
     steps = {arm: read_json(sd / arm / "model" / "train_summary.json")["steps"] for arm in ARMS}
-    assert steps["clip-dpo"] == steps["self-preference"] == steps["random-pairs"]
+    assert steps["clip-dpo"] == steps["self-preference"] == steps["random-pairs"] == steps["random-swap-dpo"]
+    # the DPO-only control: plain DPO at the plain-DPO candidate's rate, whatever the seed selected
+    recipe = read_json(sd / "random-swap-dpo" / "recipe.json")
+    assert (recipe["loss"], recipe["lr"]) == ("dpo", 1e-5)
 
 
 def test_round_two_continues_from_the_selected_model(repro):
@@ -132,6 +135,7 @@ def test_a_control_runs_its_own_rounds(repro):
         "random-pairs",
         "self-preference",
         "random-ranker",
+        "random-swap-dpo",
     }
 
 
