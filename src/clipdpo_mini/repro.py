@@ -124,19 +124,23 @@ def _done(path: str) -> bool:
 def build_world(s: ReproSettings) -> dict[str, str]:
     """Scenes for the ranker, SFT and the pool, and one AMBER folder of held-out scenes whose first
     n_val are the validation split and the next n_test the test split (scored separately)."""
-    from clipdpo_mini.world import write_amber_split, write_prompts, write_split
+    from clipdpo_mini.world import read_manifest, write_amber_split, write_prompts, write_split
 
     w = os.path.join(s.out, "world")
     os.makedirs(w, exist_ok=True)
     paths = {k: os.path.join(w, k) for k in ("ranker", "sft", "pool", "heldout")}
     starts = {"ranker": 0, "sft": 100_000, "pool": 200_000, "heldout": 300_000}
     sizes = {"ranker": s.n_ranker, "sft": s.n_sft, "pool": s.n_pool}
+    splits = {"val": s.n_val, "test": s.n_test}
     for key, path in paths.items():
+        if key == "heldout" and _done(os.path.join(path, "scenes.jsonl")):
+            have = {name: sum(r["split"] == name for r in read_manifest(path)) for name in splits}
+            if have != splits:  # AMBER id k is the same scene at any size: evaluations resume on new ids
+                set_aside(path, f"held-out splits {have}, settings ask {splits}")
         if _done(os.path.join(path, "scenes.jsonl")):
             continue
         if key == "heldout":
-            write_amber_split(path, s.n_val + s.n_test, s.world_seed, starts[key],
-                              splits={"val": s.n_val, "test": s.n_test})  # fmt: skip
+            write_amber_split(path, s.n_val + s.n_test, s.world_seed, starts[key], splits=splits)
         else:
             write_split(path, sizes[key], s.world_seed, starts[key])
     paths["prompts"] = write_prompts(os.path.join(w, "prompts.txt"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import os
+from dataclasses import replace
 
 from clipdpo_mini.repro import CONTROLS, both_orders, random_pairs, self_preference, swap_pairs
 
@@ -170,3 +171,19 @@ def test_rounds_from_another_start_are_set_aside(tmp_path, monkeypatch):
     repro.run_rounds(*args)
     assert (sd / "rounds.was-1" / "start.json").is_file() and (sd / "round2.was-1").is_dir()
     assert repro._read_json(str(sd / "rounds" / "start.json"))["trained"] == {"lr": 1e-5}
+
+
+def test_a_larger_test_split_keeps_the_scenes_and_sets_the_old_folder_aside(tmp_path):
+    """--set n_test=N on an existing run: the held-out folder is rewritten at the new size (the old one set
+    aside), and AMBER id k is the same scene, so every evaluation only generates for the new ids."""
+    from clipdpo_mini import repro
+    from clipdpo_mini.world import read_manifest
+
+    small = repro.ReproSettings(str(tmp_path), n_ranker=2, n_sft=2, n_pool=2, n_val=2, n_test=3)
+    before = read_manifest(repro.build_world(small)["heldout"])
+    repro.build_world(small)  # the same sizes: kept
+    assert not (tmp_path / "world" / "heldout.was-1").exists()
+    after = read_manifest(repro.build_world(replace(small, n_test=5))["heldout"])
+    assert [r["split"] for r in after] == ["val"] * 2 + ["test"] * 5
+    assert [(r["id"], r["scene"]) for r in after[:5]] == [(r["id"], r["scene"]) for r in before]
+    assert (tmp_path / "world" / "heldout.was-1" / "scenes.jsonl").is_file()
