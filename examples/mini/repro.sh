@@ -16,12 +16,12 @@ echo "table: $out/table.txt, $out/table.json, $out/table.png" >&2
 # The figures of seed 0 (scores, filter drops, pairs, training curves, AMBER test split of every arm).
 s0=$out/seed0
 arms=()
-for arm in base clip-dpo+sft clip-dpo random-pairs self-preference random-ranker random-preference round2; do
+for arm in base clip-dpo+sft clip-dpo random-images random-swap-dpo self-preference random-ranker random-pairs round2; do
   case $arm in base | round*) f=$s0/$arm/amber-test.json ;; *) f=$s0/$arm/eval/amber-test.json ;; esac
   [ -f "$f" ] && arms+=(--amber "$arm=$f")
 done
 trains=()
-for arm in clip-dpo+sft clip-dpo random-pairs self-preference random-preference; do
+for arm in clip-dpo+sft clip-dpo random-images random-swap-dpo self-preference random-pairs; do
   [ -d "$s0/$arm/model" ] && trains+=(--train "$arm=$s0/$arm/model")
 done
 rejects=()

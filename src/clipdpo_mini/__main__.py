@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> None:
             default=[],
             metavar="FIELD=VALUE",
             help="override a ReproSettings field (e.g. sft_steps=600 n_pool=500 rounds=3; "
-            "candidates=clip-dpo keeps the named candidate recipes, controls=random-pairs,self-preference "
+            "candidates=clip-dpo keeps the named candidate recipes, controls=random-images,random-swap-dpo "
             "the named controls; "
             "ranker_options=fused,clause-min the ranking options measured, train_ranker_options= those "
             "also trained; sources=injected,noised,povid,ranked+povid POVID's pair-source arms, off by "

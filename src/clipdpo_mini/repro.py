@@ -80,7 +80,7 @@ class ReproSettings:
     max_length_diff: float = 0.6
     batch_size: int = 16
     candidates: tuple[Recipe, ...] = field(default_factory=lambda: CANDIDATES)
-    controls: tuple[str, ...] = ("random-pairs", "self-preference", "random-ranker", "random-swap-dpo")
+    controls: tuple[str, ...] = ("random-images", "random-swap-dpo", "self-preference", "random-ranker")
     rounds: int = 1  # >= 2: further rounds from the selected model, by examples/iterate.sh
     round_controls: tuple[str, ...] = ()  # controls also run for rounds 2..rounds (ROUND_CONTROLS)
     sources: tuple[str, ...] = ()  # POVID's pair sources trained as arms (SOURCES; off by default)
@@ -415,24 +415,29 @@ def self_preference(
 
 
 def random_pairs(
-    pairs: list[dict[str, Any]], captions: list[dict[str, Any]], seed: int
+    pairs: list[dict[str, Any]], captions: list[dict[str, Any]], seed: int, any_image: bool = False
 ) -> list[dict[str, Any]]:
     """The random-pairs control: per pair of the ranker's, two of the captions the base model sampled for
     that image under one prompt drawn at random (not the pair's prompt: with two samples per prompt, the
     pair's prompt would bring back its chosen caption half the time), in an order a coin picks. No ranker
     chooses the captions or their order, so the SFT term fits the model's own unselected samples (whose
-    expected log-likelihood gradient is zero) and the DPO term a coin."""
+    expected log-likelihood gradient is zero) and the DPO term a coin. `any_image` (the random-images
+    control): the image too is drawn, uniformly from the pool, instead of the ranker's pair's image (the
+    ranker pairs the images whose samples differ most, i.e. where the model hallucinates)."""
     import random
 
-    rng = random.Random(f"mini-random-pairs:{seed}")
+    rng = random.Random(f"mini-random-pairs:{seed}" + (":any-image" if any_image else ""))
     by_image: dict[str, dict[str, list[str]]] = {}
     for record in captions:
         if not record["text"].strip():  # nothing to train on (pair drops empty captions too)
             continue
         by_image.setdefault(record["image"], {}).setdefault(record["prompt"], []).append(record["text"])
+    # images with two captions to pair (under one prompt, or under two)
+    pool = sorted(i for i, p in by_image.items() if len(p) >= 2 or any(len(t) >= 2 for t in p.values()))
     out = []
     for pair in pairs:
-        prompts = by_image[pair["image"]]
+        image = rng.choice(pool) if any_image else pair["image"]
+        prompts = by_image[image]
         usable = sorted(p for p, texts in prompts.items() if len(texts) >= 2)
         if usable:
             prompt = rng.choice(usable)
@@ -440,7 +445,7 @@ def random_pairs(
         else:  # one sample per prompt: two of the image's captions, each with its own prompt
             prompt, other = rng.sample(sorted(prompts), 2)
             first, second = prompts[prompt][0], prompts[other][0]
-        out.append({"id": pair["id"], "image": pair["image"], "kind": pair.get("kind", "caption"),
+        out.append({"id": pair["id"], "image": image, "kind": pair.get("kind", "caption"),
                     "prompt": prompt, "chosen": first, "rejected": second})  # fmt: skip
     return out
 
@@ -450,7 +455,7 @@ class Control:
     """A control arm: its pairs (by `pairs`, from the ranker's pairs) and how it changes the recipe."""
 
     name: str
-    pairs: str  # both-orders | random-pairs | self-preference | swapped | random-ranker
+    pairs: str  # both-orders | random-pairs | random-images | self-preference | swapped | random-ranker
     recipe: str | None = None  # the CANDIDATES recipe it trains with; None: the seed's selected one
     epochs_factor: float = 1.0
     doc: str = ""
@@ -467,6 +472,7 @@ CONTROLS = {
         Control("random-preference", "both-orders", epochs_factor=0.5,
                 doc="every pair in both orders, half the epochs"),
         Control("random-pairs", "random-pairs", doc="two base samples, random prompt, coin order"),
+        Control("random-images", "random-images", doc="random pairs on images drawn from the whole pool"),
         Control("self-preference", "self-preference", doc="base greedy caption > a coin-picked caption"),
         Control("random-ranker", "random-ranker", doc="pairs by an untrained ranker"),
         Control("random-swap", "swapped", doc="(earlier design) each pair swapped with probability 1/2"),
@@ -621,8 +627,9 @@ def control_pairs(
         rows = both_orders(ranked)
     elif control.pairs == "swapped":
         rows = swap_pairs(ranked, seed)
-    elif control.pairs == "random-pairs":
-        rows = random_pairs(ranked, _read_jsonl(os.path.join(sd, "captions.jsonl")), seed)
+    elif control.pairs in ("random-pairs", "random-images"):
+        rows = random_pairs(ranked, _read_jsonl(os.path.join(sd, "captions.jsonl")), seed,
+                            any_image=control.pairs == "random-images")  # fmt: skip
     else:
         greedy = {(r["image"], r["prompt"]): r["text"]
                   for r in _read_jsonl(greedy_captions(s, base, world, sd, seed))}  # fmt: skip

@@ -81,6 +81,21 @@ def test_random_pairs_are_two_base_samples_of_the_image_under_a_random_prompt_in
     assert all(r["chosen"] and r["rejected"] for r in random_pairs(PAIRS, blank, seed=1))
 
 
+def test_random_images_draws_the_image_from_the_whole_pool_not_the_rankers_pairs():
+    # the ranker paired only img0 and img1; the pool has ten images with two samples under each prompt
+    captions = [{"image": f"img{i}.png", "prompt": f"prompt {j}", "text": f"sample {i}{j}{k}"}
+                for i in range(10) for j in range(3) for k in range(2)]  # fmt: skip
+    rows = random_pairs(PAIRS, captions, seed=1, any_image=True)
+    assert [r["id"] for r in rows] == [p["id"] for p in PAIRS]
+    for row in rows:
+        i, j = row["image"][3], row["prompt"][-1]
+        assert {row["chosen"], row["rejected"]} == {f"sample {i}{j}0", f"sample {i}{j}1"}
+    images = [r["image"] for r in rows]
+    assert len(set(images)) >= 8  # 40 draws from 10 images: drawn, not the pairs' two
+    assert sum(i in ("img0.png", "img1.png") for i in images) < 20
+    assert CONTROLS["random-images"].pairs == "random-images"
+
+
 def test_the_dpo_only_control_trains_with_the_plain_dpo_candidate_and_the_others_with_the_selected():
     from clipdpo_mini.repro import CANDIDATES, Recipe
 

@@ -23,7 +23,7 @@ TINY = [
     "batch_size=4", "candidates=clip-dpo", "rounds=2", "round_controls=random-ranker",
     "ranker_options=clause-min,lvlm", "train_ranker_options=fused", "sources=povid",
 ]  # fmt: skip
-ARMS = ("clip-dpo", "random-pairs", "self-preference", "random-ranker", "random-swap-dpo")
+ARMS = ("clip-dpo", "random-images", "self-preference", "random-ranker", "random-swap-dpo")
 
 
 @pytest.fixture(scope="module")
@@ -88,8 +88,8 @@ def test_controls_train_on_their_own_pairs(repro):
     ranked = read_jsonl(sd / "ranker" / "pairs.jsonl")
     captions = read_jsonl(sd / "captions.jsonl")
     samples = {(c["image"], c["prompt"], c["text"]) for c in captions}
-    coin = read_jsonl(sd / "controls" / "random-pairs-pairs.jsonl")
-    assert [p["image"] for p in coin] == [p["image"] for p in ranked]
+    coin = read_jsonl(sd / "controls" / "random-images-pairs.jsonl")
+    assert [p["id"] for p in coin] == [p["id"] for p in ranked]  # as many pairs, images drawn from the pool
     assert all((p["image"], p["prompt"], p[side]) in samples for p in coin for side in ("chosen", "rejected"))
     greedy = {(g["image"], g["prompt"]): g["text"] for g in read_jsonl(sd / "greedy.jsonl")}
     assert {g["temperature"] for g in read_jsonl(sd / "greedy.jsonl")} == {0.0}
@@ -98,7 +98,7 @@ def test_controls_train_on_their_own_pairs(repro):
     assert all(o["rejected"] in (p["chosen"], p["rejected"]) for o, p in zip(own, ranked, strict=True))
     # every control: the recipe's number of updates
     steps = {arm: read_json(sd / arm / "model" / "train_summary.json")["steps"] for arm in ARMS}
-    assert steps["clip-dpo"] == steps["self-preference"] == steps["random-pairs"] == steps["random-swap-dpo"]
+    assert steps["clip-dpo"] == steps["self-preference"] == steps["random-images"] == steps["random-swap-dpo"]
     # the DPO-only control: plain DPO at the plain-DPO candidate's rate, whatever the seed selected
     recipe = read_json(sd / "random-swap-dpo" / "recipe.json")
     assert (recipe["loss"], recipe["lr"]) == ("dpo", 1e-5)
@@ -132,7 +132,7 @@ def test_a_control_runs_its_own_rounds(repro):
     table = read_json(out / "table.json")
     assert table["test"]["random-ranker-round2"]["per_seed"][0]["pairs"] == info["pairs"]
     assert set(table["targets"]["controls_within_20pct"]) == {
-        "random-pairs",
+        "random-images",
         "self-preference",
         "random-ranker",
         "random-swap-dpo",
