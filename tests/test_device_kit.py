@@ -40,6 +40,16 @@ def norm(name: str) -> str:
     return re.sub(r"[-_.]+", "_", name).lower()
 
 
+def test_make_installs_the_kits_versions():
+    """constraints.txt pins every wheel of the kit, so a fresh `make test` installs what the kit brings (a
+    new typer on PyPI once made the fresh venv and the kit differ, and CI failed on a clean clone)."""
+    constraints = dict(
+        re.findall(r"^([A-Za-z0-9_.-]+)==(\S+)", (REPO / "constraints.txt").read_text(), re.M)
+    )
+    pinned = {norm(k): v for k, v in constraints.items()}
+    assert {norm(k): v for k, v in kit_pins().items()}.items() <= pinned.items()
+
+
 def test_the_kit_brings_what_gpu_py_needs_at_this_venvs_versions():
     pins = kit_pins()
     assert {norm(n) for n in IMAGE_LACKS - {"webdataset", "deepspeed"}} <= {norm(n) for n in pins}
