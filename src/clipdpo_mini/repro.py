@@ -6,14 +6,17 @@ Per SFT seed: train the biased captioner, then
     train (each arm) ; eval-amber --task generative on the held-out val and test splits   -> metrics
 
 Arms: the candidate CLIP-DPO recipes (DPO + an SFT term on the chosen, and the paper's plain DPO, beta 0.1),
-and controls trained with the recipe selected on the validation split (CONTROLS; docs/reproducing.md says
-why each is fair): random pairs (the base's two samples of an image under a random prompt, coin order),
-self-preference (the base model's greedy caption preferred to a coin-picked caption of the pair), a
-random-weights ranker (the default three), random preference (every pair in both orders) and two older
-designs kept for comparison. With `sources` (off by default), POVID's pair sources are trained as arms with
-the selected recipe (SOURCES: injected hallucinations in the true captions, noised-image captions, both, and
-both with the ranked pairs). With rounds >= 2, examples/iterate.sh continues from the selected model
-(round 1) for further rounds. The table reports the test split. Layout of OUT (see docs/reproducing.md):
+and controls trained with the recipe selected on the validation split (CONTROLS; docs/reproducing.md says why
+each is fair): random images (the base's two samples of an image drawn from the pool, under a random prompt,
+coin order), the DPO-only random-swap-dpo (swapped pairs, the plain-DPO candidate's recipe), self-preference
+(the base model's greedy caption preferred to a coin-picked caption of the pair), a random-weights ranker (the
+default four), random pairs (random images on the ranker's images), random preference (every pair in both
+orders) and an older design kept for comparison. With `sources` (off by default), POVID's pair sources are
+trained as arms with the selected recipe (SOURCES: injected hallucinations in the true captions, noised-image
+captions, both, and both with the ranked pairs). With rounds >= 2, examples/iterate.sh continues from the
+selected model (round 1) for further rounds, and from a control's model with `round_controls`. The table
+reports the test split, with a paired-bootstrap interval of each CHAIR change. A rerun reuses finished steps
+and sets aside (NAME.was-N) what other settings made. Layout of OUT (see docs/reproducing.md):
 
     world/{ranker,sft,pool}/   scenes (+ scenes.jsonl);  world/heldout/  AMBER folder: val ids, then test
     models/{ranker,ranker-random,sft-seedS}/
@@ -22,8 +25,9 @@ both with the ranked pairs). With rounds >= 2, examples/iterate.sh continues fro
     seedS/greedy.jsonl (the base's greedy captions of the pool, for self-preference)
     seedS/controls/ARM-pairs.jsonl  (each control's training pairs)
     seedS/noised-captions.jsonl, seedS/sources/ (trusted, perturbed, each source's pairs, agreement.json)
-    seedS/ARM/{model/,train-summary.json}
-    seedS/rounds/roundR/ (examples/iterate.sh, R >= 2) and seedS/roundR/ (its evaluation)
+    seedS/ARM/{model/,train-summary.json,recipe.json}
+    seedS/rounds/roundR/ (examples/iterate.sh, R >= 2; rounds/start.json) and seedS/roundR/ (its evaluation);
+    seedS/CONTROL/rounds/roundR/ and seedS/CONTROL/roundR/ (round_controls)
     seedS/base/ and seedS/ARM/eval/: responses.jsonl, responses-{val,test}.jsonl, amber-{val,test}.json
     seedS/selection.json   table.json  table.png  table.txt
 """
