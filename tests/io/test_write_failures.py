@@ -11,6 +11,7 @@ import sys
 
 import pytest
 
+from clipdpo_cli.io.errors import InputError
 from tests.conftest import cli_env, run_text_cli
 
 RECORD = {"kind": "caption", "image": "i.png", "text": "a red ball on a table " * 3, "clip_score": 30.0}
@@ -90,3 +91,36 @@ def test_file_size_limit_leaves_whole_lines(stage, scored_gz, tmp_path):
     assert proc.returncode == 1 and "cannot write the output: File too large" in one_line(proc.stderr)
     text = out.read_text()
     assert text and text.endswith("\n") and all(json.loads(line) for line in text.splitlines())
+
+
+def test_a_run_that_fails_before_its_first_record_leaves_an_existing_output_as_it_was(tmp_path):
+    """`-o` onto last run's file, and this run stops before it writes anything (here an unreadable input;
+    `respond --yes-no prob` on a server without logprobs did the same): the old file is kept, not emptied."""
+    fake = tmp_path / "fake.jsonl.gz"
+    fake.write_bytes(b"not gzip at all\n")
+    out = tmp_path / "kept.jsonl"
+    out.write_text('{"id": "old"}\n')
+    proc = subprocess.run([sys.executable, "-m", "clipdpo_cli", "filter", str(fake), "-o", str(out)],
+                          stderr=subprocess.PIPE, text=True, env=cli_env())  # fmt: skip
+    assert proc.returncode != 0 and "fake.jsonl.gz" in one_line(proc.stderr)
+    assert out.read_text() == '{"id": "old"}\n'
+
+
+def test_the_writer_opens_a_file_at_its_first_record(tmp_path):
+    from clipdpo_cli.io.jsonl_out import JsonlWriter
+
+    out = tmp_path / "out.jsonl"
+    out.write_text('{"id": "old"}\n')
+    with pytest.raises(RuntimeError), JsonlWriter(str(out)):
+        raise RuntimeError("stopped before any record")
+    assert out.read_text() == '{"id": "old"}\n'
+    with JsonlWriter(str(out)):  # no records, no error: an empty output, as before
+        pass
+    assert out.read_text() == ""
+    out.write_text('{"id": "old"}\n')
+    with pytest.raises(RuntimeError), JsonlWriter(str(out)) as writer:
+        writer.write({"id": "new"})
+        raise RuntimeError("stopped after one record")
+    assert out.read_text() == '{"id":"new"}\n'  # a started run's output is its own (what --resume reads)
+    with pytest.raises(InputError, match="cannot write .*/missing/x.jsonl: No such file or directory"):
+        JsonlWriter(str(tmp_path / "missing" / "x.jsonl"))

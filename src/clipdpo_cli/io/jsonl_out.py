@@ -18,50 +18,79 @@ _DUMP_OPTS = orjson.OPT_APPEND_NEWLINE | orjson.OPT_SERIALIZE_NUMPY
 
 
 class JsonlWriter:
-    """Writes one JSON object per line to stdout or a file; only whole lines ever reach a file."""
+    """Writes one JSON object per line to stdout or a file; only whole lines ever reach a file.
+
+    A file is opened (and so replaced) at the first record, not before: a run that stops before it writes
+    anything (a refused request, a bad first input) leaves an existing -o as it was. A run that ends without
+    error and without records still leaves an empty file."""
 
     def __init__(self, path: str | None = None, append: bool = False) -> None:
         self.path = None if path in (None, "-") else path
         self.count = 0
+        self._fh: IO[bytes] | None = None
+        self._mode = "ab" if append else "wb"
         if self.path is None:
             if sys.stdout is None:  # started with stdout closed (`>&-`)
                 raise InputError("stdout is closed: write the output to a file with -o FILE")
-            self._fh: IO[bytes] = sys.stdout.buffer
-        else:
-            mode = "ab" if append else "wb"
+            self._fh = sys.stdout.buffer
+        elif os.path.exists(self.path) and not os.path.isfile(self.path):
+            self._out  # noqa: B018 - a pipe, FIFO or terminal (-o >(...)): opened now, nothing to keep
+        else:  # a regular file: checked now (fail before any work), opened at the first record
+            parent = os.path.dirname(self.path) or "."
+            target = self.path if os.path.exists(self.path) else parent
+            if not os.path.isdir(parent):
+                raise InputError(f"cannot write {self.path}: No such file or directory")
+            if not os.access(target, os.W_OK):
+                raise InputError(f"cannot write {self.path}: Permission denied")
+
+    @property
+    def _out(self) -> IO[bytes]:
+        if self._fh is None:
+            assert self.path is not None
+            opener = gzip.open if self.path.endswith(".gz") else open
             try:
-                if self.path.endswith(".gz"):
-                    self._fh = gzip.open(self.path, mode)
-                else:
-                    self._fh = open(self.path, mode)
+                self._fh = opener(self.path, self._mode)  # type: ignore[operator]
             except OSError as exc:
                 raise InputError(f"cannot write {self.path}: {exc.strerror or exc}") from None
+        return self._fh
 
     def write(self, record: dict[str, Any]) -> None:
-        self._fh.write(orjson.dumps(record, option=_DUMP_OPTS))
+        self._out.write(orjson.dumps(record, option=_DUMP_OPTS))
         self.count += 1
 
     def write_lines(self, lines: list[bytes]) -> None:
         """Write lines that are already JSON objects (without their newlines)."""
         if lines:
-            self._fh.write(b"\n".join([*lines, b""]))
+            self._out.write(b"\n".join([*lines, b""]))
             self.count += len(lines)
 
     def write_all(self, records: Iterable[dict[str, Any]]) -> None:
         """Write every record (a tighter loop than calling write() per record)."""
-        write, dumps, n = self._fh.write, orjson.dumps, 0
+        dumps, n = orjson.dumps, 0
+        write = None
         try:
             for record in records:
-                write(dumps(record, option=_DUMP_OPTS))
+                line = dumps(record, option=_DUMP_OPTS)
+                if write is None:  # the file is opened at the first record
+                    write = self._out.write
+                write(line)
                 n += 1
         finally:
             self.count += n
 
     def flush(self) -> None:
-        self._fh.flush()
+        if self._fh is not None:
+            self._fh.flush()
 
-    def close(self) -> None:
-        """Flush and close; a plain output file is cut back to its last complete line if need be."""
+    def close(self, failed: bool = False) -> None:
+        """Flush and close; a plain output file is cut back to its last complete line if need be. A file
+        never opened is created empty (replacing an old one) unless the run `failed`: then it is left as
+        it was."""
+        if self._fh is None:
+            if not failed and self.path is not None:
+                self._out  # noqa: B018 - a run without records writes an empty file
+            if self._fh is None:
+                return
         try:
             self._fh.flush()
         finally:
@@ -75,8 +104,8 @@ class JsonlWriter:
     def __enter__(self) -> JsonlWriter:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        self.close(failed=exc_type is not None)
 
 
 def truncate_partial_line(path: str) -> None:

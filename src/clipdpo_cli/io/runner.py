@@ -196,8 +196,10 @@ def _running(name: str, io: IOSettings, one_to_one: bool) -> Iterator[_Run]:
     )
     run = _Run(ctx, writer, shard)
     implicit_shard(name, shard, ctx)
+    finished = False
     try:
         yield run
+        finished = True
     except KeyboardInterrupt:
         raise Interrupted(f"interrupted after {writer.count:,} records written") from None
     except BrokenPipeError:
@@ -208,7 +210,7 @@ def _running(name: str, io: IOSettings, one_to_one: bool) -> Iterator[_Run]:
         stats = ctx.stats
         stats.n_out = writer.count
         stats.n_in = run.counter[0] - stats.other_shards - (stats.resumed if one_to_one else 0)
-        _close_quietly(writer, rejects)
+        _close_quietly(writer, rejects, failed=not finished)
     stats = ctx.stats
     if shard.origin:
         stats.notes.append(f"{shard.describe()}: {stats.other_shards:,} records left to the other shards")
@@ -305,12 +307,13 @@ def _selected_lines(
     return list(compress(records, keep)), list(compress(lines, keep))
 
 
-def _close_quietly(*writers: JsonlWriter | None) -> None:
-    """Close outputs on whole lines; a reader that already went away is not an error."""
+def _close_quietly(*writers: JsonlWriter | None, failed: bool = False) -> None:
+    """Close outputs on whole lines (a failed run leaves an output it never wrote to as it was); a reader
+    that already went away is not an error."""
     for writer in writers:
         if writer is None:
             continue
         try:
-            writer.close()
+            writer.close(failed=failed)
         except BrokenPipeError:
             pass
