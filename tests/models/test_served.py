@@ -301,6 +301,7 @@ def test_yes_no_probabilities_from_top_logprobs(queries, tmp_path):
 
 
 def test_yes_no_without_logprobs_is_one_line_pointing_to_generate(queries, tmp_path):
+    (tmp_path / "r.jsonl").write_text('{"id": "last run"}\n')
     with FakeServer(top_logprobs=None) as server:
         refused = run_in_process(
             "respond",
@@ -330,6 +331,7 @@ def test_yes_no_without_logprobs_is_one_line_pointing_to_generate(queries, tmp_p
         )
     assert refused.returncode == 2 and refused.stderr.count("\n") == 1
     assert "returned no logprobs" in refused.stderr and "--yes-no generate" in refused.stderr
+    assert (tmp_path / "r.jsonl").read_text() == '{"id": "last run"}\n'  # refused before a record: kept
     assert generated.returncode == 0, generated.stderr
     assert [r["mode"] for r in read(tmp_path / "g.jsonl")] == ["yes_no_generate", "describe"]
 
