@@ -176,3 +176,13 @@ def test_config_file_is_checked_like_typed_options(tmp_path):
     path.write_text("top_p: 2\n")
     result = run_in_process("respond", "-", "-m", "x", "--config", str(path))
     assert result.returncode == 2 and "top_p" in result.stderr and len(result.stderr.splitlines()) == 1
+
+
+@pytest.mark.parametrize("command", [*GENERATING, "eval-amber"])
+def test_a_server_url_with_the_in_process_engine_is_one_line(command, tmp_path):
+    """--base-url without --engine openai was silently ignored (the model ran in-process); now refused in
+    one line before any model loads, naming the fix."""
+    args = ("--amber-root", str(tmp_path)) if command == "eval-amber" else ("-",)
+    result = run_in_process(command, *args, "-m", "x", "--base-url", "http://127.0.0.1:9/v1")
+    assert result.returncode == 2 and len(result.stderr.splitlines()) == 1, result.stderr
+    assert "--base-url http://127.0.0.1:9/v1 is for --engine openai" in result.stderr

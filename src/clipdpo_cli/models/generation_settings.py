@@ -102,6 +102,13 @@ class GenerationSettings:
         from clipdpo_cli.models.sampling import check_sampling
 
         check_sampling(self.temperature, self.top_p, self.max_new_tokens)  # before any model loads
+        if self.base_url and self.engine == "hf":  # a server named, but the model would run in-process
+            from clipdpo_cli.io.errors import UsageError
+
+            raise UsageError(
+                f"--base-url {self.base_url} is for --engine openai (a server); with --engine hf the model "
+                "runs in-process: add --engine openai, or drop --base-url"
+            )
 
     @classmethod
     def of(cls, values: Mapping[str, Any]) -> "GenerationSettings":
