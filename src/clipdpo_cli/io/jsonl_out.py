@@ -34,7 +34,7 @@ class JsonlWriter:
                 raise InputError("stdout is closed: write the output to a file with -o FILE")
             self._fh = sys.stdout.buffer
         elif os.path.exists(self.path) and not os.path.isfile(self.path):
-            self._out  # noqa: B018 - a pipe, FIFO or terminal (-o >(...)): opened now, nothing to keep
+            self._open()  # a pipe, FIFO or terminal (-o >(...)): opened now, there is nothing to keep
         else:  # a regular file: checked now (fail before any work), opened at the first record
             parent = os.path.dirname(self.path) or "."
             target = self.path if os.path.exists(self.path) else parent
@@ -43,8 +43,8 @@ class JsonlWriter:
             if not os.access(target, os.W_OK):
                 raise InputError(f"cannot write {self.path}: Permission denied")
 
-    @property
-    def _out(self) -> IO[bytes]:
+    def _open(self) -> IO[bytes]:
+        """The output, opened at the first call (a file is replaced then, not before)."""
         if self._fh is None:
             assert self.path is not None
             opener = gzip.open if self.path.endswith(".gz") else open
@@ -55,25 +55,27 @@ class JsonlWriter:
         return self._fh
 
     def write(self, record: dict[str, Any]) -> None:
-        self._out.write(orjson.dumps(record, option=_DUMP_OPTS))
+        self._open().write(orjson.dumps(record, option=_DUMP_OPTS))
         self.count += 1
 
     def write_lines(self, lines: list[bytes]) -> None:
         """Write lines that are already JSON objects (without their newlines)."""
         if lines:
-            self._out.write(b"\n".join([*lines, b""]))
+            self._open().write(b"\n".join([*lines, b""]))
             self.count += len(lines)
 
     def write_all(self, records: Iterable[dict[str, Any]]) -> None:
         """Write every record (a tighter loop than calling write() per record)."""
-        dumps, n = orjson.dumps, 0
-        write = None
+        records = iter(records)
+        first = next(records, None)
+        if first is None:
+            return
+        write, dumps = self._open().write, orjson.dumps
+        write(dumps(first, option=_DUMP_OPTS))
+        n = 1
         try:
             for record in records:
-                line = dumps(record, option=_DUMP_OPTS)
-                if write is None:  # the file is opened at the first record
-                    write = self._out.write
-                write(line)
+                write(dumps(record, option=_DUMP_OPTS))
                 n += 1
         finally:
             self.count += n
@@ -87,10 +89,9 @@ class JsonlWriter:
         never opened is created empty (replacing an old one) unless the run `failed`: then it is left as
         it was."""
         if self._fh is None:
-            if not failed and self.path is not None:
-                self._out  # noqa: B018 - a run without records writes an empty file
-            if self._fh is None:
+            if failed or self.path is None:
                 return
+            self._open()  # a run without records writes an empty file
         try:
             self._fh.flush()
         finally:
